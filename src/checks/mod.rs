@@ -1,0 +1,222 @@
+//! The five failure-mode checks. Each is a pure function `fn check(&TargetEvidence, &Settings) ->
+//! Vec<Finding>`: no I/O, no clock. A new failure mode is one file here plus its line in `ALL`.
+
+pub mod buffer_limit;
+pub mod cold_start;
+pub mod connection_pool;
+pub mod sidecar_overhead;
+pub mod stream_timeout;
+
+use crate::evidence::{ObjectRef, TargetEvidence};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// The failure modes, with the ids and numbers that JSON consumers and exit codes rely on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckId {
+    SidecarOverhead,
+    StreamTimeout,
+    ConnectionPool,
+    BufferLimit,
+    ColdStart,
+}
+
+impl CheckId {
+    pub const ALL: [CheckId; 5] = [
+        CheckId::SidecarOverhead,
+        CheckId::StreamTimeout,
+        CheckId::ConnectionPool,
+        CheckId::BufferLimit,
+        CheckId::ColdStart,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckId::SidecarOverhead => "sidecar-overhead",
+            CheckId::StreamTimeout => "stream-timeout",
+            CheckId::ConnectionPool => "connection-pool",
+            CheckId::BufferLimit => "buffer-limit",
+            CheckId::ColdStart => "cold-start",
+        }
+    }
+
+    pub fn number(self) -> u8 {
+        match self {
+            CheckId::SidecarOverhead => 1,
+            CheckId::StreamTimeout => 2,
+            CheckId::ConnectionPool => 3,
+            CheckId::BufferLimit => 4,
+            CheckId::ColdStart => 5,
+        }
+    }
+
+    /// The failure mode's name, as a root cause is titled.
+    pub fn title(self) -> &'static str {
+        match self {
+            CheckId::SidecarOverhead => "Sidecar overhead on GPU pods",
+            CheckId::StreamTimeout => "Streaming cut early by a timeout",
+            CheckId::ConnectionPool => "Connection-pool limits reject work",
+            CheckId::BufferLimit => "Buffer limits on large bodies",
+            CheckId::ColdStart => "Cold pod: mTLS handshake and model warm-up paid by users",
+        }
+    }
+}
+
+impl fmt::Display for CheckId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of fact a finding rests on; the verdict ranks runtime proof above the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Basis {
+    /// Configuration as written (manifests, API objects): a limit that could bite.
+    Static,
+    /// Configuration as the proxy runs it (Envoy config_dump), or a limit traffic will exceed.
+    Effective,
+    /// Something that happened: a probe that broke, a counter or response flag that moved.
+    Runtime,
+}
+
+/// One fact behind a finding: which object, which field, what value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceLine {
+    pub object: ObjectRef,
+    /// Field path inside the object, `spec/http[0]/timeout`, or a stat name for Envoy counters.
+    pub path: String,
+    pub value: String,
+    /// Optional words on what the value means here (`shorter than the 300s expected generation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl EvidenceLine {
+    pub fn new(object: ObjectRef, path: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            object,
+            path: path.into(),
+            value: value.into(),
+            note: None,
+        }
+    }
+
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+}
+
+/// The fix: a sentence, and YAML that `kubectl apply -f -` accepts (several documents allowed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fix {
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub yaml: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    pub id: CheckId,
+    pub number: u8,
+    pub severity: Severity,
+    pub basis: Basis,
+    /// One line that names the problem in this workload's terms.
+    pub title: String,
+    pub evidence: Vec<EvidenceLine>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<Fix>,
+    /// Defaults the check fell back on, named: `istio-proxy requests assumed 100m/128Mi (injector default)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assumptions: Vec<String>,
+}
+
+impl Finding {
+    pub fn new(id: CheckId, severity: Severity, basis: Basis, title: impl Into<String>) -> Self {
+        Self {
+            id,
+            number: id.number(),
+            severity,
+            basis,
+            title: title.into(),
+            evidence: Vec::new(),
+            fix: None,
+            assumptions: Vec::new(),
+        }
+    }
+
+    pub fn evidence(mut self, line: EvidenceLine) -> Self {
+        self.evidence.push(line);
+        self
+    }
+
+    pub fn fix(mut self, summary: impl Into<String>, yaml: impl Into<String>) -> Self {
+        self.fix = Some(Fix {
+            summary: summary.into(),
+            yaml: yaml.into(),
+        });
+        self
+    }
+
+    pub fn assume(mut self, assumption: impl Into<String>) -> Self {
+        self.assumptions.push(assumption.into());
+        self
+    }
+}
+
+/// User settings that checks compare the evidence against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The longest generation the service must allow (`--expected-generation`).
+    pub expected_generation: Duration,
+}
+
+pub type CheckFn = fn(&TargetEvidence, &Settings) -> Vec<Finding>;
+
+/// Every check, in failure-mode order.
+pub const ALL: [(CheckId, CheckFn); 5] = [
+    (CheckId::SidecarOverhead, sidecar_overhead::check),
+    (CheckId::StreamTimeout, stream_timeout::check),
+    (CheckId::ConnectionPool, connection_pool::check),
+    (CheckId::BufferLimit, buffer_limit::check),
+    (CheckId::ColdStart, cold_start::check),
+];
+
+/// Runs every check on one target.
+pub fn run_all(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
+    ALL.iter()
+        .flat_map(|(_, check)| check(target, settings))
+        .collect()
+}

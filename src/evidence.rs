@@ -1,0 +1,274 @@
+//! The Evidence value: everything the sources gathered about each target, and nothing judged.
+//! Checks read only this. It round-trips through JSON (`--save-evidence` / `--from-evidence`).
+
+use crate::mesh::objects::{
+    DestinationRule, EnvoyFilter, Gateway, PeerAuthentication, Sidecar, VirtualService,
+};
+use k8s_openapi::api::core::v1::PodSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Bumped when a field changes meaning or disappears; new optional fields do not bump it.
+pub const EVIDENCE_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    pub schema_version: u32,
+    /// Where the facts came from: `manifests`, `cluster`, `envoy-admin`, … .
+    pub sources: Vec<String>,
+    /// The longest generation the service must allow (`--expected-generation`).
+    #[serde(with = "crate::duration::serde_text")]
+    pub expected_generation: std::time::Duration,
+    pub targets: Vec<TargetEvidence>,
+    /// What could not be gathered for every target (e.g. `Istio CRDs not installed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
+}
+
+/// A reference to a Kubernetes or Istio object, or to an Envoy proxy, that evidence points at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn new(kind: &str, namespace: Option<&str>, name: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+            namespace: namespace.map(str::to_string),
+            name: name.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{} {}/{}", self.kind, namespace, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// Something a source could not learn, and why: the report shows it instead of judging on less.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gap {
+    /// What is missing: `EnvoyFilter list`, `Envoy admin of pod/vllm-0`, `Istio CRDs`.
+    pub what: String,
+    /// Why, in one line: `403 Forbidden`, `connection refused`, `not installed`.
+    pub reason: String,
+}
+
+impl Gap {
+    pub fn new(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetEvidence {
+    pub workload: Workload,
+    pub mesh: MeshContext,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    Pod,
+}
+
+impl WorkloadKind {
+    /// The kubectl short form used in TARGET arguments: `deploy`, `sts`, `pod`.
+    pub fn short(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deploy",
+            WorkloadKind::StatefulSet => "sts",
+            WorkloadKind::Pod => "pod",
+        }
+    }
+}
+
+/// An inference workload: a Deployment, StatefulSet or bare Pod whose pods run vLLM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Workload {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    /// Desired replicas (1 for a Pod; a Deployment without `replicas` means 1).
+    pub replicas: u32,
+    #[serde(default)]
+    pub pod_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// The pod template's spec (or the live pod's, which carries the injected sidecar).
+    pub pod_spec: PodSpec,
+    pub vllm: VllmServer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuRequest>,
+    /// How this workload was recognised as inference: `image vllm/vllm-openai`, `selector app=llm`.
+    pub detected_by: String,
+}
+
+impl Workload {
+    pub fn object_ref(&self) -> ObjectRef {
+        let kind = match self.kind {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::Pod => "Pod",
+        };
+        ObjectRef::new(kind, Some(&self.namespace), &self.name)
+    }
+
+    /// `deploy/vllm`, as a user would type it.
+    pub fn target_name(&self) -> String {
+        format!("{}/{}", self.kind.short(), self.name)
+    }
+}
+
+/// The vLLM server settings that the checks need, read from the container's command and args.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VllmServer {
+    pub container: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// `--port`, else vLLM's default 8000.
+    pub port: u16,
+    /// `--max-num-seqs` when given; absent means the version/GPU default (DESIGN.md: assume 256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_num_seqs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_model_len: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_model_name: Option<String>,
+}
+
+/// vLLM's `--max-num-seqs` when it is not set (DESIGN.md: depends on version and GPU; assume 256).
+pub const VLLM_DEFAULT_MAX_NUM_SEQS: u32 = 256;
+
+impl VllmServer {
+    /// The concurrent sequences one replica serves, and whether that is the assumed default.
+    pub fn concurrency(&self) -> (u32, bool) {
+        match self.max_num_seqs {
+            Some(value) => (value, false),
+            None => (VLLM_DEFAULT_MAX_NUM_SEQS, true),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuRequest {
+    /// The extended resource: `nvidia.com/gpu`, `amd.com/gpu`, … .
+    pub resource: String,
+    pub count: u64,
+}
+
+/// Whether istiod's objects can exist here at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IstioPresence {
+    Installed,
+    NotInstalled,
+    /// Offline manifests: nothing tells; the objects given are taken as what the cluster has.
+    Unknown,
+}
+
+/// How the workload's pods meet the mesh (DESIGN.md "Sidecar mode of a pod").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SidecarMode {
+    /// No sidecar, no ambient: outside the mesh.
+    None,
+    /// The pod (template) will get `istio-proxy` injected as a regular container.
+    Injected,
+    /// `istio-proxy` already present as a container (a live or pre-injected pod).
+    Classic,
+    /// `istio-proxy` in `initContainers` with `restartPolicy: Always`.
+    Native,
+    /// `istio.io/dataplane-mode=ambient`: no sidecar, Envoy only in a waypoint.
+    Ambient,
+}
+
+impl SidecarMode {
+    pub fn has_sidecar(self) -> bool {
+        matches!(
+            self,
+            SidecarMode::Injected | SidecarMode::Classic | SidecarMode::Native
+        )
+    }
+}
+
+/// The Kubernetes Service that fronts the workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceInfo {
+    pub namespace: String,
+    pub name: String,
+    /// `(port, targetPort as written)` pairs.
+    pub ports: Vec<ServicePortInfo>,
+}
+
+impl ServiceInfo {
+    /// `vllm.inference.svc.cluster.local`
+    pub fn fqdn(&self) -> String {
+        format!("{}.{}.svc.cluster.local", self.name, self.namespace)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePortInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<String>,
+}
+
+/// The mesh around one workload: only objects that apply to it (resolution happened in `mesh`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshContext {
+    pub istio: IstioPresence,
+    pub sidecar_mode: SidecarMode,
+    /// Why that mode: `namespace label istio-injection=enabled`, `pod label sidecar.istio.io/inject=false`.
+    pub sidecar_reason: String,
+    #[serde(default)]
+    pub namespace_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub services: Vec<ServiceInfo>,
+    /// VirtualServices whose hosts match a Service of the workload and whose routes reach it.
+    #[serde(default)]
+    pub virtual_services: Vec<VirtualService>,
+    /// DestinationRules for the workload's hosts, most specific first (the first one is the one
+    /// Istio applies to a host; later ones are shadowed and listed for the report).
+    #[serde(default)]
+    pub destination_rules: Vec<DestinationRule>,
+    /// EnvoyFilters that reach the workload's sidecar or the gateways in front of it.
+    #[serde(default)]
+    pub envoy_filters: Vec<EnvoyFilter>,
+    /// PeerAuthentications that select the workload, mesh-wide first, then namespace, then workload.
+    #[serde(default)]
+    pub peer_authentications: Vec<PeerAuthentication>,
+    #[serde(default)]
+    pub sidecars: Vec<Sidecar>,
+    /// Gateways that the workload's VirtualServices bind to.
+    #[serde(default)]
+    pub gateways: Vec<Gateway>,
+}

@@ -1,0 +1,4 @@
+//! Istio objects we read (typed subset) and resolution: which objects apply to a workload.
+
+pub mod objects;
+pub mod resolve;
