@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: expected a number with a unit, like 300s, 5m, 1h30m or 0.500s")]
+#[error(
+    "invalid duration {input:?}: expected a number with a unit, like 300s, 5m, 1h30m or 0.500s"
+)]
 pub struct DurationError {
     pub input: String,
 }
@@ -47,7 +49,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
         total += value * seconds_per_unit;
         rest = &rest[unit_len..];
     }
-    if !total.is_finite() || total < 0.0 || total > 1e12 {
+    if !total.is_finite() || !(0.0..=1e12).contains(&total) {
         return Err(error());
     }
     Ok(Duration::from_secs_f64(total))
@@ -63,9 +65,8 @@ pub fn display(duration: Duration) -> String {
     } else if millis % 1000 == 0 {
         format!("{}s", millis / 1000)
     } else {
-        format!("{:.3}s", duration.as_secs_f64())
-            .trim_end_matches('0')
-            .to_string()
+        let seconds = format!("{:.3}", duration.as_secs_f64());
+        format!("{}s", seconds.trim_end_matches('0'))
     }
 }
 

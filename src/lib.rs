@@ -6,12 +6,16 @@
 
 pub mod checks;
 pub mod cli;
+pub mod cluster;
 pub mod duration;
+pub mod envoy;
 pub mod evidence;
 pub mod gather;
 pub mod inventory;
+pub mod lab;
 pub mod manifest;
 pub mod mesh;
+pub mod probe;
 pub mod report;
 pub mod verdict;
 pub mod workloads;

@@ -1,0 +1,1 @@
+//! Manifest files (-f) to an Inventory.

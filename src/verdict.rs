@@ -1,0 +1,1 @@
+//! Ranking findings into a root cause.

@@ -1,0 +1,1 @@
+//! Finding inference workloads (vLLM) in an Inventory.

@@ -1,0 +1,1 @@
+//! Which Istio objects apply to a workload.
