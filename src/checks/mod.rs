@@ -4,8 +4,13 @@
 pub mod buffer_limit;
 pub mod cold_start;
 pub mod connection_pool;
+pub mod fixes;
+pub mod quantity;
 pub mod sidecar_overhead;
 pub mod stream_timeout;
+pub mod target;
+#[cfg(test)]
+mod test_support;
 
 use crate::evidence::{ObjectRef, TargetEvidence};
 use serde::{Deserialize, Serialize};

@@ -2,3 +2,5 @@
 
 pub mod objects;
 pub mod resolve;
+pub mod patches;
+pub mod policy;

@@ -31,6 +31,9 @@ pub struct VirtualServiceSpec {
     pub gateways: Vec<String>,
     pub export_to: Vec<String>,
     pub http: Vec<HttpRoute>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -45,6 +48,9 @@ pub struct HttpRoute {
     pub timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<HttpRetry>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -80,6 +86,9 @@ pub struct HttpRetry {
     pub per_try_timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_on: Option<String>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -92,6 +101,9 @@ pub struct DestinationRuleSpec {
     pub export_to: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload_selector: Option<WorkloadSelector>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -101,6 +113,9 @@ pub struct Subset {
     pub labels: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic_policy: Option<TrafficPolicy>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -114,6 +129,9 @@ pub struct TrafficPolicy {
     pub port_level_settings: Vec<PortTrafficPolicy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<serde_json::Value>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -125,6 +143,9 @@ pub struct PortTrafficPolicy {
     pub connection_pool: Option<ConnectionPool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetection>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -134,6 +155,9 @@ pub struct ConnectionPool {
     pub tcp: Option<TcpSettings>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpSettings>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -147,6 +171,9 @@ pub struct TcpSettings {
     pub max_connection_duration: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -164,6 +191,9 @@ pub struct HttpSettings {
     pub idle_timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub h2_upgrade_policy: Option<String>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -179,6 +209,9 @@ pub struct OutlierDetection {
     pub base_ejection_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_ejection_percent: Option<i64>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +232,9 @@ pub struct EnvoyFilterSpec {
     pub config_patches: Vec<EnvoyConfigPatch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -211,6 +247,9 @@ pub struct EnvoyConfigPatch {
     pub matcher: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patch: Option<EnvoyPatch>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -220,6 +259,9 @@ pub struct EnvoyPatch {
     pub operation: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<serde_json::Value>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -250,6 +292,9 @@ pub struct SidecarSpec {
     pub inbound_connection_pool: Option<ConnectionPool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ingress: Vec<SidecarIngress>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -259,6 +304,9 @@ pub struct SidecarIngress {
     pub port: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_pool: Option<ConnectionPool>,
+    /// Fields this subset does not model, kept so that a fix re-emits the object whole.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

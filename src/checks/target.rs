@@ -1,0 +1,154 @@
+//! Facts about a target that several checks read: its containers and where they sit in the
+//! workload's manifest, the service ports that reach vLLM, and the routes that reach it.
+
+use crate::evidence::{ServiceInfo, TargetEvidence, Workload, WorkloadKind};
+use crate::mesh::objects::{HttpRoute, VirtualService};
+use crate::mesh::policy::host_matches;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+
+/// The container name Istio injects.
+pub const PROXY_CONTAINER: &str = "istio-proxy";
+
+/// Where the pod spec sits in the workload object: `spec/template/spec` or `spec` for a Pod.
+pub fn pod_spec_path(workload: &Workload) -> &'static str {
+    match workload.kind {
+        WorkloadKind::Pod => "spec",
+        WorkloadKind::Deployment | WorkloadKind::StatefulSet => "spec/template/spec",
+    }
+}
+
+/// Where the pod metadata sits in the workload object.
+pub fn pod_metadata_path(workload: &Workload) -> &'static str {
+    match workload.kind {
+        WorkloadKind::Pod => "metadata",
+        WorkloadKind::Deployment | WorkloadKind::StatefulSet => "spec/template/metadata",
+    }
+}
+
+/// The vLLM container and its index in `containers`.
+pub fn vllm_container(workload: &Workload) -> Option<(usize, &Container)> {
+    workload
+        .pod_spec
+        .containers
+        .iter()
+        .enumerate()
+        .find(|(_, container)| container.name == workload.vllm.container)
+}
+
+/// The containers that are not Istio's proxy.
+pub fn app_containers(spec: &PodSpec) -> impl Iterator<Item = (usize, &Container)> {
+    spec.containers
+        .iter()
+        .enumerate()
+        .filter(|(_, container)| container.name != PROXY_CONTAINER)
+}
+
+/// The injected proxy when the spec already has it, with its field path relative to the pod
+/// spec (`containers[1]` or, for a native sidecar, `initContainers[0]`).
+pub fn proxy_container(spec: &PodSpec) -> Option<(String, &Container)> {
+    let regular = spec
+        .containers
+        .iter()
+        .enumerate()
+        .find(|(_, container)| container.name == PROXY_CONTAINER)
+        .map(|(index, container)| (format!("containers[{index}]"), container));
+    regular.or_else(|| {
+        spec.init_containers
+            .iter()
+            .flatten()
+            .enumerate()
+            .find(|(_, container)| container.name == PROXY_CONTAINER)
+            .map(|(index, container)| (format!("initContainers[{index}]"), container))
+    })
+}
+
+/// A service port that carries traffic to the vLLM port.
+#[derive(Debug, Clone, Copy)]
+pub struct InferencePort<'a> {
+    pub service: &'a ServiceInfo,
+    pub port: u16,
+}
+
+/// The service ports whose target is the vLLM port (by number, by the container port's name,
+/// or by default equal to the port). A service none of whose ports says so contributes all of
+/// its ports: resolution already found that it selects the workload.
+pub fn inference_ports(target: &TargetEvidence) -> Vec<InferencePort<'_>> {
+    let workload = &target.workload;
+    let vllm_port = workload.vllm.port;
+    let named_ports: Vec<&str> = vllm_container(workload)
+        .and_then(|(_, container)| container.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|port| port.container_port == i32::from(vllm_port))
+        .filter_map(|port| port.name.as_deref())
+        .collect();
+    let mut found = Vec::new();
+    for service in &target.mesh.services {
+        let matching: Vec<u16> = service
+            .ports
+            .iter()
+            .filter(|port| match port.target_port.as_deref() {
+                None => port.port == vllm_port,
+                Some(target) => match target.parse::<u16>() {
+                    Ok(number) => number == vllm_port,
+                    Err(_) => named_ports.contains(&target),
+                },
+            })
+            .map(|port| port.port)
+            .collect();
+        let ports = if matching.is_empty() {
+            service.ports.iter().map(|port| port.port).collect()
+        } else {
+            matching
+        };
+        found.extend(ports.into_iter().map(|port| InferencePort { service, port }));
+    }
+    found
+}
+
+/// The distinct service ports of [`inference_ports`].
+pub fn service_ports(target: &TargetEvidence) -> Vec<u16> {
+    let mut ports: Vec<u16> = inference_ports(target)
+        .iter()
+        .map(|found| found.port)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The namespace an Istio object's short hosts resolve in.
+pub fn object_namespace<'a>(
+    metadata: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    target: &'a TargetEvidence,
+) -> &'a str {
+    metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(&target.workload.namespace)
+}
+
+/// Whether an HTTP route of `service` sends traffic to one of the target's services. Without
+/// any service known, every route of a resolved VirtualService counts.
+pub fn route_reaches(route: &HttpRoute, virtual_service: &VirtualService, target: &TargetEvidence) -> bool {
+    let services = &target.mesh.services;
+    if services.is_empty() {
+        return true;
+    }
+    let namespace = object_namespace(&virtual_service.metadata, target);
+    route.route.iter().any(|destination| {
+        services
+            .iter()
+            .any(|service| host_matches(&destination.destination.host, namespace, service))
+    })
+}
+
+/// Whether the VirtualService applies to callers inside the mesh (no `gateways`, or `mesh`).
+pub fn binds_mesh(virtual_service: &VirtualService) -> bool {
+    virtual_service.spec.gateways.is_empty()
+        || virtual_service
+            .spec
+            .gateways
+            .iter()
+            .any(|gateway| gateway == "mesh")
+}

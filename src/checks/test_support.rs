@@ -1,0 +1,117 @@
+//! Builders for check tests: a realistic vLLM target to start from, and Istio objects from
+//! inline YAML (serde only; the manifest loader is not involved).
+
+use super::{Finding, Settings, Severity};
+use crate::evidence::{
+    GpuRequest, IstioPresence, MeshContext, ServiceInfo, ServicePortInfo, SidecarMode,
+    TargetEvidence, VllmServer, Workload, WorkloadKind,
+};
+use k8s_openapi::api::core::v1::PodSpec;
+use serde::Deserialize as _;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub fn settings() -> Settings {
+    Settings {
+        expected_generation: Duration::from_secs(300),
+    }
+}
+
+pub fn object<T: DeserializeOwned>(yaml: &str) -> T {
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+/// The vLLM container of [`target`], with `/health` readiness and no warm-up.
+pub const POD_SPEC: &str = r#"
+containers:
+- name: vllm
+  image: vllm/vllm-openai:v0.8.5
+  args: [--model, meta-llama/Llama-3.1-8B-Instruct, --served-model-name, llama-3.1-8b, --max-num-seqs, "128", --max-model-len, "32768"]
+  ports:
+  - {name: http, containerPort: 8000}
+  resources:
+    requests: {cpu: "8", memory: 64Gi, nvidia.com/gpu: "1"}
+    limits: {nvidia.com/gpu: "1"}
+  readinessProbe:
+    httpGet: {path: /health, port: 8000}
+"#;
+
+/// Deployment llm/vllm: 2 replicas of one GPU each, max-num-seqs 128, max-model-len 32768,
+/// Service vllm:8000, sidecar injected by the namespace label, no mesh objects.
+pub fn target() -> TargetEvidence {
+    let labels = BTreeMap::from([("app".to_string(), "vllm".to_string())]);
+    TargetEvidence {
+        workload: Workload {
+            kind: WorkloadKind::Deployment,
+            namespace: "llm".into(),
+            name: "vllm".into(),
+            replicas: 2,
+            pod_labels: labels,
+            pod_annotations: BTreeMap::new(),
+            pod_spec: pod_spec(POD_SPEC),
+            vllm: VllmServer {
+                container: "vllm".into(),
+                image: Some("vllm/vllm-openai:v0.8.5".into()),
+                port: 8000,
+                max_num_seqs: Some(128),
+                max_model_len: Some(32768),
+                served_model_name: Some("llama-3.1-8b".into()),
+            },
+            gpu: Some(GpuRequest {
+                resource: "nvidia.com/gpu".into(),
+                count: 1,
+            }),
+            detected_by: "image vllm/vllm-openai".into(),
+        },
+        mesh: MeshContext {
+            istio: IstioPresence::Installed,
+            sidecar_mode: SidecarMode::Injected,
+            sidecar_reason: "namespace label istio-injection=enabled".into(),
+            namespace_labels: BTreeMap::from([(
+                "istio-injection".to_string(),
+                "enabled".to_string(),
+            )]),
+            services: vec![ServiceInfo {
+                namespace: "llm".into(),
+                name: "vllm".into(),
+                ports: vec![ServicePortInfo {
+                    name: Some("http".into()),
+                    port: 8000,
+                    target_port: Some("8000".into()),
+                }],
+            }],
+            virtual_services: Vec::new(),
+            destination_rules: Vec::new(),
+            envoy_filters: Vec::new(),
+            peer_authentications: Vec::new(),
+            sidecars: Vec::new(),
+            gateways: Vec::new(),
+        },
+        gaps: Vec::new(),
+    }
+}
+
+pub fn pod_spec(yaml: &str) -> PodSpec {
+    object(yaml)
+}
+
+pub fn max_severity(findings: &[Finding]) -> Option<Severity> {
+    findings.iter().map(|finding| finding.severity).max()
+}
+
+/// Every fix's YAML parses (as one or more documents) and every finding has evidence.
+pub fn assert_well_formed(findings: &[Finding]) {
+    for finding in findings {
+        assert!(!finding.evidence.is_empty(), "no evidence: {finding:?}");
+        assert_eq!(finding.number, finding.id.number());
+        if let Some(fix) = &finding.fix {
+            assert!(!fix.summary.is_empty());
+            for document in serde_yaml::Deserializer::from_str(&fix.yaml) {
+                serde_yaml::Value::deserialize(document)
+                    .unwrap_or_else(|error| panic!("fix YAML does not parse: {error}\n{}", fix.yaml));
+            }
+        }
+    }
+}
+
