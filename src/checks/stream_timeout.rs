@@ -1,6 +1,514 @@
-use super::{Finding, Settings};
-use crate::evidence::TargetEvidence;
+//! 2 `stream-timeout`: a timeout on the inference path shorter than the longest generation the
+//! service must allow (`--expected-generation`). `0s` disables each of these limits.
+//!
+//! Severity, by what the limit does to a stream that lasts the expected generation:
+//! - **critical**: a deadline on the whole response, which cuts every generation that long for
+//!   sure: VirtualService `http[].timeout` and `retries.perTryTimeout` (unless `attempts: 0`),
+//!   EnvoyFilter route `timeout`, `retry_policy.per_try_timeout`, `max_stream_duration`.
+//! - **warning**: limits that cut only when no byte flows for that long (queueing or a long
+//!   prefill before the first token): `stream_idle_timeout`, route `idle_timeout`,
+//!   `per_try_idle_timeout`; and a downstream `max_connection_duration` (drain, then close).
+//! - **info**: limits that never cut an active stream but close connections, so the next
+//!   request pays a new TCP and mTLS handshake: DestinationRule `http.idleTimeout` (or
+//!   `tcp.idleTimeout`) and `common_http_protocol_options.idle_timeout` (only while no request
+//!   is active), DestinationRule `tcp.maxConnectionDuration` and a cluster's
+//!   `max_connection_duration` (upstream connections drain), HCM `request_timeout` (runs only
+//!   until the request is received).
 
-pub fn check(_target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
-    Vec::new()
+use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
+use super::target::{route_reaches, service_ports, upstream_clusters};
+use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
+use crate::duration::{display, parse};
+use crate::evidence::TargetEvidence;
+use crate::mesh::objects::{DestinationRule, EnvoyFilter, VirtualService};
+use crate::mesh::patches::{InferencePath, fields, on_inference_path, set_at, value_path};
+use crate::mesh::policy::{effective_policy, pool_limits};
+use serde_json::Value;
+use std::time::Duration;
+
+pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
+    let expected = settings.expected_generation;
+    let mut findings = Vec::new();
+    for virtual_service in &target.mesh.virtual_services {
+        findings.extend(virtual_service_finding(target, virtual_service, expected));
+    }
+    findings.extend(destination_rule_findings(target, expected));
+    for filter in &target.mesh.envoy_filters {
+        findings.extend(envoy_filter_finding(target, filter, expected));
+    }
+    findings
+}
+
+/// The duration when it is set (> 0) and shorter than `expected`.
+fn shorter(text: &str, expected: Duration) -> Option<Duration> {
+    parse(text)
+        .ok()
+        .filter(|duration| !duration.is_zero() && *duration < expected)
+}
+
+fn shorter_note(expected: Duration) -> String {
+    format!("shorter than the {} expected generation", display(expected))
+}
+
+fn virtual_service_finding(
+    target: &TargetEvidence,
+    virtual_service: &VirtualService,
+    expected: Duration,
+) -> Option<Finding> {
+    let object = istio_ref(IstioKind::VirtualService, virtual_service);
+    let mut fixed = virtual_service.clone();
+    let mut lines = Vec::new();
+    let mut cut_at: Option<(Duration, &str)> = None;
+    let mut note_cut = |duration: Duration, what: &'static str| {
+        if cut_at.is_none_or(|(shortest, _)| duration < shortest) {
+            cut_at = Some((duration, what));
+        }
+    };
+    for (index, route) in virtual_service.spec.http.iter().enumerate() {
+        if !route_reaches(route, virtual_service, target) {
+            continue;
+        }
+        if let Some(timeout) = &route.timeout
+            && let Some(duration) = shorter(timeout, expected)
+        {
+            lines.push(
+                EvidenceLine::new(object.clone(), format!("spec/http[{index}]/timeout"), timeout)
+                    .with_note(format!(
+                        "{}: the route deadline cuts the stream at {}",
+                        shorter_note(expected),
+                        display(duration)
+                    )),
+            );
+            note_cut(duration, "route timeout");
+            fixed.spec.http[index].timeout = Some(display(expected));
+        }
+        if let Some(retries) = &route.retries
+            && retries.attempts != Some(0)
+            && let Some(per_try) = &retries.per_try_timeout
+            && let Some(duration) = shorter(per_try, expected)
+        {
+            lines.push(
+                EvidenceLine::new(
+                    object.clone(),
+                    format!("spec/http[{index}]/retries/perTryTimeout"),
+                    per_try,
+                )
+                .with_note(format!(
+                    "{}: each attempt, streaming included, is cut at {}",
+                    shorter_note(expected),
+                    display(duration)
+                )),
+            );
+            note_cut(duration, "per-try timeout");
+            if let Some(retries) = fixed.spec.http[index].retries.as_mut() {
+                retries.per_try_timeout = None;
+            }
+        }
+    }
+    let (duration, what) = cut_at?;
+    let mut finding = Finding::new(
+        CheckId::StreamTimeout,
+        Severity::Critical,
+        Basis::Static,
+        format!(
+            "{} cuts generations at {} ({what}); up to {} expected",
+            istio_label(IstioKind::VirtualService, virtual_service),
+            display(duration),
+            display(expected)
+        ),
+    );
+    for line in lines {
+        finding = finding.evidence(line);
+    }
+    match istio_manifest(IstioKind::VirtualService, &fixed) {
+        Some(yaml) => Some(finding.fix(
+            format!(
+                "Set the route timeout to at least the expected generation ({}) and drop perTryTimeout \
+                 (each attempt then gets the route timeout); apply with `kubectl apply -f fix.yaml`.",
+                display(expected)
+            ),
+            yaml,
+        )),
+        None => Some(finding),
+    }
+}
+
+fn destination_rule_findings(target: &TargetEvidence, expected: Duration) -> Vec<Finding> {
+    let mut per_rule: Vec<(&DestinationRule, Vec<EvidenceLine>)> = Vec::new();
+    for cluster in upstream_clusters(target) {
+        let Some(rule) = cluster.rule else { continue };
+        let policy = effective_policy(rule, cluster.port, cluster.subset.as_deref());
+        let Some((pool, path)) = policy.connection_pool else {
+            continue;
+        };
+        let limits = pool_limits(pool, &path);
+        let object = istio_ref(IstioKind::DestinationRule, rule);
+        let mut lines = Vec::new();
+        if let Some(idle) = limits.idle_timeout
+            && shorter(&idle.value, expected).is_some()
+        {
+            lines.push(
+                EvidenceLine::new(object.clone(), idle.path, idle.value).with_note(format!(
+                    "{}, but it closes {} only while no request is active: streams are not cut",
+                    shorter_note(expected),
+                    cluster.name()
+                )),
+            );
+        }
+        if let Some(age) = limits.max_connection_duration
+            && shorter(&age.value, expected).is_some()
+        {
+            lines.push(
+                EvidenceLine::new(object, age.path, age.value).with_note(format!(
+                    "{}, but upstream connections of {} drain: active streams finish",
+                    shorter_note(expected),
+                    cluster.name()
+                )),
+            );
+        }
+        if lines.is_empty() {
+            continue;
+        }
+        match per_rule.iter_mut().find(|(known, _)| std::ptr::eq(*known, rule)) {
+            Some((_, known)) => {
+                for line in lines {
+                    if !known.iter().any(|existing| existing.path == line.path) {
+                        known.push(line);
+                    }
+                }
+            }
+            None => per_rule.push((rule, lines)),
+        }
+    }
+    per_rule
+        .into_iter()
+        .map(|(rule, lines)| {
+            let mut finding = Finding::new(
+                CheckId::StreamTimeout,
+                Severity::Info,
+                Basis::Static,
+                format!(
+                    "{} closes idle or aged connections before {}: no stream is cut, reconnects pay a handshake",
+                    istio_label(IstioKind::DestinationRule, rule),
+                    display(expected)
+                ),
+            );
+            for line in lines {
+                finding = finding.evidence(line);
+            }
+            finding.fix(
+                "No change is needed for streaming. Raise or remove these limits if connections churn, since \
+                 each new connection pays a TCP and mTLS handshake.",
+                "",
+            )
+        })
+        .collect()
+}
+
+/// What an Envoy field found in a patch does to a stream.
+fn classify(key: &str, parent: Option<&str>, value: &Value, apply_to: &str) -> Option<(Severity, &'static str)> {
+    let is_text = value.is_string();
+    match (key, parent) {
+        ("timeout", Some("route")) => Some((Severity::Critical, "route timeout: a deadline on the whole response")),
+        ("per_try_timeout", Some("retry_policy")) => {
+            Some((Severity::Critical, "per-try timeout: a deadline on each attempt, streaming included"))
+        }
+        ("max_stream_duration", _) if is_text => {
+            Some((Severity::Critical, "max stream duration: a deadline on the whole stream"))
+        }
+        ("stream_idle_timeout", _) => Some((
+            Severity::Warning,
+            "stream idle timeout: cuts a stream with no bytes for that long (queueing, long prefill)",
+        )),
+        ("idle_timeout", Some("route")) => Some((
+            Severity::Warning,
+            "route idle timeout: cuts a stream with no bytes for that long",
+        )),
+        ("per_try_idle_timeout", _) => Some((
+            Severity::Warning,
+            "per-try idle timeout: cuts an attempt with no bytes for that long",
+        )),
+        ("idle_timeout", Some("common_http_protocol_options")) => Some((
+            Severity::Info,
+            "connection idle timeout: applies only while no request is active",
+        )),
+        ("max_connection_duration", _) if apply_to == "CLUSTER" => Some((
+            Severity::Info,
+            "upstream max connection duration: the connection drains, active streams finish",
+        )),
+        ("max_connection_duration", _) => Some((
+            Severity::Warning,
+            "downstream max connection duration: the connection drains, then is closed with streams on it",
+        )),
+        ("request_timeout", _) => Some((
+            Severity::Info,
+            "request timeout: runs only until the request is received",
+        )),
+        _ => None,
+    }
+}
+
+fn envoy_filter_finding(target: &TargetEvidence, filter: &EnvoyFilter, expected: Duration) -> Option<Finding> {
+    let ports = service_ports(target);
+    let path = InferencePath {
+        pod_labels: &target.workload.pod_labels,
+        workload_port: target.workload.vllm.port,
+        service_ports: &ports,
+    };
+    let object = istio_ref(IstioKind::EnvoyFilter, filter);
+    let mut fixed = filter.clone();
+    let mut lines = Vec::new();
+    let mut worst: Option<(Severity, Duration, &str)> = None;
+    for (index, patch) in filter.spec.config_patches.iter().enumerate() {
+        if !on_inference_path(filter, patch, path) {
+            continue;
+        }
+        let Some(value) = patch.patch.as_ref().and_then(|patch| patch.value.as_ref()) else {
+            continue;
+        };
+        let apply_to = patch.apply_to.as_deref().unwrap_or_default();
+        for field in fields(value) {
+            let Some(text) = field.value.as_str() else { continue };
+            let Some((severity, what)) = classify(field.key, field.parent, field.value, apply_to) else {
+                continue;
+            };
+            let Some(duration) = shorter(text, expected) else { continue };
+            lines.push(
+                EvidenceLine::new(object.clone(), value_path(index, &field.path), text)
+                    .with_note(format!("{}; {what}", shorter_note(expected))),
+            );
+            if worst.is_none_or(|(known, shortest, _)| severity > known || (severity == known && duration < shortest)) {
+                worst = Some((severity, duration, field.key));
+            }
+            if severity > Severity::Info
+                && let Some(value) = fixed.spec.config_patches[index]
+                    .patch
+                    .as_mut()
+                    .and_then(|patch| patch.value.as_mut())
+            {
+                set_at(value, &field.path, Value::from(display(expected)));
+            }
+        }
+    }
+    let (severity, duration, key) = worst?;
+    let mut finding = Finding::new(
+        CheckId::StreamTimeout,
+        severity,
+        Basis::Static,
+        format!(
+            "{} sets {key} {} on the inference path; up to {} expected",
+            istio_label(IstioKind::EnvoyFilter, filter),
+            display(duration),
+            display(expected)
+        ),
+    );
+    for line in lines {
+        finding = finding.evidence(line);
+    }
+    if severity == Severity::Info {
+        return Some(finding.fix(
+            "No change is needed for streaming; these limits close connections, not streams.",
+            "",
+        ));
+    }
+    let name = filter.metadata.name.as_deref().unwrap_or("<unnamed>");
+    let namespace = filter.metadata.namespace.as_deref().unwrap_or(&target.workload.namespace);
+    match istio_manifest(IstioKind::EnvoyFilter, &fixed) {
+        Some(yaml) => Some(finding.fix(
+            format!(
+                "Raise the limits to the expected generation ({}) as below and `kubectl apply -f fix.yaml`, \
+                 or delete the filter if nothing else needs it (`kubectl delete envoyfilter {name} -n {namespace}`).",
+                display(expected)
+            ),
+            yaml,
+        )),
+        None => Some(finding),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::test_support::{assert_well_formed, object, settings, target};
+
+    fn with_virtual_service(yaml: &str) -> TargetEvidence {
+        let mut target = target();
+        target.mesh.virtual_services.push(object(yaml));
+        target
+    }
+
+    const SHORT_TIMEOUT: &str = r#"
+apiVersion: networking.istio.io/v1
+metadata: {name: vllm, namespace: llm}
+spec:
+  hosts: [vllm.llm.svc.cluster.local]
+  http:
+  - name: other-service
+    route: [{destination: {host: web}}]
+    timeout: 5s
+  - name: inference
+    match: [{uri: {prefix: /v1/}}]
+    rewrite: {authority: vllm.llm.svc.cluster.local}
+    route: [{destination: {host: vllm, port: {number: 8000}}}]
+    timeout: 15s
+    retries: {attempts: 2, perTryTimeout: 10s, retryOn: connect-failure}
+"#;
+
+    #[test]
+    fn a_short_route_timeout_is_critical_and_the_fix_is_the_whole_virtual_service() {
+        let findings = check(&with_virtual_service(SHORT_TIMEOUT), &settings());
+        assert_well_formed(&findings);
+        assert_eq!(findings.len(), 1);
+        let finding = &findings[0];
+        assert_eq!(finding.severity, Severity::Critical);
+        assert!(finding.title.contains("at 10s (per-try timeout)"), "{}", finding.title);
+        let paths: Vec<&str> = finding.evidence.iter().map(|line| line.path.as_str()).collect();
+        assert_eq!(paths, ["spec/http[1]/timeout", "spec/http[1]/retries/perTryTimeout"]);
+        assert_eq!(finding.evidence[0].value, "15s");
+        assert!(finding.evidence[0].note.as_deref().unwrap().contains("300s expected generation"));
+
+        let fixed: VirtualService = serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
+        assert_eq!(fixed.spec.http[1].timeout.as_deref(), Some("300s"));
+        assert_eq!(fixed.spec.http[1].retries.as_ref().unwrap().per_try_timeout, None);
+        assert_eq!(fixed.spec.http[0].timeout.as_deref(), Some("5s"), "other routes untouched");
+        assert!(fixed.spec.http[1].other.contains_key("rewrite"), "unmodelled fields kept");
+        // The fixed object passes the check.
+        let mut healed = target();
+        healed.mesh.virtual_services.push(fixed);
+        assert!(check(&healed, &settings()).is_empty());
+    }
+
+    #[test]
+    fn zero_long_enough_and_disabled_retries_do_not_fire() {
+        let quiet = r#"
+metadata: {name: vllm, namespace: llm}
+spec:
+  hosts: [vllm]
+  http:
+  - route: [{destination: {host: vllm}}]
+    timeout: 0s
+    retries: {attempts: 0, perTryTimeout: 1s}
+  - route: [{destination: {host: vllm.llm.svc.cluster.local}}]
+    timeout: 10m
+"#;
+        assert!(check(&with_virtual_service(quiet), &settings()).is_empty());
+        let longer = Settings {
+            expected_generation: Duration::from_secs(900),
+        };
+        assert_eq!(check(&with_virtual_service(quiet), &longer).len(), 1);
+    }
+
+    #[test]
+    fn destination_rule_idle_timeouts_are_info_only() {
+        let mut target = target();
+        target.mesh.destination_rules.push(object(
+            r#"
+metadata: {name: vllm, namespace: llm}
+spec:
+  host: vllm
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnectionDuration: 60s}
+      http: {idleTimeout: 30s}
+    portLevelSettings:
+    - port: {number: 9000}
+      connectionPool: {http: {idleTimeout: 1s}}
+"#,
+        ));
+        let findings = check(&target, &settings());
+        assert_well_formed(&findings);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].severity, Severity::Info);
+        let paths: Vec<&str> = findings[0].evidence.iter().map(|line| line.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec/trafficPolicy/connectionPool/http/idleTimeout",
+                "spec/trafficPolicy/connectionPool/tcp/maxConnectionDuration"
+            ],
+            "port 9000 is not an inference port"
+        );
+    }
+
+    const FILTER: &str = r#"
+apiVersion: networking.istio.io/v1alpha3
+metadata: {name: timeouts, namespace: llm}
+spec:
+  workloadSelector: {labels: {app: vllm}}
+  configPatches:
+  - applyTo: NETWORK_FILTER
+    match:
+      context: SIDECAR_INBOUND
+      listener:
+        portNumber: 8000
+        filterChain: {filter: {name: envoy.filters.network.http_connection_manager}}
+    patch:
+      operation: MERGE
+      value:
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stream_idle_timeout: 30s
+          request_timeout: 10s
+          common_http_protocol_options: {idle_timeout: 60s}
+  - applyTo: HTTP_ROUTE
+    match: {context: SIDECAR_INBOUND}
+    patch:
+      operation: MERGE
+      value:
+        route: {timeout: 120s, max_stream_duration: {max_stream_duration: 0s}}
+  - applyTo: NETWORK_FILTER
+    match: {context: SIDECAR_OUTBOUND}
+    patch:
+      operation: MERGE
+      value: {typed_config: {stream_idle_timeout: 1s}}
+"#;
+
+    #[test]
+    fn envoy_filter_patches_are_classified_by_what_they_cut() {
+        let mut target = target();
+        target.mesh.envoy_filters.push(object(FILTER));
+        let findings = check(&target, &settings());
+        assert_well_formed(&findings);
+        assert_eq!(findings.len(), 1);
+        let finding = &findings[0];
+        assert_eq!(finding.severity, Severity::Critical);
+        assert!(finding.title.contains("sets timeout 120s"), "{}", finding.title);
+        let paths: Vec<&str> = finding.evidence.iter().map(|line| line.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "spec/configPatches[0]/patch/value/typed_config/common_http_protocol_options/idle_timeout",
+                "spec/configPatches[0]/patch/value/typed_config/request_timeout",
+                "spec/configPatches[0]/patch/value/typed_config/stream_idle_timeout",
+                "spec/configPatches[1]/patch/value/route/timeout",
+            ],
+            "0s is disabled; the workload's own outbound patch is off the path"
+        );
+        let fixed: EnvoyFilter = serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
+        let first = fixed.spec.config_patches[0].patch.as_ref().unwrap().value.as_ref().unwrap();
+        assert_eq!(first["typed_config"]["stream_idle_timeout"], "300s");
+        assert_eq!(first["typed_config"]["request_timeout"], "10s", "info-level limits are left alone");
+        let second = fixed.spec.config_patches[1].patch.as_ref().unwrap().value.as_ref().unwrap();
+        assert_eq!(second["route"]["timeout"], "300s");
+    }
+
+    #[test]
+    fn an_envoy_filter_with_only_connection_limits_is_info() {
+        let mut target = target();
+        target.mesh.envoy_filters.push(object(
+            r#"
+metadata: {name: upstream, namespace: llm}
+spec:
+  configPatches:
+  - applyTo: CLUSTER
+    match: {context: SIDECAR_OUTBOUND}
+    patch: {operation: MERGE, value: {typed_extension_protocol_options: {x: {common_http_protocol_options: {max_connection_duration: 60s}}}}}
+"#,
+        ));
+        let findings = check(&target, &settings());
+        assert_well_formed(&findings);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].severity, Severity::Info);
+        assert!(findings[0].fix.as_ref().unwrap().yaml.is_empty());
+    }
 }

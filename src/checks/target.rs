@@ -2,9 +2,10 @@
 //! workload's manifest, the service ports that reach vLLM, and the routes that reach it.
 
 use crate::evidence::{ServiceInfo, TargetEvidence, Workload, WorkloadKind};
-use crate::mesh::objects::{HttpRoute, VirtualService};
-use crate::mesh::policy::host_matches;
+use crate::mesh::objects::{DestinationRule, HttpRoute, VirtualService};
+use crate::mesh::policy::{destination_rule_for, host_matches};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
+use std::collections::BTreeSet;
 
 /// The container name Istio injects.
 pub const PROXY_CONTAINER: &str = "istio-proxy";
@@ -151,4 +152,92 @@ pub fn binds_mesh(virtual_service: &VirtualService) -> bool {
             .gateways
             .iter()
             .any(|gateway| gateway == "mesh")
+}
+
+/// An Envoy cluster that carries requests to the workload: `outbound|PORT|SUBSET|HOST`.
+#[derive(Debug, Clone)]
+pub struct UpstreamCluster<'a> {
+    pub service: &'a ServiceInfo,
+    pub port: u16,
+    pub subset: Option<String>,
+    /// The DestinationRule Istio applies to the service, if any.
+    pub rule: Option<&'a DestinationRule>,
+}
+
+impl UpstreamCluster<'_> {
+    pub fn name(&self) -> String {
+        format!(
+            "outbound|{}|{}|{}",
+            self.port,
+            self.subset.as_deref().unwrap_or_default(),
+            self.service.fqdn()
+        )
+    }
+}
+
+/// The clusters callers use to reach the workload: per inference port, the plain cluster
+/// (unless every mesh route to the service picks a subset) and each subset that routes use and
+/// whose labels select the workload's pods.
+pub fn upstream_clusters(target: &TargetEvidence) -> Vec<UpstreamCluster<'_>> {
+    let mut clusters = Vec::new();
+    for InferencePort { service, port } in inference_ports(target) {
+        let rule = destination_rule_for(&target.mesh.destination_rules, service);
+        let mut subsets = BTreeSet::new();
+        let mut plain_route = false;
+        let mut mesh_routes = false;
+        for virtual_service in &target.mesh.virtual_services {
+            let namespace = object_namespace(&virtual_service.metadata, target);
+            let mut reaches = false;
+            for destination in virtual_service
+                .spec
+                .http
+                .iter()
+                .flat_map(|route| route.route.iter())
+                .map(|weighted| &weighted.destination)
+            {
+                let port_matches = destination
+                    .port
+                    .as_ref()
+                    .and_then(|selector| selector.number)
+                    .is_none_or(|number| number == u32::from(port));
+                if port_matches && host_matches(&destination.host, namespace, service) {
+                    reaches = true;
+                    match &destination.subset {
+                        Some(subset) => {
+                            subsets.insert(subset.clone());
+                        }
+                        None => plain_route = true,
+                    }
+                }
+            }
+            mesh_routes |= reaches && binds_mesh(virtual_service);
+        }
+        if plain_route || !mesh_routes {
+            clusters.push(UpstreamCluster {
+                service,
+                port,
+                subset: None,
+                rule,
+            });
+        }
+        let Some(rule) = rule else { continue };
+        for subset in subsets {
+            let selects_pods = rule.spec.subsets.iter().any(|defined| {
+                defined.name == subset
+                    && defined
+                        .labels
+                        .iter()
+                        .all(|(key, value)| target.workload.pod_labels.get(key) == Some(value))
+            });
+            if selects_pods {
+                clusters.push(UpstreamCluster {
+                    service,
+                    port,
+                    subset: Some(subset),
+                    rule: Some(rule),
+                });
+            }
+        }
+    }
+    clusters
 }
