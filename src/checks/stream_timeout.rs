@@ -68,8 +68,10 @@ fn virtual_service_finding(
         if !route_reaches(route, virtual_service, target) {
             continue;
         }
-        if let Some(timeout) = &route.timeout
-            && let Some(duration) = shorter(timeout, expected)
+        if let Some((timeout, duration)) = route
+            .timeout
+            .as_ref()
+            .and_then(|timeout| Some((timeout, shorter(timeout, expected)?)))
         {
             lines.push(
                 EvidenceLine::new(object.clone(), format!("spec/http[{index}]/timeout"), timeout)
@@ -82,11 +84,13 @@ fn virtual_service_finding(
             note_cut(duration, "route timeout");
             fixed.spec.http[index].timeout = Some(display(expected));
         }
-        if let Some(retries) = &route.retries
-            && retries.attempts != Some(0)
-            && let Some(per_try) = &retries.per_try_timeout
-            && let Some(duration) = shorter(per_try, expected)
-        {
+        let per_try = route
+            .retries
+            .as_ref()
+            .filter(|retries| retries.attempts != Some(0))
+            .and_then(|retries| retries.per_try_timeout.as_ref())
+            .and_then(|per_try| Some((per_try, shorter(per_try, expected)?)));
+        if let Some((per_try, duration)) = per_try {
             lines.push(
                 EvidenceLine::new(
                     object.clone(),
@@ -144,8 +148,9 @@ fn destination_rule_findings(target: &TargetEvidence, expected: Duration) -> Vec
         let limits = pool_limits(pool, &path);
         let object = istio_ref(IstioKind::DestinationRule, rule);
         let mut lines = Vec::new();
-        if let Some(idle) = limits.idle_timeout
-            && shorter(&idle.value, expected).is_some()
+        if let Some(idle) = limits
+            .idle_timeout
+            .filter(|idle| shorter(&idle.value, expected).is_some())
         {
             lines.push(
                 EvidenceLine::new(object.clone(), idle.path, idle.value).with_note(format!(
@@ -155,8 +160,9 @@ fn destination_rule_findings(target: &TargetEvidence, expected: Duration) -> Vec
                 )),
             );
         }
-        if let Some(age) = limits.max_connection_duration
-            && shorter(&age.value, expected).is_some()
+        if let Some(age) = limits
+            .max_connection_duration
+            .filter(|age| shorter(&age.value, expected).is_some())
         {
             lines.push(
                 EvidenceLine::new(object, age.path, age.value).with_note(format!(
@@ -280,12 +286,11 @@ fn envoy_filter_finding(target: &TargetEvidence, filter: &EnvoyFilter, expected:
             if worst.is_none_or(|(known, shortest, _)| severity > known || (severity == known && duration < shortest)) {
                 worst = Some((severity, duration, field.key));
             }
-            if severity > Severity::Info
-                && let Some(value) = fixed.spec.config_patches[index]
-                    .patch
-                    .as_mut()
-                    .and_then(|patch| patch.value.as_mut())
-            {
+            let patch_value = fixed.spec.config_patches[index]
+                .patch
+                .as_mut()
+                .and_then(|patch| patch.value.as_mut());
+            if let Some(value) = patch_value.filter(|_| severity > Severity::Info) {
                 set_at(value, &field.path, Value::from(display(expected)));
             }
         }

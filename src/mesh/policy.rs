@@ -128,10 +128,14 @@ pub fn sidecar_inbound_pool(sidecar: &Sidecar, port: u16) -> Option<(&Connection
             .and_then(serde_json::Value::as_u64)
             .is_some_and(|number| number == u64::from(port))
     });
-    if let Some((index, ingress)) = ingress
-        && let Some(pool) = &ingress.connection_pool
-    {
-        return Some((pool, format!("spec/ingress[{index}]/connectionPool")));
+    let ingress_pool = ingress.and_then(|(index, ingress)| {
+        ingress
+            .connection_pool
+            .as_ref()
+            .map(|pool| (pool, format!("spec/ingress[{index}]/connectionPool")))
+    });
+    if ingress_pool.is_some() {
+        return ingress_pool;
     }
     sidecar
         .spec
