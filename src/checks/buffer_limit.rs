@@ -28,7 +28,9 @@ use super::target::service_ports;
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::mesh::objects::{EnvoyConfigPatch, EnvoyFilter};
-use crate::mesh::patches::{InferencePath, Segment, as_bytes, fields, on_inference_path, set_at, value_path};
+use crate::mesh::patches::{
+    InferencePath, Segment, as_bytes, fields, on_inference_path, set_at, value_path,
+};
 use serde_json::Value;
 
 const BYTES_PER_TOKEN: u64 = 4;
@@ -118,7 +120,9 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut buffers_within_connection_limit = false;
     for on in &on_path {
-        let Some(kind) = filter_kind(on) else { continue };
+        let Some(kind) = filter_kind(on) else {
+            continue;
+        };
         let found = match kind {
             HttpFilterKind::Buffer => buffer_finding(on, &estimate),
             HttpFilterKind::ExtAuthz => ext_authz_finding(on, &estimate),
@@ -203,7 +207,10 @@ fn filter_kind(on: &OnPath) -> Option<HttpFilterKind> {
     by_name.or_else(|| {
         [
             ("filters.http.buffer.v3.Buffer", HttpFilterKind::Buffer),
-            ("filters.http.ext_authz.v3.ExtAuthz", HttpFilterKind::ExtAuthz),
+            (
+                "filters.http.ext_authz.v3.ExtAuthz",
+                HttpFilterKind::ExtAuthz,
+            ),
             ("filters.http.lua.v3.Lua", HttpFilterKind::Lua),
             ("filters.http.wasm.v3.Wasm", HttpFilterKind::Wasm),
         ]
@@ -334,14 +341,24 @@ fn buffer_finding(on: &OnPath, estimate: &Estimate) -> Option<Finding> {
         .into_iter()
         .find(|field| field.key == "max_request_bytes")
         .and_then(|field| Some((as_bytes(field.value)?, field.path)));
-    Some(request_limit_finding(on, "envoy.filters.http.buffer", limit, estimate))
+    Some(request_limit_finding(
+        on,
+        "envoy.filters.http.buffer",
+        limit,
+        estimate,
+    ))
 }
 
 fn ext_authz_finding(on: &OnPath, estimate: &Estimate) -> Option<Finding> {
     let body = fields(on.value)
         .into_iter()
         .find(|field| field.key == "with_request_body")?;
-    if body.value.get("allow_partial_message").and_then(Value::as_bool) == Some(true) {
+    if body
+        .value
+        .get("allow_partial_message")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
         return Some(
             Finding::new(
                 CheckId::BufferLimit,
@@ -365,7 +382,12 @@ fn ext_authz_finding(on: &OnPath, estimate: &Estimate) -> Option<Finding> {
         .get("max_request_bytes")
         .and_then(as_bytes)
         .map(|bytes| (bytes, path));
-    Some(request_limit_finding(on, "ext_authz with_request_body", limit, estimate))
+    Some(request_limit_finding(
+        on,
+        "ext_authz with_request_body",
+        limit,
+        estimate,
+    ))
 }
 
 /// Which Lua handlers call `body()` (which buffers the whole body; `bodyChunks()` streams).
@@ -388,7 +410,11 @@ fn lua_body_calls(code: &str) -> (bool, bool) {
 }
 
 /// The Lua finding, and whether the filter buffers within the connection buffer limit.
-fn lua_finding(on: &OnPath, estimate: &Estimate, connection_limit: Option<&ConnectionLimit>) -> (Option<Finding>, bool) {
+fn lua_finding(
+    on: &OnPath,
+    estimate: &Estimate,
+    connection_limit: Option<&ConnectionLimit>,
+) -> (Option<Finding>, bool) {
     let code: Vec<&str> = fields(on.value)
         .into_iter()
         .filter(|field| matches!(field.key, "inline_code" | "inline_string"))
@@ -412,9 +438,21 @@ fn lua_finding(on: &OnPath, estimate: &Estimate, connection_limit: Option<&Conne
         .map(|code| lua_body_calls(code))
         .fold((false, false), |(a, b), (c, d)| (a || c, b || d));
     let limit_bytes = connection_limit.map_or(ENVOY_BUFFER_LIMIT, |limit| limit.bytes);
-    let limit_text = match connection_limit {
-        Some(limit) => format!("{} (per_connection_buffer_limit_bytes)", display_memory(limit.bytes)),
-        None => format!("{} (Envoy's default connection buffer limit)", display_memory(ENVOY_BUFFER_LIMIT)),
+    // The limit the filter buffers within: where it is set, or Envoy's default at the filter.
+    let limit_line = match connection_limit {
+        Some(limit) => EvidenceLine::new(
+            object(limit.on),
+            value_path(limit.on.index, &limit.path),
+            limit.bytes.to_string(),
+        ),
+        None => EvidenceLine::new(
+            object(on),
+            format!("spec/configPatches[{}]/patch/value/typed_config", on.index),
+            format!(
+                "{} (Envoy's default connection buffer limit)",
+                display_memory(ENVOY_BUFFER_LIMIT)
+            ),
+        ),
     };
     if response {
         let mut finding = Finding::new(
@@ -430,21 +468,11 @@ fn lua_finding(on: &OnPath, estimate: &Estimate, connection_limit: Option<&Conne
             on,
             "envoy_on_response calls body(): the client gets nothing until the generation ends",
         ))
-        .evidence(
-            EvidenceLine::new(
-                object(on),
-                format!("spec/configPatches[{}]/patch/value/typed_config", on.index),
-                limit_text,
-            )
-            .with_note(if limit_bytes < estimate.bytes {
-                format!("below the largest response, {}: longer ones fail with 500 or a reset", estimate.text)
-            } else {
-                format!(
-                    "the limit on a held response; streamed responses grow past {}",
-                    estimate.text
-                )
-            }),
-        );
+        .evidence(limit_line.with_note(if limit_bytes < estimate.bytes {
+            format!("below the largest response, {}: longer ones fail with 500 or a reset", estimate.text)
+        } else {
+            format!("the held response must fit in it; the largest is {}", estimate.text)
+        }));
         if connection_limit.is_none() {
             finding = finding.assume("Envoy's connection buffer limit is 1 MiB when unset");
         }
@@ -493,16 +521,18 @@ fn lua_finding(on: &OnPath, estimate: &Estimate, connection_limit: Option<&Conne
                 CheckId::BufferLimit,
                 Severity::Info,
                 Basis::Static,
-                format!("{} buffers each prompt in Lua before forwarding it", label(on)),
+                format!(
+                    "{} buffers each prompt in Lua before forwarding it",
+                    label(on)
+                ),
             )
         };
         let finding = finding
-            .evidence(filter_line(on, "envoy_on_request calls body(): the whole prompt is held"))
-            .evidence(EvidenceLine::new(
-                object(on),
-                format!("spec/configPatches[{}]/patch/value/typed_config", on.index),
-                limit_text,
-            ));
+            .evidence(filter_line(
+                on,
+                "envoy_on_request calls body(): the whole prompt is held",
+            ))
+            .evidence(limit_line.with_note("the buffer limit the held prompt must fit in"));
         return (Some(finding), true);
     }
     (None, false)
@@ -521,9 +551,17 @@ fn wasm_finding(on: &OnPath) -> Finding {
     ))
 }
 
-fn connection_limit_finding(limit: &ConnectionLimit, estimate: &Estimate, buffering: bool) -> Finding {
+fn connection_limit_finding(
+    limit: &ConnectionLimit,
+    estimate: &Estimate,
+    buffering: bool,
+) -> Finding {
     let on = limit.on;
-    let line = EvidenceLine::new(object(on), value_path(on.index, &limit.path), limit.bytes.to_string());
+    let line = EvidenceLine::new(
+        object(on),
+        value_path(on.index, &limit.path),
+        limit.bytes.to_string(),
+    );
     let finding = if buffering {
         Finding::new(
             CheckId::BufferLimit,
@@ -621,19 +659,35 @@ spec:
             finding.evidence[1].path,
             "spec/configPatches[0]/patch/value/typed_config/max_request_bytes"
         );
-        assert!(finding.assumptions.iter().any(|text| text.contains("32768 tokens × ~4 bytes")));
+        assert!(
+            finding
+                .assumptions
+                .iter()
+                .any(|text| text.contains("32768 tokens × ~4 bytes"))
+        );
         let fixed: EnvoyFilter = serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
-        let value = fixed.spec.config_patches[0].patch.as_ref().unwrap().value.as_ref().unwrap();
+        let value = fixed.spec.config_patches[0]
+            .patch
+            .as_ref()
+            .unwrap()
+            .value
+            .as_ref()
+            .unwrap();
         assert_eq!(value["typed_config"]["max_request_bytes"], 1 << 20);
     }
 
     #[test]
     fn a_buffer_filter_with_room_is_info_and_one_off_the_path_is_ignored() {
-        let roomy = check(&with_filter(&BUFFER.replace("LIMIT", "\"4194304\"")), &settings());
+        let roomy = check(
+            &with_filter(&BUFFER.replace("LIMIT", "\"4194304\"")),
+            &settings(),
+        );
         assert_well_formed(&roomy);
         assert_eq!(roomy[0].severity, Severity::Info);
 
-        let elsewhere = BUFFER.replace("LIMIT", "1024").replace("app: vllm", "app: web");
+        let elsewhere = BUFFER
+            .replace("LIMIT", "1024")
+            .replace("app: vllm", "app: web");
         assert!(check(&with_filter(&elsewhere), &settings()).is_empty());
     }
 
@@ -641,7 +695,11 @@ spec:
     fn the_estimate_follows_max_model_len_or_names_its_assumption() {
         let mut target = with_filter(&BUFFER.replace("LIMIT", "65536"));
         target.workload.vllm.max_model_len = Some(8192);
-        assert_eq!(check(&target, &settings())[0].severity, Severity::Info, "32Ki fits");
+        assert_eq!(
+            check(&target, &settings())[0].severity,
+            Severity::Info,
+            "32Ki fits"
+        );
         target.workload.vllm.max_model_len = None;
         let findings = check(&target, &settings());
         assert_eq!(findings[0].severity, Severity::Warning);
@@ -681,17 +739,46 @@ spec:
         let findings = check(&with_filter(LUA), &settings());
         assert_well_formed(&findings);
         assert_eq!(findings.len(), 2);
-        assert!(findings.iter().all(|finding| finding.severity == Severity::Warning));
-        assert!(findings[0].title.contains("tokens stop streaming"), "{}", findings[0].title);
-        assert!(findings[0].evidence[1].value.starts_with("32Ki"));
+        assert!(
+            findings
+                .iter()
+                .all(|finding| finding.severity == Severity::Warning)
+        );
+        assert!(
+            findings[0].title.contains("tokens stop streaming"),
+            "{}",
+            findings[0].title
+        );
+        assert_eq!(findings[0].evidence[1].value, "32768");
+        assert_eq!(
+            findings[0].evidence[1].path,
+            "spec/configPatches[1]/patch/value/per_connection_buffer_limit_bytes"
+        );
         // The fix drops the Lua patch and keeps the other one.
-        let fixed: EnvoyFilter = serde_yaml::from_str(&findings[0].fix.as_ref().unwrap().yaml).unwrap();
+        let fixed: EnvoyFilter =
+            serde_yaml::from_str(&findings[0].fix.as_ref().unwrap().yaml).unwrap();
         assert_eq!(fixed.spec.config_patches.len(), 1);
-        assert_eq!(fixed.spec.config_patches[0].apply_to.as_deref(), Some("LISTENER"));
+        assert_eq!(
+            fixed.spec.config_patches[0].apply_to.as_deref(),
+            Some("LISTENER")
+        );
 
-        assert!(findings[1].title.contains("limits connection buffers to 32Ki"), "{}", findings[1].title);
-        let fixed: EnvoyFilter = serde_yaml::from_str(&findings[1].fix.as_ref().unwrap().yaml).unwrap();
-        let value = fixed.spec.config_patches[1].patch.as_ref().unwrap().value.as_ref().unwrap();
+        assert!(
+            findings[1]
+                .title
+                .contains("limits connection buffers to 32Ki"),
+            "{}",
+            findings[1].title
+        );
+        let fixed: EnvoyFilter =
+            serde_yaml::from_str(&findings[1].fix.as_ref().unwrap().yaml).unwrap();
+        let value = fixed.spec.config_patches[1]
+            .patch
+            .as_ref()
+            .unwrap()
+            .value
+            .as_ref()
+            .unwrap();
         assert_eq!(value["per_connection_buffer_limit_bytes"], 1 << 20);
     }
 
@@ -701,8 +788,16 @@ spec:
         let findings = check(&with_filter(&streaming), &settings());
         assert_well_formed(&findings);
         assert_eq!(findings.len(), 1, "{findings:?}");
-        assert_eq!(findings[0].severity, Severity::Info, "only the connection limit, nothing buffers");
-        assert!(findings[0].title.contains("no filter on the path buffers bodies"));
+        assert_eq!(
+            findings[0].severity,
+            Severity::Info,
+            "only the connection limit, nothing buffers"
+        );
+        assert!(
+            findings[0]
+                .title
+                .contains("no filter on the path buffers bodies")
+        );
     }
 
     #[test]
@@ -722,14 +817,20 @@ spec:
           grpc_service: {envoy_grpc: {cluster_name: authz}, timeout: 1s}
           with_request_body: {max_request_bytes: 8192, allow_partial_message: PARTIAL}
 "#;
-        let findings = check(&with_filter(&ext_authz.replace("PARTIAL", "false")), &settings());
+        let findings = check(
+            &with_filter(&ext_authz.replace("PARTIAL", "false")),
+            &settings(),
+        );
         assert_well_formed(&findings);
         assert_eq!(findings[0].severity, Severity::Warning);
         assert_eq!(
             findings[0].evidence[1].path,
             "spec/configPatches[0]/patch/value/typed_config/with_request_body/max_request_bytes"
         );
-        let partial = check(&with_filter(&ext_authz.replace("PARTIAL", "true")), &settings());
+        let partial = check(
+            &with_filter(&ext_authz.replace("PARTIAL", "true")),
+            &settings(),
+        );
         assert_eq!(partial[0].severity, Severity::Info);
     }
 

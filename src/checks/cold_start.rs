@@ -58,7 +58,11 @@ fn mtls(target: &TargetEvidence) -> Mtls {
             .and_then(|_| policy.spec.port_level_mtls.get(&port))
             .and_then(|mtls| set(&mtls.mode));
         if let Some(mode) = port_mode {
-            let line = EvidenceLine::new(object, format!("spec/portLevelMtls/{port}/mode"), mode.clone());
+            let line = EvidenceLine::new(
+                object,
+                format!("spec/portLevelMtls/{port}/mode"),
+                mode.clone(),
+            );
             found = Some((mode, line));
         }
     }
@@ -106,11 +110,17 @@ fn post_start_warms(container: &Container) -> bool {
 /// What a probe does, in a few words, for evidence.
 fn describe_probe(probe: Option<&Probe>) -> (String, String) {
     match probe {
-        None => ("<unset>".into(), "no readiness probe: Ready as soon as the container runs".into()),
+        None => (
+            "<unset>".into(),
+            "no readiness probe: Ready as soon as the container runs".into(),
+        ),
         Some(probe) => {
             if let Some(get) = &probe.http_get {
                 let path = get.path.clone().unwrap_or_else(|| "/".into());
-                let note = if INFERENCE_PATHS.iter().any(|inference| path.starts_with(inference)) {
+                let note = if INFERENCE_PATHS
+                    .iter()
+                    .any(|inference| path.starts_with(inference))
+                {
                     "an httpGet sends GET, which cannot run a completion".to_string()
                 } else {
                     "says the server is up, not that the model has served a request".to_string()
@@ -118,9 +128,15 @@ fn describe_probe(probe: Option<&Probe>) -> (String, String) {
                 (format!("httpGet {path}"), note)
             } else if let Some(exec) = &probe.exec {
                 let command = exec.command.clone().unwrap_or_default().join(" ");
-                (format!("exec {command}"), "does not post a completion".into())
+                (
+                    format!("exec {command}"),
+                    "does not post a completion".into(),
+                )
             } else if probe.tcp_socket.is_some() {
-                ("tcpSocket".into(), "says the port is open, not that the model is warm".into())
+                (
+                    "tcpSocket".into(),
+                    "says the port is open, not that the model is warm".into(),
+                )
             } else {
                 ("grpc".into(), "does not post a completion".into())
             }
@@ -194,7 +210,14 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
         )
         .evidence(hold_line)
         .assume(hold_assumption);
-        return vec![with_fix(finding, workload, container, mode, &proxy_config, false)];
+        return vec![with_fix(
+            finding,
+            workload,
+            container,
+            mode,
+            &proxy_config,
+            false,
+        )];
     }
 
     let mtls = mtls(target);
@@ -228,8 +251,12 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     let mut finding = Finding::new(CheckId::ColdStart, severity, Basis::Static, title)
         .evidence(mtls.line)
         .evidence(
-            EvidenceLine::new(object.clone(), format!("{container_path}/readinessProbe"), readiness)
-                .with_note(readiness_note),
+            EvidenceLine::new(
+                object.clone(),
+                format!("{container_path}/readinessProbe"),
+                readiness,
+            )
+            .with_note(readiness_note),
         )
         .evidence(
             EvidenceLine::new(
@@ -262,7 +289,14 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     if needs_hold && !hold {
         finding = finding.evidence(hold_line).assume(hold_assumption);
     }
-    vec![with_fix(finding, workload, container, mode, &proxy_config, true)]
+    vec![with_fix(
+        finding,
+        workload,
+        container,
+        mode,
+        &proxy_config,
+        true,
+    )]
 }
 
 /// A Python warm-up for the vLLM image (which has no curl guarantee but always has Python):
@@ -366,7 +400,8 @@ fn with_fix(
             summary.push("add \"model\" to the request body if the server needs it".into());
         }
         summary.push(
-            "callers still pay one mTLS handshake per new connection, so keep connections reused".into(),
+            "callers still pay one mTLS handshake per new connection, so keep connections reused"
+                .into(),
         );
     }
     if wants_hold {
@@ -387,7 +422,9 @@ fn with_fix(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::test_support::{POD_SPEC, assert_well_formed, object, pod_spec, settings, target};
+    use crate::checks::test_support::{
+        POD_SPEC, assert_well_formed, object, pod_spec, settings, target,
+    };
 
     #[test]
     fn a_cold_sidecar_pod_with_default_mtls_is_a_warning_with_the_default_named() {
@@ -396,22 +433,39 @@ mod tests {
         assert_eq!(findings.len(), 1);
         let finding = &findings[0];
         assert_eq!(finding.severity, Severity::Warning);
-        assert_eq!(finding.title, "deploy/vllm takes traffic cold: mTLS PERMISSIVE and no warm-up before Ready");
-        assert!(finding.assumptions.iter().any(|text| text.contains("default PERMISSIVE")));
+        assert_eq!(
+            finding.title,
+            "deploy/vllm takes traffic cold: mTLS PERMISSIVE and no warm-up before Ready"
+        );
+        assert!(
+            finding
+                .assumptions
+                .iter()
+                .any(|text| text.contains("default PERMISSIVE"))
+        );
         let readiness = &finding.evidence[1];
-        assert_eq!(readiness.path, "spec/template/spec/containers[0]/readinessProbe");
+        assert_eq!(
+            readiness.path,
+            "spec/template/spec/containers[0]/readinessProbe"
+        );
         assert_eq!(readiness.value, "httpGet /health");
 
         let fix = finding.fix.as_ref().unwrap();
         assert!(fix.summary.contains("kubectl patch deployment/vllm -n llm"));
         let patch: Value = serde_yaml::from_str(&fix.yaml).unwrap();
         let template = &patch["spec"]["template"];
-        let config = template["metadata"]["annotations"][PROXY_CONFIG].as_str().unwrap();
+        let config = template["metadata"]["annotations"][PROXY_CONFIG]
+            .as_str()
+            .unwrap();
         assert_eq!(config.trim(), "holdApplicationUntilProxyStarts: true");
         let container = &template["spec"]["containers"][0];
         assert_eq!(container["name"], "vllm");
-        let script = container["lifecycle"]["postStart"]["exec"]["command"][2].as_str().unwrap();
-        assert!(script.contains("/v1/completions") && script.contains("\"model\": \"llama-3.1-8b\""));
+        let script = container["lifecycle"]["postStart"]["exec"]["command"][2]
+            .as_str()
+            .unwrap();
+        assert!(
+            script.contains("/v1/completions") && script.contains("\"model\": \"llama-3.1-8b\"")
+        );
 
         // The patched container counts as warm, and with hold set nothing is left.
         let mut healed = target();
@@ -420,11 +474,15 @@ mod tests {
             "  startupProbe:\n    exec: {command: [python3, -c, \"post /v1/completions\"]}\n  readinessProbe:",
         );
         healed.workload.pod_spec = pod_spec(&spec);
-        assert_eq!(check(&healed, &settings())[0].severity, Severity::Info, "hold still unset");
-        healed
-            .workload
-            .pod_annotations
-            .insert(PROXY_CONFIG.into(), "{\"holdApplicationUntilProxyStarts\": true}".into());
+        assert_eq!(
+            check(&healed, &settings())[0].severity,
+            Severity::Info,
+            "hold still unset"
+        );
+        healed.workload.pod_annotations.insert(
+            PROXY_CONFIG.into(),
+            "{\"holdApplicationUntilProxyStarts\": true}".into(),
+        );
         assert!(check(&healed, &settings()).is_empty());
     }
 
@@ -432,21 +490,32 @@ mod tests {
     fn the_most_specific_peer_authentication_decides() {
         let mut target = target();
         target.mesh.peer_authentications = vec![
-            object("metadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}"),
+            object(
+                "metadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}",
+            ),
             object("metadata: {name: default, namespace: llm}\nspec: {mtls: {mode: UNSET}}"),
             object(
                 "metadata: {name: vllm, namespace: llm}\nspec: {selector: {matchLabels: {app: vllm}}, portLevelMtls: {'8000': {mode: DISABLE}}}",
             ),
         ];
         let findings = check(&target, &settings());
-        assert_eq!(findings[0].severity, Severity::Info, "port-level DISABLE wins");
+        assert_eq!(
+            findings[0].severity,
+            Severity::Info,
+            "port-level DISABLE wins"
+        );
         assert_eq!(findings[0].evidence[0].path, "spec/portLevelMtls/8000/mode");
 
         target.mesh.peer_authentications.pop();
         let findings = check(&target, &settings());
         assert_eq!(findings[0].severity, Severity::Warning);
         assert!(findings[0].title.contains("mTLS STRICT"));
-        assert!(findings[0].assumptions.iter().all(|text| !text.contains("no PeerAuthentication")));
+        assert!(
+            findings[0]
+                .assumptions
+                .iter()
+                .all(|text| !text.contains("no PeerAuthentication"))
+        );
     }
 
     #[test]
@@ -465,7 +534,10 @@ mod tests {
         assert_well_formed(&findings);
         assert_eq!(findings[0].severity, Severity::Info);
         let patch: Value = serde_yaml::from_str(&findings[0].fix.as_ref().unwrap().yaml).unwrap();
-        assert!(patch["spec"]["template"].get("metadata").is_none(), "no proxy to hold for");
+        assert!(
+            patch["spec"]["template"].get("metadata").is_none(),
+            "no proxy to hold for"
+        );
 
         let mut outside = target();
         outside.mesh.sidecar_mode = SidecarMode::None;
@@ -479,10 +551,10 @@ mod tests {
             "  readinessProbe:\n    httpGet: {path: /health, port: 8000}",
             "  startupProbe:\n    httpGet: {path: /v1/completions, port: 8000}",
         ));
-        target
-            .workload
-            .pod_annotations
-            .insert(PROXY_CONFIG.into(), "proxyStatsMatcher:\n  inclusionPrefixes: [cluster.outbound]\n".into());
+        target.workload.pod_annotations.insert(
+            PROXY_CONFIG.into(),
+            "proxyStatsMatcher:\n  inclusionPrefixes: [cluster.outbound]\n".into(),
+        );
         let findings = check(&target, &settings());
         assert_well_formed(&findings);
         let finding = &findings[0];
@@ -495,9 +567,16 @@ mod tests {
             Some(&Value::Null),
             "the strategic merge must delete the GET handler"
         );
-        let config: Value =
-            serde_yaml::from_str(template["metadata"]["annotations"][PROXY_CONFIG].as_str().unwrap()).unwrap();
+        let config: Value = serde_yaml::from_str(
+            template["metadata"]["annotations"][PROXY_CONFIG]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(config[HOLD], true);
-        assert_eq!(config["proxyStatsMatcher"]["inclusionPrefixes"][0], "cluster.outbound", "kept");
+        assert_eq!(
+            config["proxyStatsMatcher"]["inclusionPrefixes"][0], "cluster.outbound",
+            "kept"
+        );
     }
 }

@@ -25,7 +25,9 @@ use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::target::upstream_clusters;
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::evidence::{ObjectRef, TargetEvidence};
-use crate::mesh::objects::{ConnectionPool, DestinationRule, OutlierDetection, Sidecar, TrafficPolicy};
+use crate::mesh::objects::{
+    ConnectionPool, DestinationRule, OutlierDetection, Sidecar, TrafficPolicy,
+};
 use crate::mesh::policy::{Sourced, effective_policy, pool_limits, sidecar_inbound_pool};
 
 /// `maxRequestsPerConnection` at or below this forces frequent reconnects.
@@ -90,11 +92,9 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
             .to_string(),
     );
 
-    let sidecar_pool = target
-        .mesh
-        .sidecars
-        .iter()
-        .find_map(|sidecar| sidecar_inbound_pool(sidecar, workload.vllm.port).map(|found| (sidecar, found)));
+    let sidecar_pool = target.mesh.sidecars.iter().find_map(|sidecar| {
+        sidecar_inbound_pool(sidecar, workload.vllm.port).map(|found| (sidecar, found))
+    });
 
     let mut pool_issues: Vec<(&DestinationRule, Vec<Issue>)> = Vec::new();
     let mut outlier_issues: Vec<(&DestinationRule, Vec<Issue>)> = Vec::new();
@@ -111,7 +111,8 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
                 == Some("UPGRADE");
             // The plain cluster's pool is also the pods' inbound pool, unless a Sidecar sets one.
             let inbound_too = cluster.subset.is_none() && sidecar_pool.is_none();
-            let issues = outbound_pool_issues(pool, &path, &object, &name, capacity, upgraded, inbound_too);
+            let issues =
+                outbound_pool_issues(pool, &path, &object, &name, capacity, upgraded, inbound_too);
             merge(&mut pool_issues, rule, issues);
         }
         if let Some((outlier, path)) = policy.outlier_detection {
@@ -183,11 +184,18 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
 }
 
 /// Adds issues to the rule's list, keeping one line per field path (the most severe).
-fn merge<'a>(grouped: &mut Vec<(&'a DestinationRule, Vec<Issue>)>, rule: &'a DestinationRule, issues: Vec<Issue>) {
+fn merge<'a>(
+    grouped: &mut Vec<(&'a DestinationRule, Vec<Issue>)>,
+    rule: &'a DestinationRule,
+    issues: Vec<Issue>,
+) {
     if issues.is_empty() {
         return;
     }
-    let index = match grouped.iter().position(|(known, _)| std::ptr::eq(*known, rule)) {
+    let index = match grouped
+        .iter()
+        .position(|(known, _)| std::ptr::eq(*known, rule))
+    {
         Some(index) => index,
         None => {
             grouped.push((rule, Vec::new()));
@@ -196,7 +204,10 @@ fn merge<'a>(grouped: &mut Vec<(&'a DestinationRule, Vec<Issue>)>, rule: &'a Des
     };
     let known = &mut grouped[index].1;
     for issue in issues {
-        match known.iter_mut().find(|existing| existing.line.path == issue.line.path) {
+        match known
+            .iter_mut()
+            .find(|existing| existing.line.path == issue.line.path)
+        {
             Some(existing) if existing.severity < issue.severity => *existing = issue,
             Some(_) => {}
             None => known.push(issue),
@@ -276,7 +287,13 @@ fn concurrency_issue(
     }
 }
 
-fn pending_issue(limit: &Sourced<i64>, object: &ObjectRef, scope: &str, needed: i64, needed_text: &str) -> Option<Issue> {
+fn pending_issue(
+    limit: &Sourced<i64>,
+    object: &ObjectRef,
+    scope: &str,
+    needed: i64,
+    needed_text: &str,
+) -> Option<Issue> {
     (limit.value < needed).then(|| Issue {
         severity: Severity::Warning,
         headline: format!("lets only {} requests wait for a connection on {scope}", limit.value),
@@ -314,7 +331,11 @@ fn outbound_pool_issues(
     if let Some(limit) = &limits.max_connections {
         // With h2UpgradePolicy UPGRADE callers multiplex; the pods' inbound side still is HTTP/1.1.
         if !upgraded || inbound_too {
-            let scope = if upgraded { "each pod's inbound side" } else { cluster };
+            let scope = if upgraded {
+                "each pod's inbound side"
+            } else {
+                cluster
+            };
             issues.extend(concurrency_issue(
                 limit,
                 "connections",
@@ -338,7 +359,13 @@ fn outbound_pool_issues(
         ));
     }
     if let Some(limit) = &limits.http1_max_pending_requests {
-        issues.extend(pending_issue(limit, object, cluster, capacity.fleet, &capacity.fleet_text()));
+        issues.extend(pending_issue(
+            limit,
+            object,
+            cluster,
+            capacity.fleet,
+            &capacity.fleet_text(),
+        ));
     }
     if let Some(limit) = &limits.max_requests_per_connection {
         issues.extend(per_connection_issue(limit, object, cluster));
@@ -346,21 +373,38 @@ fn outbound_pool_issues(
     issues
 }
 
-fn inbound_pool_issues(pool: &ConnectionPool, path: &str, object: &ObjectRef, capacity: Capacity) -> Vec<Issue> {
+fn inbound_pool_issues(
+    pool: &ConnectionPool,
+    path: &str,
+    object: &ObjectRef,
+    capacity: Capacity,
+) -> Vec<Issue> {
     let limits = pool_limits(pool, path);
     let scope = "each pod's inbound side";
     let mut issues = Vec::new();
     for (limit, unit, effect) in [
         (&limits.max_connections, "connections", CONNECTIONS_EFFECT),
-        (&limits.http2_max_requests, "concurrent requests", REQUESTS_EFFECT),
+        (
+            &limits.http2_max_requests,
+            "concurrent requests",
+            REQUESTS_EFFECT,
+        ),
     ] {
         if let Some(limit) = limit {
-            issues.extend(concurrency_issue(limit, unit, effect, object, scope, capacity, false));
+            issues.extend(concurrency_issue(
+                limit, unit, effect, object, scope, capacity, false,
+            ));
         }
     }
     if let Some(limit) = &limits.http1_max_pending_requests {
         let needed = format!("one replica's max-num-seqs ({})", capacity.per_replica);
-        issues.extend(pending_issue(limit, object, scope, capacity.per_replica, &needed));
+        issues.extend(pending_issue(
+            limit,
+            object,
+            scope,
+            capacity.per_replica,
+            &needed,
+        ));
     }
     if let Some(limit) = &limits.max_requests_per_connection {
         issues.extend(per_connection_issue(limit, object, scope));
@@ -377,13 +421,21 @@ fn outlier_issue(
 ) -> Option<Issue> {
     let (five_xx, five_xx_path, defaulted) = match outlier.consecutive_5xx_errors {
         Some(value) => (value, format!("{path}/consecutive5xxErrors"), false),
-        None => (ENVOY_CONSECUTIVE_5XX, format!("{path}/consecutive5xxErrors"), true),
+        None => (
+            ENVOY_CONSECUTIVE_5XX,
+            format!("{path}/consecutive5xxErrors"),
+            true,
+        ),
     };
     let gateway = outlier.consecutive_gateway_errors.unwrap_or(0);
     let (threshold, field_path, kind) = if five_xx > 0 && five_xx <= FEW_CONSECUTIVE_ERRORS {
         (five_xx, five_xx_path, "5xx")
     } else if gateway > 0 && gateway <= FEW_CONSECUTIVE_ERRORS {
-        (gateway, format!("{path}/consecutiveGatewayErrors"), "gateway (502/503/504)")
+        (
+            gateway,
+            format!("{path}/consecutiveGatewayErrors"),
+            "gateway (502/503/504)",
+        )
     } else {
         return None;
     };
@@ -502,7 +554,11 @@ mod tests {
     }
 
     fn paths(finding: &Finding) -> Vec<&str> {
-        finding.evidence.iter().map(|line| line.path.as_str()).collect()
+        finding
+            .evidence
+            .iter()
+            .map(|line| line.path.as_str())
+            .collect()
     }
 
     #[test]
@@ -537,13 +593,38 @@ spec:
                 "spec/trafficPolicy/connectionPool/http/maxRequestsPerConnection",
             ]
         );
-        assert!(finding.evidence[1].note.as_deref().unwrap().contains("2 × 128 = 256"));
+        assert!(
+            finding.evidence[1]
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("2 × 128 = 256")
+        );
 
-        let fixed: DestinationRule = serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
-        let pool = fixed.spec.traffic_policy.as_ref().unwrap().connection_pool.as_ref().unwrap();
+        let fixed: DestinationRule =
+            serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
+        let pool = fixed
+            .spec
+            .traffic_policy
+            .as_ref()
+            .unwrap()
+            .connection_pool
+            .as_ref()
+            .unwrap();
         assert_eq!(pool.tcp.as_ref().unwrap().max_connections, Some(384));
-        assert_eq!(pool.http.as_ref().unwrap().max_requests_per_connection, None);
-        assert!(fixed.spec.traffic_policy.as_ref().unwrap().other.contains_key("loadBalancer"));
+        assert_eq!(
+            pool.http.as_ref().unwrap().max_requests_per_connection,
+            None
+        );
+        assert!(
+            fixed
+                .spec
+                .traffic_policy
+                .as_ref()
+                .unwrap()
+                .other
+                .contains_key("loadBalancer")
+        );
         let mut healed = super::super::test_support::target();
         healed.mesh.destination_rules.push(fixed);
         assert!(check(&healed, &settings()).is_empty());
@@ -556,7 +637,11 @@ spec:
         );
         let findings = check(&target, &settings());
         assert_eq!(findings[0].severity, Severity::Warning);
-        assert!(findings[0].title.ends_with("2 × 128 = 256"), "{}", findings[0].title);
+        assert!(
+            findings[0].title.ends_with("2 × 128 = 256"),
+            "{}",
+            findings[0].title
+        );
     }
 
     #[test]
@@ -610,7 +695,33 @@ spec:
             paths(&findings[0]),
             ["spec/subsets[0]/trafficPolicy/connectionPool/http/http2MaxRequests"]
         );
-        assert!(findings[0].title.contains("outbound|8000|a|vllm.llm.svc.cluster.local"));
+        assert!(
+            findings[0]
+                .title
+                .contains("outbound|8000|a|vllm.llm.svc.cluster.local")
+        );
+    }
+
+    #[test]
+    fn a_wildcard_rule_applies_and_a_rule_for_another_host_does_not() {
+        let mut target = target();
+        target.mesh.destination_rules = vec![
+            object(
+                "metadata: {name: web, namespace: llm}\nspec: {host: web, trafficPolicy: {connectionPool: {tcp: {maxConnections: 1}}}}",
+            ),
+            object(
+                "metadata: {name: namespace-wide, namespace: llm}\nspec: {host: '*.llm.svc.cluster.local', trafficPolicy: {connectionPool: {http: {http2MaxRequests: 64}}}}",
+            ),
+        ];
+        let findings = check(&target, &settings());
+        assert_well_formed(&findings);
+        assert_eq!(findings.len(), 1);
+        assert!(
+            findings[0]
+                .title
+                .starts_with("DestinationRule llm/namespace-wide caps")
+        );
+        assert_eq!(findings[0].severity, Severity::Critical);
     }
 
     #[test]
@@ -635,9 +746,21 @@ spec:
         let finding = &findings[0];
         assert_eq!(finding.severity, Severity::Warning);
         assert_eq!(finding.evidence[0].value, "<unset> (Envoy default 5)");
-        assert!(finding.evidence[0].note.as_deref().unwrap().contains("up to 100%"));
-        let fixed: DestinationRule = serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
-        let outlier = fixed.spec.traffic_policy.unwrap().outlier_detection.unwrap();
+        assert!(
+            finding.evidence[0]
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("up to 100%")
+        );
+        let fixed: DestinationRule =
+            serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
+        let outlier = fixed
+            .spec
+            .traffic_policy
+            .unwrap()
+            .outlier_detection
+            .unwrap();
         assert_eq!(outlier.consecutive_5xx_errors, Some(10));
         assert_eq!(outlier.consecutive_gateway_errors, Some(20));
 
@@ -666,7 +789,10 @@ spec:
         assert_eq!(findings.len(), 1);
         // 200 ≥ 128 per pod: fine; pending 64 < 128: warning.
         assert_eq!(findings[0].severity, Severity::Warning);
-        assert_eq!(paths(&findings[0]), ["spec/ingress[0]/connectionPool/http/http1MaxPendingRequests"]);
+        assert_eq!(
+            paths(&findings[0]),
+            ["spec/ingress[0]/connectionPool/http/http1MaxPendingRequests"]
+        );
         assert!(findings[0].title.starts_with("Sidecar llm/vllm"));
     }
 }

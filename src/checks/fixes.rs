@@ -172,7 +172,11 @@ spec:
         assert_eq!(parsed["kind"], "VirtualService");
         assert_eq!(parsed["metadata"]["annotations"]["team"], "inference");
         assert!(parsed["metadata"].get("resourceVersion").is_none());
-        assert!(parsed["metadata"]["annotations"].get(LAST_APPLIED).is_none());
+        assert!(
+            parsed["metadata"]["annotations"]
+                .get(LAST_APPLIED)
+                .is_none()
+        );
         assert_eq!(parsed["spec"]["http"][0]["rewrite"]["uri"], "/v1");
     }
 }

@@ -4,6 +4,8 @@
 pub mod buffer_limit;
 pub mod cold_start;
 pub mod connection_pool;
+#[cfg(test)]
+mod examples_test;
 pub mod fixes;
 pub mod quantity;
 pub mod sidecar_overhead;

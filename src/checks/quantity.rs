@@ -2,7 +2,9 @@
 //! `0.5`, `2`) and memory (`128Mi`, `1Gi`, `500M`, `1e9`).
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid quantity {input:?}: expected a number with an optional suffix, like 100m, 0.5, 128Mi or 1Gi")]
+#[error(
+    "invalid quantity {input:?}: expected a number with an optional suffix, like 100m, 0.5, 128Mi or 1Gi"
+)]
 pub struct QuantityError {
     pub input: String,
 }

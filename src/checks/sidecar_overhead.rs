@@ -54,16 +54,23 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
 
     let share = |proxy: u64, app: u64| {
         if app == 0 {
-            "the app containers request none".to_string()
+            "on top of app containers that request none".to_string()
         } else {
-            format!("+{:.1}% over the app containers", proxy as f64 * 100.0 / app as f64)
+            format!(
+                "{:.1}% on top of the app containers'",
+                proxy as f64 * 100.0 / app as f64
+            )
         }
     };
     let object = workload.object_ref();
     let mut evidence = vec![
         EvidenceLine::new(
             object.clone(),
-            format!("{}/containers[*]/resources/requests/{}", pod_spec_path(workload), gpu.resource),
+            format!(
+                "{}/containers[*]/resources/requests/{}",
+                pod_spec_path(workload),
+                gpu.resource
+            ),
             gpu.count.to_string(),
         )
         .with_note("GPU pod"),
@@ -74,11 +81,14 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     evidence.push(
         EvidenceLine::new(
             object.clone(),
-            format!("{}/containers[*]/resources/requests/cpu", pod_spec_path(workload)),
+            format!(
+                "{}/containers[*]/resources/requests/cpu",
+                pod_spec_path(workload)
+            ),
             display_cpu(app_cpu),
         )
         .with_note(format!(
-            "app containers' CPU request; the proxy's {} CPU is {}",
+            "app containers' CPU request; the proxy's {} CPU is {} request",
             display_cpu(proxy.cpu_millis),
             share(proxy.cpu_millis, app_cpu)
         )),
@@ -86,11 +96,14 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     evidence.push(
         EvidenceLine::new(
             object,
-            format!("{}/containers[*]/resources/requests/memory", pod_spec_path(workload)),
+            format!(
+                "{}/containers[*]/resources/requests/memory",
+                pod_spec_path(workload)
+            ),
             display_memory(app_memory),
         )
         .with_note(format!(
-            "app containers' memory request; the proxy's {} is {}",
+            "app containers' memory request; the proxy's {} is {} request",
             display_memory(proxy.memory_bytes),
             share(proxy.memory_bytes, app_memory)
         )),
@@ -117,7 +130,7 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
             Severity::Warning,
             Basis::Static,
             format!(
-                "GPU pods of {} carry an untuned istio-proxy requesting {requests} ({} CPU)",
+                "GPU pods of {} carry an untuned istio-proxy requesting {requests} ({} CPU request)",
                 workload.target_name(),
                 share(proxy.cpu_millis, app_cpu)
             ),
@@ -178,12 +191,15 @@ fn container_requests(container: &Container) -> (Option<u64>, Option<u64>) {
 fn app_requests(workload: &Workload) -> (u64, u64) {
     app_containers(&workload.pod_spec)
         .map(|(_, container)| container_requests(container))
-        .fold((0, 0), |(cpu, memory), (container_cpu, container_memory)| {
-            (
-                cpu + container_cpu.unwrap_or(0),
-                memory + container_memory.unwrap_or(0),
-            )
-        })
+        .fold(
+            (0, 0),
+            |(cpu, memory), (container_cpu, container_memory)| {
+                (
+                    cpu + container_cpu.unwrap_or(0),
+                    memory + container_memory.unwrap_or(0),
+                )
+            },
+        )
 }
 
 fn proxy_requests(workload: &Workload) -> ProxyRequests {
@@ -204,7 +220,9 @@ fn proxy_requests(workload: &Workload) -> ProxyRequests {
                 EvidenceLine::new(
                     object,
                     format!("{base}/memory"),
-                    memory.map(display_memory).unwrap_or_else(|| "<unset>".into()),
+                    memory
+                        .map(display_memory)
+                        .unwrap_or_else(|| "<unset>".into()),
                 )
                 .with_note("istio-proxy memory request"),
             ],
@@ -307,8 +325,18 @@ mod tests {
         assert_eq!(findings.len(), 1);
         let finding = &findings[0];
         assert_eq!(finding.severity, Severity::Warning);
-        assert!(finding.title.contains("100m CPU / 128Mi"), "{}", finding.title);
-        assert!(finding.title.contains("+1.2%"), "{}", finding.title);
+        assert!(
+            finding.title.contains("100m CPU / 128Mi"),
+            "{}",
+            finding.title
+        );
+        assert!(
+            finding
+                .title
+                .contains("(1.2% on top of the app containers' CPU request)"),
+            "{}",
+            finding.title
+        );
         assert!(finding.assumptions[0].contains("injector default"));
         let fix = finding.fix.as_ref().unwrap();
         assert!(fix.summary.contains("sidecar.istio.io/inject: \"false\""));
@@ -322,8 +350,14 @@ mod tests {
     #[test]
     fn tuned_annotations_are_only_info() {
         let mut target = target();
-        target.workload.pod_annotations.insert(CPU.into(), "50m".into());
-        target.workload.pod_annotations.insert(MEMORY.into(), "64Mi".into());
+        target
+            .workload
+            .pod_annotations
+            .insert(CPU.into(), "50m".into());
+        target
+            .workload
+            .pod_annotations
+            .insert(MEMORY.into(), "64Mi".into());
         let findings = check(&target, &settings());
         assert_well_formed(&findings);
         assert_eq!(findings[0].severity, Severity::Info);
@@ -333,13 +367,21 @@ mod tests {
     #[test]
     fn a_limit_annotation_alone_drops_defaults_and_the_request_follows_the_limit() {
         let mut target = target();
-        target.workload.pod_annotations.insert(CPU_LIMIT.into(), "500m".into());
+        target
+            .workload
+            .pod_annotations
+            .insert(CPU_LIMIT.into(), "500m".into());
         let findings = check(&target, &settings());
         let finding = &findings[0];
         assert_eq!(finding.severity, Severity::Warning);
         // CPU request = the 500m limit; memory has no request at all (defaults dropped).
         assert!(finding.title.contains("500m CPU / 0"), "{}", finding.title);
-        assert!(finding.assumptions.iter().any(|text| text.contains("defaults to the limit")));
+        assert!(
+            finding
+                .assumptions
+                .iter()
+                .any(|text| text.contains("defaults to the limit"))
+        );
     }
 
     #[test]
@@ -358,11 +400,18 @@ mod tests {
             target.mesh.sidecar_mode = mode;
             target.workload.pod_spec = pod_spec(spec);
             // The container wins over annotations, which only matter at injection.
-            target.workload.pod_annotations.insert(CPU.into(), "1".into());
+            target
+                .workload
+                .pod_annotations
+                .insert(CPU.into(), "1".into());
             let findings = check(&target, &settings());
             assert_well_formed(&findings);
             assert_eq!(findings[0].severity, Severity::Info, "{mode:?}");
-            assert!(findings[0].title.contains("10m CPU / 40Mi"), "{}", findings[0].title);
+            assert!(
+                findings[0].title.contains("10m CPU / 40Mi"),
+                "{}",
+                findings[0].title
+            );
         }
     }
 

@@ -74,12 +74,16 @@ fn virtual_service_finding(
             .and_then(|timeout| Some((timeout, shorter(timeout, expected)?)))
         {
             lines.push(
-                EvidenceLine::new(object.clone(), format!("spec/http[{index}]/timeout"), timeout)
-                    .with_note(format!(
-                        "{}: the route deadline cuts the stream at {}",
-                        shorter_note(expected),
-                        display(duration)
-                    )),
+                EvidenceLine::new(
+                    object.clone(),
+                    format!("spec/http[{index}]/timeout"),
+                    timeout,
+                )
+                .with_note(format!(
+                    "{}: the route deadline cuts the stream at {}",
+                    shorter_note(expected),
+                    display(duration)
+                )),
             );
             note_cut(duration, "route timeout");
             fixed.spec.http[index].timeout = Some(display(expected));
@@ -175,7 +179,10 @@ fn destination_rule_findings(target: &TargetEvidence, expected: Duration) -> Vec
         if lines.is_empty() {
             continue;
         }
-        match per_rule.iter_mut().find(|(known, _)| std::ptr::eq(*known, rule)) {
+        match per_rule
+            .iter_mut()
+            .find(|(known, _)| std::ptr::eq(*known, rule))
+        {
             Some((_, known)) => {
                 for line in lines {
                     if !known.iter().any(|existing| existing.path == line.path) {
@@ -212,16 +219,26 @@ fn destination_rule_findings(target: &TargetEvidence, expected: Duration) -> Vec
 }
 
 /// What an Envoy field found in a patch does to a stream.
-fn classify(key: &str, parent: Option<&str>, value: &Value, apply_to: &str) -> Option<(Severity, &'static str)> {
+fn classify(
+    key: &str,
+    parent: Option<&str>,
+    value: &Value,
+    apply_to: &str,
+) -> Option<(Severity, &'static str)> {
     let is_text = value.is_string();
     match (key, parent) {
-        ("timeout", Some("route")) => Some((Severity::Critical, "route timeout: a deadline on the whole response")),
-        ("per_try_timeout", Some("retry_policy")) => {
-            Some((Severity::Critical, "per-try timeout: a deadline on each attempt, streaming included"))
-        }
-        ("max_stream_duration", _) if is_text => {
-            Some((Severity::Critical, "max stream duration: a deadline on the whole stream"))
-        }
+        ("timeout", Some("route")) => Some((
+            Severity::Critical,
+            "route timeout: a deadline on the whole response",
+        )),
+        ("per_try_timeout", Some("retry_policy")) => Some((
+            Severity::Critical,
+            "per-try timeout: a deadline on each attempt, streaming included",
+        )),
+        ("max_stream_duration", _) if is_text => Some((
+            Severity::Critical,
+            "max stream duration: a deadline on the whole stream",
+        )),
         ("stream_idle_timeout", _) => Some((
             Severity::Warning,
             "stream idle timeout: cuts a stream with no bytes for that long (queueing, long prefill)",
@@ -254,7 +271,11 @@ fn classify(key: &str, parent: Option<&str>, value: &Value, apply_to: &str) -> O
     }
 }
 
-fn envoy_filter_finding(target: &TargetEvidence, filter: &EnvoyFilter, expected: Duration) -> Option<Finding> {
+fn envoy_filter_finding(
+    target: &TargetEvidence,
+    filter: &EnvoyFilter,
+    expected: Duration,
+) -> Option<Finding> {
     let ports = service_ports(target);
     let path = InferencePath {
         pod_labels: &target.workload.pod_labels,
@@ -274,16 +295,23 @@ fn envoy_filter_finding(target: &TargetEvidence, filter: &EnvoyFilter, expected:
         };
         let apply_to = patch.apply_to.as_deref().unwrap_or_default();
         for field in fields(value) {
-            let Some(text) = field.value.as_str() else { continue };
-            let Some((severity, what)) = classify(field.key, field.parent, field.value, apply_to) else {
+            let Some(text) = field.value.as_str() else {
                 continue;
             };
-            let Some(duration) = shorter(text, expected) else { continue };
+            let Some((severity, what)) = classify(field.key, field.parent, field.value, apply_to)
+            else {
+                continue;
+            };
+            let Some(duration) = shorter(text, expected) else {
+                continue;
+            };
             lines.push(
                 EvidenceLine::new(object.clone(), value_path(index, &field.path), text)
                     .with_note(format!("{}; {what}", shorter_note(expected))),
             );
-            if worst.is_none_or(|(known, shortest, _)| severity > known || (severity == known && duration < shortest)) {
+            if worst.is_none_or(|(known, shortest, _)| {
+                severity > known || (severity == known && duration < shortest)
+            }) {
                 worst = Some((severity, duration, field.key));
             }
             let patch_value = fixed.spec.config_patches[index]
@@ -317,7 +345,11 @@ fn envoy_filter_finding(target: &TargetEvidence, filter: &EnvoyFilter, expected:
         ));
     }
     let name = filter.metadata.name.as_deref().unwrap_or("<unnamed>");
-    let namespace = filter.metadata.namespace.as_deref().unwrap_or(&target.workload.namespace);
+    let namespace = filter
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(&target.workload.namespace);
     match istio_manifest(IstioKind::EnvoyFilter, &fixed) {
         Some(yaml) => Some(finding.fix(
             format!(
@@ -366,17 +398,45 @@ spec:
         assert_eq!(findings.len(), 1);
         let finding = &findings[0];
         assert_eq!(finding.severity, Severity::Critical);
-        assert!(finding.title.contains("at 10s (per-try timeout)"), "{}", finding.title);
-        let paths: Vec<&str> = finding.evidence.iter().map(|line| line.path.as_str()).collect();
-        assert_eq!(paths, ["spec/http[1]/timeout", "spec/http[1]/retries/perTryTimeout"]);
+        assert!(
+            finding.title.contains("at 10s (per-try timeout)"),
+            "{}",
+            finding.title
+        );
+        let paths: Vec<&str> = finding
+            .evidence
+            .iter()
+            .map(|line| line.path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            ["spec/http[1]/timeout", "spec/http[1]/retries/perTryTimeout"]
+        );
         assert_eq!(finding.evidence[0].value, "15s");
-        assert!(finding.evidence[0].note.as_deref().unwrap().contains("300s expected generation"));
+        assert!(
+            finding.evidence[0]
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("300s expected generation")
+        );
 
-        let fixed: VirtualService = serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
+        let fixed: VirtualService =
+            serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
         assert_eq!(fixed.spec.http[1].timeout.as_deref(), Some("300s"));
-        assert_eq!(fixed.spec.http[1].retries.as_ref().unwrap().per_try_timeout, None);
-        assert_eq!(fixed.spec.http[0].timeout.as_deref(), Some("5s"), "other routes untouched");
-        assert!(fixed.spec.http[1].other.contains_key("rewrite"), "unmodelled fields kept");
+        assert_eq!(
+            fixed.spec.http[1].retries.as_ref().unwrap().per_try_timeout,
+            None
+        );
+        assert_eq!(
+            fixed.spec.http[0].timeout.as_deref(),
+            Some("5s"),
+            "other routes untouched"
+        );
+        assert!(
+            fixed.spec.http[1].other.contains_key("rewrite"),
+            "unmodelled fields kept"
+        );
         // The fixed object passes the check.
         let mut healed = target();
         healed.mesh.virtual_services.push(fixed);
@@ -424,7 +484,11 @@ spec:
         assert_well_formed(&findings);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].severity, Severity::Info);
-        let paths: Vec<&str> = findings[0].evidence.iter().map(|line| line.path.as_str()).collect();
+        let paths: Vec<&str> = findings[0]
+            .evidence
+            .iter()
+            .map(|line| line.path.as_str())
+            .collect();
         assert_eq!(
             paths,
             [
@@ -477,8 +541,16 @@ spec:
         assert_eq!(findings.len(), 1);
         let finding = &findings[0];
         assert_eq!(finding.severity, Severity::Critical);
-        assert!(finding.title.contains("sets timeout 120s"), "{}", finding.title);
-        let paths: Vec<&str> = finding.evidence.iter().map(|line| line.path.as_str()).collect();
+        assert!(
+            finding.title.contains("sets timeout 120s"),
+            "{}",
+            finding.title
+        );
+        let paths: Vec<&str> = finding
+            .evidence
+            .iter()
+            .map(|line| line.path.as_str())
+            .collect();
         assert_eq!(
             paths,
             [
@@ -490,10 +562,25 @@ spec:
             "0s is disabled; the workload's own outbound patch is off the path"
         );
         let fixed: EnvoyFilter = serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
-        let first = fixed.spec.config_patches[0].patch.as_ref().unwrap().value.as_ref().unwrap();
+        let first = fixed.spec.config_patches[0]
+            .patch
+            .as_ref()
+            .unwrap()
+            .value
+            .as_ref()
+            .unwrap();
         assert_eq!(first["typed_config"]["stream_idle_timeout"], "300s");
-        assert_eq!(first["typed_config"]["request_timeout"], "10s", "info-level limits are left alone");
-        let second = fixed.spec.config_patches[1].patch.as_ref().unwrap().value.as_ref().unwrap();
+        assert_eq!(
+            first["typed_config"]["request_timeout"], "10s",
+            "info-level limits are left alone"
+        );
+        let second = fixed.spec.config_patches[1]
+            .patch
+            .as_ref()
+            .unwrap()
+            .value
+            .as_ref()
+            .unwrap();
         assert_eq!(second["route"]["timeout"], "300s");
     }
 

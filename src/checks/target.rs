@@ -102,7 +102,11 @@ pub fn inference_ports(target: &TargetEvidence) -> Vec<InferencePort<'_>> {
         } else {
             matching
         };
-        found.extend(ports.into_iter().map(|port| InferencePort { service, port }));
+        found.extend(
+            ports
+                .into_iter()
+                .map(|port| InferencePort { service, port }),
+        );
     }
     found
 }
@@ -131,7 +135,11 @@ pub fn object_namespace<'a>(
 
 /// Whether an HTTP route of `service` sends traffic to one of the target's services. Without
 /// any service known, every route of a resolved VirtualService counts.
-pub fn route_reaches(route: &HttpRoute, virtual_service: &VirtualService, target: &TargetEvidence) -> bool {
+pub fn route_reaches(
+    route: &HttpRoute,
+    virtual_service: &VirtualService,
+    target: &TargetEvidence,
+) -> bool {
     let services = &target.mesh.services;
     if services.is_empty() {
         return true;

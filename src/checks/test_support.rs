@@ -1,7 +1,7 @@
 //! Builders for check tests: a realistic vLLM target to start from, and Istio objects from
 //! inline YAML (serde only; the manifest loader is not involved).
 
-use super::{Finding, Settings, Severity};
+use super::{Finding, Settings};
 use crate::evidence::{
     GpuRequest, IstioPresence, MeshContext, ServiceInfo, ServicePortInfo, SidecarMode,
     TargetEvidence, VllmServer, Workload, WorkloadKind,
@@ -96,10 +96,6 @@ pub fn pod_spec(yaml: &str) -> PodSpec {
     object(yaml)
 }
 
-pub fn max_severity(findings: &[Finding]) -> Option<Severity> {
-    findings.iter().map(|finding| finding.severity).max()
-}
-
 /// Every fix's YAML parses (as one or more documents) and every finding has evidence.
 pub fn assert_well_formed(findings: &[Finding]) {
     for finding in findings {
@@ -108,10 +104,10 @@ pub fn assert_well_formed(findings: &[Finding]) {
         if let Some(fix) = &finding.fix {
             assert!(!fix.summary.is_empty());
             for document in serde_yaml::Deserializer::from_str(&fix.yaml) {
-                serde_yaml::Value::deserialize(document)
-                    .unwrap_or_else(|error| panic!("fix YAML does not parse: {error}\n{}", fix.yaml));
+                serde_yaml::Value::deserialize(document).unwrap_or_else(|error| {
+                    panic!("fix YAML does not parse: {error}\n{}", fix.yaml)
+                });
             }
         }
     }
 }
-

@@ -1,6 +1,6 @@
 //! Istio objects we read (typed subset) and resolution: which objects apply to a workload.
 
 pub mod objects;
-pub mod resolve;
 pub mod patches;
 pub mod policy;
+pub mod resolve;

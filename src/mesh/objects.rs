@@ -27,9 +27,13 @@ pub type Gateway = IstioObject<GatewaySpec>;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct VirtualServiceSpec {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub export_to: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<HttpRoute>,
     /// Fields this subset does not model, kept so that a fix re-emits the object whole.
     #[serde(flatten)]
@@ -97,7 +101,9 @@ pub struct DestinationRuleSpec {
     pub host: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic_policy: Option<TrafficPolicy>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subsets: Vec<Subset>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub export_to: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload_selector: Option<WorkloadSelector>,
@@ -110,6 +116,7 @@ pub struct DestinationRuleSpec {
 #[serde(rename_all = "camelCase", default)]
 pub struct Subset {
     pub name: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic_policy: Option<TrafficPolicy>,
@@ -229,6 +236,7 @@ pub struct EnvoyFilterSpec {
     pub workload_selector: Option<WorkloadSelector>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub target_refs: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub config_patches: Vec<EnvoyConfigPatch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,

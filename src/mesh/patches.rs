@@ -50,7 +50,11 @@ pub struct InferencePath<'a> {
 /// Whether `patch` of `filter` changes a proxy that requests to the workload cross: the
 /// workload's inbound side, a caller's outbound side, or a gateway. A patch that selects the
 /// workload's own pods for their *outbound* or *gateway* listeners does not.
-pub fn on_inference_path(filter: &EnvoyFilter, patch: &EnvoyConfigPatch, path: InferencePath) -> bool {
+pub fn on_inference_path(
+    filter: &EnvoyFilter,
+    patch: &EnvoyConfigPatch,
+    path: InferencePath,
+) -> bool {
     let selector = filter
         .spec
         .workload_selector
@@ -65,7 +69,11 @@ pub fn on_inference_path(filter: &EnvoyFilter, patch: &EnvoyConfigPatch, path: I
     let has_selector = selector.is_some() || !filter.spec.target_refs.is_empty();
     let port = matched_port(patch);
     let port_is = |candidates: &[u16]| {
-        port.is_none_or(|port| candidates.iter().any(|candidate| u64::from(*candidate) == port))
+        port.is_none_or(|port| {
+            candidates
+                .iter()
+                .any(|candidate| u64::from(*candidate) == port)
+        })
     };
     match context(patch) {
         PatchContext::SidecarInbound => {
@@ -234,7 +242,9 @@ mod tests {
             "spec: {workloadSelector: {labels: {app: vllm}}, configPatches: [{match: {context: SIDECAR_OUTBOUND}}]}",
         );
         assert!(!reaches(&own_outbound));
-        let callers = filter("spec: {configPatches: [{match: {context: SIDECAR_OUTBOUND, listener: {portNumber: 80}}}]}");
+        let callers = filter(
+            "spec: {configPatches: [{match: {context: SIDECAR_OUTBOUND, listener: {portNumber: 80}}}]}",
+        );
         assert!(reaches(&callers));
         let gateway = filter(
             "spec: {workloadSelector: {labels: {istio: ingressgateway}}, configPatches: [{match: {context: GATEWAY}}]}",
@@ -250,14 +260,27 @@ mod tests {
         let found = fields(&value);
         let timeout = found.iter().find(|field| field.key == "timeout").unwrap();
         assert_eq!(timeout.parent, Some("route"));
-        assert_eq!(display_path(&timeout.path), "virtual_hosts[0]/routes[0]/route/timeout");
-        let per_try = found.iter().find(|field| field.key == "per_try_timeout").unwrap();
+        assert_eq!(
+            display_path(&timeout.path),
+            "virtual_hosts[0]/routes[0]/route/timeout"
+        );
+        let per_try = found
+            .iter()
+            .find(|field| field.key == "per_try_timeout")
+            .unwrap();
         assert_eq!(per_try.parent, Some("retry_policy"));
 
         let mut changed = value.clone();
         assert!(set_at(&mut changed, &timeout.path, Value::from("300s")));
-        assert_eq!(changed["virtual_hosts"][0]["routes"][0]["route"]["timeout"], "300s");
-        assert!(!set_at(&mut changed, &[Segment::Key("missing".into()), Segment::Index(3)], Value::Null));
+        assert_eq!(
+            changed["virtual_hosts"][0]["routes"][0]["route"]["timeout"],
+            "300s"
+        );
+        assert!(!set_at(
+            &mut changed,
+            &[Segment::Key("missing".into()), Segment::Index(3)],
+            Value::Null
+        ));
     }
 
     #[test]

@@ -105,7 +105,11 @@ pub fn effective_policy<'a>(
             })
     });
     if let Some((index, policy)) = subset_policy {
-        let resolved = resolve_port(policy, &format!("spec/subsets[{index}]/trafficPolicy"), port);
+        let resolved = resolve_port(
+            policy,
+            &format!("spec/subsets[{index}]/trafficPolicy"),
+            port,
+        );
         if resolved.connection_pool.is_some() || resolved.has_port_level {
             effective.connection_pool = resolved.connection_pool;
         }
@@ -120,14 +124,19 @@ pub fn effective_policy<'a>(
 /// port the workload listens on): `ingress[].connectionPool` for that port wins over
 /// `inboundConnectionPool`.
 pub fn sidecar_inbound_pool(sidecar: &Sidecar, port: u16) -> Option<(&ConnectionPool, String)> {
-    let ingress = sidecar.spec.ingress.iter().enumerate().find(|(_, ingress)| {
-        ingress
-            .port
-            .as_ref()
-            .and_then(|port_value| port_value.get("number"))
-            .and_then(serde_json::Value::as_u64)
-            .is_some_and(|number| number == u64::from(port))
-    });
+    let ingress = sidecar
+        .spec
+        .ingress
+        .iter()
+        .enumerate()
+        .find(|(_, ingress)| {
+            ingress
+                .port
+                .as_ref()
+                .and_then(|port_value| port_value.get("number"))
+                .and_then(serde_json::Value::as_u64)
+                .is_some_and(|number| number == u64::from(port))
+        });
     let ingress_pool = ingress.and_then(|(index, ingress)| {
         ingress
             .connection_pool
@@ -193,7 +202,12 @@ pub fn pool_limits(pool: &ConnectionPool, path: &str) -> PoolLimits {
             http.and_then(|http| http.idle_timeout.as_ref()),
             "http/idleTimeout",
         )
-        .or_else(|| text(tcp.and_then(|tcp| tcp.idle_timeout.as_ref()), "tcp/idleTimeout")),
+        .or_else(|| {
+            text(
+                tcp.and_then(|tcp| tcp.idle_timeout.as_ref()),
+                "tcp/idleTimeout",
+            )
+        }),
         max_connection_duration: text(
             tcp.and_then(|tcp| tcp.max_connection_duration.as_ref()),
             "tcp/maxConnectionDuration",
@@ -300,11 +314,20 @@ spec:
         let rule = rule(LAYERED);
         let effective = effective_policy(&rule, 9000, None);
         let (pool, path) = effective.connection_pool.unwrap();
-        assert_eq!(path, "spec/trafficPolicy/portLevelSettings[0]/connectionPool");
+        assert_eq!(
+            path,
+            "spec/trafficPolicy/portLevelSettings[0]/connectionPool"
+        );
         let limits = pool_limits(pool, &path);
         assert_eq!(limits.max_connections.unwrap().value, 7);
-        assert_eq!(limits.http2_max_requests, None, "not inherited from the top level");
-        assert!(effective.outlier_detection.is_none(), "not inherited either");
+        assert_eq!(
+            limits.http2_max_requests, None,
+            "not inherited from the top level"
+        );
+        assert!(
+            effective.outlier_detection.is_none(),
+            "not inherited either"
+        );
 
         // A port entry with only TLS still drops the top-level pool for that port.
         let effective = effective_policy(&rule, 8000, None);
@@ -380,13 +403,17 @@ spec:
         }
         for host in ["vllm", "other", "vllm.other", "*.other.svc.cluster.local"] {
             let namespace = if host == "vllm" { "other" } else { "llm" };
-            assert!(!host_matches(host, namespace, &service), "{host} in {namespace}");
+            assert!(
+                !host_matches(host, namespace, &service),
+                "{host} in {namespace}"
+            );
         }
     }
 
     #[test]
     fn the_first_matching_rule_is_the_one_applied() {
-        let wildcard = rule("metadata: {name: all, namespace: llm}\nspec: {host: '*.llm.svc.cluster.local'}");
+        let wildcard =
+            rule("metadata: {name: all, namespace: llm}\nspec: {host: '*.llm.svc.cluster.local'}");
         let exact = rule("metadata: {name: exact, namespace: llm}\nspec: {host: vllm}");
         let other = rule("metadata: {name: other, namespace: llm}\nspec: {host: other}");
         let rules = vec![other, exact, wildcard];
