@@ -24,13 +24,11 @@
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::quantity::display_memory;
-use super::target::service_ports;
+use super::target::{inference_path, service_ports};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::mesh::objects::{EnvoyConfigPatch, EnvoyFilter};
-use crate::mesh::patches::{
-    InferencePath, Segment, as_bytes, fields, on_inference_path, set_at, value_path,
-};
+use crate::mesh::patches::{Segment, as_bytes, fields, on_inference_path, set_at, value_path};
 use serde_json::Value;
 
 const BYTES_PER_TOKEN: u64 = 4;
@@ -70,11 +68,7 @@ struct ConnectionLimit<'a> {
 
 pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     let ports = service_ports(target);
-    let inference = InferencePath {
-        pod_labels: &target.workload.pod_labels,
-        workload_port: target.workload.vllm.port,
-        service_ports: &ports,
-    };
+    let inference = inference_path(target, &ports);
     let on_path: Vec<OnPath> = target
         .mesh
         .envoy_filters
@@ -612,6 +606,7 @@ fn connection_limit_finding(
 mod tests {
     use super::*;
     use crate::checks::test_support::{assert_well_formed, object as parse, settings, target};
+    use crate::evidence::SidecarMode;
 
     /// target(): max-model-len 32768 → the estimate is 128Ki.
     fn with_filter(yaml: &str) -> TargetEvidence {
@@ -689,6 +684,13 @@ spec:
             .replace("LIMIT", "1024")
             .replace("app: vllm", "app: web");
         assert!(check(&with_filter(&elsewhere), &settings()).is_empty());
+
+        // Outside the mesh or in ambient mode there is no inbound sidecar listener to patch.
+        for mode in [SidecarMode::None, SidecarMode::Ambient] {
+            let mut no_sidecar = with_filter(&BUFFER.replace("LIMIT", "1024"));
+            no_sidecar.mesh.sidecar_mode = mode;
+            assert!(check(&no_sidecar, &settings()).is_empty(), "{mode:?}");
+        }
     }
 
     #[test]

@@ -16,12 +16,12 @@
 //!   until the request is received).
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
-use super::target::{route_reaches, service_ports, upstream_clusters};
+use super::target::{inference_path, route_reaches, service_ports, upstream_clusters};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::duration::{display, parse};
 use crate::evidence::TargetEvidence;
 use crate::mesh::objects::{DestinationRule, EnvoyFilter, VirtualService};
-use crate::mesh::patches::{InferencePath, fields, on_inference_path, set_at, value_path};
+use crate::mesh::patches::{fields, on_inference_path, set_at, value_path};
 use crate::mesh::policy::{effective_policy, pool_limits};
 use serde_json::Value;
 use std::time::Duration;
@@ -277,11 +277,7 @@ fn envoy_filter_finding(
     expected: Duration,
 ) -> Option<Finding> {
     let ports = service_ports(target);
-    let path = InferencePath {
-        pod_labels: &target.workload.pod_labels,
-        workload_port: target.workload.vllm.port,
-        service_ports: &ports,
-    };
+    let path = inference_path(target, &ports);
     let object = istio_ref(IstioKind::EnvoyFilter, filter);
     let mut fixed = filter.clone();
     let mut lines = Vec::new();
@@ -530,6 +526,13 @@ spec:
     patch:
       operation: MERGE
       value: {typed_config: {stream_idle_timeout: 1s}}
+  - applyTo: HTTP_FILTER
+    match: {context: SIDECAR_INBOUND}
+    patch:
+      operation: INSERT_FIRST
+      value:
+        name: envoy.filters.http.ext_authz
+        typed_config: {grpc_service: {envoy_grpc: {cluster_name: authz}, timeout: 1s}}
 "#;
 
     #[test]
@@ -559,7 +562,7 @@ spec:
                 "spec/configPatches[0]/patch/value/typed_config/stream_idle_timeout",
                 "spec/configPatches[1]/patch/value/route/timeout",
             ],
-            "0s is disabled; the workload's own outbound patch is off the path"
+            "0s is disabled; the workload's own outbound patch is off the path; an ext_authz call timeout is no stream timeout"
         );
         let fixed: EnvoyFilter = serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
         let first = fixed.spec.config_patches[0]

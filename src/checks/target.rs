@@ -3,6 +3,7 @@
 
 use crate::evidence::{ServiceInfo, TargetEvidence, Workload, WorkloadKind};
 use crate::mesh::objects::{DestinationRule, HttpRoute, VirtualService};
+use crate::mesh::patches::InferencePath;
 use crate::mesh::policy::{destination_rule_for, host_matches};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use std::collections::BTreeSet;
@@ -120,6 +121,19 @@ pub fn service_ports(target: &TargetEvidence) -> Vec<u16> {
     ports.sort_unstable();
     ports.dedup();
     ports
+}
+
+/// Where the target's inference traffic passes, for judging EnvoyFilter patches.
+pub fn inference_path<'a>(
+    target: &'a TargetEvidence,
+    service_ports: &'a [u16],
+) -> InferencePath<'a> {
+    InferencePath {
+        pod_labels: &target.workload.pod_labels,
+        has_sidecar: target.mesh.sidecar_mode.has_sidecar(),
+        workload_port: target.workload.vllm.port,
+        service_ports,
+    }
 }
 
 /// The namespace an Istio object's short hosts resolve in.

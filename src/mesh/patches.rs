@@ -38,18 +38,22 @@ pub fn matched_port(patch: &EnvoyConfigPatch) -> Option<u64> {
         .find_map(|section| matcher.get(section)?.get("portNumber")?.as_u64())
 }
 
-/// Where the inference traffic of a workload passes: its pods (labels), the port vLLM listens
-/// on (inbound listeners), and the service ports callers use (outbound listeners).
+/// Where the inference traffic of a workload passes: its pods (labels) and whether they have a
+/// sidecar, the port vLLM listens on (inbound listeners), and the service ports callers use
+/// (outbound listeners).
 #[derive(Debug, Clone, Copy)]
 pub struct InferencePath<'a> {
     pub pod_labels: &'a BTreeMap<String, String>,
+    /// Without a sidecar (outside the mesh, or ambient) no inbound listener exists to patch.
+    pub has_sidecar: bool,
     pub workload_port: u16,
     pub service_ports: &'a [u16],
 }
 
 /// Whether `patch` of `filter` changes a proxy that requests to the workload cross: the
-/// workload's inbound side, a caller's outbound side, or a gateway. A patch that selects the
-/// workload's own pods for their *outbound* or *gateway* listeners does not.
+/// workload's inbound side (when it has a sidecar), a caller's outbound side, or a gateway. A
+/// patch that selects the workload's own pods for their *outbound* or *gateway* listeners does
+/// not.
 pub fn on_inference_path(
     filter: &EnvoyFilter,
     patch: &EnvoyConfigPatch,
@@ -77,7 +81,9 @@ pub fn on_inference_path(
     };
     match context(patch) {
         PatchContext::SidecarInbound => {
-            (!has_selector || selects_workload) && port_is(&[path.workload_port])
+            path.has_sidecar
+                && (!has_selector || selects_workload)
+                && port_is(&[path.workload_port])
         }
         PatchContext::SidecarOutbound => !selects_workload && port_is(path.service_ports),
         PatchContext::Gateway => !selects_workload,
@@ -214,6 +220,7 @@ mod tests {
         let labels = labels();
         let path = InferencePath {
             pod_labels: &labels,
+            has_sidecar: true,
             workload_port: 8000,
             service_ports: &[80],
         };
