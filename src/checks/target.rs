@@ -147,7 +147,7 @@ pub fn object_namespace<'a>(
         .unwrap_or(&target.workload.namespace)
 }
 
-/// Whether an HTTP route of `service` sends traffic to one of the target's services. Without
+/// Whether an HTTP route of `virtual_service` sends traffic to one of the target's services. Without
 /// any service known, every route of a resolved VirtualService counts.
 pub fn route_reaches(
     route: &HttpRoute,
