@@ -219,7 +219,7 @@ pub fn judge_target(
     let root_cause = findings
         .first()
         .filter(|finding| finding.severity > Severity::Info)
-        .map(|finding| root_cause(finding, findings.len()));
+        .map(root_cause);
     let also_contributing = contributors(&findings, root_cause.as_ref().map(|root| root.id));
     TargetDiagnosis {
         target: summary(target),
@@ -271,7 +271,7 @@ pub fn confidence(basis: Basis, severity: Severity) -> (Confidence, &'static str
     }
 }
 
-fn root_cause(finding: &Finding, total: usize) -> RootCause {
+fn root_cause(finding: &Finding) -> RootCause {
     let (confidence, why) = confidence(finding.basis, finding.severity);
     let mut explanation = format!(
         "{} ({}, {}).",
@@ -285,11 +285,6 @@ fn root_cause(finding: &Finding, total: usize) -> RootCause {
     explanation.push(' ');
     explanation.push_str(&capitalise(why));
     explanation.push('.');
-    if total > 1 {
-        explanation.push_str(&format!(
-            " Ranked first of {total} findings by severity, then runtime over effective over static evidence, then failure-mode number."
-        ));
-    }
     RootCause {
         id: finding.id,
         number: finding.number,

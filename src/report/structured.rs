@@ -45,8 +45,16 @@ pub struct FindingDocument<'a> {
     pub basis: Basis,
     pub title: &'a str,
     pub evidence: &'a [EvidenceLine],
-    pub fix: Option<&'a Fix>,
+    pub fix: Option<FixDocument<'a>>,
     pub assumptions: &'a [String],
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FixDocument<'a> {
+    pub summary: &'a str,
+    /// YAML that `kubectl apply -f -` accepts; empty when the fix is a sentence only.
+    pub yaml: &'a str,
 }
 
 pub fn document(diagnosis: &Diagnosis) -> Document<'_> {
@@ -81,7 +89,10 @@ fn finding_document(finding: &Finding) -> FindingDocument<'_> {
         basis: finding.basis,
         title: &finding.title,
         evidence: &finding.evidence,
-        fix: finding.fix.as_ref(),
+        fix: finding.fix.as_ref().map(|fix: &Fix| FixDocument {
+            summary: &fix.summary,
+            yaml: &fix.yaml,
+        }),
         assumptions: &finding.assumptions,
     }
 }
