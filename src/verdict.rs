@@ -396,47 +396,41 @@ fn summary(target: &TargetEvidence) -> TargetSummary {
 pub(crate) mod tests {
     use super::*;
     use crate::checks::EvidenceLine;
-    use crate::evidence::{MeshContext, ObjectRef, VllmServer, Workload};
+    use crate::evidence::ObjectRef;
 
+    /// A GPU Deployment with nothing around it; built from JSON so new optional evidence fields
+    /// do not break these tests.
     pub(crate) fn target(mode: SidecarMode, istio: IstioPresence) -> TargetEvidence {
-        TargetEvidence {
-            workload: Workload {
-                kind: WorkloadKind::Deployment,
-                namespace: "inference".into(),
-                name: "vllm".into(),
-                replicas: 2,
-                pod_labels: Default::default(),
-                pod_annotations: Default::default(),
-                pod_spec: Default::default(),
-                vllm: VllmServer {
-                    container: "vllm".into(),
-                    image: Some("vllm/vllm-openai:v0.8.5".into()),
-                    port: 8000,
-                    max_num_seqs: None,
-                    max_model_len: None,
-                    served_model_name: None,
-                },
-                gpu: Some(GpuRequest {
-                    resource: "nvidia.com/gpu".into(),
-                    count: 1,
-                }),
-                detected_by: "image vllm/vllm-openai".into(),
+        serde_json::from_value(serde_json::json!({
+            "workload": {
+                "kind": "Deployment",
+                "namespace": "inference",
+                "name": "vllm",
+                "replicas": 2,
+                "podSpec": {"containers": []},
+                "vllm": {"container": "vllm", "image": "vllm/vllm-openai:v0.8.5", "port": 8000},
+                "gpu": {"resource": "nvidia.com/gpu", "count": 1},
+                "detectedBy": "image vllm/vllm-openai"
             },
-            mesh: MeshContext {
-                istio,
-                sidecar_mode: mode,
-                sidecar_reason: "namespace label istio-injection=enabled".into(),
-                namespace_labels: Default::default(),
-                services: Vec::new(),
-                virtual_services: Vec::new(),
-                destination_rules: Vec::new(),
-                envoy_filters: Vec::new(),
-                peer_authentications: Vec::new(),
-                sidecars: Vec::new(),
-                gateways: Vec::new(),
-            },
-            gaps: Vec::new(),
-        }
+            "mesh": {
+                "istio": istio,
+                "sidecarMode": mode,
+                "sidecarReason": "namespace label istio-injection=enabled"
+            }
+        }))
+        .unwrap()
+    }
+
+    /// A run's evidence around `targets`, from JSON like `target`.
+    pub(crate) fn evidence(targets: Vec<TargetEvidence>, gaps: Vec<Gap>) -> Evidence {
+        serde_json::from_value(serde_json::json!({
+            "schemaVersion": 1,
+            "sources": ["manifests"],
+            "expectedGeneration": "300s",
+            "targets": targets,
+            "gaps": gaps,
+        }))
+        .unwrap()
     }
 
     pub(crate) fn finding(id: CheckId, severity: Severity, basis: Basis) -> Finding {
@@ -615,13 +609,7 @@ pub(crate) mod tests {
 
     #[test]
     fn fail_on_threshold_decides_failed() {
-        let evidence = Evidence {
-            schema_version: 1,
-            sources: vec!["manifests".into()],
-            expected_generation: Duration::from_secs(300),
-            targets: Vec::new(),
-            gaps: Vec::new(),
-        };
+        let evidence = evidence(Vec::new(), Vec::new());
         let warning = || {
             vec![judged(vec![finding(
                 CheckId::ColdStart,

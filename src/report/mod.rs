@@ -97,9 +97,8 @@ pub(crate) mod sample {
     //! A diagnosis built by hand, for the renderer tests.
 
     use crate::checks::{Basis, CheckId, EvidenceLine, Finding, Severity};
-    use crate::evidence::{Evidence, Gap, IstioPresence, ObjectRef, SidecarMode};
+    use crate::evidence::{Gap, IstioPresence, ObjectRef, SidecarMode};
     use crate::verdict::{self, Diagnosis};
-    use std::time::Duration;
 
     pub fn stream_timeout_finding() -> Finding {
         Finding::new(
@@ -155,13 +154,10 @@ pub(crate) mod sample {
         target
             .gaps
             .push(Gap::new("Envoy admin", "offline manifests only"));
-        let evidence = Evidence {
-            schema_version: 1,
-            sources: vec!["manifests".into()],
-            expected_generation: Duration::from_secs(300),
-            targets: vec![target.clone()],
-            gaps: vec![Gap::new("Istio CRDs", "unknown offline")],
-        };
+        let evidence = verdict::tests::evidence(
+            vec![target.clone()],
+            vec![Gap::new("Istio CRDs", "unknown offline")],
+        );
         let per_check = CheckId::ALL
             .iter()
             .map(|id| {
