@@ -353,10 +353,14 @@ fn not_applicable(target: &TargetEvidence, id: CheckId) -> Option<String> {
     let mesh = &target.mesh;
     let mode = mesh.sidecar_mode;
     if id == CheckId::SidecarOverhead {
-        return (!mode.has_sidecar()).then(|| match mode {
-            SidecarMode::Ambient => "ambient mode: no sidecar in the pod".to_string(),
-            _ => format!("no sidecar ({})", mesh.sidecar_reason),
-        });
+        return match mode {
+            SidecarMode::Ambient => Some("ambient mode: no sidecar in the pod".to_string()),
+            _ if !mode.has_sidecar() => Some(format!("no sidecar ({})", mesh.sidecar_reason)),
+            _ if target.workload.gpu.is_none() => {
+                Some("not a GPU pod: the overhead matters on GPU nodes".to_string())
+            }
+            _ => None,
+        };
     }
     if mode.has_sidecar() || mode == SidecarMode::Ambient {
         return None;
@@ -594,6 +598,12 @@ pub(crate) mod tests {
                 .iter()
                 .all(|c| c.status == CheckStatus::NotApplicable && c.reason.is_some())
         );
+
+        let mut cpu_only = target(SidecarMode::Injected, IstioPresence::Unknown);
+        cpu_only.workload.gpu = None;
+        let cpu_only = judge_target(&cpu_only, by_check(Vec::new()));
+        assert_eq!(cpu_only.checks[0].status, CheckStatus::NotApplicable);
+        assert!(cpu_only.checks[0].reason.as_ref().unwrap().contains("GPU"));
 
         let ambient = judge_target(
             &target(SidecarMode::Ambient, IstioPresence::Installed),
