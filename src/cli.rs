@@ -25,8 +25,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Diagnose inference workloads from manifests (-f) or a cluster: root cause, evidence, fix.
+    #[command(after_help = EXIT_CODES_HELP)]
     Diagnose(DiagnoseArgs),
 }
+
+const EXIT_CODES_HELP: &str = "Exit codes (the same in every output format):
+  0  nothing at or above --fail-on
+  3  a finding at or above --fail-on
+  1  could not run (unreadable or malformed input, unknown TARGET, no inference workload)
+  2  usage error";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {

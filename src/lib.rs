@@ -4,6 +4,7 @@
 //! `Inventory` and `Evidence`; `checks` turn evidence into findings; `verdict` ranks them;
 //! `report` renders.
 
+pub mod app;
 pub mod checks;
 pub mod cli;
 pub mod cluster;

@@ -1,6 +1,10 @@
 use clap::{CommandFactory, FromArgMatches};
+use kubectl_infermesh::app;
 use kubectl_infermesh::cli::{self, Cli};
+use kubectl_infermesh::report::Style;
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let argv0 = std::env::args_os().next();
@@ -12,9 +16,76 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+            return ExitCode::from(if error.use_stderr() {
+                app::EXIT_USAGE
+            } else {
+                0
+            });
         }
     };
-    let _ = cli;
-    ExitCode::SUCCESS
+    init_logging(cli.verbose);
+
+    let stdout = std::io::stdout();
+    let terminal = stdout.is_terminal();
+    let style = Style {
+        colour: terminal && colour_allowed(),
+        terminal,
+    };
+    match app::run(&cli, &mut stdout.lock(), style) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            let code = error.exit_code();
+            eprintln!("error: {}", one_line(&anyhow::Error::new(error)));
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// `NO_COLOR` set to anything but the empty string turns colour off (no-color.org).
+fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
+/// Tracing to stderr: warn by default, -v info, -vv debug, -vvv trace. `RUST_LOG` directives
+/// (e.g. `kubectl_infermesh::mesh=trace`) are added on top; without -v, `RUST_LOG` alone decides.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let from_env = std::env::var("RUST_LOG").unwrap_or_default();
+    let directives = if verbose == 0 && !from_env.trim().is_empty() {
+        from_env
+    } else if from_env.trim().is_empty() {
+        level.to_string()
+    } else {
+        format!("{level},{from_env}")
+    };
+    let stderr = std::io::stderr();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(directives))
+        .with_writer(std::io::stderr)
+        .with_ansi(stderr.is_terminal() && colour_allowed())
+        .with_target(verbose >= 2)
+        .init();
+}
+
+/// The error and its causes on one line, joined with `: `; a cause already spelled out by the
+/// message before it is not repeated.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        let cause = cause.split_whitespace().collect::<Vec<_>>().join(" ");
+        if cause.is_empty() || text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }

@@ -1,1 +1,187 @@
-//! Renderers and fix output.
+//! Renderers: table (and wide), JSON, YAML, markdown. They render the verdict; they never decide.
+
+pub mod fixes;
+pub mod markdown;
+pub mod structured;
+pub mod table;
+
+use crate::checks::{EvidenceLine, Severity};
+use crate::cli::OutputFormat;
+use crate::evidence::{Gap, SidecarMode};
+use crate::verdict::{Diagnosis, TargetSummary};
+
+/// How the terminal renderers may style their output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Style {
+    /// ANSI colour: only on a terminal, and never when `NO_COLOR` is set (the caller decides).
+    pub colour: bool,
+    /// stdout is a terminal: the table may wrap to its width.
+    pub terminal: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("could not write the report as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("could not write the report as YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+}
+
+/// Renders the diagnosis in the asked format; the text ends with a newline.
+pub fn render(
+    diagnosis: &Diagnosis,
+    format: OutputFormat,
+    style: Style,
+) -> Result<String, RenderError> {
+    Ok(match format {
+        OutputFormat::Table => table::render(diagnosis, false, style),
+        OutputFormat::Wide => table::render(diagnosis, true, style),
+        OutputFormat::Json => structured::json(diagnosis)?,
+        OutputFormat::Yaml => structured::yaml(diagnosis)?,
+        OutputFormat::Markdown => markdown::render(diagnosis),
+    })
+}
+
+pub(crate) fn sidecar_mode_text(mode: SidecarMode) -> &'static str {
+    match mode {
+        SidecarMode::None => "none",
+        SidecarMode::Injected => "injected",
+        SidecarMode::Classic => "classic",
+        SidecarMode::Native => "native",
+        SidecarMode::Ambient => "ambient",
+    }
+}
+
+/// `1× nvidia.com/gpu`, or `none`.
+pub(crate) fn gpu_text(target: &TargetSummary) -> String {
+    match &target.gpu {
+        Some(gpu) => format!("{}× {}", gpu.count, gpu.resource),
+        None => "none".to_string(),
+    }
+}
+
+/// `VirtualService inference/vllm spec/http[0]/timeout = 30s (shorter than …)`
+pub(crate) fn evidence_text(line: &EvidenceLine) -> String {
+    let mut text = format!("{} {} = {}", line.object, line.path, line.value);
+    if let Some(note) = &line.note {
+        text.push_str(&format!(" ({note})"));
+    }
+    text
+}
+
+pub(crate) fn gap_text(gap: &Gap) -> String {
+    format!("{}: {}", gap.what, gap.reason)
+}
+
+/// One sentence on the exit status, the same in every format.
+pub(crate) fn outcome_text(diagnosis: &Diagnosis) -> String {
+    let fail_on = diagnosis.fail_on;
+    if diagnosis.failed {
+        format!(
+            "findings at or above --fail-on {fail_on}: exit {}",
+            diagnosis.exit_code()
+        )
+    } else {
+        match diagnosis.worst {
+            Some(worst) if worst > Severity::Info => format!(
+                "worst finding is {worst}, below --fail-on {fail_on}: exit {}",
+                diagnosis.exit_code()
+            ),
+            _ => format!("nothing above info: exit {}", diagnosis.exit_code()),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod sample {
+    //! A diagnosis built by hand, for the renderer tests.
+
+    use crate::checks::{Basis, CheckId, EvidenceLine, Finding, Severity};
+    use crate::evidence::{Gap, IstioPresence, ObjectRef, SidecarMode};
+    use crate::verdict::{self, Diagnosis};
+
+    pub fn stream_timeout_finding() -> Finding {
+        Finding::new(
+            CheckId::StreamTimeout,
+            Severity::Critical,
+            Basis::Static,
+            "VirtualService vllm cuts responses at 30s, shorter than the 300s expected generation",
+        )
+        .evidence(
+            EvidenceLine::new(
+                ObjectRef::new("VirtualService", Some("inference"), "vllm"),
+                "spec/http[0]/timeout",
+                "30s",
+            )
+            .with_note("shorter than the 300s expected generation"),
+        )
+        .fix(
+            "Set the route timeout to at least the expected generation",
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: vllm\n  namespace: inference\nspec:\n  http:\n  - timeout: 300s\n",
+        )
+    }
+
+    pub fn pool_finding() -> Finding {
+        Finding::new(
+            CheckId::ConnectionPool,
+            Severity::Warning,
+            Basis::Static,
+            "DestinationRule vllm caps connections at 64, below 512 concurrent sequences",
+        )
+        .evidence(EvidenceLine::new(
+            ObjectRef::new("DestinationRule", Some("inference"), "vllm"),
+            "spec/trafficPolicy/connectionPool/tcp/maxConnections",
+            "64",
+        ))
+        .fix(
+            "Raise the limits to what the replicas serve",
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: vllm\n  namespace: inference\nspec:\n  host: vllm\n",
+        )
+        .assume("--max-num-seqs not set: assumed 256 per replica")
+    }
+
+    pub fn info_finding() -> Finding {
+        Finding::new(
+            CheckId::SidecarOverhead,
+            Severity::Info,
+            Basis::Static,
+            "istio-proxy requests 50m/64Mi: tuned",
+        )
+    }
+
+    pub fn diagnosis(findings: Vec<Finding>, fail_on: Severity) -> Diagnosis {
+        let mut target = verdict::tests::target(SidecarMode::Injected, IstioPresence::Unknown);
+        target
+            .gaps
+            .push(Gap::new("Envoy admin", "offline manifests only"));
+        let evidence = verdict::tests::evidence(
+            vec![target.clone()],
+            vec![Gap::new("Istio CRDs", "unknown offline")],
+        );
+        let per_check = CheckId::ALL
+            .iter()
+            .map(|id| {
+                (
+                    *id,
+                    findings.iter().filter(|f| f.id == *id).cloned().collect(),
+                )
+            })
+            .collect();
+        verdict::summarise(
+            &evidence,
+            vec![verdict::judge_target(&target, per_check)],
+            fail_on,
+        )
+    }
+
+    pub fn failing() -> Diagnosis {
+        diagnosis(
+            vec![pool_finding(), stream_timeout_finding(), info_finding()],
+            Severity::Critical,
+        )
+    }
+
+    pub fn healthy() -> Diagnosis {
+        diagnosis(vec![info_finding()], Severity::Critical)
+    }
+}

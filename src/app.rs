@@ -1,0 +1,149 @@
+//! The `diagnose` command: load manifests -> gather evidence -> run the checks -> verdict ->
+//! render -> exit code. `main` only parses arguments, sets up logging and prints errors.
+
+use crate::checks::Settings;
+use crate::cli::{Cli, Command, DiagnoseArgs};
+use crate::evidence::Evidence;
+use crate::gather::{self, GatherError, Scope, Target};
+use crate::manifest::{self, ManifestError};
+use crate::report::{self, RenderError, Style};
+use crate::verdict;
+use std::io::Write;
+
+/// Exit code when the diagnosis could not run (bad input, nothing to analyse).
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code for usage errors (clap's, and a TARGET that is not `KIND/NAME`).
+pub const EXIT_USAGE: u8 = 2;
+
+/// The namespace of manifest objects that name none, when `-n` is not given (as kubectl does).
+const DEFAULT_NAMESPACE: &str = "default";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(
+        "live cluster access is not built yet: pass manifests with -f/--filename (a file, a folder, or - for stdin)"
+    )]
+    LiveClusterNotBuilt,
+    #[error("TARGET {text:?}: {reason}")]
+    InvalidTarget { text: String, reason: String },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Gather(#[from] GatherError),
+    #[error("no inference workload found in {inputs}{scope}: {hint}")]
+    NoWorkloads {
+        inputs: String,
+        scope: String,
+        hint: &'static str,
+    },
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error("could not write the report to stdout")]
+    Write(#[source] std::io::Error),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::InvalidTarget { .. } => EXIT_USAGE,
+            _ => EXIT_ERROR,
+        }
+    }
+}
+
+/// Runs the parsed command, writing the report to `out`; returns the exit code.
+pub fn run(cli: &Cli, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
+    match &cli.command {
+        Command::Diagnose(args) => diagnose(args, out, style),
+    }
+}
+
+fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
+    let evidence = load_evidence(args)?;
+    if evidence.targets.is_empty() {
+        return Err(no_workloads(args));
+    }
+    let settings = Settings {
+        expected_generation: args.expected_generation,
+    };
+    let diagnosis = verdict::diagnose(&evidence, &settings, args.fail_on);
+    tracing::info!(
+        targets = diagnosis.targets.len(),
+        worst = ?diagnosis.worst,
+        "diagnosis done"
+    );
+    let text = report::render(&diagnosis, args.output, style)?;
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        // A reader that stopped early (`| head`) does not change the verdict.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(error) => return Err(AppError::Write(error)),
+    }
+    Ok(diagnosis.exit_code())
+}
+
+/// Manifests (-f) to Evidence for the targets in scope.
+fn load_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
+    if args.filenames.is_empty() {
+        return Err(AppError::LiveClusterNotBuilt);
+    }
+    let target = match &args.target {
+        Some(text) => Some(
+            Target::parse(text).map_err(|error| AppError::InvalidTarget {
+                text: text.clone(),
+                reason: error.to_string(),
+            })?,
+        ),
+        None => None,
+    };
+    let default_namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+    let inventory = manifest::load(&args.filenames, default_namespace)?;
+    tracing::debug!(
+        deployments = inventory.deployments.len(),
+        stateful_sets = inventory.stateful_sets.len(),
+        pods = inventory.pods.len(),
+        "manifests loaded"
+    );
+    let scope = Scope {
+        namespace: args.namespace.clone(),
+        all_namespaces: args.all_namespaces,
+        selector: args.selector.clone(),
+        target,
+    };
+    Ok(gather::gather(
+        &inventory,
+        &scope,
+        args.expected_generation,
+        vec!["manifests".to_string()],
+    )?)
+}
+
+fn no_workloads(args: &DiagnoseArgs) -> AppError {
+    let inputs: Vec<String> = args
+        .filenames
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    let mut scope = Vec::new();
+    if let Some(namespace) = &args.namespace {
+        scope.push(format!("namespace {namespace}"));
+    }
+    if let Some(selector) = &args.selector {
+        scope.push(format!("selector {selector}"));
+    }
+    let scope = if scope.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", scope.join(", "))
+    };
+    let hint = if args.selector.is_some() {
+        "no pod runs vLLM or matches the selector"
+    } else {
+        "vLLM is recognised by its image or command; for other servers pass -l/--selector"
+    };
+    AppError::NoWorkloads {
+        inputs: inputs.join(", "),
+        scope,
+        hint,
+    }
+}

@@ -1,0 +1,191 @@
+//! JSON and YAML: one versioned document (`schemaVersion`) that runbooks and CI parse.
+//! Keys are camelCase and always present (`null` or `[]` when empty), so consumers need no guesses.
+
+use super::RenderError;
+use crate::checks::{Basis, CheckId, EvidenceLine, Finding, Fix, Severity};
+use crate::evidence::Gap;
+use crate::verdict::{
+    CheckOutcome, Contributor, Diagnosis, RootCause, TargetDiagnosis, TargetSummary,
+};
+use serde::Serialize;
+
+/// Bumped when a key changes meaning or disappears; new keys do not bump it.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Document<'a> {
+    pub schema_version: u32,
+    pub expected_generation: String,
+    pub sources: &'a [String],
+    pub fail_on: Severity,
+    pub worst_severity: Option<Severity>,
+    pub exit_code: u8,
+    pub targets: Vec<TargetDocument<'a>>,
+    pub gaps: &'a [Gap],
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetDocument<'a> {
+    pub target: &'a TargetSummary,
+    pub root_cause: Option<&'a RootCause>,
+    pub also_contributing: &'a [Contributor],
+    pub findings: Vec<FindingDocument<'a>>,
+    pub checks: &'a [CheckOutcome],
+    pub gaps: &'a [Gap],
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingDocument<'a> {
+    pub id: CheckId,
+    pub number: u8,
+    pub severity: Severity,
+    pub basis: Basis,
+    pub title: &'a str,
+    pub evidence: &'a [EvidenceLine],
+    pub fix: Option<FixDocument<'a>>,
+    pub assumptions: &'a [String],
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FixDocument<'a> {
+    pub summary: &'a str,
+    /// YAML that `kubectl apply -f -` accepts; empty when the fix is a sentence only.
+    pub yaml: &'a str,
+}
+
+pub fn document(diagnosis: &Diagnosis) -> Document<'_> {
+    Document {
+        schema_version: REPORT_SCHEMA_VERSION,
+        expected_generation: crate::duration::display(diagnosis.expected_generation),
+        sources: &diagnosis.sources,
+        fail_on: diagnosis.fail_on,
+        worst_severity: diagnosis.worst,
+        exit_code: diagnosis.exit_code(),
+        targets: diagnosis.targets.iter().map(target_document).collect(),
+        gaps: &diagnosis.gaps,
+    }
+}
+
+fn target_document(target: &TargetDiagnosis) -> TargetDocument<'_> {
+    TargetDocument {
+        target: &target.target,
+        root_cause: target.root_cause.as_ref(),
+        also_contributing: &target.also_contributing,
+        findings: target.findings.iter().map(finding_document).collect(),
+        checks: &target.checks,
+        gaps: &target.gaps,
+    }
+}
+
+fn finding_document(finding: &Finding) -> FindingDocument<'_> {
+    FindingDocument {
+        id: finding.id,
+        number: finding.number,
+        severity: finding.severity,
+        basis: finding.basis,
+        title: &finding.title,
+        evidence: &finding.evidence,
+        fix: finding.fix.as_ref().map(|fix: &Fix| FixDocument {
+            summary: &fix.summary,
+            yaml: &fix.yaml,
+        }),
+        assumptions: &finding.assumptions,
+    }
+}
+
+pub fn json(diagnosis: &Diagnosis) -> Result<String, RenderError> {
+    let mut text = serde_json::to_string_pretty(&document(diagnosis))?;
+    text.push('\n');
+    Ok(text)
+}
+
+pub fn yaml(diagnosis: &Diagnosis) -> Result<String, RenderError> {
+    Ok(serde_yaml::to_string(&document(diagnosis))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample;
+    use serde_json::Value;
+
+    #[test]
+    fn json_has_the_versioned_shape() {
+        let value: Value = serde_json::from_str(&json(&sample::failing()).unwrap()).unwrap();
+        assert_eq!(value["schemaVersion"], 1);
+        assert_eq!(value["expectedGeneration"], "300s");
+        assert_eq!(value["sources"][0], "manifests");
+        assert_eq!(value["failOn"], "critical");
+        assert_eq!(value["worstSeverity"], "critical");
+        assert_eq!(value["exitCode"], 3);
+        assert_eq!(value["gaps"][0]["what"], "Istio CRDs");
+
+        let target = &value["targets"][0];
+        assert_eq!(target["target"]["ref"], "deploy/vllm");
+        assert_eq!(target["target"]["kind"], "Deployment");
+        assert_eq!(target["target"]["namespace"], "inference");
+        assert_eq!(target["target"]["sidecarMode"], "injected");
+        assert_eq!(target["target"]["gpu"]["resource"], "nvidia.com/gpu");
+        assert_eq!(target["target"]["replicas"], 2);
+
+        let root = &target["rootCause"];
+        assert_eq!(root["id"], "stream-timeout");
+        assert_eq!(root["number"], 2);
+        assert_eq!(root["confidence"], "medium");
+        assert!(root["title"].as_str().unwrap().contains("timeout"));
+        assert!(root["explanation"].as_str().unwrap().len() > 20);
+        assert_eq!(target["alsoContributing"][0]["id"], "connection-pool");
+
+        let findings = target["findings"].as_array().unwrap();
+        assert_eq!(findings.len(), 3);
+        let first = &findings[0];
+        for key in [
+            "id",
+            "number",
+            "severity",
+            "basis",
+            "title",
+            "evidence",
+            "fix",
+            "assumptions",
+        ] {
+            assert!(first.get(key).is_some(), "finding lacks {key}: {first}");
+        }
+        assert_eq!(first["basis"], "static");
+        assert_eq!(first["evidence"][0]["path"], "spec/http[0]/timeout");
+        assert_eq!(first["evidence"][0]["object"]["kind"], "VirtualService");
+        assert!(
+            first["fix"]["yaml"]
+                .as_str()
+                .unwrap()
+                .contains("timeout: 300s")
+        );
+        assert_eq!(
+            findings[1]["assumptions"][0],
+            "--max-num-seqs not set: assumed 256 per replica"
+        );
+        assert_eq!(findings[2]["fix"], Value::Null);
+        assert_eq!(target["checks"].as_array().unwrap().len(), 5);
+        assert_eq!(target["gaps"][0]["reason"], "offline manifests only");
+    }
+
+    #[test]
+    fn healthy_json_has_null_root_cause_and_exit_zero() {
+        let value: Value = serde_json::from_str(&json(&sample::healthy()).unwrap()).unwrap();
+        assert_eq!(value["targets"][0]["rootCause"], Value::Null);
+        assert_eq!(value["exitCode"], 0);
+        assert_eq!(value["worstSeverity"], "info");
+    }
+
+    #[test]
+    fn yaml_parses_to_the_same_document_as_json() {
+        let diagnosis = sample::failing();
+        let from_yaml: Value = serde_yaml::from_str(&yaml(&diagnosis).unwrap()).unwrap();
+        let from_json: Value = serde_json::from_str(&json(&diagnosis).unwrap()).unwrap();
+        assert_eq!(from_yaml, from_json);
+    }
+}

@@ -1,0 +1,301 @@
+//! The terminal view: per target, a header line, the root cause on top, then one row per check.
+//! `wide` adds the evidence and assumptions per finding and the fix YAML under the table.
+
+use super::{Style, evidence_text, fixes, gap_text, gpu_text, outcome_text, sidecar_mode_text};
+use crate::checks::{Finding, Severity};
+use crate::verdict::{CheckStatus, Diagnosis, TargetDiagnosis};
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table};
+use std::fmt::Write;
+
+pub fn render(diagnosis: &Diagnosis, wide: bool, style: Style) -> String {
+    let paint = Paint(style.colour);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Expected generation {} · sources: {}",
+        crate::duration::display(diagnosis.expected_generation),
+        diagnosis.sources.join(", ")
+    );
+    for target in &diagnosis.targets {
+        out.push('\n');
+        render_target(&mut out, target, wide, style, paint);
+    }
+    if !diagnosis.gaps.is_empty() {
+        out.push('\n');
+        out.push_str(&paint.dim("Not gathered (all targets):"));
+        out.push('\n');
+        for gap in &diagnosis.gaps {
+            let _ = writeln!(out, "  - {}", gap_text(gap));
+        }
+    }
+    let _ = writeln!(out, "\nResult: {}", outcome_text(diagnosis));
+    out
+}
+
+fn render_target(
+    out: &mut String,
+    target: &TargetDiagnosis,
+    wide: bool,
+    style: Style,
+    paint: Paint,
+) {
+    let summary = &target.target;
+    let _ = writeln!(
+        out,
+        "{}  namespace {} · sidecar {} ({}) · GPU {} · replicas {}",
+        paint.bold(&summary.reference),
+        summary.namespace,
+        sidecar_mode_text(summary.sidecar_mode),
+        summary.sidecar_reason,
+        gpu_text(summary),
+        summary.replicas
+    );
+    match &target.root_cause {
+        Some(root) => {
+            let line = format!(
+                "Root cause: #{} {}: {} ({}, confidence {})",
+                root.number,
+                root.id,
+                root.title,
+                root.severity,
+                root.confidence.as_str()
+            );
+            let _ = writeln!(out, "{}", paint.severity(&line, root.severity));
+            let _ = writeln!(out, "  {}", root.explanation);
+            if !target.also_contributing.is_empty() {
+                let others: Vec<String> = target
+                    .also_contributing
+                    .iter()
+                    .map(|c| format!("#{} {} ({})", c.number, c.id, c.severity))
+                    .collect();
+                let _ = writeln!(out, "Also contributing: {}", others.join(", "));
+            }
+        }
+        None => {
+            let line = "No failure mode found above info: healthy for streaming inference.";
+            let _ = writeln!(out, "{}", paint.good(line));
+        }
+    }
+    let _ = writeln!(out, "{}", table(target, wide, style));
+    if wide {
+        render_fixes(out, target);
+    }
+    if !target.gaps.is_empty() {
+        let _ = writeln!(out, "{}", paint.dim("Not gathered:"));
+        for gap in &target.gaps {
+            let _ = writeln!(out, "  - {}", gap_text(gap));
+        }
+    }
+}
+
+fn table(target: &TargetDiagnosis, wide: bool, style: Style) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if !style.terminal {
+        table.force_no_tty();
+    }
+    if style.colour {
+        table.enforce_styling();
+    }
+    let mut header = vec!["#", "Check", "Severity", "Finding"];
+    if wide {
+        header.push("Evidence");
+    }
+    table.set_header(header);
+    for finding in &target.findings {
+        let mut row = vec![
+            Cell::new(finding.number),
+            Cell::new(finding.id),
+            severity_cell(finding.severity, style.colour),
+            Cell::new(&finding.title),
+        ];
+        if wide {
+            row.push(Cell::new(wide_evidence(finding)));
+        }
+        table.add_row(row);
+    }
+    for check in target
+        .checks
+        .iter()
+        .filter(|c| c.status != CheckStatus::Found)
+    {
+        let (label, text, colour) = match check.status {
+            CheckStatus::NotApplicable => (
+                "n/a",
+                format!("not applicable: {}", check.reason.as_deref().unwrap_or("")),
+                Color::DarkGrey,
+            ),
+            _ => ("ok", "no issue found".to_string(), Color::Green),
+        };
+        let mut label = Cell::new(label);
+        if style.colour {
+            label = label.fg(colour);
+        }
+        let mut row = vec![
+            Cell::new(check.number),
+            Cell::new(check.id),
+            label,
+            Cell::new(text),
+        ];
+        if wide {
+            row.push(Cell::new(""));
+        }
+        table.add_row(row);
+    }
+    table
+}
+
+fn severity_cell(severity: Severity, colour: bool) -> Cell {
+    let cell = Cell::new(severity);
+    if !colour {
+        return cell;
+    }
+    match severity {
+        Severity::Critical => cell.fg(Color::Red).add_attribute(Attribute::Bold),
+        Severity::Warning => cell.fg(Color::Yellow),
+        Severity::Info => cell.fg(Color::Cyan),
+    }
+}
+
+fn wide_evidence(finding: &Finding) -> String {
+    let mut lines: Vec<String> = finding.evidence.iter().map(evidence_text).collect();
+    lines.extend(finding.assumptions.iter().map(|a| format!("assumed: {a}")));
+    lines.join("\n")
+}
+
+fn render_fixes(out: &mut String, target: &TargetDiagnosis) {
+    let mut modes = Vec::new();
+    for finding in &target.findings {
+        if !modes.contains(&finding.id) {
+            modes.push(finding.id);
+        }
+    }
+    for id in modes {
+        let fixes = fixes::for_mode(&target.findings, id);
+        if fixes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "Fix for #{} {}:", id.number(), id);
+        for fix in &fixes {
+            let _ = writeln!(out, "  {}", fix.summary);
+        }
+        let yaml = fixes::join_yaml(fixes);
+        for line in yaml.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+}
+
+/// ANSI styling for the lines outside the table; a no-op without colour.
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(self, text: &str, code: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn bold(self, text: &str) -> String {
+        self.wrap(text, "1")
+    }
+
+    fn dim(self, text: &str) -> String {
+        self.wrap(text, "2")
+    }
+
+    fn good(self, text: &str) -> String {
+        self.wrap(text, "1;32")
+    }
+
+    fn severity(self, text: &str, severity: Severity) -> String {
+        match severity {
+            Severity::Critical => self.wrap(text, "1;31"),
+            Severity::Warning => self.wrap(text, "1;33"),
+            Severity::Info => self.wrap(text, "1;36"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample;
+
+    const PLAIN: Style = Style {
+        colour: false,
+        terminal: false,
+    };
+
+    #[test]
+    fn table_puts_the_root_cause_first_and_lists_every_check() {
+        let text = render(&sample::failing(), false, PLAIN);
+        let root = text.find("Root cause: #2 stream-timeout").unwrap();
+        let table = text.find("│ # ┆ Check").unwrap();
+        assert!(root < table, "{text}");
+        assert!(text.contains("deploy/vllm"), "{text}");
+        assert!(text.contains("confidence medium"), "{text}");
+        assert!(
+            text.contains("Also contributing: #3 connection-pool (warning)"),
+            "{text}"
+        );
+        for id in [
+            "sidecar-overhead",
+            "stream-timeout",
+            "connection-pool",
+            "buffer-limit",
+            "cold-start",
+        ] {
+            assert!(text.contains(id), "{id} missing:\n{text}");
+        }
+        assert!(text.contains("no issue found"), "{text}");
+        assert!(text.contains("offline manifests only"), "{text}");
+        assert!(text.contains("exit 3"), "{text}");
+        assert!(
+            !text.contains("Evidence"),
+            "evidence is for -o wide:\n{text}"
+        );
+        assert!(
+            !text.contains("kind: VirtualService"),
+            "fixes are for -o wide:\n{text}"
+        );
+        assert!(!text.contains('\x1b'), "no colour when not asked:\n{text}");
+    }
+
+    #[test]
+    fn wide_adds_evidence_assumptions_and_fix_yaml() {
+        let text = render(&sample::failing(), true, PLAIN);
+        assert!(text.contains("spec/http[0]/timeout = 30s"), "{text}");
+        assert!(text.contains("assumed: --max-num-seqs not set"), "{text}");
+        assert!(text.contains("Fix for #2 stream-timeout:"), "{text}");
+        assert!(text.contains("    kind: VirtualService"), "{text}");
+        assert!(text.contains("Evidence"), "{text}");
+    }
+
+    #[test]
+    fn healthy_says_so() {
+        let text = render(&sample::healthy(), false, PLAIN);
+        assert!(text.contains("No failure mode found above info"), "{text}");
+        assert!(!text.contains("Root cause"), "{text}");
+        assert!(text.contains("exit 0"), "{text}");
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let text = render(
+            &sample::failing(),
+            false,
+            Style {
+                colour: true,
+                terminal: false,
+            },
+        );
+        assert!(text.contains("\x1b[1;31mRoot cause"), "{text}");
+    }
+}
