@@ -123,18 +123,56 @@ impl ClusterClient {
 
 /// `--kubeconfig` alone when given (as kubectl), else `KUBECONFIG` merged, else `~/.kube/config`.
 pub fn read_kubeconfig(args: &ClusterArgs) -> Result<Kubeconfig, ClusterError> {
-    let read = match &args.kubeconfig {
-        Some(path) => Kubeconfig::read_from(path),
-        None => match Kubeconfig::from_env() {
-            Ok(Some(merged)) => Ok(merged),
-            Ok(None) => match home_kubeconfig() {
-                Some(path) if path.exists() => Kubeconfig::read_from(path),
-                _ => return Err(ClusterError::NoKubeconfig),
-            },
-            Err(error) => Err(error),
-        },
+    read_kubeconfig_with(args, std::env::var_os("KUBECONFIG").as_deref())
+}
+
+/// [`read_kubeconfig`] with the value of `KUBECONFIG` given, so it can be tested without the
+/// process environment. Several paths are merged as kubectl does: the first to set a value wins.
+pub fn read_kubeconfig_with(
+    args: &ClusterArgs,
+    kubeconfig_env: Option<&std::ffi::OsStr>,
+) -> Result<Kubeconfig, ClusterError> {
+    let unreadable = |error: kube::config::KubeconfigError| {
+        ClusterError::Kubeconfig(super::error::one_line(&error.to_string()))
     };
-    read.map_err(|error| ClusterError::Kubeconfig(super::error::one_line(&error.to_string())))
+    if let Some(path) = &args.kubeconfig {
+        return Kubeconfig::read_from(path).map_err(unreadable);
+    }
+    let paths: Vec<std::path::PathBuf> = kubeconfig_env
+        .map(|value| {
+            std::env::split_paths(value)
+                .filter(|path| !path.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if paths.is_empty() {
+        return match home_kubeconfig() {
+            Some(path) if path.exists() => Kubeconfig::read_from(path).map_err(unreadable),
+            _ => Err(ClusterError::NoKubeconfig),
+        };
+    }
+    let mut merged: Option<Kubeconfig> = None;
+    for path in &paths {
+        // kubectl skips KUBECONFIG entries that do not exist.
+        if !path.exists() {
+            continue;
+        }
+        let next = Kubeconfig::read_from(path).map_err(unreadable)?;
+        merged = Some(match merged {
+            Some(merged) => merged.merge(next).map_err(unreadable)?,
+            None => next,
+        });
+    }
+    merged.ok_or_else(|| {
+        ClusterError::Kubeconfig(format!(
+            "no file named in KUBECONFIG exists ({})",
+            paths
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
 }
 
 fn home_kubeconfig() -> Option<std::path::PathBuf> {

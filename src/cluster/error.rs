@@ -158,25 +158,21 @@ fn classify_transport(error: &(dyn std::error::Error + 'static), server: String)
                 reason: one_line(&tls.to_string()),
             };
         }
-        if let Some(io) = layer.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return ClusterError::Tls {
-                    server,
-                    reason: one_line(&tls.to_string()),
-                };
-            }
-            if io.kind() == std::io::ErrorKind::TimedOut {
+        innermost = layer.to_string();
+        current = match layer.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::TimedOut => {
                 return ClusterError::Unreachable {
                     server,
                     reason: "connect timed out".to_string(),
                 };
             }
-        }
-        innermost = layer.to_string();
-        current = layer.source();
+            // An io::Error's `source` skips the error it wraps; connectors nest them.
+            Some(io) => match io.get_ref() {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => layer.source(),
+            },
+            None => layer.source(),
+        };
     }
     ClusterError::Unreachable {
         server,
@@ -258,11 +254,12 @@ mod tests {
     }
 
     #[test]
-    fn a_rustls_error_inside_io_is_tls() {
-        let io = std::io::Error::new(
+    fn a_rustls_error_inside_nested_io_errors_is_tls() {
+        let inner = std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         );
+        let io = std::io::Error::other(inner);
         let error = classify_transport(&io, "https://x".to_string());
         assert!(matches!(error, ClusterError::Tls { .. }), "{error}");
     }
