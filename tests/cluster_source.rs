@@ -743,3 +743,88 @@ async fn the_server_answers_selectors_and_absent_groups_like_a_real_one() {
         other => panic!("expected a 404 Status, got {other:?}"),
     }
 }
+
+/// A kubeconfig whose user gets its token from an exec plugin: `plugin.sh` prints `credential`
+/// and exits with `exit_code`.
+fn exec_kubeconfig(
+    dir: &TempDir,
+    server: &ApiServer,
+    credential: &str,
+    exit_code: i32,
+) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let plugin = dir.path().join("plugin.sh");
+    std::fs::write(
+        &plugin,
+        format!("#!/bin/sh\ncat <<'JSON'\n{credential}\nJSON\nexit {exit_code}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    KubeconfigFile::new()
+        .cluster("loopback", &server.url(), Some(server.ca_pem()))
+        .exec_user("exec-user", plugin.to_str().unwrap(), &[])
+        .context("exec", "loopback", "exec-user", Some(NAMESPACE))
+        .current("exec")
+        .write(&dir.path().join("kubeconfig-exec"))
+}
+
+#[tokio::test]
+async fn exec_credential_plugins_supply_the_token() {
+    let server = ApiServer::start(ApiServerConfig::new().with_fixtures()).await;
+    let dir = TempDir::new().unwrap();
+    let credential = serde_json::json!({
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "kind": "ExecCredential",
+        "status": {"token": support::apiserver::TOKEN},
+    });
+    let path = exec_kubeconfig(&dir, &server, &credential.to_string(), 0);
+    let client = ClusterClient::connect(&args(&path, None, Duration::from_secs(20)))
+        .await
+        .unwrap();
+    let inventory = list_inventory(&client, &in_namespace()).await.unwrap();
+    assert_eq!(inventory.pods.len(), 1);
+
+    // A plugin that fails: kube runs it when the client is built. Its stdout may hold
+    // credentials, so the message shows only its stderr.
+    let failing = exec_kubeconfig(&dir, &server, "partial-secret-output", 1);
+    std::fs::write(
+        dir.path().join("plugin.sh"),
+        "#!/bin/sh\necho partial-secret-output\necho 'error: token expired, run: cloud login' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let error = ClusterClient::connect(&args(&failing, None, Duration::from_secs(20)))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClusterError::Auth { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("cannot authenticate to {}", server.url())),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("error: token expired, run: cloud login"),
+        "{message}"
+    );
+    assert!(!message.contains("partial-secret-output"), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+}
+
+#[test]
+fn a_detached_server_serves_callers_on_other_runtimes() {
+    // As an end-to-end test runs the binary: the server keeps its own runtime.
+    let server = ApiServer::start_detached(ApiServerConfig::new().with_fixtures());
+    let dir = TempDir::new().unwrap();
+    let path = server.write_kubeconfig(dir.path());
+    let caller = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let inventory = caller.block_on(async {
+        let client = ClusterClient::connect(&args(&path, None, Duration::from_secs(20)))
+            .await
+            .unwrap();
+        list_inventory(&client, &in_namespace()).await.unwrap()
+    });
+    assert_eq!(inventory.pods.len(), 1);
+    assert_eq!(server.requests().len(), REQUESTS_WITHOUT_EXTRA_PAGES);
+}

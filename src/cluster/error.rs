@@ -115,7 +115,7 @@ impl ClusterError {
             }
             kube::Error::Auth(auth) => ClusterError::Auth {
                 server,
-                reason: one_line(&auth.to_string()),
+                reason: describe_auth(&auth),
             },
             kube::Error::RustlsTls(tls) => ClusterError::Tls {
                 server,
@@ -177,6 +177,30 @@ fn classify_transport(error: &(dyn std::error::Error + 'static), server: String)
     ClusterError::Unreachable {
         server,
         reason: one_line(&innermost),
+    }
+}
+
+/// Auth failures in one line. A failed exec plugin shows its exit status and the end of its
+/// stderr, never its stdout (which is where credentials go).
+fn describe_auth(error: &kube::client::AuthError) -> String {
+    match error {
+        kube::client::AuthError::AuthExecRun { out, .. } => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last_line = stderr
+                .lines()
+                .map(str::trim)
+                .rfind(|line| !line.is_empty())
+                .unwrap_or("it wrote nothing on stderr");
+            format!(
+                "the kubeconfig user's exec credential plugin failed ({}): {}",
+                out.status,
+                one_line(last_line)
+            )
+        }
+        kube::client::AuthError::AuthExecStart(io) => {
+            format!("cannot start the kubeconfig user's exec credential plugin: {io}")
+        }
+        other => one_line(&other.to_string()),
     }
 }
 

@@ -35,6 +35,18 @@ impl KubeconfigFile {
         self
     }
 
+    /// A user whose token comes from an exec credential plugin (`command args…`).
+    pub fn exec_user(mut self, name: &str, command: &str, args: &[&str]) -> Self {
+        self.users.push(json!({"name": name, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": command,
+            "args": args,
+            "interactiveMode": "Never",
+            "provideClusterInfo": false,
+        }}}));
+        self
+    }
+
     pub fn context(
         mut self,
         name: &str,
