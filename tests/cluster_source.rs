@@ -382,6 +382,22 @@ async fn namespace_defaults_to_the_contexts() {
         .unwrap();
     assert_eq!(without.default_namespace(), "default");
     assert_eq!(with.server(), server.url());
+    assert_eq!(
+        ListScope::from_flags(None, false, &with),
+        ListScope::Namespace("inference".into())
+    );
+    assert_eq!(
+        ListScope::from_flags(Some("batch"), false, &with),
+        ListScope::Namespace("batch".into())
+    );
+    assert_eq!(
+        ListScope::from_flags(None, false, &without),
+        ListScope::Namespace("default".into())
+    );
+    assert_eq!(
+        ListScope::from_flags(None, true, &with),
+        ListScope::AllNamespaces
+    );
 }
 
 #[tokio::test]

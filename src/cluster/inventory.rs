@@ -24,6 +24,24 @@ pub enum ListScope {
 }
 
 impl ListScope {
+    /// kubectl's rule: `-A` for all, else `-n`, else the context's namespace (`default` when the
+    /// context names none).
+    pub fn from_flags(
+        namespace: Option<&str>,
+        all_namespaces: bool,
+        client: &ClusterClient,
+    ) -> Self {
+        if all_namespaces {
+            ListScope::AllNamespaces
+        } else {
+            ListScope::Namespace(
+                namespace
+                    .unwrap_or_else(|| client.default_namespace())
+                    .to_string(),
+            )
+        }
+    }
+
     pub fn namespace(&self) -> Option<&str> {
         match self {
             ListScope::Namespace(name) => Some(name),
