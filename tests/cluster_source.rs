@@ -844,3 +844,80 @@ fn a_detached_server_serves_callers_on_other_runtimes() {
     assert_eq!(inventory.pods.len(), 1);
     assert_eq!(server.requests().len(), REQUESTS_WITHOUT_EXTRA_PAGES);
 }
+
+const MANIFEST: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: serving
+  labels:
+    istio-injection: enabled
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llama
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: llama}
+  template:
+    metadata:
+      labels: {app: llama}
+      annotations:
+        sidecar.istio.io/proxyCPU: "2"
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.8.5
+        args: ["--model", "meta-llama/Llama-3.1-8B-Instruct"]
+        resources:
+          limits: {nvidia.com/gpu: "1"}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: llama
+spec:
+  selector: {app: llama}
+  ports:
+  - {name: http, port: 8000, targetPort: 8000}
+"#;
+
+#[tokio::test]
+async fn rolled_out_manifests_give_live_pods_and_a_node_view() {
+    let dir = TempDir::new().unwrap();
+    let manifest = dir.path().join("llama.yaml");
+    std::fs::write(&manifest, MANIFEST).unwrap();
+    let config = ApiServerConfig::new()
+        .with_fixtures()
+        .with_manifests(&manifest, "serving");
+    let server = ApiServer::start(config).await;
+    let client = client(&server, &dir, None).await.unwrap();
+    let scope = ListScope::Namespace("serving".to_string());
+    let inventory = list_inventory(&client, &scope).await.unwrap();
+    assert_eq!(inventory.pods.len(), 3);
+    assert_eq!(inventory.replica_sets.len(), 1);
+    assert_eq!(inventory.services.len(), 1);
+    for pod in &inventory.pods {
+        let proxy = pod
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers
+            .iter()
+            .find(|container| container.name == "istio-proxy")
+            .expect("injected");
+        let requests = proxy.resources.as_ref().unwrap().requests.as_ref().unwrap();
+        assert_eq!(requests["cpu"].0, "2");
+    }
+
+    let view = kubectl_infermesh::cluster::node_view::node_view(&inventory);
+    assert_eq!(view.len(), 1);
+    assert_eq!(view[0].node, "gpu-node-a");
+    assert_eq!(view[0].meshed_gpu_pods.len(), 3);
+    assert_eq!(view[0].gpus_requested, 3);
+    assert_eq!(view[0].sidecar_cpu_request_millis, 6_000);
+    assert_eq!(view[0].allocatable_cpu_millis, Some(95_690));
+    assert_eq!(view[0].allocatable_gpus["nvidia.com/gpu"], 8);
+}

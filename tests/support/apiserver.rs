@@ -11,6 +11,7 @@
 mod fixtures;
 mod portforward;
 pub mod resources;
+pub mod rollout;
 mod status;
 mod store;
 mod tls;
@@ -90,6 +91,15 @@ impl ApiServerConfig {
     /// Adds every object under `tests/fixtures/cluster/`.
     pub fn with_fixtures(mut self) -> Self {
         self.objects.extend(load_fixtures());
+        self
+    }
+
+    /// Adds what the cluster holds after `kubectl apply -n namespace -f path`: the manifests,
+    /// their Namespaces, and running pods (sidecar-injected where Istio would) for each
+    /// Deployment and StatefulSet. See [`rollout::roll_out`].
+    pub fn with_manifests(mut self, path: &Path, namespace: &str) -> Self {
+        self.objects
+            .extend(rollout::roll_out(rollout::read_manifests(path), namespace));
         self
     }
 
