@@ -89,25 +89,13 @@ pub async fn list_inventory(
 ) -> Result<Inventory, ClusterError> {
     let namespace = scope.namespace();
     let (pods, deployments, stateful_sets, replica_sets, services, namespaces, nodes, istio) = tokio::try_join!(
-        list_kind::<Pod>(client, ("", "v1", "pods", "Pod"), Some(scope)),
-        list_kind::<Deployment>(
-            client,
-            ("apps", "v1", "deployments", "Deployment"),
-            Some(scope)
-        ),
-        list_kind::<StatefulSet>(
-            client,
-            ("apps", "v1", "statefulsets", "StatefulSet"),
-            Some(scope)
-        ),
-        list_kind::<ReplicaSet>(
-            client,
-            ("apps", "v1", "replicasets", "ReplicaSet"),
-            Some(scope)
-        ),
-        list_kind::<Service>(client, ("", "v1", "services", "Service"), Some(scope)),
+        list_kind::<Pod>(client, PODS, Some(scope)),
+        list_kind::<Deployment>(client, DEPLOYMENTS, Some(scope)),
+        list_kind::<StatefulSet>(client, STATEFUL_SETS, Some(scope)),
+        list_kind::<ReplicaSet>(client, REPLICA_SETS, Some(scope)),
+        list_kind::<Service>(client, SERVICES, Some(scope)),
         list_namespaces(client, namespace),
-        list_kind::<Node>(client, ("", "v1", "nodes", "Node"), None),
+        list_kind::<Node>(client, NODES, None),
         list_istio(client, scope),
     )?;
     let mut inventory = Inventory {
@@ -140,6 +128,13 @@ fn take<T>(listing: Listing<T>, gaps: &mut Vec<Gap>) -> Vec<T> {
 
 /// `(group, version, plural, kind)` of a built-in kind.
 type BuiltIn = (&'static str, &'static str, &'static str, &'static str);
+
+const PODS: BuiltIn = ("", "v1", "pods", "Pod");
+const DEPLOYMENTS: BuiltIn = ("apps", "v1", "deployments", "Deployment");
+const STATEFUL_SETS: BuiltIn = ("apps", "v1", "statefulsets", "StatefulSet");
+const REPLICA_SETS: BuiltIn = ("apps", "v1", "replicasets", "ReplicaSet");
+const SERVICES: BuiltIn = ("", "v1", "services", "Service");
+const NODES: BuiltIn = ("", "v1", "nodes", "Node");
 
 /// A built-in kind in the scope; `None` for a cluster-scoped kind.
 async fn list_kind<T>(
