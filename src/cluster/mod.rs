@@ -1,1 +1,17 @@
-//! See DESIGN.md module map.
+//! The live cluster as a source: a kube client from kubeconfig, the inventory by list calls, and
+//! port-forward streams to pods.
+
+pub mod args;
+pub mod client;
+pub mod discovery;
+pub mod error;
+pub mod inventory;
+pub mod list;
+pub mod node_view;
+pub mod portforward;
+
+pub use args::ClusterArgs;
+pub use client::ClusterClient;
+pub use error::ClusterError;
+pub use inventory::{ListScope, list_inventory};
+pub use portforward::{PodPort, PodStream, PortForward, open_stream};

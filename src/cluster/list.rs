@@ -1,0 +1,91 @@
+//! One kind, all objects: a list call paged with `limit`/`continue` until the server has no more.
+
+use super::client::ClusterClient;
+use super::error::ClusterError;
+use kube::api::ListParams;
+use kube::core::ObjectList;
+use serde::de::DeserializeOwned;
+
+/// Objects per page, as kubectl's `--chunk-size` default.
+pub const PAGE_SIZE: u32 = 500;
+
+/// A bound on pages so a server that keeps handing out `continue` tokens cannot loop us forever
+/// (at 500 a page this is five million objects).
+const MAX_PAGES: usize = 10_000;
+
+/// Where a list call points: `/api/v1/namespaces/inference/pods`, `/apis/apps/v1/deployments`.
+pub fn collection_path(
+    group: &str,
+    version: &str,
+    namespace: Option<&str>,
+    plural: &str,
+) -> String {
+    let prefix = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    match namespace {
+        Some(namespace) => format!("{prefix}/namespaces/{namespace}/{plural}"),
+        None => format!("{prefix}/{plural}"),
+    }
+}
+
+/// Every object at `path`, one request per page of [`PAGE_SIZE`]. `what` names it in errors.
+pub async fn list_all<T>(
+    client: &ClusterClient,
+    path: &str,
+    what: &str,
+) -> Result<Vec<T>, ClusterError>
+where
+    T: DeserializeOwned + Clone,
+{
+    let mut items = Vec::new();
+    let mut continue_token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let mut params = ListParams::default().limit(PAGE_SIZE);
+        if let Some(token) = &continue_token {
+            params = params.continue_token(token);
+        }
+        let request = kube::core::Request::new(path)
+            .list(&params)
+            .map_err(|error| ClusterError::Other {
+                what: what.to_string(),
+                reason: error.to_string(),
+            })?;
+        let page: ObjectList<T> = client
+            .call(what, client.kube().request::<ObjectList<T>>(request))
+            .await?;
+        items.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => continue_token = Some(token),
+            _ => return Ok(items),
+        }
+    }
+    Err(ClusterError::Other {
+        what: what.to_string(),
+        reason: format!("the server kept paging past {MAX_PAGES} pages of {PAGE_SIZE}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_the_api_layout() {
+        assert_eq!(
+            collection_path("", "v1", Some("inference"), "pods"),
+            "/api/v1/namespaces/inference/pods"
+        );
+        assert_eq!(collection_path("", "v1", None, "nodes"), "/api/v1/nodes");
+        assert_eq!(
+            collection_path("networking.istio.io", "v1", None, "virtualservices"),
+            "/apis/networking.istio.io/v1/virtualservices"
+        );
+        assert_eq!(
+            collection_path("apps", "v1", Some("ns"), "deployments"),
+            "/apis/apps/v1/namespaces/ns/deployments"
+        );
+    }
+}

@@ -1,0 +1,593 @@
+//! A loopback Kubernetes API server for tests: TLS with a CA made at test time, bearer-token
+//! authentication, discovery, paged lists with label selectors, `Status` failures (401, 403 per
+//! resource, 404), and websocket port-forward to loopback ports. Read-only: only GET is served,
+//! and every request is recorded so tests can count them and check their methods.
+//!
+//! ```ignore
+//! let server = ApiServer::start(ApiServerConfig::new().with_fixtures()).await;
+//! let kubeconfig = server.write_kubeconfig(dir.path());
+//! ```
+
+mod fixtures;
+mod portforward;
+pub mod resources;
+pub mod rollout;
+mod status;
+mod store;
+mod tls;
+
+pub use fixtures::{fixture_dir, generate_pods, load_fixtures};
+pub use resources::IstioApis;
+
+use super::kubeconfig::KubeconfigFile;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use resources::ResourceType;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use store::{ListQuery, Store};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+/// The bearer token the server accepts.
+pub const TOKEN: &str = "infermesh-test-token-9f2c";
+/// The user RBAC messages name.
+pub const USER: &str = "system:serviceaccount:infermesh:viewer";
+/// The namespace the fixtures live in.
+pub const NAMESPACE: &str = "inference";
+
+/// Where RBAC says no.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForbidScope {
+    /// Every request for the resource.
+    Everywhere,
+    /// Lists across all namespaces, and lists of a cluster-scoped kind (a GET of one
+    /// cluster-scoped object is still allowed, as a ClusterRole with `get` but not `list` does).
+    ClusterWide,
+    /// Requests within this namespace.
+    Namespace(String),
+}
+
+#[derive(Debug, Clone)]
+struct Forbid {
+    plural: String,
+    scope: ForbidScope,
+}
+
+/// What the server holds and how it behaves.
+pub struct ApiServerConfig {
+    objects: Vec<Value>,
+    istio: IstioApis,
+    forbidden: Vec<Forbid>,
+    port_forwards: HashMap<(String, String, u16), SocketAddr>,
+}
+
+impl Default for ApiServerConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ApiServerConfig {
+    /// No objects; Istio's current API versions installed.
+    pub fn new() -> Self {
+        Self {
+            objects: Vec::new(),
+            istio: IstioApis::Current,
+            forbidden: Vec::new(),
+            port_forwards: HashMap::new(),
+        }
+    }
+
+    /// Adds every object under `tests/fixtures/cluster/`.
+    pub fn with_fixtures(mut self) -> Self {
+        self.objects.extend(load_fixtures());
+        self
+    }
+
+    /// Adds what the cluster holds after `kubectl apply -n namespace -f path`: the manifests,
+    /// their Namespaces, and running pods (sidecar-injected where Istio would) for each
+    /// Deployment and StatefulSet. See [`rollout::roll_out`].
+    pub fn with_manifests(mut self, path: &Path, namespace: &str) -> Self {
+        self.objects
+            .extend(rollout::roll_out(rollout::read_manifests(path), namespace));
+        self
+    }
+
+    pub fn with_objects(mut self, objects: impl IntoIterator<Item = Value>) -> Self {
+        self.objects.extend(objects);
+        self
+    }
+
+    /// Which Istio API versions exist (`Absent` removes the groups and their objects).
+    pub fn istio(mut self, istio: IstioApis) -> Self {
+        self.istio = istio;
+        self
+    }
+
+    /// Answers 403 for `plural` (e.g. `envoyfilters`, `nodes`, `pods/portforward`) in `scope`.
+    pub fn forbid(mut self, plural: &str, scope: ForbidScope) -> Self {
+        self.forbidden.push(Forbid {
+            plural: plural.to_string(),
+            scope,
+        });
+        self
+    }
+
+    /// Port-forwards to `namespace/pod:port` reach `to` (a loopback address).
+    pub fn port_forward(mut self, namespace: &str, pod: &str, port: u16, to: SocketAddr) -> Self {
+        self.port_forwards
+            .insert((namespace.to_string(), pod.to_string(), port), to);
+        self
+    }
+}
+
+/// One request as received: method, path and raw query. The token is not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+}
+
+impl std::fmt::Display for RecordedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.query.is_empty() {
+            write!(f, "{} {}", self.method, self.path)
+        } else {
+            write!(f, "{} {}?{}", self.method, self.path, self.query)
+        }
+    }
+}
+
+struct State {
+    store: Store,
+    served: Vec<ResourceType>,
+    forbidden: Vec<Forbid>,
+    port_forwards: HashMap<(String, String, u16), SocketAddr>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    address: SocketAddr,
+}
+
+pub struct ApiServer {
+    address: SocketAddr,
+    ca_pem: String,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ApiServer {
+    /// Starts serving on `127.0.0.1:<free port>` in the current tokio runtime.
+    pub async fn start(config: ApiServerConfig) -> ApiServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let ca = tls::make_ca("infermesh test cluster CA");
+        let served = resources::served_resources(config.istio);
+        let objects = config
+            .objects
+            .into_iter()
+            .filter(|object| {
+                let group = store::group_of(object["apiVersion"].as_str().unwrap_or_default());
+                served.iter().any(|resource| resource.group == group)
+            })
+            .collect();
+        let state = Arc::new(State {
+            store: Store::new(objects),
+            served,
+            forbidden: config.forbidden,
+            port_forwards: config.port_forwards,
+            requests: Mutex::new(Vec::new()),
+            address,
+        });
+        let acceptor = TlsAcceptor::from(ca.server_config.clone());
+        let task = tokio::spawn(accept_loop(listener, acceptor, state.clone()));
+        ApiServer {
+            address,
+            ca_pem: ca.ca_pem,
+            state,
+            task,
+        }
+    }
+
+    /// Starts on a runtime of its own, for tests that run the binary synchronously.
+    pub fn start_detached(config: ApiServerConfig) -> DetachedApiServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.block_on(ApiServer::start(config));
+        DetachedApiServer {
+            server: Some(server),
+            runtime: Some(runtime),
+        }
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `https://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("https://{}", self.address)
+    }
+
+    /// The CA that signed the serving certificate, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// How many objects the server holds (after dropping those of absent groups).
+    pub fn object_count(&self) -> usize {
+        self.state.store.len()
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state.requests.lock().unwrap().clear();
+    }
+
+    /// A kubeconfig for this server with contexts `loopback` (current, namespace `inference`),
+    /// `loopback-no-namespace`, `loopback-bad-token` (wrong token) and `loopback-wrong-ca`
+    /// (a CA that did not sign the server's certificate).
+    pub fn kubeconfig(&self) -> KubeconfigFile {
+        let other_ca = tls::make_ca("some other CA");
+        KubeconfigFile::new()
+            .cluster("loopback", &self.url(), Some(&self.ca_pem))
+            .cluster("loopback-wrong-ca", &self.url(), Some(&other_ca.ca_pem))
+            .user("tester", TOKEN)
+            .user("intruder", "not-the-token")
+            .context("loopback", "loopback", "tester", Some(NAMESPACE))
+            .context("loopback-no-namespace", "loopback", "tester", None)
+            .context(
+                "loopback-bad-token",
+                "loopback",
+                "intruder",
+                Some(NAMESPACE),
+            )
+            .context(
+                "loopback-wrong-ca",
+                "loopback-wrong-ca",
+                "tester",
+                Some(NAMESPACE),
+            )
+            .current("loopback")
+    }
+
+    /// Writes [`ApiServer::kubeconfig`] to `dir/kubeconfig` and returns its path.
+    pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
+        self.kubeconfig().write(&dir.join("kubeconfig"))
+    }
+}
+
+/// A server with its own runtime; dereferences to [`ApiServer`].
+pub struct DetachedApiServer {
+    server: Option<ApiServer>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::ops::Deref for DetachedApiServer {
+    type Target = ApiServer;
+    fn deref(&self) -> &ApiServer {
+        self.server.as_ref().unwrap()
+    }
+}
+
+impl Drop for DetachedApiServer {
+    fn drop(&mut self) {
+        drop(self.server.take());
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<State>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let acceptor = acceptor.clone();
+                let state = state.clone();
+                connections.spawn(async move {
+                    // A client that rejects our certificate ends the handshake: nothing to serve.
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let service = service_fn(move |request| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(handle(state, request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+fn json_response(code: u16, body: &Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+fn status_response(body: Value) -> Response<Full<Bytes>> {
+    let code = body["code"]
+        .as_u64()
+        .and_then(|code| u16::try_from(code).ok())
+        .unwrap_or(500);
+    json_response(code, &body)
+}
+
+/// `a=b&c=d%2Ce` → pairs, percent-decoded.
+fn parse_query(query: &str) -> Vec<(String, String)> {
+    fn decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut index = 0;
+        while index < bytes.len() {
+            match bytes[index] {
+                b'+' => out.push(b' '),
+                b'%' if index + 2 < bytes.len() => {
+                    let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("");
+                    match u8::from_str_radix(hex, 16) {
+                        Ok(byte) => {
+                            out.push(byte);
+                            index += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                byte => out.push(byte),
+            }
+            index += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_string();
+    let raw_query = request.uri().query().unwrap_or_default().to_string();
+    state.requests.lock().unwrap().push(RecordedRequest {
+        method: request.method().to_string(),
+        path: path.clone(),
+        query: raw_query.clone(),
+    });
+    let authorized = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        == Some(format!("Bearer {TOKEN}").as_str());
+    if !authorized {
+        return status_response(status::unauthorized());
+    }
+    if request.method() != Method::GET {
+        return status_response(status::method_not_allowed(request.method().as_str()));
+    }
+    let query = parse_query(&raw_query);
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .map(str::to_string)
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let served = &state.served;
+    match segments.as_slice() {
+        ["version"] => json_response(200, &resources::version_info()),
+        ["api"] => json_response(200, &resources::api_versions(&state.address.to_string())),
+        ["apis"] => json_response(200, &resources::api_group_list(served)),
+        ["api", "v1"] => found(resources::api_resource_list(served, "", "v1")),
+        ["apis", group] => found(resources::api_group(served, group)),
+        ["apis", group, version] => found(resources::api_resource_list(served, group, version)),
+        ["api", "v1", rest @ ..] => resource_request(&state, "", "v1", rest, &query, request).await,
+        ["apis", group, version, rest @ ..] => {
+            let (group, version) = (group.to_string(), version.to_string());
+            resource_request(&state, &group, &version, rest, &query, request).await
+        }
+        _ => status_response(status::not_found_resource()),
+    }
+}
+
+fn found(document: Option<Value>) -> Response<Full<Bytes>> {
+    match document {
+        Some(document) => json_response(200, &document),
+        None => status_response(status::not_found_resource()),
+    }
+}
+
+impl State {
+    fn resource(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
+        self.served.iter().find(|resource| {
+            resource.group == group && resource.version == version && resource.plural == plural
+        })
+    }
+
+    fn is_forbidden(&self, plural: &str, namespace: Option<&str>, is_list: bool) -> bool {
+        self.forbidden.iter().any(|rule| {
+            rule.plural == plural
+                && match &rule.scope {
+                    ForbidScope::Everywhere => true,
+                    ForbidScope::ClusterWide => is_list && namespace.is_none(),
+                    ForbidScope::Namespace(name) => namespace == Some(name.as_str()),
+                }
+        })
+    }
+}
+
+async fn resource_request(
+    state: &State,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    query: &[(String, String)],
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let (namespace, plural, name, subresource) = match rest {
+        [plural] => (None, *plural, None, None),
+        [plural, name] => (None, *plural, Some(*name), None),
+        ["namespaces", namespace, plural] => (Some(*namespace), *plural, None, None),
+        ["namespaces", namespace, plural, name] => (Some(*namespace), *plural, Some(*name), None),
+        ["namespaces", namespace, plural, name, subresource] => {
+            (Some(*namespace), *plural, Some(*name), Some(*subresource))
+        }
+        _ => return status_response(status::not_found_resource()),
+    };
+    let Some(resource) = state.resource(group, version, plural) else {
+        return status_response(status::not_found_resource());
+    };
+    // A namespaced resource is addressed with its namespace, a cluster-scoped one without,
+    // except that a namespaced resource may be listed across namespaces.
+    if namespace.is_some() && !resource.namespaced
+        || namespace.is_none() && resource.namespaced && name.is_some()
+    {
+        return status_response(status::not_found_resource());
+    }
+    match (name, subresource) {
+        (None, _) => {
+            if state.is_forbidden(plural, namespace, true) {
+                return status_response(status::forbidden(USER, "list", group, plural, namespace));
+            }
+            let list_query = match ListQuery::from_query(query) {
+                Ok(list_query) => list_query,
+                Err(failure) => return status_response(failure),
+            };
+            match state.store.list(resource, namespace, &list_query) {
+                Ok(list) => json_response(200, &list),
+                Err(failure) => status_response(failure),
+            }
+        }
+        (Some(name), None) => {
+            if state.is_forbidden(plural, namespace, false) {
+                return status_response(status::forbidden(USER, "get", group, plural, namespace));
+            }
+            match state.store.get(resource, namespace, name) {
+                Some(object) => json_response(200, &object),
+                None => status_response(status::not_found_object(group, plural, name)),
+            }
+        }
+        (Some(name), Some("portforward")) if plural == "pods" => {
+            let namespace = namespace.unwrap_or_default();
+            if state.is_forbidden("pods/portforward", Some(namespace), false) {
+                return status_response(status::forbidden(
+                    USER,
+                    "create",
+                    group,
+                    "pods/portforward",
+                    Some(namespace),
+                ));
+            }
+            if state.store.get(resource, Some(namespace), name).is_none() {
+                return status_response(status::not_found_object(group, plural, name));
+            }
+            upgrade_port_forward(state, namespace, name, query, request)
+        }
+        _ => status_response(status::not_found_resource()),
+    }
+}
+
+fn upgrade_port_forward(
+    state: &State,
+    namespace: &str,
+    pod: &str,
+    query: &[(String, String)],
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let header_text = |name: header::HeaderName| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+    };
+    let upgrade = header_text(header::UPGRADE).unwrap_or_default();
+    let Some(key) = header_text(header::SEC_WEBSOCKET_KEY) else {
+        return status_response(status::bad_request("Upgrade request required"));
+    };
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return status_response(status::bad_request("Upgrade request required"));
+    }
+    let offered = header_text(header::SEC_WEBSOCKET_PROTOCOL).unwrap_or_default();
+    let Some(protocol) = portforward::negotiate(&offered) else {
+        return status_response(status::bad_request(&format!(
+            "unable to upgrade: unable to negotiate protocol: client supports [{offered}], server supports {:?}",
+            portforward::SUBPROTOCOLS
+        )));
+    };
+    let ports = match portforward::parse_ports(query) {
+        Ok(ports) => ports,
+        Err(message) => return status_response(status::bad_request(&message)),
+    };
+    let targets = ports
+        .iter()
+        .map(|port| portforward::PortTarget {
+            port: *port,
+            address: state
+                .port_forwards
+                .get(&(namespace.to_string(), pod.to_string(), *port))
+                .copied(),
+        })
+        .collect();
+    let pod_name = format!("{namespace}/{pod}");
+    tokio::spawn(async move {
+        if let Ok(upgraded) = hyper::upgrade::on(request).await {
+            portforward::serve(upgraded, pod_name, targets).await;
+        }
+    });
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .header(header::SEC_WEBSOCKET_PROTOCOL, protocol)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_query;
+
+    #[test]
+    fn queries_are_percent_decoded() {
+        assert_eq!(
+            parse_query("&ports=80%2C1234&labelSelector=app%3Dvllm"),
+            vec![
+                ("ports".to_string(), "80,1234".to_string()),
+                ("labelSelector".to_string(), "app=vllm".to_string())
+            ]
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! The kubelet's side of a websocket port-forward: per requested port, a data channel (2·i) and
+//! an error channel (2·i+1), each opened by a frame carrying the port as 2 bytes little-endian;
+//! then data frames `[channel, bytes…]` both ways. A port that cannot be reached gets a message on
+//! its error channel, as the kubelet writes it.
+
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+/// The subprotocols the server agrees to, preferred first. kube-rs offers v5 then v4; the
+/// kubelet's port-forward speaks the v4 binary framing (v5 frames port-forward the same way).
+pub const SUBPROTOCOLS: &[&str] = &[
+    "v4.channel.k8s.io",
+    "v5.channel.k8s.io",
+    "portforward.k8s.io",
+];
+
+/// The first subprotocol of ours the client offered (`Sec-WebSocket-Protocol: a, b`).
+pub fn negotiate(offered: &str) -> Option<&'static str> {
+    let offered: Vec<&str> = offered.split(',').map(str::trim).collect();
+    SUBPROTOCOLS
+        .iter()
+        .copied()
+        .find(|protocol| offered.contains(protocol))
+}
+
+/// `ports=8000` or `ports=8000,15000` (kube-rs encodes the comma).
+pub fn parse_ports(query: &[(String, String)]) -> Result<Vec<u16>, String> {
+    let mut ports = Vec::new();
+    for (key, value) in query {
+        if key == "ports" {
+            for port in value.split(',') {
+                ports.push(
+                    port.trim()
+                        .parse::<u16>()
+                        .map_err(|_| format!("invalid port {port:?}"))?,
+                );
+            }
+        }
+    }
+    if ports.is_empty() {
+        return Err("at least one port must be given in ports=".to_string());
+    }
+    Ok(ports)
+}
+
+/// One forwarded port: where it goes inside the "pod" (a loopback address), if anywhere.
+pub struct PortTarget {
+    pub port: u16,
+    pub address: Option<SocketAddr>,
+}
+
+/// Serves one upgraded connection until either side closes.
+pub async fn serve(upgraded: hyper::upgrade::Upgraded, pod: String, targets: Vec<PortTarget>) {
+    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+    let (mut sink, mut incoming) = socket.split();
+    let (to_client, mut outgoing) = mpsc::channel::<Message>(32);
+    let mut writers: Vec<Option<OwnedWriteHalf>> = Vec::new();
+    let mut open_ports = 0usize;
+
+    for (index, target) in targets.iter().enumerate() {
+        let data_channel = (2 * index) as u8;
+        let [low, high] = target.port.to_le_bytes();
+        for channel in [data_channel, data_channel + 1] {
+            if sink
+                .send(Message::binary(vec![channel, low, high]))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let connected = match target.address {
+            Some(address) => TcpStream::connect(address)
+                .await
+                .map_err(|error| error.to_string()),
+            None => Err("connect: connection refused".to_string()),
+        };
+        match connected {
+            Ok(stream) => {
+                let (mut reader, writer) = stream.into_split();
+                writers.push(Some(writer));
+                open_ports += 1;
+                let to_client = to_client.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 16 * 1024];
+                    loop {
+                        match reader.read(&mut buffer).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(read) => {
+                                let mut frame = Vec::with_capacity(read + 1);
+                                frame.push(data_channel);
+                                frame.extend_from_slice(&buffer[..read]);
+                                if to_client.send(Message::binary(frame)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    // The port's connection ended: the kubelet closes the stream.
+                    let _ = to_client.send(Message::Close(None)).await;
+                });
+            }
+            Err(reason) => {
+                writers.push(None);
+                let message = format!(
+                    "error forwarding port {} to pod {pod}, uid : failed to connect to localhost:{} inside namespace of the pod: IPv4: dial tcp4 127.0.0.1:{}: {reason}",
+                    target.port, target.port, target.port
+                );
+                let mut frame = vec![data_channel + 1];
+                frame.extend_from_slice(message.as_bytes());
+                let _ = sink.send(Message::binary(frame)).await;
+            }
+        }
+    }
+    drop(to_client);
+    if open_ports == 0 {
+        let _ = sink.send(Message::Close(None)).await;
+        return;
+    }
+
+    loop {
+        tokio::select! {
+            frame = incoming.next() => match frame {
+                Some(Ok(Message::Binary(bytes))) if !bytes.is_empty() => {
+                    let channel = bytes[0] as usize;
+                    // Clients write only to data channels; anything else is ignored.
+                    if channel % 2 == 0
+                        && let Some(Some(writer)) = writers.get_mut(channel / 2)
+                        && writer.write_all(&bytes[1..]).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+            frame = outgoing.recv() => match frame {
+                Some(frame) => {
+                    let closing = frame.is_close();
+                    if sink.send(frame).await.is_err() || closing {
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    let _ = sink.close().await;
+}

@@ -1,0 +1,7 @@
+//! Helpers shared by integration tests; a test file takes them with `mod support;`.
+//! Not every test file uses every helper.
+#![allow(dead_code, unused_imports)]
+
+pub mod apiserver;
+pub mod kubeconfig;
+pub mod local_http;
