@@ -2,6 +2,11 @@
 //! render -> exit code. `main` only parses arguments, sets up logging and prints errors.
 
 use crate::checks::Settings;
+use crate::cluster::client::ClusterClient;
+use crate::cluster::error::ClusterError;
+use crate::cluster::inventory::{ListScope, list_inventory};
+use crate::evidence::EVIDENCE_SCHEMA_VERSION;
+use crate::inventory::Inventory;
 use crate::cli::{Cli, Command, DiagnoseArgs};
 use crate::evidence::Evidence;
 use crate::gather::{self, GatherError, Scope, Target};
@@ -9,9 +14,12 @@ use crate::manifest::{self, ManifestError};
 use crate::report::{self, RenderError, Style};
 use crate::verdict;
 use std::io::Write;
+use std::path::Path;
 
 /// Exit code when the diagnosis could not run (bad input, nothing to analyse).
 pub const EXIT_ERROR: u8 = 1;
+/// Exit code after Ctrl-C, as shells report SIGINT.
+pub const EXIT_INTERRUPTED: u8 = 130;
 /// Exit code for usage errors (clap's, and a TARGET that is not `KIND/NAME`).
 pub const EXIT_USAGE: u8 = 2;
 
@@ -20,10 +28,10 @@ const DEFAULT_NAMESPACE: &str = "default";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error(
-        "live cluster access is not built yet: pass manifests with -f/--filename (a file, a folder, or - for stdin)"
-    )]
-    LiveClusterNotBuilt,
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("evidence file {path}: {reason}")]
+    EvidenceFile { path: String, reason: String },
     #[error("TARGET {text:?}: {reason}")]
     InvalidTarget { text: String, reason: String },
     #[error(transparent)]
@@ -52,14 +60,20 @@ impl AppError {
 }
 
 /// Runs the parsed command, writing the report to `out`; returns the exit code.
-pub fn run(cli: &Cli, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
+pub async fn run(cli: &Cli, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
     match &cli.command {
-        Command::Diagnose(args) => diagnose(args, out, style),
+        Command::Diagnose(args) => diagnose(args, out, style).await,
     }
 }
 
-fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
-    let evidence = load_evidence(args)?;
+async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
+    let evidence = match &args.from_evidence {
+        Some(path) => read_evidence(path)?,
+        None => gather_evidence(args).await?,
+    };
+    if let Some(path) = &args.save_evidence {
+        write_evidence(path, &evidence)?;
+    }
     if evidence.targets.is_empty() {
         return Err(no_workloads(args));
     }
@@ -82,11 +96,8 @@ fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Result<u8
     Ok(diagnosis.exit_code())
 }
 
-/// Manifests (-f) to Evidence for the targets in scope.
-fn load_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
-    if args.filenames.is_empty() {
-        return Err(AppError::LiveClusterNotBuilt);
-    }
+/// Manifests (-f) or the live cluster to Evidence for the targets in scope.
+async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
     let target = match &args.target {
         Some(text) => Some(
             Target::parse(text).map_err(|error| AppError::InvalidTarget {
@@ -96,16 +107,23 @@ fn load_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
         ),
         None => None,
     };
-    let default_namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-    let inventory = manifest::load(&args.filenames, default_namespace)?;
+    let (inventory, namespace, source) = if args.filenames.is_empty() {
+        let (inventory, namespace) = read_cluster(args).await?;
+        (inventory, namespace, "cluster")
+    } else {
+        let default_namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+        let inventory = manifest::load(&args.filenames, default_namespace)?;
+        (inventory, args.namespace.clone(), "manifests")
+    };
     tracing::debug!(
         deployments = inventory.deployments.len(),
         stateful_sets = inventory.stateful_sets.len(),
         pods = inventory.pods.len(),
-        "manifests loaded"
+        source,
+        "inventory read"
     );
     let scope = Scope {
-        namespace: args.namespace.clone(),
+        namespace,
         all_namespaces: args.all_namespaces,
         selector: args.selector.clone(),
         target,
@@ -114,8 +132,43 @@ fn load_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
         &inventory,
         &scope,
         args.expected_generation,
-        vec!["manifests".to_string()],
+        vec![source.to_string()],
     )?)
+}
+
+/// The live cluster's inventory, and the namespace in scope (`-n`, else the context's; none for `-A`).
+async fn read_cluster(args: &DiagnoseArgs) -> Result<(Inventory, Option<String>), AppError> {
+    let client = ClusterClient::connect(&args.cluster).await?;
+    let scope = ListScope::from_flags(args.namespace.as_deref(), args.all_namespaces, &client);
+    tracing::info!(context = client.context(), server = client.server(), ?scope, "reading cluster");
+    let inventory = list_inventory(&client, &scope).await?;
+    Ok((inventory, scope.namespace().map(str::to_string)))
+}
+
+fn read_evidence(path: &Path) -> Result<Evidence, AppError> {
+    let error = |reason: String| AppError::EvidenceFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    let evidence: Evidence = serde_json::from_str(&text)
+        .map_err(|e| error(format!("not evidence saved by --save-evidence: {e}")))?;
+    if evidence.schema_version != EVIDENCE_SCHEMA_VERSION {
+        return Err(error(format!(
+            "schemaVersion {} is not the {EVIDENCE_SCHEMA_VERSION} this version reads",
+            evidence.schema_version
+        )));
+    }
+    Ok(evidence)
+}
+
+fn write_evidence(path: &Path, evidence: &Evidence) -> Result<(), AppError> {
+    let error = |reason: String| AppError::EvidenceFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = serde_json::to_string_pretty(evidence).map_err(|e| error(e.to_string()))?;
+    std::fs::write(path, text + "\n").map_err(|e| error(e.to_string()))
 }
 
 fn no_workloads(args: &DiagnoseArgs) -> AppError {

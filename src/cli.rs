@@ -1,6 +1,7 @@
 //! Command line: kubectl-style flags and the subcommands.
 
 use crate::checks::Severity;
+use crate::cluster::args::ClusterArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -76,6 +77,17 @@ pub struct DiagnoseArgs {
     /// The longest generation the service must allow (e.g. 300s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
     pub expected_generation: Duration,
+
+    /// Write the gathered evidence (JSON) to FILE, to reproduce this diagnosis offline.
+    #[arg(long, value_name = "FILE")]
+    pub save_evidence: Option<PathBuf>,
+
+    /// Diagnose from evidence saved with --save-evidence; no cluster or manifests needed.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["filenames", "save_evidence"])]
+    pub from_evidence: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

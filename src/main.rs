@@ -31,9 +31,32 @@ fn main() -> ExitCode {
         colour: terminal && colour_allowed(),
         terminal,
     };
-    match app::run(&cli, &mut stdout.lock(), style) {
-        Ok(code) => ExitCode::from(code),
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
         Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(app::EXIT_ERROR);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = app::run(&cli, &mut stdout.lock(), style) => Some(outcome),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    // Port-forwards and admin connections close as the runtime drops their tasks.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match outcome {
+        None => {
+            eprintln!("interrupted");
+            ExitCode::from(app::EXIT_INTERRUPTED)
+        }
+        Some(Ok(code)) => ExitCode::from(code),
+        Some(Err(error)) => {
             let code = error.exit_code();
             eprintln!("error: {}", one_line(&anyhow::Error::new(error)));
             ExitCode::from(code)
