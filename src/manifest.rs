@@ -1,1 +1,577 @@
-//! Manifest files (-f) to an Inventory.
+//! Manifest files (-f) to an Inventory: files, folders (recursive, sorted), `-` for stdin; YAML
+//! streams and JSON; `kind: List` and `*List`. Kinds the checks never read are skipped.
+
+use crate::inventory::Inventory;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Lists nest (`List` of `List`s) only a few levels deep in practice; deeper is refused as junk.
+const MAX_LIST_DEPTH: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{path}: no such file or directory; check the -f path")]
+    NotFound { path: PathBuf },
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{file}: malformed {format}: {message}; fix it or leave the file out of -f")]
+    Syntax {
+        file: String,
+        format: &'static str,
+        /// 1-based line in the file (not in the document), when the parser gave one.
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("{file}: {kind} {name} is not valid: {problem}; fix the field or leave the object out")]
+    Invalid {
+        file: String,
+        kind: String,
+        name: String,
+        problem: String,
+    },
+}
+
+/// Reads every manifest under `paths` into one Inventory. Objects without a namespace get
+/// `default_namespace` (namespaced kinds only).
+pub fn load(paths: &[PathBuf], default_namespace: &str) -> Result<Inventory, ManifestError> {
+    load_with_stdin(paths, default_namespace, &mut std::io::stdin().lock())
+}
+
+/// [`load`], reading `-` from `stdin` (once, however often `-` is given).
+pub fn load_with_stdin(
+    paths: &[PathBuf],
+    default_namespace: &str,
+    stdin: &mut dyn Read,
+) -> Result<Inventory, ManifestError> {
+    let mut inventory = Inventory::default();
+    for source in sources(paths)? {
+        match source {
+            Source::Stdin => {
+                let mut text = String::new();
+                stdin
+                    .read_to_string(&mut text)
+                    .map_err(|error| ManifestError::Read {
+                        path: STDIN_NAME.to_string(),
+                        reason: error.to_string(),
+                    })?;
+                let format = if looks_like_json(&text) {
+                    Format::Json
+                } else {
+                    Format::Yaml
+                };
+                parse_into(&mut inventory, STDIN_NAME, &text, format, default_namespace)?;
+            }
+            Source::File(path) => {
+                let text = read_text(&path)?;
+                let format = if has_extension(&path, &["json"]) {
+                    Format::Json
+                } else {
+                    Format::Yaml
+                };
+                let name = path.display().to_string();
+                parse_into(&mut inventory, &name, &text, format, default_namespace)?;
+            }
+        }
+    }
+    Ok(inventory)
+}
+
+const STDIN_NAME: &str = "<stdin>";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+/// The files to read, in order: each argument as given, folders expanded recursively in sorted
+/// order to `.yaml/.yml/.json` files; stdin at most once.
+fn sources(paths: &[PathBuf]) -> Result<Vec<Source>, ManifestError> {
+    let mut out = Vec::new();
+    let mut stdin_taken = false;
+    let mut visited_dirs = BTreeSet::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            if !stdin_taken {
+                stdin_taken = true;
+                out.push(Source::Stdin);
+            }
+            continue;
+        }
+        let metadata = std::fs::metadata(path).map_err(|error| {
+            if error.kind() == std::io::ErrorKind::NotFound {
+                ManifestError::NotFound { path: path.clone() }
+            } else {
+                read_error(path, &error)
+            }
+        })?;
+        if metadata.is_dir() {
+            walk_dir(path, &mut out, &mut visited_dirs)?;
+        } else {
+            out.push(Source::File(path.clone()));
+        }
+    }
+    Ok(out)
+}
+
+fn walk_dir(
+    dir: &Path,
+    out: &mut Vec<Source>,
+    visited: &mut BTreeSet<PathBuf>,
+) -> Result<(), ManifestError> {
+    // A symlink back up the tree would loop forever; each real folder is read once.
+    let real = std::fs::canonicalize(dir).map_err(|error| read_error(dir, &error))?;
+    if !visited.insert(real) {
+        return Ok(());
+    }
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|error| read_error(dir, &error))?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| read_error(dir, &error))?;
+    entries.sort();
+    for entry in entries {
+        let metadata = std::fs::metadata(&entry).map_err(|error| read_error(&entry, &error))?;
+        if metadata.is_dir() {
+            walk_dir(&entry, out, visited)?;
+        } else if has_extension(&entry, &["yaml", "yml", "json"]) {
+            out.push(Source::File(entry));
+        }
+    }
+    Ok(())
+}
+
+fn has_extension(path: &Path, extensions: &[&str]) -> bool {
+    path.extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| {
+            extensions
+                .iter()
+                .any(|wanted| extension.eq_ignore_ascii_case(wanted))
+        })
+}
+
+fn read_error(path: &Path, error: &std::io::Error) -> ManifestError {
+    ManifestError::Read {
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, ManifestError> {
+    let bytes = std::fs::read(path).map_err(|error| read_error(path, &error))?;
+    String::from_utf8(bytes).map_err(|_| ManifestError::Read {
+        path: path.display().to_string(),
+        reason: "not UTF-8 text".to_string(),
+    })
+}
+
+fn looks_like_json(text: &str) -> bool {
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    text.starts_with('{') || text.starts_with('[')
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Yaml,
+    Json,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Yaml => "YAML",
+            Format::Json => "JSON",
+        }
+    }
+}
+
+/// Where an object came from, for error messages and for re-reading a document that failed.
+struct Origin<'a> {
+    file: &'a str,
+    text: &'a str,
+    format: Format,
+    /// Index of the document in the stream (empty YAML documents count).
+    document: usize,
+    /// Set when the object is an item of a List: then the document holds more than this object.
+    in_list: bool,
+}
+
+/// Parses one file's text (a YAML stream or JSON values) and adds what it holds to `inventory`.
+fn parse_into(
+    inventory: &mut Inventory,
+    file: &str,
+    text: &str,
+    format: Format,
+    default_namespace: &str,
+) -> Result<(), ManifestError> {
+    let documents = match format {
+        Format::Yaml => yaml_documents(file, text)?,
+        Format::Json => json_documents(file, text)?,
+    };
+    for (document, value) in documents {
+        let origin = Origin {
+            file,
+            text,
+            format,
+            document,
+            in_list: false,
+        };
+        // A JSON file holding a bare array is read as a list of objects.
+        if let Value::Array(items) = value {
+            let origin = Origin {
+                in_list: true,
+                ..origin
+            };
+            for item in items {
+                add_value(inventory, item, &origin, default_namespace, 1)?;
+            }
+        } else {
+            add_value(inventory, value, &origin, default_namespace, 0)?;
+        }
+    }
+    Ok(())
+}
+
+/// The non-empty documents of a YAML stream, with their index in the stream.
+fn yaml_documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, ManifestError> {
+    let mut out = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        match Option::<Value>::deserialize(document) {
+            Ok(Some(value)) => out.push((index, value)),
+            Ok(None) => {}
+            // serde_yaml repeats a syntax error for every later document: stop at the first.
+            Err(error) => {
+                return Err(ManifestError::Syntax {
+                    file: file.to_string(),
+                    format: Format::Yaml.name(),
+                    line: error.location().map(|location| location.line()),
+                    message: error.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn json_documents(file: &str, text: &str) -> Result<Vec<(usize, Value)>, ManifestError> {
+    let text = text.trim_start_matches('\u{feff}');
+    let mut out = Vec::new();
+    for (index, value) in serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .enumerate()
+    {
+        match value {
+            Ok(value) => out.push((index, value)),
+            Err(error) => {
+                return Err(ManifestError::Syntax {
+                    file: file.to_string(),
+                    format: Format::Json.name(),
+                    line: Some(error.line()),
+                    message: error.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The kinds the checks read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Pod,
+    Service,
+    Namespace,
+    Node,
+    Deployment,
+    StatefulSet,
+    ReplicaSet,
+    VirtualService,
+    DestinationRule,
+    EnvoyFilter,
+    Sidecar,
+    Gateway,
+    PeerAuthentication,
+}
+
+impl Kind {
+    fn classify(api_version: &str, kind: &str) -> Option<Kind> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        match (group, version, kind) {
+            ("", "v1", "Pod") => Some(Kind::Pod),
+            ("", "v1", "Service") => Some(Kind::Service),
+            ("", "v1", "Namespace") => Some(Kind::Namespace),
+            ("", "v1", "Node") => Some(Kind::Node),
+            ("apps", "v1", "Deployment") => Some(Kind::Deployment),
+            ("apps", "v1", "StatefulSet") => Some(Kind::StatefulSet),
+            ("apps", "v1", "ReplicaSet") => Some(Kind::ReplicaSet),
+            ("networking.istio.io", "v1" | "v1beta1" | "v1alpha3", kind) => match kind {
+                "VirtualService" => Some(Kind::VirtualService),
+                "DestinationRule" => Some(Kind::DestinationRule),
+                "EnvoyFilter" => Some(Kind::EnvoyFilter),
+                "Sidecar" => Some(Kind::Sidecar),
+                "Gateway" => Some(Kind::Gateway),
+                _ => None,
+            },
+            ("security.istio.io", "v1" | "v1beta1", "PeerAuthentication") => {
+                Some(Kind::PeerAuthentication)
+            }
+            _ => None,
+        }
+    }
+
+    fn is_namespaced(self) -> bool {
+        !matches!(self, Kind::Namespace | Kind::Node)
+    }
+
+    /// k8s-openapi types insist on their exact `apiVersion`/`kind`; Istio types ignore `kind`.
+    fn is_kubernetes(self) -> bool {
+        matches!(
+            self,
+            Kind::Pod
+                | Kind::Service
+                | Kind::Namespace
+                | Kind::Node
+                | Kind::Deployment
+                | Kind::StatefulSet
+                | Kind::ReplicaSet
+        )
+    }
+}
+
+fn add_value(
+    inventory: &mut Inventory,
+    mut value: Value,
+    origin: &Origin<'_>,
+    default_namespace: &str,
+    depth: usize,
+) -> Result<(), ManifestError> {
+    let Some(object) = value.as_object_mut() else {
+        tracing::debug!(
+            file = origin.file,
+            "skipping a document that is not an object"
+        );
+        return Ok(());
+    };
+    let api_version = text_field(object, "apiVersion");
+    let kind = text_field(object, "kind");
+    let (Some(api_version), Some(kind)) = (api_version, kind) else {
+        tracing::debug!(
+            file = origin.file,
+            "skipping an object without apiVersion and kind"
+        );
+        return Ok(());
+    };
+    if let Some(Value::Array(items)) = object.get_mut("items")
+        && (kind == "List" || kind.ends_with("List"))
+    {
+        if depth >= MAX_LIST_DEPTH {
+            return Err(ManifestError::Invalid {
+                file: origin.file.to_string(),
+                kind,
+                name: String::new(),
+                problem: format!("Lists nested more than {MAX_LIST_DEPTH} deep"),
+            });
+        }
+        // `PodList` items from the API carry no apiVersion/kind: they are the list's.
+        let item_kind = kind.strip_suffix("List").filter(|name| !name.is_empty());
+        let origin = Origin {
+            in_list: true,
+            ..*origin
+        };
+        for mut item in std::mem::take(items) {
+            if let (Some(item_kind), Some(fields)) = (item_kind, item.as_object_mut()) {
+                fields
+                    .entry("kind")
+                    .or_insert_with(|| Value::String(item_kind.to_string()));
+                fields
+                    .entry("apiVersion")
+                    .or_insert_with(|| Value::String(api_version.clone()));
+            }
+            add_value(inventory, item, &origin, default_namespace, depth + 1)?;
+        }
+        return Ok(());
+    }
+    let Some(routed) = Kind::classify(&api_version, &kind) else {
+        tracing::debug!(
+            file = origin.file,
+            api_version = api_version.as_str(),
+            kind = kind.as_str(),
+            "skipping a kind the checks do not read"
+        );
+        return Ok(());
+    };
+    let name = object
+        .get("metadata")
+        .and_then(|metadata| metadata.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("(no name)")
+        .to_string();
+    if routed.is_kubernetes() {
+        object.remove("apiVersion");
+        object.remove("kind");
+    }
+    let namespace = routed.is_namespaced().then_some(default_namespace);
+    let typed = Typed {
+        origin,
+        kind: &kind,
+        name: &name,
+        namespace,
+    };
+    match routed {
+        Kind::Pod => upsert(&mut inventory.pods, typed.read(value)?, |o| &o.metadata),
+        Kind::Service => upsert(&mut inventory.services, typed.read(value)?, |o| &o.metadata),
+        Kind::Namespace => upsert(&mut inventory.namespaces, typed.read(value)?, |o| {
+            &o.metadata
+        }),
+        Kind::Node => upsert(&mut inventory.nodes, typed.read(value)?, |o| &o.metadata),
+        Kind::Deployment => upsert(&mut inventory.deployments, typed.read(value)?, |o| {
+            &o.metadata
+        }),
+        Kind::StatefulSet => upsert(&mut inventory.stateful_sets, typed.read(value)?, |o| {
+            &o.metadata
+        }),
+        Kind::ReplicaSet => upsert(&mut inventory.replica_sets, typed.read(value)?, |o| {
+            &o.metadata
+        }),
+        Kind::VirtualService => upsert(&mut inventory.virtual_services, typed.read(value)?, |o| {
+            &o.metadata
+        }),
+        Kind::DestinationRule => {
+            upsert(&mut inventory.destination_rules, typed.read(value)?, |o| {
+                &o.metadata
+            })
+        }
+        Kind::EnvoyFilter => upsert(&mut inventory.envoy_filters, typed.read(value)?, |o| {
+            &o.metadata
+        }),
+        Kind::Sidecar => upsert(&mut inventory.sidecars, typed.read(value)?, |o| &o.metadata),
+        Kind::Gateway => upsert(&mut inventory.gateways, typed.read(value)?, |o| &o.metadata),
+        Kind::PeerAuthentication => upsert(
+            &mut inventory.peer_authentications,
+            typed.read(value)?,
+            |o| &o.metadata,
+        ),
+    }
+    Ok(())
+}
+
+fn text_field(object: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
+    object
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|text| !text.is_empty())
+        .map(str::to_string)
+}
+
+/// One object on its way from JSON to its typed form.
+struct Typed<'a> {
+    origin: &'a Origin<'a>,
+    kind: &'a str,
+    name: &'a str,
+    /// The namespace to give a namespaced object that has none.
+    namespace: Option<&'a str>,
+}
+
+impl Typed<'_> {
+    fn read<T: DeserializeOwned + HasMetadata>(&self, value: Value) -> Result<T, ManifestError> {
+        let mut object: T = serde_json::from_value(value).map_err(|error| {
+            // serde_json's message has no field path; re-reading the document from the text gives
+            // one (serde_yaml) or a line (serde_json). Items of a List keep the short message.
+            let problem = if self.origin.in_list {
+                None
+            } else {
+                explain::<T>(self.origin)
+            };
+            ManifestError::Invalid {
+                file: self.origin.file.to_string(),
+                kind: self.kind.to_string(),
+                name: self.name.to_string(),
+                problem: problem.unwrap_or_else(|| error.to_string()),
+            }
+        })?;
+        if let Some(namespace) = self.namespace {
+            let metadata = object.metadata_mut();
+            if metadata.namespace.as_deref().unwrap_or_default().is_empty() {
+                metadata.namespace = Some(namespace.to_string());
+            }
+        }
+        Ok(object)
+    }
+}
+
+/// Deserializes the failing document again, straight from the text, for an error that names the
+/// field (YAML) and the line in the file.
+fn explain<T: DeserializeOwned>(origin: &Origin<'_>) -> Option<String> {
+    match origin.format {
+        Format::Yaml => {
+            let document = serde_yaml::Deserializer::from_str(origin.text).nth(origin.document)?;
+            T::deserialize(document)
+                .err()
+                .map(|error| error.to_string())
+        }
+        Format::Json => {
+            let text = origin.text.trim_start_matches('\u{feff}');
+            let mut deserializer = serde_json::Deserializer::from_str(text);
+            for _ in 0..origin.document {
+                serde::de::IgnoredAny::deserialize(&mut deserializer).ok()?;
+            }
+            T::deserialize(&mut deserializer)
+                .err()
+                .map(|error| error.to_string())
+        }
+    }
+}
+
+/// Objects whose metadata the loader fills (namespace) and compares (identity).
+trait HasMetadata {
+    fn metadata_mut(&mut self) -> &mut ObjectMeta;
+}
+
+macro_rules! has_metadata {
+    ($($ty:ty),* $(,)?) => {
+        $(impl HasMetadata for $ty {
+            fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        })*
+    };
+}
+
+has_metadata!(
+    k8s_openapi::api::core::v1::Pod,
+    k8s_openapi::api::core::v1::Service,
+    k8s_openapi::api::core::v1::Namespace,
+    k8s_openapi::api::core::v1::Node,
+    k8s_openapi::api::apps::v1::Deployment,
+    k8s_openapi::api::apps::v1::StatefulSet,
+    k8s_openapi::api::apps::v1::ReplicaSet,
+);
+
+impl<Spec> HasMetadata for crate::mesh::objects::IstioObject<Spec> {
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// Adds `object`, replacing an earlier one with the same namespace and name (as a later
+/// `kubectl apply` of the same object would).
+fn upsert<T>(list: &mut Vec<T>, object: T, metadata: fn(&T) -> &ObjectMeta) {
+    let key = |meta: &ObjectMeta| (meta.namespace.clone(), meta.name.clone());
+    let wanted = key(metadata(&object));
+    if let Some(existing) = list.iter_mut().find(|o| key(metadata(o)) == wanted) {
+        tracing::debug!(
+            namespace = wanted.0.as_deref().unwrap_or_default(),
+            name = wanted.1.as_deref().unwrap_or_default(),
+            "a later manifest replaces an earlier object of the same kind and name"
+        );
+        *existing = object;
+    } else {
+        list.push(object);
+    }
+}

@@ -1,4 +1,6 @@
 //! Istio objects we read (typed subset) and resolution: which objects apply to a workload.
 
+pub mod hosts;
 pub mod objects;
 pub mod resolve;
+pub mod sidecar_mode;
