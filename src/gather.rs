@@ -291,3 +291,324 @@ fn found_list(inventory: &Inventory) -> String {
         names.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::{IstioPresence, WorkloadKind};
+
+    fn inventory(yaml: &str) -> Inventory {
+        crate::manifest::load_with_stdin(
+            &[std::path::PathBuf::from("-")],
+            "inference",
+            &mut std::io::Cursor::new(yaml.to_string()),
+        )
+        .unwrap()
+    }
+
+    const GENERATION: Duration = Duration::from_secs(300);
+
+    fn run(inventory: &Inventory, scope: &Scope) -> Result<Evidence, GatherError> {
+        gather(inventory, scope, GENERATION, vec!["manifests".to_string()])
+    }
+
+    fn targets(evidence: &Evidence) -> Vec<String> {
+        evidence
+            .targets
+            .iter()
+            .map(|t| format!("{}/{}", t.workload.namespace, t.workload.target_name()))
+            .collect()
+    }
+
+    fn target(text: &str) -> Option<Target> {
+        Some(Target::parse(text).unwrap())
+    }
+
+    const CLUSTER: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm, namespace: inference}
+spec:
+  template:
+    metadata: {labels: {app: vllm}}
+    spec: {containers: [{name: vllm, image: vllm/vllm-openai}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: llm, namespace: serving}
+spec:
+  template:
+    metadata: {labels: {app: llm, tier: gpu}}
+    spec: {containers: [{name: server, image: x, command: [vllm, serve, m]}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: tgi, namespace: serving}
+spec:
+  template:
+    metadata: {labels: {app: tgi, tier: gpu}}
+    spec: {containers: [{name: tgi, image: ghcr.io/huggingface/text-generation-inference}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: vllm, namespace: inference}
+spec: {selector: {app: vllm}, ports: [{port: 8000}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: tgi, namespace: serving}
+spec: {selector: {app: tgi}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: nothing, namespace: serving}
+spec: {selector: {app: gone}}
+"#;
+
+    #[test]
+    fn target_parsing_accepts_kubectl_aliases() {
+        for (text, kind) in [
+            ("deploy/vllm", TargetKind::Deployment),
+            ("deployment/vllm", TargetKind::Deployment),
+            ("deployments/vllm", TargetKind::Deployment),
+            ("deployment.apps/vllm", TargetKind::Deployment),
+            ("Deployment/vllm", TargetKind::Deployment),
+            ("sts/vllm", TargetKind::StatefulSet),
+            ("statefulset/vllm", TargetKind::StatefulSet),
+            ("statefulset.apps/vllm", TargetKind::StatefulSet),
+            ("pod/vllm", TargetKind::Pod),
+            ("po/vllm", TargetKind::Pod),
+            ("svc/vllm", TargetKind::Service),
+            ("service/vllm", TargetKind::Service),
+        ] {
+            let parsed = Target::parse(text).unwrap();
+            assert_eq!(parsed.kind, kind, "{text}");
+            assert_eq!(parsed.name, "vllm");
+        }
+        assert_eq!(
+            Target::parse("deployment.apps/vllm").unwrap().to_string(),
+            "deploy/vllm"
+        );
+        for bad in ["vllm", "deploy/", "job/vllm", "deploy/a/b", "/vllm"] {
+            let error = Target::parse(bad).unwrap_err();
+            assert!(error.to_string().contains("deploy/NAME"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_inference_workload_in_every_namespace_by_default() {
+        let evidence = run(&inventory(CLUSTER), &Scope::default()).unwrap();
+        assert_eq!(
+            targets(&evidence),
+            ["inference/deploy/vllm", "serving/sts/llm"]
+        );
+        assert_eq!(
+            evidence.schema_version,
+            crate::evidence::EVIDENCE_SCHEMA_VERSION
+        );
+        assert_eq!(evidence.expected_generation, GENERATION);
+        assert_eq!(evidence.sources, ["manifests"]);
+        let vllm = &evidence.targets[0];
+        assert_eq!(vllm.mesh.services.len(), 1);
+        assert_eq!(vllm.mesh.istio, IstioPresence::Unknown);
+        // The namespace objects are not in the fixture: each target says so.
+        assert!(vllm.gaps.iter().any(|g| g.what == "Namespace inference"));
+    }
+
+    #[test]
+    fn namespace_scope_and_all_namespaces() {
+        let inventory = inventory(CLUSTER);
+        let scoped = Scope {
+            namespace: Some("serving".into()),
+            ..Scope::default()
+        };
+        assert_eq!(
+            targets(&run(&inventory, &scoped).unwrap()),
+            ["serving/sts/llm"]
+        );
+        let all = Scope {
+            all_namespaces: true,
+            ..scoped
+        };
+        assert_eq!(run(&inventory, &all).unwrap().targets.len(), 2);
+    }
+
+    #[test]
+    fn a_selector_narrows_and_recognises() {
+        let scope = Scope {
+            selector: Some("tier=gpu".into()),
+            ..Scope::default()
+        };
+        let evidence = run(&inventory(CLUSTER), &scope).unwrap();
+        assert_eq!(
+            targets(&evidence),
+            ["serving/deploy/tgi", "serving/sts/llm"]
+        );
+        assert_eq!(
+            evidence.targets[0].workload.detected_by,
+            "selector tier=gpu"
+        );
+        assert_eq!(
+            evidence.targets[1].workload.detected_by,
+            "command vllm serve"
+        );
+
+        let bad = Scope {
+            selector: Some("tier in (gpu".into()),
+            ..Scope::default()
+        };
+        assert!(matches!(
+            run(&inventory(CLUSTER), &bad),
+            Err(GatherError::Selector(_))
+        ));
+    }
+
+    #[test]
+    fn named_targets_even_when_not_recognised_as_vllm() {
+        let inventory = inventory(CLUSTER);
+        let evidence = run(
+            &inventory,
+            &Scope {
+                target: target("deploy/tgi"),
+                ..Scope::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(targets(&evidence), ["serving/deploy/tgi"]);
+        assert_eq!(
+            evidence.targets[0].workload.detected_by,
+            "named as TARGET deploy/tgi"
+        );
+
+        let evidence = run(
+            &inventory,
+            &Scope {
+                target: target("svc/vllm"),
+                ..Scope::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(targets(&evidence), ["inference/deploy/vllm"]);
+        assert_eq!(evidence.targets[0].workload.kind, WorkloadKind::Deployment);
+
+        let evidence = run(
+            &inventory,
+            &Scope {
+                target: target("svc/tgi"),
+                ..Scope::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            evidence.targets[0].workload.detected_by,
+            "selected by TARGET svc/tgi"
+        );
+    }
+
+    #[test]
+    fn a_missing_target_lists_the_inference_workloads_found() {
+        let inventory = inventory(CLUSTER);
+        let error = run(
+            &inventory,
+            &Scope {
+                namespace: Some("x".into()),
+                target: target("deploy/foo"),
+                ..Scope::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "no deploy/foo in namespace x; inference workloads found: deploy/vllm (inference), sts/llm (serving)"
+        );
+        // The right name in the wrong namespace is not found either.
+        let error = run(
+            &inventory,
+            &Scope {
+                namespace: Some("serving".into()),
+                target: target("deploy/vllm"),
+                ..Scope::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(error, GatherError::TargetNotFound { .. }));
+
+        let error = run(
+            &inventory,
+            &Scope {
+                target: target("svc/nothing"),
+                ..Scope::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, GatherError::ServiceSelectsNothing { .. }),
+            "{error}"
+        );
+
+        let error = run(
+            &Inventory::default(),
+            &Scope {
+                target: target("pod/p"),
+                ..Scope::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .ends_with("inference workloads found: none"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_target_and_a_selector_do_not_combine() {
+        let scope = Scope {
+            selector: Some("app=x".into()),
+            target: target("deploy/vllm"),
+            ..Scope::default()
+        };
+        assert!(matches!(
+            run(&inventory(CLUSTER), &scope),
+            Err(GatherError::TargetWithSelector)
+        ));
+    }
+
+    #[test]
+    fn no_workloads_is_a_gap_not_an_error_and_inventory_gaps_carry_over() {
+        let mut inventory = inventory(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}}\n",
+        );
+        inventory
+            .gaps
+            .push(Gap::new("EnvoyFilter list", "403 Forbidden"));
+        inventory.istio = Some(IstioPresence::Installed);
+        let evidence = run(&inventory, &Scope::default()).unwrap();
+        assert!(evidence.targets.is_empty());
+        let whats: Vec<_> = evidence.gaps.iter().map(|g| g.what.as_str()).collect();
+        assert_eq!(whats, ["EnvoyFilter list", "inference workloads"]);
+        assert!(evidence.gaps[1].reason.contains("vLLM"));
+    }
+
+    #[test]
+    fn istio_presence_comes_from_the_inventory() {
+        let mut inventory = inventory(CLUSTER);
+        inventory.istio = Some(IstioPresence::NotInstalled);
+        let evidence = run(&inventory, &Scope::default()).unwrap();
+        assert!(
+            evidence
+                .targets
+                .iter()
+                .all(|t| t.mesh.istio == IstioPresence::NotInstalled)
+        );
+    }
+
+    #[test]
+    fn evidence_round_trips_through_json() {
+        let evidence = run(&inventory(CLUSTER), &Scope::default()).unwrap();
+        let json = serde_json::to_string(&evidence).unwrap();
+        let back: Evidence = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, evidence);
+    }
+}

@@ -575,3 +575,363 @@ fn upsert<T>(list: &mut Vec<T>, object: T, metadata: fn(&T) -> &ObjectMeta) {
         list.push(object);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_yaml(text: &str) -> Result<Inventory, ManifestError> {
+        let mut inventory = Inventory::default();
+        parse_into(&mut inventory, "test.yaml", text, Format::Yaml, "default")?;
+        Ok(inventory)
+    }
+
+    const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: vllm
+  namespace: inference
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: vllm}}
+  template:
+    metadata: {labels: {app: vllm}}
+    spec:
+      containers:
+        - name: vllm
+          image: vllm/vllm-openai:v0.8.5
+          resources:
+            limits: {nvidia.com/gpu: 1, cpu: 4}
+"#;
+
+    #[test]
+    fn multi_document_yaml_with_empty_documents_and_every_istio_version() {
+        let text = format!(
+            "# leading comment\n---\n{DEPLOYMENT}---\n---\n# only a comment\n---\n{}",
+            r#"apiVersion: v1
+kind: Service
+metadata: {name: vllm}
+spec: {selector: {app: vllm}, ports: [{port: 8000}]}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: vllm, namespace: inference}
+spec: {hosts: [vllm], http: [{route: [{destination: {host: vllm}}]}]}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: buffer, namespace: istio-system}
+spec: {configPatches: [{applyTo: HTTP_FILTER}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: vllm}
+spec: {host: vllm}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default}
+spec: {}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public}
+spec: {selector: {istio: ingressgateway}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: inference, labels: {istio-injection: enabled}}
+"#
+        );
+        let inventory = parse_yaml(&text).unwrap();
+        assert_eq!(inventory.deployments.len(), 1);
+        let deployment = &inventory.deployments[0];
+        assert_eq!(deployment.spec.replicas, Some(2));
+        // An unquoted number is a valid quantity, as kubectl accepts it.
+        let limits = deployment.spec.template.spec.as_ref().unwrap().containers[0]
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap();
+        assert_eq!(limits["nvidia.com/gpu"].0, "1");
+        assert_eq!(inventory.services.len(), 1);
+        assert_eq!(inventory.virtual_services.len(), 1);
+        assert_eq!(inventory.envoy_filters.len(), 1);
+        assert_eq!(inventory.destination_rules.len(), 1);
+        assert_eq!(inventory.peer_authentications.len(), 1);
+        assert_eq!(inventory.sidecars.len(), 1);
+        assert_eq!(inventory.gateways.len(), 1);
+        assert_eq!(inventory.namespaces.len(), 1);
+    }
+
+    #[test]
+    fn objects_without_namespace_get_the_default_but_cluster_scoped_kinds_do_not() {
+        let inventory = parse_yaml(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {name: a}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, namespace: given}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: c}
+spec: {host: a}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: inference}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: gpu-node-1}
+"#,
+        )
+        .unwrap();
+        let namespaces: Vec<_> = inventory
+            .services
+            .iter()
+            .map(|s| s.metadata.namespace.as_deref().unwrap())
+            .collect();
+        assert_eq!(namespaces, ["default", "given"]);
+        assert_eq!(
+            inventory.destination_rules[0].metadata.namespace.as_deref(),
+            Some("default")
+        );
+        assert_eq!(inventory.namespaces[0].metadata.namespace, None);
+        assert_eq!(inventory.nodes[0].metadata.namespace, None);
+    }
+
+    #[test]
+    fn lists_and_typed_lists_whose_items_have_no_kind() {
+        let inventory = parse_yaml(
+            r#"
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: p1, namespace: ns}
+    spec: {containers: [{name: c}]}
+  - apiVersion: v1
+    kind: List
+    items:
+      - {apiVersion: v1, kind: Service, metadata: {name: s1}}
+---
+apiVersion: v1
+kind: PodList
+metadata: {resourceVersion: "1"}
+items:
+  - metadata: {name: p2, namespace: ns}
+    spec: {containers: [{name: c}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualServiceList
+items:
+  - metadata: {name: vs1, namespace: ns}
+    spec: {hosts: [a]}
+"#,
+        )
+        .unwrap();
+        let pods: Vec<_> = inventory
+            .pods
+            .iter()
+            .map(|p| p.metadata.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(pods, ["p1", "p2"]);
+        assert_eq!(inventory.services.len(), 1);
+        assert_eq!(inventory.virtual_services.len(), 1);
+        assert_eq!(
+            inventory.virtual_services[0].api_version.as_deref(),
+            Some("networking.istio.io/v1")
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_and_non_objects_are_skipped() {
+        let inventory = parse_yaml(
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {a: b}
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: tls}
+---
+apiVersion: extensions/v1beta1
+kind: Deployment
+metadata: {name: ancient}
+---
+replicaCount: 3
+---
+just a string
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kept}
+"#,
+        )
+        .unwrap();
+        assert!(inventory.deployments.is_empty());
+        assert_eq!(inventory.services.len(), 1);
+    }
+
+    #[test]
+    fn malformed_yaml_names_the_file_and_the_line_in_the_file() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: [b}\n";
+        let error = parse_yaml(text).unwrap_err();
+        let ManifestError::Syntax { line, .. } = &error else {
+            panic!("expected a syntax error, got {error}");
+        };
+        assert_eq!(*line, Some(7));
+        let message = error.to_string();
+        assert!(
+            message.starts_with("test.yaml: malformed YAML"),
+            "{message}"
+        );
+        assert!(message.contains("line 7"), "{message}");
+    }
+
+    #[test]
+    fn a_known_kind_with_a_bad_field_names_file_object_and_field() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: ok}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: vllm\nspec:\n  replicas: two\n";
+        let message = parse_yaml(text).unwrap_err().to_string();
+        assert!(
+            message.starts_with("test.yaml: Deployment vllm"),
+            "{message}"
+        );
+        assert!(message.contains("spec.replicas"), "{message}");
+        assert!(message.contains("line 10"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_field_in_an_istio_object_names_the_field() {
+        let text = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs}\nspec:\n  hosts: vllm\n";
+        let message = parse_yaml(text).unwrap_err().to_string();
+        assert!(message.contains("VirtualService vs"), "{message}");
+        assert!(message.contains("spec.hosts"), "{message}");
+    }
+
+    #[test]
+    fn a_later_object_replaces_an_earlier_one_with_the_same_name() {
+        let inventory = parse_yaml(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a, labels: {v: '1'}}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: a, labels: {v: '2'}}\n",
+        )
+        .unwrap();
+        assert_eq!(inventory.services.len(), 1);
+        assert_eq!(
+            inventory.services[0].metadata.labels.as_ref().unwrap()["v"],
+            "2"
+        );
+    }
+
+    #[test]
+    fn json_streams_and_json_errors_with_lines() {
+        let mut inventory = Inventory::default();
+        let text = r#"{"apiVersion": "v1", "kind": "List", "items": [
+  {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a", "namespace": "x"}}
+]}
+{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}"#;
+        parse_into(&mut inventory, "all.json", text, Format::Json, "default").unwrap();
+        assert_eq!(inventory.services.len(), 1);
+        assert_eq!(inventory.namespaces.len(), 1);
+
+        let broken = "{\"apiVersion\": \"v1\",\n \"kind\": \"Service\",,\n}";
+        let error =
+            parse_into(&mut inventory, "bad.json", broken, Format::Json, "default").unwrap_err();
+        assert!(
+            matches!(error, ManifestError::Syntax { line: Some(2), .. }),
+            "{error}"
+        );
+
+        let invalid = "{\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\",\n \"metadata\": {\"name\": \"d\"},\n \"spec\": {\"replicas\": \"x\"}}";
+        let message = parse_into(&mut inventory, "d.json", invalid, Format::Json, "default")
+            .unwrap_err()
+            .to_string();
+        assert!(message.starts_with("d.json: Deployment d"), "{message}");
+        assert!(message.contains("line 3"), "{message}");
+    }
+
+    #[test]
+    fn folders_are_read_recursively_in_sorted_order_and_stdin_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("b/nested")).unwrap();
+        let service = |name: &str| {
+            format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: ns}}\n")
+        };
+        std::fs::write(root.join("z.yaml"), service("z")).unwrap();
+        std::fs::write(root.join("a.yml"), service("a")).unwrap();
+        std::fs::write(root.join("b/nested/m.YAML"), service("m")).unwrap();
+        std::fs::write(
+            root.join("b/c.json"),
+            r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"c","namespace":"ns"}}"#,
+        )
+        .unwrap();
+        std::fs::write(root.join("README.md"), "kind: Service\n").unwrap();
+        // An explicitly named file is read whatever its extension, as kubectl does.
+        let explicit = root.join("extra.txt");
+        std::fs::write(&explicit, service("explicit")).unwrap();
+
+        let paths = [
+            root.to_path_buf(),
+            PathBuf::from("-"),
+            explicit.clone(),
+            PathBuf::from("-"),
+        ];
+        assert_eq!(
+            sources(&paths)
+                .unwrap()
+                .iter()
+                .filter(|s| **s == Source::Stdin)
+                .count(),
+            1
+        );
+        let mut stdin = std::io::Cursor::new(service("piped"));
+        let inventory = load_with_stdin(&paths, "default", &mut stdin).unwrap();
+        let names: Vec<_> = inventory
+            .services
+            .iter()
+            .map(|s| s.metadata.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(names, ["a", "c", "m", "z", "piped", "explicit"]);
+    }
+
+    #[test]
+    fn a_missing_path_is_named() {
+        let missing = PathBuf::from("/nonexistent/manifests.yaml");
+        let error = load_with_stdin(
+            std::slice::from_ref(&missing),
+            "default",
+            &mut std::io::empty(),
+        )
+        .unwrap_err();
+        assert!(matches!(error, ManifestError::NotFound { .. }));
+        assert!(
+            error.to_string().contains("/nonexistent/manifests.yaml"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn stdin_json_is_sniffed() {
+        let mut stdin = std::io::Cursor::new(
+            r#"  {"apiVersion":"v1","kind":"Namespace","metadata":{"name":"x"}}"#,
+        );
+        let inventory = load_with_stdin(&[PathBuf::from("-")], "default", &mut stdin).unwrap();
+        assert_eq!(inventory.namespaces.len(), 1);
+    }
+}

@@ -342,3 +342,330 @@ pub fn gpu_request(spec: &PodSpec) -> Option<GpuRequest> {
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
         .map(|(resource, count)| GpuRequest { resource, count })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory(yaml: &str) -> Inventory {
+        crate::manifest::load_with_stdin(
+            &[std::path::PathBuf::from("-")],
+            "inference",
+            &mut std::io::Cursor::new(yaml.to_string()),
+        )
+        .unwrap()
+    }
+
+    fn named<'a>(found: &'a [Workload], name: &str) -> &'a Workload {
+        found
+            .iter()
+            .find(|w| w.name == name)
+            .unwrap_or_else(|| panic!("{name} not found in {:?}", names(found)))
+    }
+
+    fn names(found: &[Workload]) -> Vec<String> {
+        found.iter().map(Workload::target_name).collect()
+    }
+
+    const MIXED: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: official}
+spec:
+  selector: {matchLabels: {app: official}}
+  template:
+    metadata:
+      labels: {app: official}
+      annotations: {sidecar.istio.io/proxyCPU: 50m}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.8.5
+          args: ["--model", "meta-llama/Llama-3.1-8B-Instruct", "--max-num-seqs", "64", "--max-model-len", "16K"]
+          resources:
+            limits: {nvidia.com/gpu: 2}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: module}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: module}}
+  template:
+    metadata: {labels: {app: module}}
+    spec:
+      containers:
+        - name: llm
+          image: ghcr.io/acme/inference:2
+          command: [python3, -m, vllm.entrypoints.openai.api_server]
+          args: [--port=9000, --served-model-name, chat]
+          resources:
+            requests: {amd.com/gpu: "1"}
+            limits: {amd.com/gpu: "1"}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: scripted, labels: {app: scripted}}
+spec:
+  containers:
+    - name: sidecar-logger
+      image: busybox
+    - name: serve
+      image: python:3.12
+      command: [bash, -c]
+      args: ["pip install vllm && vllm serve Qwen/Qwen2.5-0.5B --max-num-seqs=8"]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: rocm}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: rocm}}
+  template:
+    metadata: {labels: {app: rocm}}
+    spec:
+      containers: [{name: main, image: registry.local/VLLM-rocm:1}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: nginx, image: nginx, ports: [{containerPort: 80}]}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: tgi}
+spec:
+  selector: {matchLabels: {app: tgi}}
+  template:
+    metadata: {labels: {app: tgi, serving: llm}}
+    spec:
+      containers:
+        - name: tgi
+          image: ghcr.io/huggingface/text-generation-inference:2
+          ports: [{containerPort: 8080}]
+          resources: {limits: {nvidia.com/gpu: 1}}
+"#;
+
+    #[test]
+    fn detects_vllm_by_image_module_script_and_name() {
+        let found = find(&inventory(MIXED), None);
+        assert_eq!(
+            names(&found),
+            [
+                "deploy/official",
+                "deploy/rocm",
+                "sts/module",
+                "pod/scripted"
+            ]
+        );
+        assert_eq!(
+            named(&found, "official").detected_by,
+            "image vllm/vllm-openai:v0.8.5"
+        );
+        assert_eq!(
+            named(&found, "module").detected_by,
+            "command python -m vllm.entrypoints.openai.api_server"
+        );
+        assert_eq!(named(&found, "scripted").detected_by, "command vllm serve");
+        assert_eq!(
+            named(&found, "rocm").detected_by,
+            "image registry.local/VLLM-rocm:1"
+        );
+    }
+
+    #[test]
+    fn reads_the_vllm_settings_and_the_pod_template() {
+        let found = find(&inventory(MIXED), None);
+        let official = named(&found, "official");
+        assert_eq!(official.kind, WorkloadKind::Deployment);
+        assert_eq!(official.namespace, "inference");
+        assert_eq!(official.vllm.container, "server");
+        assert_eq!(official.vllm.port, 8000);
+        assert_eq!(official.vllm.max_num_seqs, Some(64));
+        assert_eq!(official.vllm.max_model_len, Some(16 * 1024));
+        assert_eq!(
+            official.vllm.model.as_deref(),
+            Some("meta-llama/Llama-3.1-8B-Instruct")
+        );
+        assert_eq!(official.pod_labels["app"], "official");
+        assert_eq!(official.pod_annotations["sidecar.istio.io/proxyCPU"], "50m");
+
+        let module = named(&found, "module");
+        assert_eq!(module.vllm.port, 9000);
+        assert_eq!(module.vllm.served_model_name.as_deref(), Some("chat"));
+        assert_eq!(module.vllm.request_model(), Some("chat"));
+
+        let scripted = named(&found, "scripted");
+        assert_eq!(scripted.vllm.container, "serve");
+        assert_eq!(scripted.vllm.max_num_seqs, Some(8));
+        assert_eq!(scripted.vllm.model.as_deref(), Some("Qwen/Qwen2.5-0.5B"));
+    }
+
+    #[test]
+    fn replicas_absent_zero_and_pod() {
+        let found = find(&inventory(MIXED), None);
+        assert_eq!(named(&found, "official").replicas, 1);
+        assert_eq!(named(&found, "rocm").replicas, 0);
+        assert_eq!(named(&found, "module").replicas, 3);
+        assert_eq!(named(&found, "scripted").replicas, 1);
+    }
+
+    #[test]
+    fn gpus_of_any_vendor_summed_over_containers() {
+        let found = find(&inventory(MIXED), None);
+        assert_eq!(
+            named(&found, "official").gpu,
+            Some(GpuRequest {
+                resource: "nvidia.com/gpu".into(),
+                count: 2
+            })
+        );
+        assert_eq!(
+            named(&found, "module").gpu,
+            Some(GpuRequest {
+                resource: "amd.com/gpu".into(),
+                count: 1
+            })
+        );
+        assert_eq!(named(&found, "scripted").gpu, None);
+
+        let spec: PodSpec = serde_yaml::from_str(
+            r#"
+containers:
+  - {name: a, resources: {limits: {nvidia.com/gpu: "2", cpu: "8"}}}
+  - {name: b, resources: {requests: {nvidia.com/gpu: "1"}}}
+  - {name: c, resources: {limits: {example.com/fpga: "4", nvidia.com/mig-1g.5gb: "1"}}}
+  - {name: d, resources: {limits: {nvidia.com/gpu: "0"}}}
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            gpu_request(&spec),
+            Some(GpuRequest {
+                resource: "nvidia.com/gpu".into(),
+                count: 3
+            })
+        );
+    }
+
+    #[test]
+    fn a_selector_adds_servers_not_recognised_as_vllm() {
+        let selector = LabelSelector::parse("serving=llm").unwrap();
+        let found = find(&inventory(MIXED), Some(&selector));
+        let tgi = named(&found, "tgi");
+        assert_eq!(tgi.detected_by, "selector serving=llm");
+        assert_eq!(tgi.vllm.container, "tgi");
+        // Not vLLM: the declared container port is the best guess.
+        assert_eq!(tgi.vllm.port, 8080);
+        assert!(!names(&found).contains(&"deploy/web".to_string()));
+    }
+
+    const OWNED: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm}
+spec:
+  selector: {matchLabels: {app: vllm}}
+  template:
+    metadata: {labels: {app: vllm}}
+    spec:
+      containers: [{name: vllm, image: vllm/vllm-openai}]
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: vllm-5d8f
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: vllm, uid: "1"}]
+spec:
+  selector: {matchLabels: {app: vllm}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: vllm-5d8f-aaaaa
+  labels: {app: vllm, pod-template-hash: 5d8f}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: vllm-5d8f, uid: "2"}]
+spec:
+  containers: [{name: vllm, image: vllm/vllm-openai}, {name: istio-proxy, image: istio/proxyv2}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: vllm-7c9b-bbbbb
+  labels: {app: vllm, pod-template-hash: 7c9b}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: vllm-7c9b, uid: "3"}]
+spec:
+  containers: [{name: vllm, image: vllm/vllm-openai}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: orphan-6f6f-ccccc
+  labels: {app: orphan, pod-template-hash: 6f6f}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: orphan-6f6f, uid: "4"}]
+spec:
+  containers: [{name: vllm, image: vllm/vllm-openai}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: vllm-other-ns
+  namespace: elsewhere
+  labels: {app: vllm, pod-template-hash: 5d8f}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: vllm-5d8f, uid: "5"}]
+spec:
+  containers: [{name: vllm, image: vllm/vllm-openai}]
+"#;
+
+    #[test]
+    fn pods_owned_by_a_listed_deployment_belong_to_it() {
+        let inventory = inventory(OWNED);
+        let found = find(&inventory, None);
+        // The two pods of deploy/vllm (one through a listed ReplicaSet, one through the
+        // pod-template-hash naming) are not workloads of their own; the pod whose Deployment is
+        // not listed, and the one in another namespace, are.
+        assert_eq!(
+            names(&found),
+            ["pod/vllm-other-ns", "deploy/vllm", "pod/orphan-6f6f-ccccc"]
+        );
+        let deployment = named(&found, "vllm");
+        let live: Vec<_> = live_pods(&inventory, deployment)
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(live, ["vllm-5d8f-aaaaa", "vllm-7c9b-bbbbb"]);
+        let orphan = named(&found, "orphan-6f6f-ccccc");
+        assert_eq!(live_pods(&inventory, orphan).len(), 1);
+    }
+
+    #[test]
+    fn pods_owned_by_a_listed_statefulset_belong_to_it() {
+        let inventory = inventory(
+            r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: llm}
+spec:
+  selector: {matchLabels: {app: llm}}
+  template:
+    metadata: {labels: {app: llm}}
+    spec: {containers: [{name: vllm, image: vllm/vllm-openai}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: llm-0
+  ownerReferences: [{apiVersion: apps/v1, kind: StatefulSet, name: llm, uid: "1"}]
+spec: {containers: [{name: vllm, image: vllm/vllm-openai}]}
+"#,
+        );
+        let found = find(&inventory, None);
+        assert_eq!(names(&found), ["sts/llm"]);
+        assert_eq!(live_pods(&inventory, &found[0]).len(), 1);
+    }
+}

@@ -404,3 +404,498 @@ fn sidecars(
     found.sort_by(|a, b| (a.0, object_name(&a.1)).cmp(&(b.0, object_name(&b.1))));
     found.into_iter().map(|(_, sidecar)| sidecar).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::SidecarMode;
+    use crate::workloads;
+
+    fn inventory(yaml: &str) -> Inventory {
+        crate::manifest::load_with_stdin(
+            &[std::path::PathBuf::from("-")],
+            "inference",
+            &mut std::io::Cursor::new(yaml.to_string()),
+        )
+        .unwrap()
+    }
+
+    fn resolve_vllm(inventory: &Inventory) -> Resolution {
+        let found = workloads::find(inventory, None);
+        let workload = found
+            .iter()
+            .find(|w| w.name == "vllm")
+            .expect("deploy/vllm in the fixture");
+        resolve(inventory, workload)
+    }
+
+    fn ids<Spec>(objects: &[IstioObject<Spec>]) -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| format!("{}/{}", object_namespace(o), object_name(o)))
+            .collect()
+    }
+
+    const WORKLOAD: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: inference, labels: {istio-injection: enabled}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm}
+spec:
+  selector: {matchLabels: {app: vllm}}
+  template:
+    metadata: {labels: {app: vllm, version: v1}}
+    spec:
+      containers: [{name: vllm, image: vllm/vllm-openai}]
+"#;
+
+    fn with(objects: &str) -> Inventory {
+        inventory(&format!("{WORKLOAD}---\n{objects}"))
+    }
+
+    #[test]
+    fn services_in_the_workload_namespace_that_select_its_pods() {
+        let resolution = resolve_vllm(&with(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {name: vllm}
+spec: {selector: {app: vllm}, ports: [{name: http, port: 80, targetPort: 8000}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: vllm-v1}
+spec: {selector: {app: vllm, version: v1}, ports: [{port: 8000, targetPort: http}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless-no-selector}
+spec: {ports: [{port: 8000}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: vllm, namespace: other}
+spec: {selector: {app: vllm}}
+"#,
+        ));
+        let services = &resolution.mesh.services;
+        let names: Vec<_> = services
+            .iter()
+            .map(|s| format!("{}/{}", s.namespace, s.name))
+            .collect();
+        assert_eq!(names, ["inference/vllm", "inference/vllm-v1"]);
+        assert_eq!(services[0].ports[0].port, 80);
+        assert_eq!(services[0].ports[0].target_port.as_deref(), Some("8000"));
+        assert_eq!(services[1].ports[0].target_port.as_deref(), Some("http"));
+        assert_eq!(services[0].fqdn(), "vllm.inference.svc.cluster.local");
+    }
+
+    const SERVICES: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: vllm}
+spec: {selector: {app: vllm}, ports: [{port: 8000}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: vllm-canary}
+spec: {selector: {app: vllm-canary}, ports: [{port: 8000}]}
+"#;
+
+    #[test]
+    fn virtual_services_by_host_route_export_and_gateway() {
+        let resolution = resolve_vllm(&with(&format!(
+            "{SERVICES}---\n{}",
+            r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: mesh-short}
+spec:
+  hosts: [vllm]
+  http: [{timeout: 30s, route: [{destination: {host: vllm}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ingress}
+spec:
+  hosts: [llm.example.com]
+  gateways: [istio-system/public]
+  http: [{route: [{destination: {host: vllm.inference.svc.cluster.local, port: {number: 8000}}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: wildcard-host}
+spec:
+  hosts: ["*.inference.svc.cluster.local"]
+  http: [{route: [{destination: {host: vllm.inference.svc}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: to-canary-only}
+spec:
+  hosts: [vllm]
+  http: [{route: [{destination: {host: vllm-canary}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: short-name-elsewhere, namespace: other}
+spec:
+  hosts: [vllm]
+  http: [{route: [{destination: {host: vllm}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: fqdn-elsewhere, namespace: other}
+spec:
+  hosts: [vllm.inference]
+  http: [{route: [{destination: {host: vllm.inference}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: private-elsewhere, namespace: other}
+spec:
+  hosts: [vllm.inference.svc.cluster.local]
+  exportTo: ["."]
+  http: [{route: [{destination: {host: vllm.inference.svc.cluster.local}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: mesh-and-gateway}
+spec:
+  hosts: [vllm, llm2.example.com]
+  gateways: [mesh, missing-gw]
+  http: [{route: [{destination: {host: vllm}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: istio-system}
+spec: {selector: {istio: ingressgateway}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: unrelated, namespace: istio-system}
+spec: {selector: {istio: eastwestgateway}}
+"#
+        )));
+        assert_eq!(
+            ids(&resolution.mesh.virtual_services),
+            [
+                "inference/ingress",
+                "inference/mesh-and-gateway",
+                "inference/mesh-short",
+                "inference/wildcard-host",
+                "other/fqdn-elsewhere",
+            ]
+        );
+        assert_eq!(ids(&resolution.mesh.gateways), ["istio-system/public"]);
+        let gap = resolution
+            .gaps
+            .iter()
+            .find(|gap| gap.what == "Gateway inference/missing-gw")
+            .expect("a gap for the missing gateway");
+        assert!(gap.reason.contains("inference/mesh-and-gateway"));
+    }
+
+    #[test]
+    fn destination_rules_most_specific_first_and_only_where_istio_looks() {
+        let resolution = resolve_vllm(&with(&format!(
+            "{SERVICES}---\n{}",
+            r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: a-mesh-wide, namespace: istio-system}
+spec: {host: "*.local"}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: b-root-exact, namespace: istio-system}
+spec: {host: vllm.inference.svc.cluster.local}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: c-namespace-wildcard}
+spec: {host: "*.inference.svc.cluster.local"}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: d-exact}
+spec: {host: vllm, trafficPolicy: {connectionPool: {tcp: {maxConnections: 10}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: third-namespace, namespace: other}
+spec: {host: vllm.inference.svc.cluster.local}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: exported-away}
+spec: {host: vllm, exportTo: [other]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: canary}
+spec: {host: vllm-canary}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: short-in-root, namespace: istio-system}
+spec: {host: vllm}
+"#
+        )));
+        assert_eq!(
+            ids(&resolution.mesh.destination_rules),
+            [
+                "inference/d-exact",
+                "inference/c-namespace-wildcard",
+                "istio-system/b-root-exact",
+                "istio-system/a-mesh-wide",
+            ]
+        );
+    }
+
+    #[test]
+    fn envoy_filters_mesh_namespace_workload_and_gateway_scope() {
+        let resolution = resolve_vllm(&with(&format!(
+            "{SERVICES}---\n{}",
+            r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ingress}
+spec:
+  hosts: [llm.example.com]
+  gateways: [istio-system/public]
+  http: [{route: [{destination: {host: vllm}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: istio-system}
+spec: {selector: {istio: ingressgateway}}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: global, namespace: istio-system}
+spec: {configPatches: []}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: selects-vllm, namespace: istio-system}
+spec: {workloadSelector: {labels: {app: vllm}}}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: selects-gateway, namespace: istio-system}
+spec: {workloadSelector: {labels: {istio: ingressgateway}}}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: other-gateway, namespace: istio-system}
+spec: {workloadSelector: {labels: {istio: eastwestgateway}}}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: namespace-wide}
+spec: {priority: -1}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: selects-web}
+spec: {workloadSelector: {labels: {app: web}}}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: gateway-api-target}
+spec: {targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: web}]}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: namespace-wide, namespace: other}
+spec: {}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: selects-vllm, namespace: other}
+spec: {workloadSelector: {labels: {app: vllm}}}
+"#
+        )));
+        assert_eq!(
+            ids(&resolution.mesh.envoy_filters),
+            [
+                "inference/namespace-wide",
+                "istio-system/global",
+                "istio-system/selects-gateway",
+                "istio-system/selects-vllm",
+            ]
+        );
+    }
+
+    #[test]
+    fn peer_authentications_mesh_then_namespace_then_workload() {
+        let resolution = resolve_vllm(&with(
+            r#"
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: zz-mesh, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: root-selecting, namespace: istio-system}
+spec: {selector: {matchLabels: {app: vllm}}, mtls: {mode: DISABLE}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: mm-namespace}
+spec: {mtls: {mode: PERMISSIVE}}
+---
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: aa-workload}
+spec: {selector: {matchLabels: {app: vllm}}, mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: web}
+spec: {selector: {matchLabels: {app: web}}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: other}
+spec: {mtls: {mode: DISABLE}}
+"#,
+        ));
+        assert_eq!(
+            ids(&resolution.mesh.peer_authentications),
+            [
+                "istio-system/zz-mesh",
+                "inference/mm-namespace",
+                "inference/aa-workload",
+            ]
+        );
+    }
+
+    #[test]
+    fn sidecars_selecting_then_namespace_then_root_default() {
+        let resolution = resolve_vllm(&with(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: a-namespace}
+spec: {}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: z-vllm}
+spec: {workloadSelector: {labels: {app: vllm}}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: web}
+spec: {workloadSelector: {labels: {app: web}}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: istio-system}
+spec: {}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: other}
+spec: {}
+"#,
+        ));
+        assert_eq!(
+            ids(&resolution.mesh.sidecars),
+            [
+                "inference/z-vllm",
+                "inference/a-namespace",
+                "istio-system/default"
+            ]
+        );
+    }
+
+    #[test]
+    fn sidecar_mode_uses_the_namespace_labels() {
+        let resolution = resolve_vllm(&with(SERVICES));
+        assert_eq!(resolution.mesh.sidecar_mode, SidecarMode::Injected);
+        assert_eq!(
+            resolution.mesh.sidecar_reason,
+            "namespace label istio-injection=enabled"
+        );
+        assert_eq!(
+            resolution.mesh.namespace_labels["istio-injection"],
+            "enabled"
+        );
+        assert!(resolution.gaps.is_empty(), "{:?}", resolution.gaps);
+        assert_eq!(resolution.mesh.istio, IstioPresence::Unknown);
+    }
+
+    #[test]
+    fn ambient_namespace() {
+        let inventory = inventory(
+            r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: inference, labels: {istio.io/dataplane-mode: ambient}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm}
+spec:
+  template:
+    metadata: {labels: {app: vllm}}
+    spec: {containers: [{name: vllm, image: vllm/vllm-openai}]}
+"#,
+        );
+        assert_eq!(
+            resolve_vllm(&inventory).mesh.sidecar_mode,
+            SidecarMode::Ambient
+        );
+    }
+
+    #[test]
+    fn a_namespace_not_in_the_inventory_is_a_gap() {
+        let inventory = inventory(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm}
+spec:
+  template:
+    metadata: {labels: {app: vllm, sidecar.istio.io/inject: "true"}}
+    spec: {containers: [{name: vllm, image: vllm/vllm-openai}]}
+"#,
+        );
+        let resolution = resolve_vllm(&inventory);
+        assert_eq!(resolution.mesh.sidecar_mode, SidecarMode::Injected);
+        assert_eq!(resolution.gaps.len(), 1);
+        assert_eq!(resolution.gaps[0].what, "Namespace inference");
+    }
+
+    #[test]
+    fn without_a_service_no_host_based_object_applies() {
+        let resolution = resolve_vllm(&with(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: vs}
+spec: {hosts: [vllm], http: [{route: [{destination: {host: vllm}}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: dr}
+spec: {host: vllm}
+"#,
+        ));
+        assert!(resolution.mesh.services.is_empty());
+        assert!(resolution.mesh.virtual_services.is_empty());
+        assert!(resolution.mesh.destination_rules.is_empty());
+    }
+}
