@@ -4,10 +4,13 @@
 use crate::inventory::Inventory;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{
+    DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Read;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 /// Lists nest (`List` of `List`s) only a few levels deep in practice; deeper is refused as junk.
@@ -198,8 +201,19 @@ struct Origin<'a> {
     format: Format,
     /// Index of the document in the stream (empty YAML documents count).
     document: usize,
-    /// Set when the object is an item of a List: then the document holds more than this object.
-    in_list: bool,
+    /// Where the object sits in the document: indexes into nested Lists' `items` (empty for
+    /// the document itself).
+    items: Vec<usize>,
+    /// The document is a bare JSON array, not a List.
+    bare_array: bool,
+}
+
+impl Origin<'_> {
+    fn item(&self, index: usize) -> Self {
+        let mut items = self.items.clone();
+        items.push(index);
+        Origin { items, ..*self }
+    }
 }
 
 /// Parses one file's text (a YAML stream or JSON values) and adds what it holds to `inventory`.
@@ -215,19 +229,16 @@ fn parse_into(
         Format::Json => json_documents(file, text)?,
     };
     for (document, value) in documents {
+        // A JSON file holding a bare array is read as a list of objects.
         let origin = Origin {
             file,
             text,
             format,
             document,
-            in_list: false,
+            items: Vec::new(),
+            bare_array: value.is_array(),
         };
-        // A JSON file holding a bare array is read as a list of objects.
         if let Value::Array(items) = value {
-            let origin = Origin {
-                in_list: true,
-                ..origin
-            };
             for item in items {
                 add_value(inventory, item, &origin, default_namespace, 1)?;
             }
@@ -380,11 +391,7 @@ fn add_value(
         }
         // `PodList` items from the API carry no apiVersion/kind: they are the list's.
         let item_kind = kind.strip_suffix("List").filter(|name| !name.is_empty());
-        let origin = Origin {
-            in_list: true,
-            ..*origin
-        };
-        for mut item in std::mem::take(items) {
+        for (index, mut item) in std::mem::take(items).into_iter().enumerate() {
             if let (Some(item_kind), Some(fields)) = (item_kind, item.as_object_mut()) {
                 fields
                     .entry("kind")
@@ -393,7 +400,13 @@ fn add_value(
                     .entry("apiVersion")
                     .or_insert_with(|| Value::String(api_version.clone()));
             }
-            add_value(inventory, item, &origin, default_namespace, depth + 1)?;
+            add_value(
+                inventory,
+                item,
+                &origin.item(index),
+                default_namespace,
+                depth + 1,
+            )?;
         }
         return Ok(());
     }
@@ -481,13 +494,9 @@ struct Typed<'a> {
 impl Typed<'_> {
     fn read<T: DeserializeOwned + HasMetadata>(&self, value: Value) -> Result<T, ManifestError> {
         let mut object: T = serde_json::from_value(value).map_err(|error| {
-            // serde_json's message has no field path; re-reading the document from the text gives
-            // one (serde_yaml) or a line (serde_json). Items of a List keep the short message.
-            let problem = if self.origin.in_list {
-                None
-            } else {
-                explain::<T>(self.origin)
-            };
+            // serde_json's message has no field path; re-reading the object from the text gives
+            // one (serde_yaml) and the line in the file.
+            let problem = explain::<T>(self.origin);
             ManifestError::Invalid {
                 file: self.origin.file.to_string(),
                 kind: self.kind.to_string(),
@@ -505,13 +514,20 @@ impl Typed<'_> {
     }
 }
 
-/// Deserializes the failing document again, straight from the text, for an error that names the
+/// Deserializes the failing object again, straight from the text, for an error that names the
 /// field (YAML) and the line in the file.
 fn explain<T: DeserializeOwned>(origin: &Origin<'_>) -> Option<String> {
+    if origin.bare_array {
+        return None;
+    }
+    let seed = Nested::<T> {
+        items: &origin.items,
+        marker: PhantomData,
+    };
     match origin.format {
         Format::Yaml => {
             let document = serde_yaml::Deserializer::from_str(origin.text).nth(origin.document)?;
-            T::deserialize(document)
+            seed.deserialize(document)
                 .err()
                 .map(|error| error.to_string())
         }
@@ -519,11 +535,104 @@ fn explain<T: DeserializeOwned>(origin: &Origin<'_>) -> Option<String> {
             let text = origin.text.trim_start_matches('\u{feff}');
             let mut deserializer = serde_json::Deserializer::from_str(text);
             for _ in 0..origin.document {
-                serde::de::IgnoredAny::deserialize(&mut deserializer).ok()?;
+                IgnoredAny::deserialize(&mut deserializer).ok()?;
             }
-            T::deserialize(&mut deserializer)
+            seed.deserialize(&mut deserializer)
                 .err()
                 .map(|error| error.to_string())
+        }
+    }
+}
+
+/// Deserializes `T` at `items` (indexes into nested Lists' `items`), skipping everything else.
+struct Nested<'p, T> {
+    items: &'p [usize],
+    marker: PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for Nested<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        match self.items.split_first() {
+            None => T::deserialize(deserializer).map(|_| ()),
+            Some((&index, rest)) => deserializer.deserialize_map(ListFields::<T> {
+                index,
+                rest,
+                marker: PhantomData,
+            }),
+        }
+    }
+}
+
+/// A List's fields: `items` is walked, the rest skipped.
+struct ListFields<'p, T> {
+    index: usize,
+    rest: &'p [usize],
+    marker: PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for ListFields<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a List")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "items" {
+                map.next_value_seed(ListItems::<T> {
+                    index: self.index,
+                    rest: self.rest,
+                    marker: PhantomData,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A List's `items`: the one at `index` is read further, the others skipped.
+struct ListItems<'p, T> {
+    index: usize,
+    rest: &'p [usize],
+    marker: PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for ListItems<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for ListItems<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a List's items")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut position = 0;
+        loop {
+            let more = if position == self.index {
+                seq.next_element_seed(Nested::<T> {
+                    items: self.rest,
+                    marker: PhantomData,
+                })?
+                .is_some()
+            } else {
+                seq.next_element::<IgnoredAny>()?.is_some()
+            };
+            if !more {
+                return Ok(());
+            }
+            position += 1;
         }
     }
 }
@@ -815,6 +924,15 @@ metadata: {name: kept}
         );
         assert!(message.contains("spec.replicas"), "{message}");
         assert!(message.contains("line 10"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_field_in_a_list_item_names_the_item_field_and_line() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: fine}\n- apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: apps/v1\n    kind: Deployment\n    metadata: {name: nested}\n    spec: {replicas: many}\n";
+        let message = parse_yaml(text).unwrap_err().to_string();
+        assert!(message.contains("Deployment nested"), "{message}");
+        assert!(message.contains("replicas"), "{message}");
+        assert!(message.contains("line 13"), "{message}");
     }
 
     #[test]
