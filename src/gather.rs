@@ -242,7 +242,7 @@ fn targeted(
                                 && !selector.is_empty()
                                 && selector
                                     .iter()
-                                    .all(|(k, v)| source.labels().get(k) == Some(v))
+                                    .all(|(k, v)| source.label(k) == Some(v.as_str()))
                         })
                         .map(|source| chosen(source, &selected_by))
                         .collect::<Vec<_>>()
@@ -279,18 +279,25 @@ fn not_found(inventory: &Inventory, scope: &Scope, target: &Target) -> GatherErr
     }
 }
 
-/// `deploy/vllm (inference), sts/llm (serving)`: every inference workload, in any namespace.
+/// `deploy/vllm (inference), sts/llm (serving)`: the inference workloads, in any namespace.
 fn found_list(inventory: &Inventory) -> String {
     let names: Vec<String> = workloads::find(inventory, None)
         .iter()
         .map(|workload| format!("{} ({})", workload.target_name(), workload.namespace))
         .collect();
-    if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
+    match names.len() {
+        0 => "none".to_string(),
+        count if count > FOUND_LIST_LIMIT => format!(
+            "{}, and {} more",
+            names[..FOUND_LIST_LIMIT].join(", "),
+            count - FOUND_LIST_LIMIT
+        ),
+        _ => names.join(", "),
     }
 }
+
+/// A not-found error stays one readable line on a big cluster.
+const FOUND_LIST_LIMIT: usize = 10;
 
 #[cfg(test)]
 mod tests {
@@ -560,6 +567,28 @@ spec: {selector: {app: gone}}
                 .ends_with("inference workloads found: none"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_list_of_workloads_found_is_cut_short() {
+        let many: Vec<String> = (0..12)
+            .map(|i| {
+                format!(
+                    "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i:02}}}\nspec: {{containers: [{{name: c, image: vllm/vllm-openai}}]}}\n"
+                )
+            })
+            .collect();
+        let error = run(
+            &inventory(&many.join("---\n")),
+            &Scope {
+                target: target("deploy/x"),
+                ..Scope::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("pod/p09 (inference), and 2 more"), "{error}");
+        assert!(!error.contains("p10"), "{error}");
     }
 
     #[test]

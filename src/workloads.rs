@@ -33,6 +33,14 @@ impl PodSource<'_> {
             .unwrap_or_default()
     }
 
+    /// One pod label, without copying the map.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .and_then(|meta| meta.labels.as_ref())
+            .and_then(|labels| labels.get(key))
+            .map(String::as_str)
+    }
+
     fn annotations(&self) -> BTreeMap<String, String> {
         self.metadata
             .and_then(|meta| meta.annotations.clone())
