@@ -30,7 +30,7 @@ pub enum ManifestError {
         line: Option<usize>,
         message: String,
     },
-    #[error("{file}: {kind} {name} is not valid: {problem}; fix the field or leave the object out")]
+    #[error("{file}: {kind}/{name} is not valid: {problem}; fix the field or leave the object out")]
     Invalid {
         file: String,
         kind: String,
@@ -385,7 +385,7 @@ fn add_value(
             return Err(ManifestError::Invalid {
                 file: origin.file.to_string(),
                 kind,
-                name: String::new(),
+                name: "(no name)".to_string(),
                 problem: format!("Lists nested more than {MAX_LIST_DEPTH} deep"),
             });
         }
@@ -919,7 +919,7 @@ metadata: {name: kept}
         let text = "apiVersion: v1\nkind: Service\nmetadata: {name: ok}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: vllm\nspec:\n  replicas: two\n";
         let message = parse_yaml(text).unwrap_err().to_string();
         assert!(
-            message.starts_with("test.yaml: Deployment vllm"),
+            message.starts_with("test.yaml: Deployment/vllm is not valid"),
             "{message}"
         );
         assert!(message.contains("spec.replicas"), "{message}");
@@ -930,7 +930,7 @@ metadata: {name: kept}
     fn a_bad_field_in_a_list_item_names_the_item_field_and_line() {
         let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: fine}\n- apiVersion: v1\n  kind: List\n  items:\n  - apiVersion: apps/v1\n    kind: Deployment\n    metadata: {name: nested}\n    spec: {replicas: many}\n";
         let message = parse_yaml(text).unwrap_err().to_string();
-        assert!(message.contains("Deployment nested"), "{message}");
+        assert!(message.contains("Deployment/nested"), "{message}");
         assert!(message.contains("replicas"), "{message}");
         assert!(message.contains("line 13"), "{message}");
     }
@@ -939,7 +939,7 @@ metadata: {name: kept}
     fn a_bad_field_in_an_istio_object_names_the_field() {
         let text = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs}\nspec:\n  hosts: vllm\n";
         let message = parse_yaml(text).unwrap_err().to_string();
-        assert!(message.contains("VirtualService vs"), "{message}");
+        assert!(message.contains("VirtualService/vs"), "{message}");
         assert!(message.contains("spec.hosts"), "{message}");
     }
 
@@ -979,7 +979,7 @@ metadata: {name: kept}
         let message = parse_into(&mut inventory, "d.json", invalid, Format::Json, "default")
             .unwrap_err()
             .to_string();
-        assert!(message.starts_with("d.json: Deployment d"), "{message}");
+        assert!(message.starts_with("d.json: Deployment/d"), "{message}");
         assert!(message.contains("line 3"), "{message}");
     }
 
