@@ -868,6 +868,59 @@ items:
     }
 
     #[test]
+    fn kubectl_get_output_with_status_and_managed_fields() {
+        let inventory = parse_yaml(
+            r#"
+apiVersion: v1
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata:
+    annotations: {deployment.kubernetes.io/revision: "3"}
+    creationTimestamp: "2025-01-07T10:00:00Z"
+    generation: 3
+    managedFields:
+    - apiVersion: apps/v1
+      fieldsType: FieldsV1
+      fieldsV1: {f:spec: {f:replicas: {}}}
+      manager: kubectl
+      operation: Update
+      time: "2025-01-07T10:00:00Z"
+    name: vllm
+    namespace: inference
+    resourceVersion: "123"
+    uid: 0b6c1f1e-0000-0000-0000-000000000000
+  spec:
+    progressDeadlineSeconds: 600
+    replicas: 2
+    selector: {matchLabels: {app: vllm}}
+    strategy: {rollingUpdate: {maxSurge: 25%, maxUnavailable: 25%}, type: RollingUpdate}
+    template:
+      metadata:
+        creationTimestamp: null
+        labels: {app: vllm}
+      spec:
+        containers:
+        - image: vllm/vllm-openai:v0.8.5
+          name: vllm
+          ports: [{containerPort: 8000, protocol: TCP}]
+          resources: {limits: {nvidia.com/gpu: "1"}}
+          readinessProbe: {httpGet: {path: /health, port: 8000}, periodSeconds: 5}
+        restartPolicy: Always
+  status:
+    availableReplicas: 2
+    conditions:
+    - {lastTransitionTime: "2025-01-07T10:00:00Z", status: "True", type: Available}
+kind: List
+metadata: {resourceVersion: ""}
+"#,
+        )
+        .unwrap();
+        assert_eq!(inventory.deployments.len(), 1);
+        assert_eq!(inventory.deployments[0].spec.replicas, Some(2));
+    }
+
+    #[test]
     fn unknown_kinds_and_non_objects_are_skipped() {
         let inventory = parse_yaml(
             r#"
