@@ -156,6 +156,10 @@ pub struct VllmServer {
     pub max_model_len: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served_model_name: Option<String>,
+    /// The model loaded: `vllm serve MODEL` or `--model`. Requests name it unless
+    /// `--served-model-name` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// vLLM's `--max-num-seqs` when it is not set (DESIGN.md: depends on version and GPU; assume 256).
@@ -163,6 +167,11 @@ pub const VLLM_DEFAULT_MAX_NUM_SEQS: u32 = 256;
 
 impl VllmServer {
     /// The concurrent sequences one replica serves, and whether that is the assumed default.
+    /// The name API requests use for the model: `--served-model-name`, else the model loaded.
+    pub fn request_model(&self) -> Option<&str> {
+        self.served_model_name.as_deref().or(self.model.as_deref())
+    }
+
     pub fn concurrency(&self) -> (u32, bool) {
         match self.max_num_seqs {
             Some(value) => (value, false),
