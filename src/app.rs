@@ -2,14 +2,14 @@
 //! render -> exit code. `main` only parses arguments, sets up logging and prints errors.
 
 use crate::checks::Settings;
+use crate::cli::{Cli, Command, DiagnoseArgs};
 use crate::cluster::client::ClusterClient;
 use crate::cluster::error::ClusterError;
 use crate::cluster::inventory::{ListScope, list_inventory};
 use crate::evidence::EVIDENCE_SCHEMA_VERSION;
-use crate::inventory::Inventory;
-use crate::cli::{Cli, Command, DiagnoseArgs};
 use crate::evidence::Evidence;
 use crate::gather::{self, GatherError, Scope, Target};
+use crate::inventory::Inventory;
 use crate::manifest::{self, ManifestError};
 use crate::report::{self, RenderError, Style};
 use crate::verdict;
@@ -140,7 +140,12 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
 async fn read_cluster(args: &DiagnoseArgs) -> Result<(Inventory, Option<String>), AppError> {
     let client = ClusterClient::connect(&args.cluster).await?;
     let scope = ListScope::from_flags(args.namespace.as_deref(), args.all_namespaces, &client);
-    tracing::info!(context = client.context(), server = client.server(), ?scope, "reading cluster");
+    tracing::info!(
+        context = client.context(),
+        server = client.server(),
+        ?scope,
+        "reading cluster"
+    );
     let inventory = list_inventory(&client, &scope).await?;
     Ok((inventory, scope.namespace().map(str::to_string)))
 }

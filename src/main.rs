@@ -43,8 +43,9 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
+        let mut out = stdout.lock();
         tokio::select! {
-            outcome = app::run(&cli, &mut stdout.lock(), style) => Some(outcome),
+            outcome = app::run(&cli, &mut out, style) => Some(outcome),
             _ = tokio::signal::ctrl_c() => None,
         }
     });

@@ -165,11 +165,24 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn without_manifests_says_live_cluster_access_is_not_built() {
-    let run = run(&["diagnose"]);
+fn without_manifests_or_kubeconfig_says_what_to_set() {
+    let home = tempfile::tempdir().unwrap();
+    let output = cargo_bin_cmd!("kubectl-infermesh")
+        .current_dir(root())
+        .args(["diagnose"])
+        .env("KUBECONFIG", home.path().join("absent-kubeconfig"))
+        .env("HOME", home.path())
+        .env("NO_COLOR", "1")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    };
     assert_one_line_error(&run, 1);
-    assert!(run.stderr.contains("live cluster"), "{}", run.stderr);
-    assert!(run.stderr.contains("-f"), "{}", run.stderr);
+    assert!(run.stderr.contains("kubeconfig"), "{}", run.stderr);
 }
 
 // ---- Over the bundled examples: these need the manifest loader, gather and the checks ----

@@ -57,6 +57,7 @@ pub fn target() -> TargetEvidence {
                 max_num_seqs: Some(128),
                 max_model_len: Some(32768),
                 served_model_name: Some("llama-3.1-8b".into()),
+                model: Some("meta-llama/Llama-3.1-8B-Instruct".into()),
             },
             gpu: Some(GpuRequest {
                 resource: "nvidia.com/gpu".into(),
