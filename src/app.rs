@@ -13,6 +13,7 @@ use crate::inventory::Inventory;
 use crate::manifest::{self, ManifestError};
 use crate::report::{self, RenderError, Style};
 use crate::verdict;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::io::Write;
 use std::path::Path;
 
@@ -107,13 +108,15 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
         ),
         None => None,
     };
-    let (inventory, namespace, source) = if args.filenames.is_empty() {
+    let (inventory, namespace, source, gathered_at) = if args.filenames.is_empty() {
         let (inventory, namespace) = read_cluster(args).await?;
-        (inventory, namespace, "cluster")
+        // Pod ages are measured against this, so the checks need no clock.
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        (inventory, namespace, "cluster", Some(now))
     } else {
         let default_namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
         let inventory = manifest::load(&args.filenames, default_namespace)?;
-        (inventory, args.namespace.clone(), "manifests")
+        (inventory, args.namespace.clone(), "manifests", None)
     };
     tracing::debug!(
         deployments = inventory.deployments.len(),
@@ -128,12 +131,14 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
         selector: args.selector.clone(),
         target,
     };
-    Ok(gather::gather(
+    let mut evidence = gather::gather(
         &inventory,
         &scope,
         args.expected_generation,
         vec![source.to_string()],
-    )?)
+    )?;
+    evidence.gathered_at = gathered_at;
+    Ok(evidence)
 }
 
 /// The live cluster's inventory, and the namespace in scope (`-n`, else the context's; none for `-A`).

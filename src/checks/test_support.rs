@@ -90,6 +90,8 @@ pub fn target() -> TargetEvidence {
             gateways: Vec::new(),
         },
         gaps: Vec::new(),
+        live_pods: Vec::new(),
+        nodes: Vec::new(),
     }
 }
 
