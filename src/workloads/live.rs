@@ -272,8 +272,12 @@ mod tests {
         );
 
         assert_eq!(sidecar_mode(&[], predicted, IstioPresence::Installed), None);
-        let (mode, reason) =
-            sidecar_mode(&[native.clone()], predicted, IstioPresence::Installed).unwrap();
+        let (mode, reason) = sidecar_mode(
+            std::slice::from_ref(&native),
+            predicted,
+            IstioPresence::Installed,
+        )
+        .unwrap();
         assert_eq!(mode, SidecarMode::Native);
         assert!(reason.contains("native sidecar"), "{reason}");
         let (mode, reason) = sidecar_mode(
