@@ -43,7 +43,7 @@ pub enum AppError {
     NoWorkloads {
         inputs: String,
         scope: String,
-        hint: &'static str,
+        hint: String,
     },
     #[error(transparent)]
     Render(#[from] RenderError),
@@ -76,7 +76,7 @@ async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Res
         write_evidence(path, &evidence)?;
     }
     if evidence.targets.is_empty() {
-        return Err(no_workloads(args));
+        return Err(no_workloads(args, &evidence));
     }
     let settings = Settings {
         expected_generation: args.expected_generation,
@@ -181,14 +181,23 @@ fn write_evidence(path: &Path, evidence: &Evidence) -> Result<(), AppError> {
     std::fs::write(path, text + "\n").map_err(|e| error(e.to_string()))
 }
 
-fn no_workloads(args: &DiagnoseArgs) -> AppError {
-    let inputs: Vec<String> = args
-        .filenames
-        .iter()
-        .map(|path| path.display().to_string())
-        .collect();
+/// Nothing could be analysed: say where we looked and, when kinds that hold workloads could not
+/// be read, which.
+fn no_workloads(args: &DiagnoseArgs, evidence: &Evidence) -> AppError {
+    let inputs = match (&args.from_evidence, args.filenames.is_empty()) {
+        (Some(path), _) => format!("evidence {}", path.display()),
+        (None, true) => "the cluster".to_string(),
+        (None, false) => args
+            .filenames
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
     let mut scope = Vec::new();
-    if let Some(namespace) = &args.namespace {
+    if args.all_namespaces {
+        scope.push("all namespaces".to_string());
+    } else if let Some(namespace) = &args.namespace {
         scope.push(format!("namespace {namespace}"));
     }
     if let Some(selector) = &args.selector {
@@ -199,14 +208,32 @@ fn no_workloads(args: &DiagnoseArgs) -> AppError {
     } else {
         format!(" ({})", scope.join(", "))
     };
-    let hint = if args.selector.is_some() {
-        "no pod runs vLLM or matches the selector"
+    let unreadable: Vec<String> = evidence
+        .gaps
+        .iter()
+        .filter(|gap| WORKLOAD_LISTS.iter().any(|kind| gap.what.starts_with(kind)))
+        .map(|gap| {
+            let reason = gap.reason.split(':').next().unwrap_or_default().trim();
+            format!("{} ({reason})", gap.what)
+        })
+        .collect();
+    let hint = if !unreadable.is_empty() {
+        format!(
+            "could not read {}; ask for list access to pods, deployments and statefulsets",
+            unreadable.join(", ")
+        )
+    } else if args.selector.is_some() {
+        "no pod runs vLLM or matches the selector".to_string()
     } else {
         "vLLM is recognised by its image or command; for other servers pass -l/--selector"
+            .to_string()
     };
     AppError::NoWorkloads {
-        inputs: inputs.join(", "),
+        inputs,
         scope,
         hint,
     }
 }
+
+/// The lists whose absence leaves nothing to find workloads in.
+const WORKLOAD_LISTS: [&str; 3] = ["Pod list", "Deployment list", "StatefulSet list"];

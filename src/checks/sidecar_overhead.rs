@@ -356,7 +356,7 @@ fn live_proxy_requests(target: &TargetEvidence) -> Option<ProxyRequests> {
             written.clone().unwrap_or_else(|| "<unset>".into()),
         )
         .with_note(format!(
-            "istio-proxy {what} request as injected in the live pod ({spread})"
+            "istio-proxy {what} request as injected in the live pod; {spread}"
         ))
     };
     Some(ProxyRequests {
