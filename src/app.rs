@@ -7,7 +7,7 @@ use crate::cluster::client::ClusterClient;
 use crate::cluster::error::ClusterError;
 use crate::cluster::inventory::{ListScope, list_inventory};
 use crate::evidence::EVIDENCE_SCHEMA_VERSION;
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, Gap};
 use crate::gather::{self, GatherError, Scope, Target};
 use crate::inventory::Inventory;
 use crate::manifest::{self, ManifestError};
@@ -138,7 +138,29 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
         vec![source.to_string()],
     )?;
     evidence.gathered_at = gathered_at;
+    if source == "cluster"
+        && let Some(namespace) = &scope.namespace
+    {
+        note_node_view_scope(&mut evidence, namespace);
+    }
     Ok(evidence)
+}
+
+/// With `-n`, only that namespace's pods were listed: a node's share of sidecar CPU counts them
+/// alone, and the report says so.
+fn note_node_view_scope(evidence: &mut Evidence, namespace: &str) {
+    for target in &mut evidence.targets {
+        if target.nodes.is_empty() {
+            continue;
+        }
+        let nodes: Vec<&str> = target.nodes.iter().map(|node| node.node.as_str()).collect();
+        target.gaps.push(Gap::new(
+            format!("Pods of other namespaces on {}", nodes.join(", ")),
+            format!(
+                "only namespace {namespace} was listed, so the node view counts its meshed GPU pods alone; -A counts them all"
+            ),
+        ));
+    }
 }
 
 /// The live cluster's inventory, and the namespace in scope (`-n`, else the context's; none for `-A`).

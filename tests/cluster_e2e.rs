@@ -264,6 +264,14 @@ fn live_sidecar_overhead_cites_the_injected_proxy_and_the_node() {
         "{note}"
     );
 
+    // With -n, other namespaces' pods on the node were not listed: the report says so.
+    let gaps = report["targets"][0]["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:#?}");
+    assert_eq!(
+        gaps[0]["what"],
+        format!("Pods of other namespaces on {ROLLOUT_NODE}")
+    );
+
     // The saved evidence holds the live pods, the node and when it was gathered.
     let saved: Value =
         serde_json::from_str(&std::fs::read_to_string(&evidence_file).unwrap()).unwrap();
@@ -315,6 +323,27 @@ fn all_namespaces_finds_every_example() {
         .collect();
     expected.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(found, expected);
+    // Every namespace was listed: the node view is complete, and it counts all 12 meshed GPU pods.
+    for target in targets {
+        assert!(target["gaps"].as_array().unwrap().is_empty(), "{target:#}");
+    }
+    let overhead = targets
+        .iter()
+        .find(|target| target["target"]["namespace"] == "llm-sidecar-overhead")
+        .unwrap();
+    let node = overhead["findings"][0]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["object"]["kind"] == "Node")
+        .unwrap();
+    assert!(
+        node["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("sidecars of 12 meshed GPU pods (12 GPUs)"),
+        "{node:#}"
+    );
     // stream-timeout's finding is critical: exit 3 under the default --fail-on critical.
     assert_eq!(report["worstSeverity"], "critical");
     assert_eq!(run.code, 3, "{}", run.stderr);
