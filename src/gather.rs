@@ -1,5 +1,6 @@
 //! Inventory + scope -> Evidence: pick the targets (TARGET, namespace, selector), resolve the mesh
-//! around each, carry the gaps over.
+//! around each, record their live pods (which settle the sidecar mode) and the nodes those run on,
+//! carry the gaps over.
 
 use crate::cluster::node_view::{NodeSidecarLoad, node_view};
 use crate::evidence::{
