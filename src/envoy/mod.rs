@@ -1,1 +1,5 @@
-//! See DESIGN.md module map.
+//! Envoy as a source: the admin client, `/stats` and `config_dump` parsers, the counters per
+//! failure mode, and a launcher with Istio-shaped bootstraps for the lab and the tests.
+
+pub mod counters;
+pub mod stats;
