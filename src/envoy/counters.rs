@@ -159,7 +159,7 @@ pub struct Reading {
     pub p99: Option<f64>,
 }
 
-/// A stat the checks need that this Envoy does not report: Istio trimmed it.
+/// A stat the checks need that this Envoy does not report.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MissingStat {
@@ -167,6 +167,10 @@ pub struct MissingStat {
     pub scope_name: String,
     pub leaf: String,
     pub mode: CheckId,
+    /// Other stats of the scope exist: an older Envoy without this stat, or a stats matcher
+    /// that keeps only some suffixes. False: the whole scope is gone, as Istio's default
+    /// trimming leaves `cluster.outbound|…` and `http.*`.
+    pub scope_present: bool,
 }
 
 impl MissingStat {
@@ -195,11 +199,17 @@ impl Snapshot {
             for scope in targets.scopes_for(spec) {
                 let key = format!("{}.{}.{}", spec.scope.root(), scope, spec.leaf);
                 let Some(name) = stats.scoped_name(spec.scope, scope, spec.leaf) else {
+                    let scope_present = match spec.scope {
+                        Cluster => stats.cluster(scope).exists(),
+                        Hcm => stats.hcm(scope).exists(),
+                        Listener => stats.listener(scope).exists(),
+                    };
                     snapshot.missing.push(MissingStat {
                         scope: spec.scope,
                         scope_name: scope.clone(),
                         leaf: spec.leaf.to_string(),
                         mode: spec.mode,
+                        scope_present,
                     });
                     continue;
                 };
@@ -249,9 +259,9 @@ impl Snapshot {
         self.readings.get(key).map(|reading| reading.value)
     }
 
-    /// Whether some stat the checks need was absent.
+    /// Whether a whole scope the checks need is absent (Istio's stats trimming).
     pub fn has_trimmed_stats(&self) -> bool {
-        !self.missing.is_empty()
+        self.missing.iter().any(|stat| !stat.scope_present)
     }
 
     /// The annotation that makes Istio keep the missing stats, if any are missing.
@@ -570,6 +580,7 @@ mod tests {
             scope_name: VLLM.to_string(),
             leaf: "upstream_rq_timeout".to_string(),
             mode: StreamTimeout,
+            scope_present: false,
         }];
         let advice = StatsMatcherAdvice::for_missing(&missing).unwrap();
         assert_eq!(
@@ -588,6 +599,7 @@ mod tests {
             scope_name: "inbound_0.0.0.0_8000".to_string(),
             leaf: "downstream_rq_idle_timeout".to_string(),
             mode: StreamTimeout,
+            scope_present: false,
         }];
         let advice = StatsMatcherAdvice::for_missing(&missing).unwrap();
         let merged = advice
