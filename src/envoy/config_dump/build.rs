@@ -113,6 +113,29 @@ impl Builder {
     }
 
     pub(super) fn finish(mut self) -> EffectiveConfig {
+        // Envoy lists the inline route configs of listeners again under `static_route_configs`;
+        // keep the inline copy, which says which listener and HCM own it.
+        let inline: Vec<(String, Vec<VirtualHostConfig>)> = self
+            .config
+            .route_configs
+            .iter()
+            .filter(|route_config| matches!(route_config.source, RouteSource::Inline { .. }))
+            .map(|route_config| {
+                (
+                    route_config.name.clone(),
+                    route_config.virtual_hosts.clone(),
+                )
+            })
+            .collect();
+        self.config.route_configs.retain(|route_config| {
+            !(route_config.source
+                == RouteSource::Rds {
+                    state: ResourceState::Static,
+                }
+                && inline.iter().any(|(name, virtual_hosts)| {
+                    *name == route_config.name && *virtual_hosts == route_config.virtual_hosts
+                }))
+        });
         for cluster in &mut self.config.clusters {
             if let Some(addresses) = self.endpoints.remove(&cluster.name) {
                 for address in addresses {
