@@ -301,12 +301,13 @@ async fn tokens_are_paced_and_the_pause_shows() {
         gaps[2] >= Duration::from_millis(380),
         "pause missing: {gaps:?}"
     );
+    // Tokens follow an absolute schedule: token k leaves no earlier than (k + 1) x 20 ms (+ pause).
+    assert!(
+        times[5] >= Duration::from_millis(510),
+        "too fast: {times:?}"
+    );
     for (i, gap) in gaps.iter().enumerate() {
         if i != 2 {
-            assert!(
-                *gap >= Duration::from_millis(10),
-                "token came early: {gaps:?}"
-            );
             assert!(
                 *gap < Duration::from_millis(380),
                 "unexpected pause: {gaps:?}"
