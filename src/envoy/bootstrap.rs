@@ -664,6 +664,8 @@ fn bootstrap_json(
         },
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "static_resources": {"listeners": [listener], "clusters": [cluster]},
+        // Histograms (`upstream_cx_connect_ms`) show in /stats after a flush: flush often.
+        "stats_flush_interval": "1s",
     });
     if let StatsKnobs::IstioDefault { extra_prefixes } = stats {
         let patterns: Vec<Value> = ISTIO_DEFAULT_STATS_PREFIXES

@@ -3,6 +3,7 @@
 //! `proxyStatsMatcher` annotation that brings back stats Istio trimmed away.
 
 use crate::checks::CheckId;
+use crate::envoy::config_dump::EffectiveConfig;
 use crate::envoy::stats::{ScopeKind, Stats};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -131,6 +132,26 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// The stat scopes of a config's clusters, HCMs and TLS listeners: pass
+    /// `EffectiveConfig::path_to(host, port)` to read only the path to vLLM.
+    pub fn from_config(config: &EffectiveConfig) -> Targets {
+        let mut targets = Targets::default();
+        for cluster in &config.clusters {
+            let scope = cluster.stat_scope();
+            if cluster.tls.is_tls() {
+                push_unique(&mut targets.tls_clusters, &scope);
+            }
+            push_unique(&mut targets.clusters, &scope);
+        }
+        for (listener, chain, hcm) in config.hcms() {
+            push_unique(&mut targets.hcms, hcm.stat_scope());
+            if chain.tls.is_some() {
+                push_unique(&mut targets.tls_listeners, &listener.stat_name);
+            }
+        }
+        targets
+    }
+
     fn scopes_for<'a>(&'a self, spec: &CounterSpec) -> &'a [String] {
         match (spec.scope, spec.tls_only) {
             (Cluster, false) => &self.clusters,
@@ -433,6 +454,12 @@ impl StatsMatcherAdvice {
             }
         }
         serde_yaml::to_string(&config)
+    }
+}
+
+fn push_unique(list: &mut Vec<String>, value: &str) {
+    if !list.iter().any(|existing| existing == value) {
+        list.push(value.to_string());
     }
 }
 
