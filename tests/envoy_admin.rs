@@ -3,7 +3,9 @@
 //! never answers, an HTML page, HTTP errors, oversized answers. Each gives its one-line error
 //! within a bounded time.
 
+use kubectl_infermesh::envoy::EnvoyEvidence;
 use kubectl_infermesh::envoy::admin::{AdminClient, AdminError};
+use kubectl_infermesh::envoy::config_dump::EnvoyRole;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -76,6 +78,19 @@ async fn a_closed_port_is_refused_with_a_hint() {
     let text = one_line(&error);
     assert!(text.contains(&addr.to_string()), "{text}");
     assert!(text.contains("port 15000 is forwarded"), "{text}");
+
+    // Gathering evidence never fails: each unreadable endpoint becomes a gap.
+    let evidence = EnvoyEvidence::gather(&client(addr), "pod/gw", "vllm", 8000).await;
+    assert_eq!(evidence.role.role, EnvoyRole::Unrelated);
+    let what: Vec<&str> = evidence.gaps.iter().map(|gap| gap.what.as_str()).collect();
+    assert!(what.contains(&"Envoy /server_info of pod/gw"), "{what:?}");
+    assert!(what.contains(&"Envoy /config_dump of pod/gw"), "{what:?}");
+    assert!(what.contains(&"Envoy /stats of pod/gw"), "{what:?}");
+    assert!(
+        evidence.gaps[0].reason.contains("refused"),
+        "{:?}",
+        evidence.gaps
+    );
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use kubectl_infermesh::checks::CheckId;
+use kubectl_infermesh::envoy::EnvoyEvidence;
 use kubectl_infermesh::envoy::bootstrap::{
     ClientBootstrap, LAB_HOST, LAB_PORT, MeshCertificates, ServerBootstrap, StatsKnobs,
 };
@@ -396,6 +397,26 @@ async fn route_timeout_cuts_a_stream_and_counts_upstream_rq_timeout() {
         timeout.stat,
         format!("cluster.outbound|{LAB_PORT}||{LAB_HOST}.upstream_rq_timeout")
     );
+
+    // The same, as the evidence a diagnosis reads.
+    let evidence =
+        EnvoyEvidence::gather(pair.client.admin(), "client Envoy", LAB_HOST, LAB_PORT).await;
+    assert!(evidence.gaps.is_empty(), "{:?}", evidence.gaps);
+    assert_eq!(evidence.role.role, EnvoyRole::Client);
+    assert_eq!(evidence.server_state.as_deref(), Some("LIVE"));
+    assert_eq!(
+        evidence
+            .config
+            .routes()
+            .next()
+            .unwrap()
+            .route
+            .timeout
+            .value
+            .text,
+        "1s"
+    );
+    assert_eq!(evidence.counters.unwrap().value(&key), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -216,15 +216,19 @@ impl Snapshot {
     /// and flags (which survives Istio's stats trimming).
     pub fn take(stats: &Stats, targets: &Targets) -> Snapshot {
         let mut snapshot = Snapshot::default();
+        let mut present: BTreeMap<(ScopeKind, String), bool> = BTreeMap::new();
         for spec in COUNTERS {
             for scope in targets.scopes_for(spec) {
                 let key = format!("{}.{}.{}", spec.scope.root(), scope, spec.leaf);
                 let Some(name) = stats.scoped_name(spec.scope, scope, spec.leaf) else {
-                    let scope_present = match spec.scope {
-                        Cluster => stats.cluster(scope).exists(),
-                        Hcm => stats.hcm(scope).exists(),
-                        Listener => stats.listener(scope).exists(),
-                    };
+                    let scope_present =
+                        *present
+                            .entry((spec.scope, scope.clone()))
+                            .or_insert_with(|| match spec.scope {
+                                Cluster => stats.cluster(scope).exists(),
+                                Hcm => stats.hcm(scope).exists(),
+                                Listener => stats.listener(scope).exists(),
+                            });
                     snapshot.missing.push(MissingStat {
                         scope: spec.scope,
                         scope_name: scope.clone(),

@@ -398,11 +398,23 @@ impl<'a> ScopeView<'a> {
         self.stats.histogram(name)
     }
 
-    /// Whether any stat of this scope exists (false when Istio trimmed it away).
+    /// Whether any stat of this scope exists, in either name form (false when Istio trimmed
+    /// the scope away).
     pub fn exists(&self) -> bool {
-        self.stats
+        if self
+            .stats
             .scoped_name(self.kind, self.scope, self.kind.marker())
             .is_some()
+        {
+            return true;
+        }
+        let plain = format!("{}.{}.", self.kind.root(), self.scope);
+        let delimited = format!("{}.{};.", self.kind.root(), self.scope);
+        self.stats
+            .values
+            .keys()
+            .chain(self.stats.histograms.keys())
+            .any(|name| name.starts_with(&plain) || name.starts_with(&delimited))
     }
 }
 
