@@ -703,6 +703,25 @@ async fn admin_client_narrows_config_dump_and_reads_clusters() {
         status.host_statuses[0].address(),
         Some(lab.addr().to_string())
     );
+    let filtered = admin
+        .stats_filtered("upstream_rq_(timeout|total)$")
+        .await
+        .unwrap();
+    let names: Vec<&str> = filtered.iter().map(|(name, _)| name).collect();
+    assert!(!names.is_empty());
+    assert!(
+        names.iter().all(
+            |name| name.ends_with("upstream_rq_timeout") || name.ends_with("upstream_rq_total")
+        ),
+        "{names:?}"
+    );
+    assert_eq!(
+        filtered
+            .cluster(&format!("outbound|{LAB_PORT}||{LAB_HOST}"))
+            .get("upstream_rq_timeout"),
+        Some(0)
+    );
+
     let port = envoy.listener_port("0.0.0.0_8000").await.unwrap();
     assert!(port > 0);
     assert!(envoy.listener_port("nope").await.is_err());
