@@ -16,6 +16,8 @@ use tokio::sync::watch;
 
 /// Bytes of an error body kept for the report.
 pub const ERROR_EXCERPT_BYTES: usize = 512;
+/// After `[DONE]`, how long to wait for the body to end before calling the stream done.
+const AFTER_DONE_WAIT: Duration = Duration::from_secs(10);
 
 /// Why a stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -94,6 +96,8 @@ impl HeadersOfInterest {
 /// Everything seen on one stream; times are offsets from sending the request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamRecord {
+    /// When the request was sent: the zero of every offset below.
+    pub started: Instant,
     pub status: Option<u16>,
     pub connect: Option<Duration>,
     pub headers_at: Option<Duration>,
@@ -114,8 +118,9 @@ pub struct StreamRecord {
 }
 
 impl StreamRecord {
-    fn new() -> Self {
+    fn new(started: Instant) -> Self {
         Self {
+            started,
             status: None,
             connect: None,
             headers_at: None,
@@ -171,8 +176,8 @@ pub struct Stop(watch::Receiver<bool>);
 impl Stop {
     /// A stop that never fires.
     pub fn never() -> Self {
-        let (sender, receiver) = watch::channel(false);
-        std::mem::forget(sender);
+        // With the sender gone the value stays `false`, and `stopped` waits forever.
+        let (_, receiver) = watch::channel(false);
         Self(receiver)
     }
 
@@ -228,7 +233,7 @@ pub async fn stream(
     let started = Instant::now();
     let deadline = started + limits.overall;
     let mut stop = stop.clone();
-    let mut record = StreamRecord::new();
+    let mut record = StreamRecord::new(started);
     let request = target
         .apply(client.inner().post(target.url.clone()))
         .header(reqwest::header::ACCEPT, "text/event-stream")
@@ -275,7 +280,10 @@ pub async fn stream(
         let mut events = bytes.eventsource();
         loop {
             let now = Instant::now();
-            let wait = limits.idle.min(deadline.saturating_duration_since(now));
+            let mut wait = limits.idle.min(deadline.saturating_duration_since(now));
+            if record.done_at.is_some() {
+                wait = wait.min(AFTER_DONE_WAIT);
+            }
             let next = tokio::select! {
                 next = tokio::time::timeout(wait, events.next()) => next,
                 () = stop.stopped() => break Some((EndReason::Interrupted, "stopped by the user".to_string())),
@@ -288,10 +296,15 @@ pub async fn stream(
                             "the overall timeout of {} fired",
                             crate::duration::display(limits.overall)
                         )
+                    } else if record.done_at.is_some() {
+                        format!(
+                            "the body did not end within {} of [DONE]",
+                            crate::duration::display(wait)
+                        )
                     } else {
                         format!(
                             "nothing arrived for {} (idle timeout)",
-                            crate::duration::display(limits.idle)
+                            crate::duration::display(wait)
                         )
                     };
                     break Some((EndReason::ClientTimeout, detail));
@@ -359,6 +372,14 @@ fn finish(
     record.ended_at = started.elapsed();
     record.end = end;
     record.detail = detail;
+    tracing::debug!(
+        end = end.as_str(),
+        status = record.status,
+        chunks = record.content_at.len(),
+        bytes = record.bytes,
+        elapsed_ms = record.ended_at.as_millis() as u64,
+        "stream ended"
+    );
     record
 }
 

@@ -162,6 +162,7 @@ mod tests {
 
     fn record(content_ms: &[u64], usage: Option<u64>) -> StreamRecord {
         StreamRecord {
+            started: std::time::Instant::now(),
             status: Some(200),
             connect: None,
             headers_at: Some(Duration::from_millis(5)),
