@@ -429,8 +429,11 @@ async fn reset_knob_aborts_http1_and_http2() {
             reply.body_error.is_some(),
             "http2={http2}: body ended cleanly"
         );
+        // A TCP RST may discard data the client had not read yet: at most 2 tokens arrive.
         let text = reply.text();
-        assert_eq!(text.matches("data: {").count(), 2, "{text}");
+        assert!(text.matches("data: {").count() <= 2, "{text}");
+        assert!(!text.contains("[DONE]"));
+        assert_eq!(server.served().cut, 1);
     }
 }
 

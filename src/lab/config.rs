@@ -31,7 +31,8 @@ pub struct ServerConfig {
     pub error_after_tokens: Option<u32>,
     /// After this many tokens, end the response body cleanly without usage or `[DONE]` (a cut).
     pub close_after_tokens: Option<u32>,
-    /// After this many tokens, abort the connection (HTTP/1.1) or reset the stream (HTTP/2).
+    /// After this many tokens, reset: a TCP RST on HTTP/1.1 (the server's sockets close with
+    /// `SO_LINGER` 0 while this is set), `RST_STREAM` on HTTP/2.
     pub reset_after_tokens: Option<u32>,
     /// Send a `: keep-alive` SSE comment when nothing was written for this long.
     pub keepalive_interval: Option<Duration>,

@@ -202,6 +202,10 @@ async fn accept_loop(listener: TcpListener, lab: Arc<Lab>, mut stopped: oneshot:
         };
         bump(&lab.counters.connections);
         let _ = stream.set_nodelay(true);
+        if lab.config.reset_after_tokens.is_some() {
+            // Closing with SO_LINGER 0 sends a TCP RST: an HTTP/1.1 reset, not a clean EOF.
+            let _ = stream.set_zero_linger();
+        }
         let lab = Arc::clone(&lab);
         connections.spawn(async move {
             let service = service_fn(move |request| {
