@@ -167,6 +167,7 @@ pub fn gather(
             TargetEvidence {
                 workload,
                 mesh: resolution.mesh,
+                envoy: Vec::new(),
                 gaps: resolution.gaps,
             }
         })

@@ -5,9 +5,7 @@
 //! the failure-mode number. The first finding above `info` is the root cause.
 
 use crate::checks::{self, Basis, CheckId, Finding, Settings, Severity};
-use crate::evidence::{
-    Evidence, Gap, GpuRequest, IstioPresence, SidecarMode, TargetEvidence, WorkloadKind,
-};
+use crate::evidence::{Evidence, Gap, GpuRequest, IstioPresence, SidecarMode, TargetEvidence};
 use serde::Serialize;
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -378,13 +376,8 @@ fn not_applicable(target: &TargetEvidence, id: CheckId) -> Option<String> {
 
 fn summary(target: &TargetEvidence) -> TargetSummary {
     let workload = &target.workload;
-    let kind = match workload.kind {
-        WorkloadKind::Deployment => "Deployment",
-        WorkloadKind::StatefulSet => "StatefulSet",
-        WorkloadKind::Pod => "Pod",
-    };
     TargetSummary {
-        kind: kind.to_string(),
+        kind: workload.object_ref().kind,
         namespace: workload.namespace.clone(),
         name: workload.name.clone(),
         reference: workload.target_name(),
