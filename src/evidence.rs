@@ -86,6 +86,10 @@ impl Gap {
 pub struct TargetEvidence {
     pub workload: Workload,
     pub mesh: MeshContext,
+    /// What the Envoys on the path to vLLM run and counted (config_dump, /stats), client and
+    /// server side, from admin ports, `--admin-url` or `--envoy-dump`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub envoy: Vec<crate::envoy::EnvoyEvidence>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<Gap>,
     /// The workload's pods as the API server has them (sorted by name); empty for manifests
@@ -159,6 +163,9 @@ pub enum WorkloadKind {
     Deployment,
     StatefulSet,
     Pod,
+    /// A service known only through Envoy admin or URLs (`--admin-url`, no cluster, no
+    /// manifests): its pod spec is unknown, so checks that read the pod spec do not apply.
+    Endpoint,
 }
 
 impl WorkloadKind {
@@ -168,6 +175,7 @@ impl WorkloadKind {
             WorkloadKind::Deployment => "deploy",
             WorkloadKind::StatefulSet => "sts",
             WorkloadKind::Pod => "pod",
+            WorkloadKind::Endpoint => "endpoint",
         }
     }
 }
@@ -200,8 +208,14 @@ impl Workload {
             WorkloadKind::Deployment => "Deployment",
             WorkloadKind::StatefulSet => "StatefulSet",
             WorkloadKind::Pod => "Pod",
+            WorkloadKind::Endpoint => "Endpoint",
         };
         ObjectRef::new(kind, Some(&self.namespace), &self.name)
+    }
+
+    /// Whether the pod spec (containers, probes, annotations) is known, i.e. not an `Endpoint`.
+    pub fn spec_known(&self) -> bool {
+        self.kind != WorkloadKind::Endpoint
     }
 
     /// `deploy/vllm`, as a user would type it.

@@ -177,6 +177,7 @@ pub fn gather(
             TargetEvidence {
                 workload,
                 mesh,
+                envoy: Vec::new(),
                 gaps: resolution.gaps,
                 live_pods,
                 nodes,

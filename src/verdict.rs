@@ -5,9 +5,7 @@
 //! the failure-mode number. The first finding above `info` is the root cause.
 
 use crate::checks::{self, Basis, CheckId, Finding, Settings, Severity};
-use crate::evidence::{
-    Evidence, Gap, GpuRequest, IstioPresence, SidecarMode, TargetEvidence, WorkloadKind,
-};
+use crate::evidence::{Evidence, Gap, GpuRequest, IstioPresence, SidecarMode, TargetEvidence};
 use serde::Serialize;
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -355,9 +353,12 @@ fn check_outcome(target: &TargetEvidence, id: CheckId, findings: &[Finding]) -> 
 }
 
 /// The mesh checks (2–5) judge Istio objects and proxies; on a cluster without Istio they are
-/// not run. Sidecar overhead still is: a leftover proxy costs the same without istiod.
+/// not run, unless an Envoy was read all the same (`--admin-url`): its evidence is judged.
+/// Sidecar overhead always runs: a leftover proxy costs the same without istiod.
 fn without_istio(target: &TargetEvidence, id: CheckId) -> bool {
-    id != CheckId::SidecarOverhead && target.mesh.istio == IstioPresence::NotInstalled
+    id != CheckId::SidecarOverhead
+        && target.mesh.istio == IstioPresence::NotInstalled
+        && target.envoy.is_empty()
 }
 
 /// Why a check has nothing to look at for this target, if so. Only said when the check also
@@ -394,13 +395,8 @@ fn not_applicable(target: &TargetEvidence, id: CheckId) -> Option<String> {
 
 fn summary(target: &TargetEvidence) -> TargetSummary {
     let workload = &target.workload;
-    let kind = match workload.kind {
-        WorkloadKind::Deployment => "Deployment",
-        WorkloadKind::StatefulSet => "StatefulSet",
-        WorkloadKind::Pod => "Pod",
-    };
     TargetSummary {
-        kind: kind.to_string(),
+        kind: workload.object_ref().kind,
         namespace: workload.namespace.clone(),
         name: workload.name.clone(),
         reference: workload.target_name(),

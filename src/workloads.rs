@@ -207,6 +207,7 @@ fn kind_rank(kind: WorkloadKind) -> u8 {
         WorkloadKind::Deployment => 0,
         WorkloadKind::StatefulSet => 1,
         WorkloadKind::Pod => 2,
+        WorkloadKind::Endpoint => 3,
     }
 }
 

@@ -117,6 +117,7 @@ pub fn workload_patch(workload: &Workload, pod_patch: Value) -> Option<String> {
         WorkloadKind::Deployment | WorkloadKind::StatefulSet => {
             json!({ "spec": { "template": pod_patch } })
         }
+        WorkloadKind::Endpoint => return None,
     };
     serde_yaml::to_string(&document).ok()
 }
@@ -135,6 +136,10 @@ pub fn patch_instruction(workload: &Workload) -> String {
         WorkloadKind::Pod => format!(
             "a running pod cannot take this change: add it to the manifest of pod/{} in {} and recreate the pod",
             workload.name, workload.namespace
+        ),
+        WorkloadKind::Endpoint => format!(
+            "apply it to the pod template of the workload behind {}",
+            workload.name
         ),
     }
 }

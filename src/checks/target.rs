@@ -14,7 +14,7 @@ pub const PROXY_CONTAINER: &str = "istio-proxy";
 /// Where the pod spec sits in the workload object: `spec/template/spec` or `spec` for a Pod.
 pub fn pod_spec_path(workload: &Workload) -> &'static str {
     match workload.kind {
-        WorkloadKind::Pod => "spec",
+        WorkloadKind::Pod | WorkloadKind::Endpoint => "spec",
         WorkloadKind::Deployment | WorkloadKind::StatefulSet => "spec/template/spec",
     }
 }
@@ -22,7 +22,7 @@ pub fn pod_spec_path(workload: &Workload) -> &'static str {
 /// Where the pod metadata sits in the workload object.
 pub fn pod_metadata_path(workload: &Workload) -> &'static str {
     match workload.kind {
-        WorkloadKind::Pod => "metadata",
+        WorkloadKind::Pod | WorkloadKind::Endpoint => "metadata",
         WorkloadKind::Deployment | WorkloadKind::StatefulSet => "spec/template/metadata",
     }
 }

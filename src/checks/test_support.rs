@@ -89,6 +89,7 @@ pub fn target() -> TargetEvidence {
             sidecars: Vec::new(),
             gateways: Vec::new(),
         },
+        envoy: Vec::new(),
         gaps: Vec::new(),
         live_pods: Vec::new(),
         nodes: Vec::new(),

@@ -1,1 +1,39 @@
-//! See DESIGN.md module map.
+//! The streaming probe: the same generation straight to vLLM and through the mesh, timed token by
+//! token (DESIGN.md "What a client sees", "vLLM").
+
+pub mod args;
+pub mod client;
+pub mod compare;
+pub mod modes;
+pub mod progress;
+pub mod render;
+pub mod request;
+pub mod run;
+pub mod sse;
+pub mod summary;
+pub mod vllm_metrics;
+
+pub use args::{ProbeArgs, ProbeOutput};
+pub use run::{ProbeReport, run, run_with};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("give --direct-url, --mesh-url or both (http://HOST:PORT of vLLM's OpenAI server)")]
+    NoPath,
+    #[error(
+        "{url}: https is not supported by the probe yet (its HTTP client has no TLS); use an http:// URL, e.g. a port-forward"
+    )]
+    HttpsUnsupported { url: String },
+    #[error("invalid URL {url:?}: {reason}; expected http://HOST:PORT")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    #[error("cannot find the served model at {url}: {reason}; pass --model NAME")]
+    ModelDiscovery { url: String, reason: String },
+    #[error(
+        "the warm-up request that sizes --duration failed at {url}: {outcome}; retry with --max-tokens instead of --duration"
+    )]
+    Warmup { url: String, outcome: String },
+    #[error("cannot render the report: {0}")]
+    Render(String),
+}

@@ -1,0 +1,154 @@
+//! The `probe` subcommand's flags (wired into `cli.rs` by its owner).
+
+use clap::{Args, ValueEnum};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeOutput {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Base URL of vLLM itself, bypassing the sidecar (e.g. a port-forward: http://127.0.0.1:8000).
+    #[arg(long, value_name = "URL")]
+    pub direct_url: Option<String>,
+
+    /// Base URL through the mesh (e.g. an ingress gateway: http://127.0.0.1:8080).
+    #[arg(long, value_name = "URL")]
+    pub mesh_url: Option<String>,
+
+    /// Host header for the mesh path, when the gateway routes by host (e.g. vllm.example.com).
+    #[arg(long, value_name = "HOST")]
+    pub mesh_host: Option<String>,
+
+    /// Model name; default: the first model listed by /v1/models.
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// Prompt to send.
+    #[arg(
+        long,
+        default_value = "Write a long story about a lighthouse keeper and the sea."
+    )]
+    pub prompt: String,
+
+    /// Output tokens to ask for (default 256; with --large, 100000 capped by the model's length).
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u32>,
+
+    /// Stream for about this long (sized from a short warm-up's token rate; uses vLLM's
+    /// min_tokens + ignore_eos). Overrides --max-tokens for streams.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Use /v1/chat/completions instead of /v1/completions.
+    #[arg(long)]
+    pub chat: bool,
+
+    /// Environment variable holding the bearer key (never printed).
+    #[arg(long, value_name = "NAME", default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+
+    /// Streams at once per path: counts by status, share of 503, x-envoy-overloaded, failures by cause.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: Option<u32>,
+
+    /// One non-streaming request with a large output per path: is the body complete?
+    #[arg(long)]
+    pub large: bool,
+
+    /// First request on a fresh connection against one on a warm connection, per path.
+    #[arg(long)]
+    pub cold: bool,
+
+    /// Run each measurement this many times.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+
+    /// Speak HTTP/2 without TLS (h2c prior knowledge) instead of HTTP/1.1.
+    #[arg(long)]
+    pub http2: bool,
+
+    /// Give up on one request after this long (default: 600s, or twice --duration plus 60s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Give up on a stream when nothing arrives for this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "120s")]
+    pub idle_timeout: Duration,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ProbeOutput::Table)]
+    pub output: ProbeOutput,
+}
+
+impl ProbeArgs {
+    /// Arguments for two URLs and defaults everywhere else (tests, the `lab` command).
+    pub fn for_urls(direct_url: Option<String>, mesh_url: Option<String>) -> Self {
+        Self {
+            direct_url,
+            mesh_url,
+            mesh_host: None,
+            model: None,
+            prompt: "Write a long story about a lighthouse keeper and the sea.".to_string(),
+            max_tokens: None,
+            duration: None,
+            chat: false,
+            api_key_env: "OPENAI_API_KEY".to_string(),
+            concurrency: None,
+            large: false,
+            cold: false,
+            repeat: 1,
+            http2: false,
+            timeout: None,
+            idle_timeout: Duration::from_secs(120),
+            output: ProbeOutput::Table,
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::duration::parse(text).map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Harness {
+        #[command(flatten)]
+        args: ProbeArgs,
+    }
+
+    #[test]
+    fn flags_parse() {
+        let harness = Harness::try_parse_from([
+            "probe",
+            "--direct-url",
+            "http://127.0.0.1:8000",
+            "--mesh-url",
+            "http://127.0.0.1:8080",
+            "--duration",
+            "30s",
+            "--concurrency",
+            "8",
+            "--chat",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        let args = harness.args;
+        assert_eq!(args.duration, Some(Duration::from_secs(30)));
+        assert_eq!(args.concurrency, Some(8));
+        assert!(args.chat);
+        assert_eq!(args.output, ProbeOutput::Json);
+        assert_eq!(args.api_key_env, "OPENAI_API_KEY");
+        assert_eq!(args.repeat, 1);
+        assert!(Harness::try_parse_from(["probe", "--concurrency", "0"]).is_err());
+        assert!(Harness::try_parse_from(["probe", "--duration", "soon"]).is_err());
+    }
+}

