@@ -1,8 +1,11 @@
 //! Verdicts: what the two paths' results mean side by side, in one line each.
 
 use super::modes::{ColdResult, ConcurrencyResult, LargeResult};
+use super::run::CounterDelta;
 use super::sse::EndReason;
+use super::summary::PathKind;
 use super::summary::PathResult;
+use crate::checks::CheckId;
 use serde::{Deserialize, Serialize};
 
 /// A cold start is named when the first request's TTFT is this many times the next one's...
@@ -149,6 +152,45 @@ pub fn cold_start(ordered_ttfts: &[(String, f64)]) -> Option<String> {
     })
 }
 
+/// One line per path whose Envoy counters show a failure mode (TLS handshakes and request
+/// totals, which any healthy request moves, are left to the table).
+pub fn describe_deltas(deltas: &[CounterDelta]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for path in [PathKind::Direct, PathKind::Mesh] {
+        let shown: Vec<String> = deltas
+            .iter()
+            .filter(|moved| moved.path == path)
+            .filter(|moved| {
+                moved
+                    .mode
+                    .is_some_and(|mode| mode != CheckId::ColdStart && moved.delta > 0.0)
+            })
+            .map(|moved| {
+                let leaf = moved.name.rsplit('.').next().unwrap_or(&moved.name);
+                let leaf = if moved.name.starts_with("istio_requests_total") {
+                    moved.name.as_str()
+                } else {
+                    leaf
+                };
+                format!(
+                    "{leaf} {:+} on {} ({})",
+                    moved.delta,
+                    moved.source,
+                    moved.mode.map_or("", CheckId::as_str)
+                )
+            })
+            .collect();
+        if !shown.is_empty() {
+            lines.push(format!(
+                "{}: Envoy counted {}",
+                path.as_str(),
+                shown.join(", ")
+            ));
+        }
+    }
+    lines
+}
+
 /// One line per concurrency result.
 pub fn describe_concurrency(result: &ConcurrencyResult) -> String {
     let done = result.by_end.get("done").copied().unwrap_or(0);
@@ -240,7 +282,7 @@ pub fn describe_cold(result: &ColdResult) -> String {
 mod tests {
     use super::*;
     use crate::probe::sse::{HeadersOfInterest, TokenSource};
-    use crate::probe::summary::{PathKind, Percentiles};
+    use crate::probe::summary::Percentiles;
 
     fn result(path: PathKind, end: EndReason, tokens: u64, last: f64, total: f64) -> PathResult {
         PathResult {
@@ -311,6 +353,38 @@ mod tests {
             comparison.verdict
         );
         assert_eq!(comparison.ttft_delta_ms, Some(12.5));
+    }
+
+    #[test]
+    fn deltas_that_show_a_mode_become_notes() {
+        let moved = |path, name: &str, mode, delta| CounterDelta {
+            path,
+            source: "client".to_string(),
+            name: name.to_string(),
+            mode,
+            before: 0.0,
+            after: delta,
+            delta,
+        };
+        let lines = describe_deltas(&[
+            moved(
+                PathKind::Mesh,
+                "cluster.outbound|8000||vllm.inference.svc.cluster.local.upstream_rq_timeout",
+                Some(CheckId::StreamTimeout),
+                1.0,
+            ),
+            moved(
+                PathKind::Mesh,
+                "cluster.outbound|8000||vllm.inference.svc.cluster.local.ssl.handshake",
+                Some(CheckId::ColdStart),
+                1.0,
+            ),
+            moved(PathKind::Direct, "istio_requests_total{}", None, 1.0),
+        ]);
+        assert_eq!(
+            lines,
+            vec!["mesh: Envoy counted upstream_rq_timeout +1 on client (stream-timeout)"]
+        );
     }
 
     #[test]
