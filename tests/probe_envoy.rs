@@ -534,7 +534,7 @@ async fn live_target_port_forwards_the_direct_path_and_the_sidecar_admin() {
     assert_eq!(cluster["namespace"], NAMESPACE);
     assert_eq!(
         cluster["direct"]["pod"],
-        format!("pod {NAMESPACE}/{VLLM_POD}")
+        format!("Pod {NAMESPACE}/{VLLM_POD}")
     );
     assert_eq!(cluster["direct"]["port"], 8000);
     assert!(cluster["direct"]["podAgeS"].as_u64().unwrap() > 0);
@@ -585,6 +585,217 @@ async fn live_target_port_forwards_the_direct_path_and_the_sidecar_admin() {
     assert!(
         api.requests().iter().all(|request| request.method == "GET"),
         "the probe is read-only on the cluster"
+    );
+}
+
+/// An Istio ingress gateway in front of the fixture workload: Gateway `istio-system/public`
+/// (port 80, host `llm.example.com`), a VirtualService binding it and routing to the vLLM
+/// Service, a gateway pod listening on 8080 behind a Service `80 -> 8080`.
+fn ingress_objects() -> Vec<Value> {
+    serde_json::json!([
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "public", "namespace": "istio-system", "uid": "gw-1"},
+            "spec": {
+                "selector": {"istio": "ingressgateway"},
+                "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                             "hosts": ["llm.example.com"]}]
+            }
+        },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "vllm-public", "namespace": NAMESPACE, "uid": "vs-2"},
+            "spec": {
+                "hosts": ["llm.example.com"],
+                "gateways": ["istio-system/public"],
+                "http": [{"route": [{"destination": {
+                    "host": "vllm.inference.svc.cluster.local", "port": {"number": 8000}}}]}]
+            }
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": GATEWAY_POD, "namespace": "istio-system", "uid": "gwpod-1",
+                "labels": {"istio": "ingressgateway", "app": "istio-ingressgateway"},
+                "creationTimestamp": "2025-02-01T08:00:00Z"
+            },
+            "spec": {"containers": [{
+                "name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.2",
+                "ports": [{"containerPort": 8080, "protocol": "TCP"},
+                          {"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}]
+            }]},
+            "status": {
+                "phase": "Running",
+                "startTime": "2025-02-01T08:00:00Z",
+                "conditions": [{"type": "Ready", "status": "True"}]
+            }
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system", "uid": "gwsvc-1"},
+            "spec": {
+                "selector": {"istio": "ingressgateway"},
+                "ports": [{"name": "http2", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
+            }
+        }
+    ])
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
+const GATEWAY_POD: &str = "istio-ingressgateway-5d8f7b9c4-q7w2e";
+
+/// `probe deploy/vllm -n inference` with no URL: the direct path is a port-forward to the vLLM
+/// pod, the mesh path a port-forward to the ingress gateway pod's listener (8080, behind port
+/// 80) with the Host the Gateway and VirtualService route, and both admins are read through
+/// port-forwards to 15000. The client Envoy plays the gateway; its route times out at 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_target_finds_the_ingress_gateway_for_the_mesh_path() {
+    let mesh = Mesh::start(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client, _| client.knobs.route_timeout = Duration::from_secs(2),
+    )
+    .await;
+    let admin_of = |envoy: &EnvoyProcess| -> SocketAddr {
+        envoy
+            .admin_url()
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap()
+    };
+    let config = ApiServerConfig::new()
+        .with_fixtures()
+        .with_objects(ingress_objects())
+        .port_forward(NAMESPACE, VLLM_POD, 8000, mesh.lab.addr())
+        .port_forward(NAMESPACE, VLLM_POD, 15000, admin_of(&mesh.server))
+        .port_forward("istio-system", GATEWAY_POD, 8080, mesh.entry)
+        .port_forward("istio-system", GATEWAY_POD, 15000, admin_of(&mesh.client));
+    let api = ApiServer::start(config).await;
+    let dir = TempDir::new().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let args: Vec<String> = [
+        "probe",
+        "deploy/vllm",
+        "-n",
+        NAMESPACE,
+        "--max-tokens",
+        "60",
+    ]
+    .iter()
+    .map(|arg| arg.to_string())
+    .collect();
+    let run = run(&args, Some(&kubeconfig)).await;
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+
+    let cluster = &report["cluster"];
+    assert_eq!(
+        cluster["mesh"]["pod"],
+        format!("Pod istio-system/{GATEWAY_POD}"),
+        "{cluster:#}"
+    );
+    assert_eq!(cluster["mesh"]["port"], 8080, "the listener behind port 80");
+    assert_eq!(cluster["meshHost"], "llm.example.com");
+    assert_eq!(cluster["gateway"], "Gateway istio-system/public");
+    let mesh_path = path(&report, "mesh");
+    assert!(
+        mesh_path["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(cluster["mesh"]["localUrl"].as_str().unwrap()),
+        "{mesh_path:#}"
+    );
+    assert_eq!(mesh_path["end"], "eof-without-done", "{mesh_path:#}");
+    assert_eq!(mesh_path["headers"]["server"], "envoy");
+    assert_eq!(path(&report, "direct")["end"], "done");
+
+    let gateway = format!("pod/{GATEWAY_POD} (gateway)");
+    let sidecar = format!("pod/{VLLM_POD} (vLLM sidecar)");
+    assert_eq!(
+        report["counterSources"],
+        serde_json::json!([gateway, sidecar])
+    );
+    assert_eq!(
+        delta_of(
+            &report,
+            "mesh",
+            &gateway,
+            &format!("{CLIENT_CLUSTER}.upstream_rq_timeout")
+        ),
+        1.0
+    );
+    direct_moved_no_envoy(&report);
+}
+
+/// Ctrl-C in the middle of the direct stream of a live probe: the binary stops the stream,
+/// prints what it measured and exits 130 right away (its port-forwards closed first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_prints_what_was_measured_and_exits_130() {
+    let lab = lab::spawn(ServerConfig {
+        tokens_per_second: 20.0,
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let config =
+        ApiServerConfig::new()
+            .with_fixtures()
+            .port_forward(NAMESPACE, VLLM_POD, 8000, lab.addr());
+    let api = ApiServer::start(config).await;
+    let dir = TempDir::new().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"))
+        .args(["probe", "deploy/vllm", "-n", NAMESPACE, "-o", "json"])
+        .args(["--mesh-url", &lab.url(), "--max-tokens", "2000"])
+        .args(["--api-key-env", "INFERMESH_TEST_NO_SUCH_KEY"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while lab.served().tokens < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probe never streamed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let interrupted_at = std::time::Instant::now();
+    let output = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("the probe did not stop after Ctrl-C")
+        .unwrap();
+    let stopped_in = interrupted_at.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stopped_in < Duration::from_secs(8), "took {stopped_in:?}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["interrupted"], true);
+    let direct = path(&report, "direct");
+    assert_eq!(direct["end"], "interrupted", "{direct:#}");
+    let tokens = direct["tokens"].as_u64().unwrap();
+    assert!((10..2000).contains(&tokens), "{tokens}");
+    assert!(
+        report["paths"].as_array().unwrap().len() == 1,
+        "the mesh path did not start after Ctrl-C"
     );
 }
 

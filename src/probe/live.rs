@@ -15,8 +15,10 @@ use crate::cluster::args::ClusterArgs;
 use crate::cluster::client::ClusterClient;
 use crate::cluster::error::ClusterError;
 use crate::cluster::inventory::{ListScope, list_inventory};
+use crate::cluster::paths::{EnvoySide, admin_pods, direct_pods, ingress_gateways};
 use crate::cluster::portforward::{PodPort, PortForward};
-use crate::evidence::{ObjectRef, TargetEvidence, Workload};
+use crate::cluster::selected::add_gateway_pods;
+use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::gather::{self, GatherError, Scope, Target};
 use crate::inventory::Inventory;
 use k8s_openapi::api::core::v1::Pod;
@@ -26,6 +28,10 @@ use std::time::Duration;
 
 /// Envoy's admin port inside every Istio proxy pod (loopback only: reached by port-forward).
 pub const ENVOY_ADMIN_PORT: u16 = 15000;
+/// Gateway server protocols the probe can speak to (no TLS yet).
+const PLAIN_HTTP: [&str; 3] = ["HTTP", "HTTP2", "GRPC"];
+/// At most this many vLLM pods' sidecars are read for counters.
+const MAX_SIDECAR_ADMINS: usize = 4;
 /// `gather` needs an expected generation; the probe judges nothing with it.
 const EXPECTED_GENERATION: Duration = Duration::from_secs(300);
 
@@ -62,6 +68,14 @@ pub enum LiveError {
         "no Istio ingress gateway routes to {workload} (no Gateway + VirtualService for its Service): give --mesh-url, the URL of a path through the mesh"
     )]
     NoGateway { workload: String },
+    #[error(
+        "{gateway}, the only gateway that routes to {workload}, serves {protocol}, and the probe speaks plain HTTP only: give --mesh-url"
+    )]
+    GatewayNeedsTls {
+        workload: String,
+        gateway: String,
+        protocol: String,
+    },
     #[error(transparent)]
     Probe(#[from] ProbeError),
     #[error("interrupted before the probe started")]
@@ -220,7 +234,7 @@ async fn open(request: LiveRequest<'_>, target: &Target) -> Result<Opened, LiveE
     let scope = ListScope::from_flags(request.namespace, false, &client);
     let namespace = scope.namespace().unwrap_or_default().to_string();
     tracing::info!(context = client.context(), %namespace, %target, "finding the probe's paths");
-    let inventory = list_inventory(&client, &scope).await?;
+    let mut inventory = list_inventory(&client, &scope).await?;
     let evidence = gather::gather(
         &inventory,
         &Scope {
@@ -268,9 +282,8 @@ async fn open(request: LiveRequest<'_>, target: &Target) -> Result<Opened, LiveE
     };
 
     let pods = direct_pods(&inventory, workload);
-    let first_pod = pods.first();
     if args.direct_url.is_none() {
-        let Some((pod, port)) = first_pod else {
+        let Some((pod, port)) = pods.first() else {
             return Err(LiveError::NoReadyPod {
                 workload: workload.target_name(),
                 namespace: workload.namespace.clone(),
@@ -283,18 +296,57 @@ async fn open(request: LiveRequest<'_>, target: &Target) -> Result<Opened, LiveE
         opened.info.direct = Some(shown);
         opened.forwards.push(forward);
     }
+    let mut gateway_pod = None;
     if args.mesh_url.is_none() {
-        return Err(LiveError::NoGateway {
-            workload: workload.target_name(),
-        });
+        let read = add_gateway_pods(&client, &mut inventory, &chosen.mesh.gateways).await?;
+        opened.gaps.extend(
+            read.iter()
+                .map(|gap| format!("{}: {}", gap.what, gap.reason)),
+        );
+        let entries = ingress_gateways(&inventory, chosen);
+        let Some(entry) = entries
+            .iter()
+            .find(|entry| PLAIN_HTTP.contains(&entry.protocol.as_str()))
+        else {
+            return Err(match entries.first() {
+                Some(entry) => LiveError::GatewayNeedsTls {
+                    workload: workload.target_name(),
+                    gateway: entry.gateway.to_string(),
+                    protocol: entry.protocol.clone(),
+                },
+                None => LiveError::NoGateway {
+                    workload: workload.target_name(),
+                },
+            });
+        };
+        let forward = forward(&client, &entry.gateway_pod, entry.listener_port).await?;
+        opened.mesh_url = Some(forward.url());
+        opened.mesh_host = Some(entry.host_header.clone());
+        opened.info.mesh = Some(shown(&forward, &entry.gateway_pod));
+        opened.info.mesh_host = Some(entry.host_header.clone());
+        opened.info.gateway = Some(entry.gateway.to_string());
+        opened.forwards.push(forward);
+        gateway_pod = Some(entry.gateway_pod.clone());
     }
-    if request.admin_urls.is_empty() && chosen.mesh.sidecar_mode.has_sidecar() {
-        match first_pod {
-            Some((pod, _)) => admin_forward(&client, pod, "vLLM sidecar", &mut opened).await,
-            None => opened.gaps.push(format!(
-                "Envoy counters of {}'s sidecar: no ready pod",
-                workload.target_name()
-            )),
+    if request.admin_urls.is_empty() {
+        // The gateway the mesh path enters (client side), then the vLLM pods' sidecars (server
+        // side): the gateway may send the request to any replica.
+        if let Some(pod) = &gateway_pod {
+            admin_forward(&client, pod, "gateway", &mut opened).await;
+        }
+        let servers: Vec<ObjectRef> = admin_pods(&inventory, chosen)
+            .into_iter()
+            .filter(|(_, side)| *side == EnvoySide::Server)
+            .map(|(pod, _)| pod)
+            .collect();
+        if servers.len() > MAX_SIDECAR_ADMINS {
+            opened.gaps.push(format!(
+                "Envoy counters read on {MAX_SIDECAR_ADMINS} of {} vLLM pods: the mesh path may reach another replica",
+                servers.len()
+            ));
+        }
+        for pod in servers.iter().take(MAX_SIDECAR_ADMINS) {
+            admin_forward(&client, pod, "vLLM sidecar", &mut opened).await;
         }
     }
     Ok(opened)
@@ -372,36 +424,6 @@ fn target_port_is_vllm(name: &str, target: &TargetEvidence) -> bool {
             port.name.as_deref() == Some(name)
                 && u16::try_from(port.container_port).ok() == Some(workload.vllm.port)
         })
-}
-
-/// Ready pods of the workload and vLLM's container port, oldest first (a warm model).
-fn direct_pods(inventory: &Inventory, workload: &Workload) -> Vec<(ObjectRef, u16)> {
-    let mut pods: Vec<&Pod> = crate::workloads::live_pods(inventory, workload)
-        .into_iter()
-        .filter(|pod| is_ready(pod))
-        .collect();
-    pods.sort_by_key(|pod| start_time(pod));
-    pods.into_iter()
-        .filter_map(|pod| {
-            let name = pod.metadata.name.as_deref()?;
-            Some((
-                ObjectRef::new("pod", pod.metadata.namespace.as_deref(), name),
-                workload.vllm.port,
-            ))
-        })
-        .collect()
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    let status = pod.status.as_ref();
-    status.and_then(|status| status.phase.as_deref()) == Some("Running")
-        && status
-            .and_then(|status| status.conditions.as_ref())
-            .is_some_and(|conditions| {
-                conditions
-                    .iter()
-                    .any(|condition| condition.type_ == "Ready" && condition.status == "True")
-            })
 }
 
 fn start_time(pod: &Pod) -> Option<std::time::SystemTime> {
