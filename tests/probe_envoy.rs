@@ -10,7 +10,9 @@
 
 mod support;
 
-use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, MeshCertificates, ServerBootstrap};
+use kubectl_infermesh::envoy::bootstrap::{
+    ClientBootstrap, MeshCertificates, ServerBootstrap, StatsKnobs,
+};
 use kubectl_infermesh::envoy::launcher::{EnvoyProcess, LaunchOptions};
 use kubectl_infermesh::lab::{self, Pause, RunningServer, ServerConfig};
 use serde_json::Value;
@@ -302,6 +304,44 @@ async fn route_timeout_cuts_the_mesh_stream_and_counts_upstream_rq_timeout() {
     assert!(verdict.contains("direct completed"), "{verdict}");
     let notes = report["comparison"]["notes"].to_string();
     assert!(notes.contains("upstream_rq_timeout +1"), "{notes}");
+}
+
+/// With Istio's default stats trimming the cut still shows, but its counter cannot: the report
+/// says so and names the annotation that brings the counters back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trimmed_stats_are_a_gap_that_names_the_annotation() {
+    let mesh = Mesh::start(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client, _| {
+            client.knobs.route_timeout = Duration::from_secs(1);
+            client.stats = StatsKnobs::IstioDefault {
+                extra_prefixes: Vec::new(),
+            };
+        },
+    )
+    .await;
+    let run = mesh.probe(&["--max-tokens", "40"]).await;
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(path(&report, "mesh")["end"], "eof-without-done");
+    assert!(deltas(&report, "mesh", mesh.client.admin_url()).is_empty());
+    let gaps = report["gaps"].to_string();
+    assert!(
+        gaps.contains(&format!(
+            "Envoy counters of {} are trimmed",
+            mesh.client.admin_url()
+        )),
+        "{gaps}"
+    );
+    assert!(
+        gaps.contains(
+            r#"inclusionPrefixes: [\"cluster.outbound|8000||vllm.inference.svc.cluster.local\""#
+        ),
+        "{gaps}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

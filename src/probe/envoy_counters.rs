@@ -118,10 +118,18 @@ impl EnvoyCounters {
             .map(|(read, source)| match read {
                 Ok(stats) => {
                     let snapshot = Snapshot::take(&stats, &source.targets);
-                    if snapshot.has_trimmed_stats() {
+                    if snapshot.has_trimmed_stats()
+                        && let Some(advice) = snapshot.stats_matcher_advice()
+                    {
                         gaps.push(format!(
-                            "some Envoy counters of {} are trimmed by Istio's default stats matcher (only istio_requests_total is compared): add the proxyStatsMatcher annotation `diagnose` advises and restart the pod",
-                            source.name
+                            "Envoy counters of {} are trimmed by Istio's default stats matcher, so only istio_requests_total is compared: keep them with the pod annotation proxy.istio.io/config: '{{proxyStatsMatcher: {{inclusionPrefixes: [{}]}}}}' and restart the pod",
+                            source.name,
+                            advice
+                                .inclusion_prefixes
+                                .iter()
+                                .map(|prefix| format!("\"{prefix}\""))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ));
                     }
                     Some(snapshot)

@@ -447,3 +447,60 @@ fn pod_age(inventory: &Inventory, pod: &ObjectRef) -> Option<u64> {
         .ok()
         .map(|age| age.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn target(ports: serde_json::Value) -> TargetEvidence {
+        serde_json::from_value(json!({
+            "workload": {
+                "kind": "Deployment", "namespace": "llm", "name": "vllm", "replicas": 1,
+                "podLabels": {}, "podAnnotations": {},
+                "podSpec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai",
+                    "ports": [{"name": "http", "containerPort": 8000}]}]},
+                "vllm": {"container": "vllm", "port": 8000},
+                "detectedBy": "image"
+            },
+            "mesh": {
+                "istio": "installed", "sidecarMode": "classic", "sidecarReason": "",
+                "services": [{"namespace": "llm", "name": "vllm", "ports": ports}]
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_service_port_is_the_one_that_reaches_vllm() {
+        let named = target(json!([
+            {"name": "metrics", "port": 9090, "targetPort": "9090"},
+            {"name": "web", "port": 80, "targetPort": "http"}
+        ]));
+        assert_eq!(
+            service_of(&named),
+            Some(("vllm.llm.svc.cluster.local".to_string(), 80))
+        );
+        let numbered = target(json!([
+            {"port": 9090, "targetPort": "9090"},
+            {"port": 8080, "targetPort": "8000"}
+        ]));
+        assert_eq!(service_of(&numbered).unwrap().1, 8080);
+        let unset = target(json!([{"port": 8000}]));
+        assert_eq!(service_of(&unset).unwrap().1, 8000);
+        assert_eq!(service_of(&target(json!([]))), None);
+    }
+
+    #[test]
+    fn usage_errors_are_told_apart() {
+        assert!(LiveError::NothingToProbe.is_usage());
+        let invalid = Target::parse("vllm").unwrap_err();
+        assert!(LiveError::Target(invalid).is_usage());
+        assert!(
+            !LiveError::NoGateway {
+                workload: "deploy/vllm".to_string()
+            }
+            .is_usage()
+        );
+    }
+}
