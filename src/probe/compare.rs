@@ -263,8 +263,9 @@ pub fn describe_cold(result: &ColdResult) -> String {
         .connect_ms
         .map(|ms| format!(", connect {ms:.1} ms"))
         .unwrap_or_default();
+    let both_done = result.cold.end == EndReason::Done && result.warm.end == EndReason::Done;
     match (result.cold.ttft_ms, result.warm.ttft_ms) {
-        (Some(cold), Some(warm)) => format!(
+        (Some(cold), Some(warm)) if both_done => format!(
             "{}: fresh connection TTFT {cold:.1} ms{connect}, warm connection TTFT {warm:.1} ms ({:+.1} ms)",
             result.path.as_str(),
             cold - warm
@@ -384,6 +385,32 @@ mod tests {
         assert_eq!(
             lines,
             vec!["mesh: Envoy counted upstream_rq_timeout +1 on client (stream-timeout)"]
+        );
+    }
+
+    #[test]
+    fn a_cold_pair_that_was_cut_says_so() {
+        let done = result(PathKind::Mesh, EndReason::Done, 10, 100.0, 101.0);
+        let cut = result(
+            PathKind::Mesh,
+            EndReason::EofWithoutDone,
+            39,
+            2000.0,
+            3000.0,
+        );
+        let pair = |cold: &PathResult, warm: &PathResult| ColdResult {
+            path: PathKind::Mesh,
+            url: String::new(),
+            cold: cold.clone(),
+            warm: warm.clone(),
+            ttft_penalty_ms: Some(0.0),
+            warm_reused_connection: true,
+        };
+        assert!(describe_cold(&pair(&done, &done)).contains("fresh connection TTFT"));
+        let line = describe_cold(&pair(&cut, &done));
+        assert!(
+            line.contains("cold request cut at 2.0 s after 39 tokens"),
+            "{line}"
         );
     }
 

@@ -440,10 +440,10 @@ fn mode_verdict(report: &ProbeReport) -> String {
         .large
         .iter()
         .map(|r| (!r.complete, compare::describe_large(r)));
-    let cold = report
-        .cold
-        .iter()
-        .map(|r| (false, compare::describe_cold(r)));
+    let cold = report.cold.iter().map(|r| {
+        let failed = r.cold.end != EndReason::Done || r.warm.end != EndReason::Done;
+        (failed, compare::describe_cold(r))
+    });
     let lines: Vec<(bool, String)> = concurrency.chain(large).chain(cold).collect();
     lines
         .iter()
