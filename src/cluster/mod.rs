@@ -8,7 +8,9 @@ pub mod error;
 pub mod inventory;
 pub mod list;
 pub mod node_view;
+pub mod paths;
 pub mod portforward;
+pub mod selected;
 
 pub use args::ClusterArgs;
 pub use client::ClusterClient;
