@@ -485,6 +485,8 @@ mod tests {
         .unwrap();
         TargetEvidence {
             workload,
+            live_pods: Vec::new(),
+            nodes: Vec::new(),
             mesh: MeshContext {
                 istio: IstioPresence::Installed,
                 sidecar_mode: SidecarMode::Classic,
