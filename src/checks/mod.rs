@@ -6,7 +6,10 @@ pub mod cold_start;
 pub mod connection_pool;
 #[cfg(test)]
 mod examples_test;
+#[cfg(test)]
+mod envoy_scenarios;
 pub mod fixes;
+pub mod proxy;
 pub mod quantity;
 pub mod sidecar_overhead;
 pub mod stream_timeout;

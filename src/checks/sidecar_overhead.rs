@@ -41,6 +41,10 @@ struct ProxyRequests {
 
 pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     let workload = &target.workload;
+    // The proxy's reservation is read from the pod spec: unknown for an Endpoint.
+    if !workload.spec_known() {
+        return Vec::new();
+    }
     let Some(gpu) = workload.gpu.as_ref().filter(|gpu| gpu.count > 0) else {
         return Vec::new();
     };

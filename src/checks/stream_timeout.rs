@@ -19,7 +19,8 @@ use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::target::{inference_path, route_reaches, service_ports, upstream_clusters};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::duration::{display, parse};
-use crate::evidence::TargetEvidence;
+use super::proxy;
+use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::mesh::objects::{DestinationRule, EnvoyFilter, VirtualService};
 use crate::mesh::patches::{fields, on_inference_path, set_at, value_path};
 use crate::mesh::policy::{effective_policy, pool_limits};
@@ -28,9 +29,24 @@ use std::time::Duration;
 
 pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
     let expected = settings.expected_generation;
-    let mut findings = Vec::new();
-    for virtual_service in &target.mesh.virtual_services {
-        findings.extend(virtual_service_finding(target, virtual_service, expected));
+    let written: Vec<(ObjectRef, Option<Finding>)> = target
+        .mesh
+        .virtual_services
+        .iter()
+        .map(|virtual_service| {
+            (
+                istio_ref(IstioKind::VirtualService, virtual_service),
+                virtual_service_finding(target, virtual_service, expected),
+            )
+        })
+        .collect();
+    // What the proxies run wins: a VirtualService whose routes they show is judged there.
+    let (mut findings, shown) = proxy::stream::findings(target, expected, &written);
+    findings.extend(proxy::disagree::route_timeouts(target, expected));
+    for (object, finding) in written {
+        if !shown.contains(&object) {
+            findings.extend(finding);
+        }
     }
     findings.extend(destination_rule_findings(target, expected));
     for filter in &target.mesh.envoy_filters {
