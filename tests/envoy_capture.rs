@@ -147,7 +147,10 @@ async fn wait_for_connect_histogram(envoy: &EnvoyProcess) {
         if recorded {
             return;
         }
-        assert!(Instant::now() < deadline, "upstream_cx_connect_ms not flushed");
+        assert!(
+            Instant::now() < deadline,
+            "upstream_cx_connect_ms not flushed"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -23,10 +23,10 @@
 //!   buffered, and larger ones are not retried).
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
-use super::quantity::display_memory;
-use super::target::{inference_path, service_ports};
 use super::proxy;
 use super::proxy::buffers::{FilterKind, WrittenFilter};
+use super::quantity::display_memory;
+use super::target::{inference_path, service_ports};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::mesh::objects::{EnvoyConfigPatch, EnvoyFilter};

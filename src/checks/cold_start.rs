@@ -19,8 +19,8 @@
 //! mTLS DISABLE without warm-up. Nothing for pods outside the mesh.
 
 use super::fixes::{IstioKind, istio_ref, patch_instruction, workload_patch};
-use super::target::{pod_metadata_path, pod_spec_path, vllm_container};
 use super::proxy;
+use super::target::{pod_metadata_path, pod_spec_path, vllm_container};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::evidence::{SidecarMode, TargetEvidence, Workload};
 use k8s_openapi::api::core::v1::{Container, Probe};

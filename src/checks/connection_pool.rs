@@ -22,8 +22,8 @@
 //!   threshold, so ejected pods get no traffic at all).
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
-use super::target::upstream_clusters;
 use super::proxy;
+use super::target::upstream_clusters;
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::mesh::objects::{

@@ -5,9 +5,9 @@ pub mod buffer_limit;
 pub mod cold_start;
 pub mod connection_pool;
 #[cfg(test)]
-mod examples_test;
-#[cfg(test)]
 mod envoy_scenarios;
+#[cfg(test)]
+mod examples_test;
 pub mod fixes;
 pub mod proxy;
 pub mod quantity;

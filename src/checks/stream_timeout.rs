@@ -16,10 +16,10 @@
 //!   until the request is received).
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
+use super::proxy;
 use super::target::{inference_path, route_reaches, service_ports, upstream_clusters};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::duration::{display, parse};
-use super::proxy;
 use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::mesh::objects::{DestinationRule, EnvoyFilter, VirtualService};
 use crate::mesh::patches::{fields, on_inference_path, set_at, value_path};

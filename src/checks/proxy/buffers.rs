@@ -84,13 +84,22 @@ pub fn findings(target: &TargetEvidence, written: &[WrittenFilter]) -> (Vec<Find
         let filters = filters_on_path(proxy.config());
         let mut absorbed = Vec::new();
         for (index, written) in written.iter().enumerate() {
-            if written.reaches(&proxy) && filters.iter().any(|(_, _, filter)| {
-                filter.buffering.as_ref().map(FilterKind::of) == Some(written.kind)
-            }) {
+            if written.reaches(&proxy)
+                && filters.iter().any(|(_, _, filter)| {
+                    filter.buffering.as_ref().map(FilterKind::of) == Some(written.kind)
+                })
+            {
                 absorbed.push(index);
             }
         }
-        if let Some(finding) = proxy_finding(target, &proxy, &filters, estimate.as_ref(), written, &absorbed) {
+        if let Some(finding) = proxy_finding(
+            target,
+            &proxy,
+            &filters,
+            estimate.as_ref(),
+            written,
+            &absorbed,
+        ) {
             findings.push(finding);
         }
         covered.extend(absorbed);
@@ -142,8 +151,16 @@ fn hcm_routes<'a>(
         .iter()
         .filter(|route_config| match (&hcm.routes, &route_config.source) {
             (HcmRoutes::Rds(name), RouteSource::Rds { .. }) => route_config.name == *name,
-            (HcmRoutes::Inline(name), RouteSource::Inline { listener: owner, stat_prefix }) => {
-                route_config.name == *name && *owner == listener.name && *stat_prefix == hcm.stat_prefix
+            (
+                HcmRoutes::Inline(name),
+                RouteSource::Inline {
+                    listener: owner,
+                    stat_prefix,
+                },
+            ) => {
+                route_config.name == *name
+                    && *owner == listener.name
+                    && *stat_prefix == hcm.stat_prefix
             }
             _ => false,
         })
@@ -153,7 +170,12 @@ fn hcm_routes<'a>(
 }
 
 /// The smallest per-route `max_request_bytes` override of a buffer filter on the path.
-fn route_limit(config: &EffectiveConfig, listener: &ListenerConfig, hcm: &HcmConfig, filter: &str) -> Option<u64> {
+fn route_limit(
+    config: &EffectiveConfig,
+    listener: &ListenerConfig,
+    hcm: &HcmConfig,
+    filter: &str,
+) -> Option<u64> {
     hcm_routes(config, listener, hcm)
         .iter()
         .flat_map(|route| route.filter_overrides.iter())
@@ -191,20 +213,36 @@ fn facts(proxy: &Proxy, estimate: Option<&Estimate>) -> Vec<Fact> {
     let mut facts = Vec::new();
     let mut buffers_within_connection_limit = false;
     for (listener, hcm, filter) in filters_on_path(config) {
-        let Some(buffering) = &filter.buffering else { continue };
-        let path = |field: &str| hcm_path(listener, hcm, &format!("http_filters[{}]{field}", filter.name));
+        let Some(buffering) = &filter.buffering else {
+            continue;
+        };
+        let path = |field: &str| {
+            hcm_path(
+                listener,
+                hcm,
+                &format!("http_filters[{}]{field}", filter.name),
+            )
+        };
         let listener_limit = listener.per_connection_buffer_limit_bytes.value;
         let request_limit = |limit: Option<u64>, what: &str| -> Fact {
-            let over = limit.is_some_and(|limit| estimate.is_none_or(|estimate| limit < estimate.bytes));
+            let over =
+                limit.is_some_and(|limit| estimate.is_none_or(|estimate| limit < estimate.bytes));
             let (severity, headline, note) = match limit {
                 Some(limit) if over => (
                     Severity::Warning,
-                    format!("holds whole prompts up to {} ({what}); {}", size(limit), largest(estimate)),
+                    format!(
+                        "holds whole prompts up to {} ({what}); {}",
+                        size(limit),
+                        largest(estimate)
+                    ),
                     format!("longer prompts get 413; {}", largest(estimate)),
                 ),
                 Some(limit) => (
                     Severity::Info,
-                    format!("holds each prompt before forwarding it ({what}, limit {})", size(limit)),
+                    format!(
+                        "holds each prompt before forwarding it ({what}, limit {})",
+                        size(limit)
+                    ),
                     format!("covers the largest prompt; {}", largest(estimate)),
                 ),
                 None => (
@@ -218,7 +256,10 @@ fn facts(proxy: &Proxy, estimate: Option<&Estimate>) -> Vec<Fact> {
                     severity,
                     headline,
                     line: proxy
-                        .line(path("/max_request_bytes"), limit.map_or("<unset>".to_string(), |limit| limit.to_string()))
+                        .line(
+                            path("/max_request_bytes"),
+                            limit.map_or("<unset>".to_string(), |limit| limit.to_string()),
+                        )
                         .with_note(note),
                     explains: &["downstream_rq_too_large", "413"],
                 },
@@ -238,7 +279,7 @@ fn facts(proxy: &Proxy, estimate: Option<&Estimate>) -> Vec<Fact> {
                     severity: Severity::Info,
                     headline: format!(
                         "sends prompts to ext_authz (partial messages allowed, up to {})",
-                        max_request_bytes.map_or("<unset>".to_string(), |bytes| size(bytes))
+                        max_request_bytes.map_or("<unset>".to_string(), size)
                     ),
                     line: proxy.line(path(""), filter.name.clone()).with_note(
                         "buffers up to max_request_bytes of each prompt before authorising; larger prompts pass",
@@ -391,7 +432,11 @@ fn proxy_finding(
         |happened, explaining| {
             let counted: Vec<String> = happened.iter().map(Happened::short).collect();
             match explaining {
-                Some(item) => format!("{label} failed bodies over a buffer limit ({}): it {}", counted.join(", "), item.headline),
+                Some(item) => format!(
+                    "{label} failed bodies over a buffer limit ({}): it {}",
+                    counted.join(", "),
+                    item.headline
+                ),
                 None => format!(
                     "{label} failed bodies over a buffer limit ({}); no buffering on the path explains it now",
                     counted.join(", ")
@@ -414,7 +459,9 @@ fn proxy_finding(
     }
     let mut fix = None;
     for index in absorbed {
-        let Some(written) = written.get(*index) else { continue };
+        let Some(written) = written.get(*index) else {
+            continue;
+        };
         for line in &written.finding.evidence {
             finding = finding.evidence(line.clone().with_note(format!(
                 "{}; the proxy runs this filter",
@@ -431,10 +478,17 @@ fn proxy_finding(
     }
     let worst = facts
         .iter()
-        .filter(|fact| finding.evidence.iter().any(|line| line.path == fact.item.line.path))
+        .filter(|fact| {
+            finding
+                .evidence
+                .iter()
+                .any(|line| line.path == fact.item.line.path)
+        })
         .max_by_key(|fact| fact.item.severity);
     if fix.is_none() && finding.severity > Severity::Info {
-        fix = worst.and_then(|fact| fact.change).map(|change| change_fix(target, proxy, filters, change, estimate));
+        fix = worst
+            .and_then(|fact| fact.change)
+            .map(|change| change_fix(target, proxy, filters, change, estimate));
     }
     let fix = if finding.severity > Severity::Info {
         fixes::with_stats_matcher(target, proxy, &finding, fix)
@@ -461,14 +515,20 @@ fn change_fix(
     };
     let namespace = match proxy.role() {
         crate::envoy::config_dump::EnvoyRole::Server => target.workload.namespace.clone(),
-        _ => proxy.object.namespace.clone().unwrap_or_else(|| "istio-system".into()),
+        _ => proxy
+            .object
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "istio-system".into()),
     };
     match change {
         Change::FilterLimit(kind) => {
             let name = filters
                 .iter()
                 .find(|(_, _, filter)| filter.buffering.as_ref().map(FilterKind::of) == Some(kind))
-                .map_or("envoy.filters.http.buffer".to_string(), |(_, _, filter)| filter.name.clone());
+                .map_or("envoy.filters.http.buffer".to_string(), |(_, _, filter)| {
+                    filter.name.clone()
+                });
             let value = match kind {
                 FilterKind::ExtAuthz => json!({"typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
@@ -546,19 +606,27 @@ fn change_fix(
 
 /// EnvoyFilter patches that add a buffering filter on a side whose proxy runs none: the patch
 /// does not reach that proxy, or was rejected.
-pub fn filters_not_applied(target: &TargetEvidence, written: &[WrittenFilter]) -> (Vec<Finding>, Vec<usize>) {
+pub fn filters_not_applied(
+    target: &TargetEvidence,
+    written: &[WrittenFilter],
+) -> (Vec<Finding>, Vec<usize>) {
     let proxies = super::proxies(target);
     let mut findings = Vec::new();
     let mut replaced = Vec::new();
     for (index, filter) in written.iter().enumerate() {
-        let reached: Vec<&Proxy> = proxies.iter().filter(|proxy| filter.reaches(proxy)).collect();
+        let reached: Vec<&Proxy> = proxies
+            .iter()
+            .filter(|proxy| filter.reaches(proxy))
+            .collect();
         if reached.is_empty() {
             continue;
         }
         let runs = reached.iter().any(|proxy| {
             filters_on_path(proxy.config())
                 .iter()
-                .any(|(_, _, running)| running.buffering.as_ref().map(FilterKind::of) == Some(filter.kind))
+                .any(|(_, _, running)| {
+                    running.buffering.as_ref().map(FilterKind::of) == Some(filter.kind)
+                })
         });
         if runs {
             continue;

@@ -13,7 +13,7 @@ use crate::duration::{display, parse};
 use crate::envoy::config_dump::{EnvoyRole, RouteView, Setting};
 use crate::evidence::TargetEvidence;
 use crate::mesh::objects::VirtualService;
-use crate::mesh::policy::{effective_policy, pool_limits};
+use crate::mesh::policy::{Sourced, effective_policy, pool_limits};
 use std::time::Duration;
 
 fn client_side(proxy: &Proxy) -> bool {
@@ -42,7 +42,11 @@ pub fn route_timeouts(target: &TargetEvidence, expected: Duration) -> Vec<Findin
             let named: Vec<&RouteView> = routes
                 .iter()
                 .filter(|view| {
-                    view.route.istio_config.as_deref().and_then(istio_object).as_ref()
+                    view.route
+                        .istio_config
+                        .as_deref()
+                        .and_then(istio_object)
+                        .as_ref()
                         == Some(&object)
                 })
                 .collect();
@@ -182,6 +186,10 @@ fn differs(
     )
 }
 
+/// A DestinationRule limit as written, the threshold the proxy runs, its field path and the
+/// Envoy API field that names its default.
+type Compared<'a> = (Option<&'a Sourced<i64>>, &'a Setting<u64>, &'a str, &'a str);
+
 /// DestinationRule connection-pool limits against the thresholds of the client-side clusters
 /// they become (DESIGN.md "DestinationRule → Envoy cluster").
 pub fn pool_limits_applied(target: &TargetEvidence) -> Vec<Finding> {
@@ -203,7 +211,7 @@ pub fn pool_limits_applied(target: &TargetEvidence) -> Vec<Finding> {
                 continue;
             };
             let breakers = &cluster.circuit_breakers;
-            let pairs: [(Option<&crate::mesh::policy::Sourced<i64>>, &Setting<u64>, &str, &str); 3] = [
+            let pairs: [Compared; 3] = [
                 (
                     limits.max_connections.as_ref(),
                     &breakers.max_connections,
@@ -233,8 +241,12 @@ pub fn pool_limits_applied(target: &TargetEvidence) -> Vec<Finding> {
                 }
                 stricter_proxy |= running.value < written_value;
                 lines.push(
-                    EvidenceLine::new(object.clone(), written.path.clone(), written.value.to_string())
-                        .with_note("as written"),
+                    EvidenceLine::new(
+                        object.clone(),
+                        written.path.clone(),
+                        written.value.to_string(),
+                    )
+                    .with_note("as written"),
                 );
                 lines.push(
                     proxy
@@ -248,13 +260,20 @@ pub fn pool_limits_applied(target: &TargetEvidence) -> Vec<Finding> {
                 if running != Some(written_value) {
                     stricter_proxy |= running.is_some_and(|value| value < written_value);
                     lines.push(
-                        EvidenceLine::new(object.clone(), written.path.clone(), written.value.to_string())
-                            .with_note("as written"),
+                        EvidenceLine::new(
+                            object.clone(),
+                            written.path.clone(),
+                            written.value.to_string(),
+                        )
+                        .with_note("as written"),
                     );
                     lines.push(
                         proxy
                             .line(
-                                cluster_path(cluster, "common_http_protocol_options/max_requests_per_connection"),
+                                cluster_path(
+                                    cluster,
+                                    "common_http_protocol_options/max_requests_per_connection",
+                                ),
                                 running.map_or("<unset>".to_string(), |value| value.to_string()),
                             )
                             .with_note("what the proxy runs"),

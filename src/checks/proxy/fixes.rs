@@ -120,7 +120,11 @@ impl PoolFields {
 }
 
 /// Raise the circuit-breaker limits for `host` through its DestinationRule.
-pub fn destination_rule_pool(named: Option<&ObjectRef>, host: &str, fields: &PoolFields) -> FixText {
+pub fn destination_rule_pool(
+    named: Option<&ObjectRef>,
+    host: &str,
+    fields: &PoolFields,
+) -> FixText {
     let pool = fields.connection_pool();
     match named {
         Some(object) => {
@@ -226,7 +230,10 @@ pub fn pod_template_words(proxy: &Proxy, target: &TargetEvidence) -> String {
 pub fn stats_matcher(proxy: &Proxy, target: &TargetEvidence, trimmed: &Trimmed) -> FixText {
     let workload = &target.workload;
     if proxy.role() == EnvoyRole::Server && workload.spec_known() {
-        let existing = workload.pod_annotations.get(PROXY_CONFIG).map(String::as_str);
+        let existing = workload
+            .pod_annotations
+            .get(PROXY_CONFIG)
+            .map(String::as_str);
         if let Ok(config) = trimmed.advice.merge_into_proxy_config(existing, false) {
             let patch = json!({"metadata": {"annotations": {PROXY_CONFIG: config}}});
             if let Some(yaml) = workload_patch(workload, patch) {

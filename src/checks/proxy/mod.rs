@@ -103,9 +103,7 @@ impl<'a> Proxy<'a> {
                 reading.kind != StatKind::Histogram
                     && reading.value > 0
                     && !key.starts_with("istio_requests_total")
-                    && leaves
-                        .iter()
-                        .any(|leaf| key.ends_with(&format!(".{leaf}")))
+                    && leaves.iter().any(|leaf| key.ends_with(&format!(".{leaf}")))
             })
             .map(|(_, reading)| reading)
             .collect()

@@ -126,10 +126,14 @@ fn cluster_finding(
 ) -> Option<Finding> {
     let limits = limits(proxy, cluster, capacity);
     let scope = format!("cluster.{}.", cluster.stat_scope());
-    let happened: Vec<Happened> = observed::happened(proxy, &OVERFLOW_COUNTERS, &OVERFLOW_FLAGS, &[])
-        .into_iter()
-        .filter(|moved| moved.reading.stat.starts_with("istio_requests_total") || stat_in(&moved.reading.stat, &scope))
-        .collect();
+    let happened: Vec<Happened> =
+        observed::happened(proxy, &OVERFLOW_COUNTERS, &OVERFLOW_FLAGS, &[])
+            .into_iter()
+            .filter(|moved| {
+                moved.reading.stat.starts_with("istio_requests_total")
+                    || stat_in(&moved.reading.stat, &scope)
+            })
+            .collect();
     let label = proxy.label();
     let name = cluster.name.clone();
     let mut finding = observed::finding(

@@ -190,7 +190,11 @@ fn limits(proxy: &Proxy, expected: Duration) -> Vec<Limit> {
                 place: place(),
             });
         }
-        if let Some(duration) = route.idle_timeout.as_ref().and_then(|idle| shorter(idle, expected)) {
+        if let Some(duration) = route
+            .idle_timeout
+            .as_ref()
+            .and_then(|idle| shorter(idle, expected))
+        {
             found.push(Limit {
                 item: idle_item(
                     proxy,
@@ -216,7 +220,10 @@ fn limits(proxy: &Proxy, expected: Duration) -> Vec<Limit> {
                             route_path(&view, "max_stream_duration/max_stream_duration"),
                             display(duration),
                         )
-                        .with_note(format!("{}: a deadline on the whole stream", shorter_note(expected))),
+                        .with_note(format!(
+                            "{}: a deadline on the whole stream",
+                            shorter_note(expected)
+                        )),
                     explains: &["upstream_rq_max_duration_reached", "UMSDR"],
                 },
                 place: place(),
@@ -233,7 +240,10 @@ fn limits(proxy: &Proxy, expected: Duration) -> Vec<Limit> {
                         severity: Severity::Critical,
                         headline: critical(duration, "per-try timeout", expected),
                         line: proxy
-                            .line(route_path(&view, "retry_policy/per_try_timeout"), display(duration))
+                            .line(
+                                route_path(&view, "retry_policy/per_try_timeout"),
+                                display(duration),
+                            )
                             .with_note(format!(
                                 "{}: each attempt, streaming included, is cut at {}",
                                 shorter_note(expected),
@@ -313,10 +323,17 @@ fn limits(proxy: &Proxy, expected: Duration) -> Vec<Limit> {
                     headline: critical(duration, "HCM max stream duration", expected),
                     line: proxy
                         .line(
-                            hcm_path(listener, hcm, "common_http_protocol_options/max_stream_duration"),
+                            hcm_path(
+                                listener,
+                                hcm,
+                                "common_http_protocol_options/max_stream_duration",
+                            ),
                             display(duration),
                         )
-                        .with_note(format!("{}: a deadline on every stream of this listener", shorter_note(expected))),
+                        .with_note(format!(
+                            "{}: a deadline on every stream of this listener",
+                            shorter_note(expected)
+                        )),
                     explains: &["UMSDR"],
                 },
                 place: Place::Hcm("max_stream_duration"),
@@ -336,7 +353,11 @@ fn limits(proxy: &Proxy, expected: Duration) -> Vec<Limit> {
                     ),
                     line: proxy
                         .line(
-                            hcm_path(listener, hcm, "common_http_protocol_options/max_connection_duration"),
+                            hcm_path(
+                                listener,
+                                hcm,
+                                "common_http_protocol_options/max_connection_duration",
+                            ),
                             display(duration),
                         )
                         .with_note(format!(
@@ -373,10 +394,16 @@ fn limits(proxy: &Proxy, expected: Duration) -> Vec<Limit> {
                     headline: critical(duration, "upstream max stream duration", expected),
                     line: proxy
                         .line(
-                            cluster_path(cluster, "common_http_protocol_options/max_stream_duration"),
+                            cluster_path(
+                                cluster,
+                                "common_http_protocol_options/max_stream_duration",
+                            ),
                             display(duration),
                         )
-                        .with_note(format!("{}: a deadline on every upstream stream", shorter_note(expected))),
+                        .with_note(format!(
+                            "{}: a deadline on every upstream stream",
+                            shorter_note(expected)
+                        )),
                     explains: &["upstream_rq_max_duration_reached", "UMSDR"],
                 },
                 place: Place::Cluster,
@@ -519,7 +546,9 @@ fn edge_profile(proxy: &Proxy, expected: Duration) -> Option<EdgeProfile> {
                         hcm_path(listener, hcm, "request_headers_timeout"),
                         hcm.request_headers_timeout.value.text.clone(),
                     )
-                    .with_note("EDGE's 60s request headers timeout: harmless for inference clients"),
+                    .with_note(
+                        "EDGE's 60s request headers timeout: harmless for inference clients",
+                    ),
             );
         }
         let buffer_note = "EDGE's 32 KiB buffers: larger requests are not retried or mirrored, and a buffering \
@@ -652,10 +681,12 @@ fn fix_for(
                     let lines = written
                         .evidence
                         .iter()
-                        .map(|line| line.clone().with_note(format!(
-                            "{}; the proxy runs it",
-                            line.note.as_deref().unwrap_or("as written")
-                        )))
+                        .map(|line| {
+                            line.clone().with_note(format!(
+                                "{}; the proxy runs it",
+                                line.note.as_deref().unwrap_or("as written")
+                            ))
+                        })
                         .collect();
                     let fix = written
                         .fix
@@ -671,7 +702,9 @@ fn fix_for(
                     ),
                     String::new(),
                 ),
-                None => fixes::route_timeout(Some(object), &host, port, &wanted, proxy.is_gateway()),
+                None => {
+                    fixes::route_timeout(Some(object), &host, port, &wanted, proxy.is_gateway())
+                }
             }
         }
         Place::Route(_) => fixes::route_timeout(None, &host, port, &wanted, proxy.is_gateway()),

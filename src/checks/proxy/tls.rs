@@ -94,7 +94,8 @@ fn counter_lines(proxy: &Proxy, facts: &mut TlsFacts) {
                 continue;
             };
             if proxy.role() != EnvoyRole::Server {
-                facts.connect_p99_ms = Some(facts.connect_p99_ms.map_or(p99, |known| known.max(p99)));
+                facts.connect_p99_ms =
+                    Some(facts.connect_p99_ms.map_or(p99, |known| known.max(p99)));
             }
             facts.lines.push(
                 proxy
@@ -123,9 +124,9 @@ fn counter_lines(proxy: &Proxy, facts: &mut TlsFacts) {
             && reading.value > 0
         {
             facts.lines.push(
-                proxy
-                    .line(stat, reading.value.to_string())
-                    .with_note("TLS handshakes that failed: requests on those connections failed too"),
+                proxy.line(stat, reading.value.to_string()).with_note(
+                    "TLS handshakes that failed: requests on those connections failed too",
+                ),
             );
         }
     }
