@@ -1,5 +1,5 @@
 //! The checks on real Envoy evidence: config_dump and /stats captured from Envoy pairs that
-//! reproduced each failure mode (`tests/envoy_capture.rs`, `tests/fixtures/envoy/scenarios/`).
+//! reproduced each failure mode (`tests/envoy_scenarios.rs`, `tests/fixtures/envoy/scenarios/`).
 
 use super::test_support::{
     assert_well_formed, endpoint_target, lab_target, object, scenario_envoy, scenario_pair,

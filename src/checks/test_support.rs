@@ -114,7 +114,7 @@ pub fn assert_well_formed(findings: &[Finding]) {
     }
 }
 
-/// One Envoy of a scenario captured from a real Envoy pair by `tests/envoy_capture.rs`
+/// One Envoy of a scenario captured from a real Envoy pair by `tests/envoy_scenarios.rs`
 /// (`tests/fixtures/envoy/scenarios/<scenario>/<side>.{config_dump.json,stats.txt}`), read as
 /// saved evidence for the lab's service `vllm.inference.svc.cluster.local:8000`.
 pub fn scenario_envoy(scenario: &str, side: &str) -> crate::envoy::EnvoyEvidence {

@@ -9,20 +9,27 @@
 //!
 //! The checks' unit tests read these files (`src/checks/envoy_scenarios.rs`). To make them again:
 //!
-//!   cargo test --test envoy_capture -- --ignored --test-threads 1
+//!   cargo test --test envoy_scenarios capture -- --ignored --test-threads 1
 //!
-//! Ignored by default: it rewrites files under version control, and the checks' tests must keep
-//! judging the same captured facts.
+//! The `capture_*` tests are ignored by default: they rewrite files under version control, and
+//! the checks' tests must keep judging the same captured facts. The `diagnose_*` tests run the
+//! same scenarios live and judge what `EnvoyEvidence::gather` reads from both admin APIs, for a
+//! service known only through Envoy (no pod spec): the failure mode must be the root cause from
+//! Envoy evidence alone, and the healthy pair must have none.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use kubectl_infermesh::checks::{Basis, CheckId, Settings, Severity};
+use kubectl_infermesh::envoy::EnvoyEvidence;
 use kubectl_infermesh::envoy::bootstrap::{
     ClientBootstrap, LAB_HOST, LAB_PORT, MeshCertificates, ServerBootstrap, StatsKnobs,
 };
 use kubectl_infermesh::envoy::launcher::{EnvoyProcess, LaunchOptions};
+use kubectl_infermesh::evidence::{Evidence, TargetEvidence};
 use kubectl_infermesh::lab::{self, Pause, RunningServer, ServerConfig};
+use kubectl_infermesh::verdict::{Confidence, TargetDiagnosis, diagnose};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -181,9 +188,8 @@ async fn save(pair: &Pair, name: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "rewrites tests/fixtures/envoy/scenarios/healthy"]
-async fn capture_healthy() {
+/// The `healthy` scenario, after its traffic.
+async fn run_healthy() -> Pair {
     let pair = start_pair(
         ServerConfig {
             tokens_per_second: 200.0,
@@ -200,12 +206,11 @@ async fn capture_healthy() {
     wait_for_stat(&pair.client, ".ssl.handshake", 1).await;
     wait_for_connect_histogram(&pair.client).await;
     assert_eq!(pair.lab.served().finished, 3);
-    save(&pair, "healthy").await;
+    pair
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "rewrites tests/fixtures/envoy/scenarios/route-timeout"]
-async fn capture_route_timeout() {
+/// The `route-timeout` scenario, after its traffic.
+async fn run_route_timeout() -> Pair {
     let pair = start_pair(
         ServerConfig {
             tokens_per_second: 20.0,
@@ -219,12 +224,11 @@ async fn capture_route_timeout() {
     assert_eq!(status, 200);
     assert!(!body.contains("data: [DONE]"), "cut: {body}");
     wait_for_stat(&pair.client, ".upstream_rq_timeout", 1).await;
-    save(&pair, "route-timeout").await;
+    pair
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "rewrites tests/fixtures/envoy/scenarios/route-timeout-trimmed-stats"]
-async fn capture_route_timeout_with_istio_stats_trimming() {
+/// The `route-timeout-trimmed-stats` scenario, after its traffic.
+async fn run_route_timeout_trimmed() -> Pair {
     let pair = start_pair(
         ServerConfig {
             tokens_per_second: 20.0,
@@ -251,12 +255,11 @@ async fn capture_route_timeout_with_istio_stats_trimming() {
         !stats.contains("upstream_rq_timeout"),
         "Istio's default matcher trims the cluster stats"
     );
-    save(&pair, "route-timeout-trimmed-stats").await;
+    pair
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "rewrites tests/fixtures/envoy/scenarios/stream-idle-timeout"]
-async fn capture_stream_idle_timeout() {
+/// The `stream-idle-timeout` scenario, after its traffic.
+async fn run_stream_idle_timeout() -> Pair {
     let pair = start_pair(
         ServerConfig {
             tokens_per_second: 100.0,
@@ -273,12 +276,11 @@ async fn capture_stream_idle_timeout() {
     assert_eq!(status, 200);
     assert!(!body.contains("data: [DONE]"), "cut in the pause: {body}");
     wait_for_stat(&pair.server, ".downstream_rq_idle_timeout", 1).await;
-    save(&pair, "stream-idle-timeout").await;
+    pair
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "rewrites tests/fixtures/envoy/scenarios/circuit-breaker"]
-async fn capture_circuit_breaker_overflow() {
+/// The `circuit-breaker` scenario, after its traffic.
+async fn run_circuit_breaker() -> Pair {
     let pair = start_pair(
         ServerConfig {
             tokens_per_second: 20.0,
@@ -309,12 +311,11 @@ async fn capture_circuit_breaker_overflow() {
     wait_for_stat(&pair.client, ".upstream_rq_pending_overflow", 1).await;
     assert_eq!(first.await.unwrap().0, 200);
     assert_eq!(second.await.unwrap().0, 200);
-    save(&pair, "circuit-breaker").await;
+    pair
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "rewrites tests/fixtures/envoy/scenarios/buffer-filter"]
-async fn capture_buffering_filters_over_a_small_limit() {
+/// The `buffer-filter` scenario, after its traffic.
+async fn run_buffer_filter() -> Pair {
     let pair = start_pair(
         ServerConfig {
             tokens_per_second: 0.0,
@@ -337,12 +338,11 @@ async fn capture_buffering_filters_over_a_small_limit() {
     let (status, _) = post(pair.entry, large).await;
     assert_eq!(status, 413);
     wait_for_stat(&pair.client, ".downstream_rq_too_large", 1).await;
-    save(&pair, "buffer-filter").await;
+    pair
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "rewrites tests/fixtures/envoy/scenarios/edge-gateway-profile"]
-async fn capture_edge_gateway_profile() {
+/// The `edge-gateway-profile` scenario, after its traffic.
+async fn run_edge_gateway_profile() -> Pair {
     // What Istio's ConnectionSettings EDGE profile writes on a gateway: 32 KiB listener and
     // cluster buffers, 5m request timeout, 5m stream idle timeout. Nothing fails within a test's
     // time: the profile is caught from config.
@@ -363,5 +363,199 @@ async fn capture_edge_gateway_profile() {
     assert_eq!(status, 200);
     assert!(body.contains("data: [DONE]"), "{body}");
     wait_for_stat(&pair.client, ".ssl.handshake", 1).await;
-    save(&pair, "edge-gateway-profile").await;
+    pair
+}
+
+// ---- capture: run once to rewrite the fixtures ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/healthy"]
+async fn capture_healthy() {
+    save(&run_healthy().await, "healthy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/route-timeout"]
+async fn capture_route_timeout() {
+    save(&run_route_timeout().await, "route-timeout").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/route-timeout-trimmed-stats"]
+async fn capture_route_timeout_with_istio_stats_trimming() {
+    save(
+        &run_route_timeout_trimmed().await,
+        "route-timeout-trimmed-stats",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/stream-idle-timeout"]
+async fn capture_stream_idle_timeout() {
+    save(&run_stream_idle_timeout().await, "stream-idle-timeout").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/circuit-breaker"]
+async fn capture_circuit_breaker_overflow() {
+    save(&run_circuit_breaker().await, "circuit-breaker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/buffer-filter"]
+async fn capture_buffering_filters_over_a_small_limit() {
+    save(&run_buffer_filter().await, "buffer-filter").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/edge-gateway-profile"]
+async fn capture_edge_gateway_profile() {
+    save(&run_edge_gateway_profile().await, "edge-gateway-profile").await;
+}
+
+// ---- diagnose: each scenario live, judged from Envoy evidence alone ----
+
+/// Reads both Envoys as `--admin-url` would, for a service known only through them, and runs
+/// the checks and the verdict.
+async fn diagnose_pair(pair: &Pair, expected_generation: &str) -> TargetDiagnosis {
+    let mut envoy = Vec::new();
+    for envoy_process in [&pair.client, &pair.server] {
+        envoy.push(
+            EnvoyEvidence::gather(
+                envoy_process.admin(),
+                envoy_process.admin_url(),
+                LAB_HOST,
+                LAB_PORT,
+            )
+            .await,
+        );
+    }
+    let mut target: TargetEvidence = serde_json::from_value(json!({
+        "workload": {
+            "kind": "Endpoint",
+            "namespace": "inference",
+            "name": "vllm",
+            "replicas": 1,
+            "podSpec": {"containers": []},
+            "vllm": {"container": "", "port": LAB_PORT},
+            "detectedBy": "Envoy admin",
+        },
+        "mesh": {"istio": "unknown", "sidecarMode": "none", "sidecarReason": "known only through Envoy admin"},
+    }))
+    .unwrap();
+    target.envoy = envoy;
+    let evidence: Evidence = serde_json::from_value(json!({
+        "schemaVersion": 1,
+        "sources": ["envoy-admin"],
+        "expectedGeneration": expected_generation,
+        "targets": [target],
+    }))
+    .unwrap();
+    let settings = Settings {
+        expected_generation: evidence.expected_generation,
+    };
+    let mut diagnosis = diagnose(&evidence, &settings, Severity::Warning);
+    diagnosis.targets.remove(0)
+}
+
+/// The root cause is `id` with `basis`, and `confidence`.
+fn assert_root(diagnosis: &TargetDiagnosis, id: CheckId, basis: Basis, confidence: Confidence) {
+    let root = diagnosis
+        .root_cause
+        .as_ref()
+        .unwrap_or_else(|| panic!("no root cause: {:#?}", diagnosis.findings));
+    assert_eq!(
+        (root.id, root.basis, root.confidence),
+        (id, basis, confidence),
+        "{root:#?}\n{:#?}",
+        diagnosis.findings
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_healthy_pair_names_no_root_cause() {
+    let diagnosis = diagnose_pair(&run_healthy().await, "300s").await;
+    assert!(diagnosis.root_cause.is_none(), "{:#?}", diagnosis.findings);
+    assert!(diagnosis.gaps.is_empty(), "{:?}", diagnosis.gaps);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_route_timeout_from_the_counter_that_moved() {
+    let diagnosis = diagnose_pair(&run_route_timeout().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::StreamTimeout,
+        Basis::Runtime,
+        Confidence::High,
+    );
+    assert!(
+        diagnosis.also_contributing.is_empty(),
+        "{:?}",
+        diagnosis.also_contributing
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_route_timeout_with_trimmed_stats_from_config() {
+    let diagnosis = diagnose_pair(&run_route_timeout_trimmed().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::StreamTimeout,
+        Basis::Effective,
+        Confidence::High,
+    );
+    let fix = diagnosis.findings[0].fix.as_ref().unwrap();
+    assert!(fix.yaml.contains("proxyStatsMatcher"), "{}", fix.yaml);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_stream_idle_timeout_during_a_pause() {
+    let diagnosis = diagnose_pair(&run_stream_idle_timeout().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::StreamTimeout,
+        Basis::Runtime,
+        Confidence::High,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_circuit_breaker_overflow() {
+    let diagnosis = diagnose_pair(&run_circuit_breaker().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::ConnectionPool,
+        Basis::Runtime,
+        Confidence::High,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_buffering_filter_over_its_limit() {
+    let diagnosis = diagnose_pair(&run_buffer_filter().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::BufferLimit,
+        Basis::Runtime,
+        Confidence::High,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_edge_gateway_profile_from_config() {
+    let diagnosis = diagnose_pair(&run_edge_gateway_profile().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::StreamTimeout,
+        Basis::Effective,
+        Confidence::Medium,
+    );
+    assert!(
+        diagnosis.findings[0]
+            .title
+            .contains("EDGE connection profile"),
+        "{}",
+        diagnosis.findings[0].title
+    );
 }
