@@ -21,6 +21,11 @@
 //!   before forwarding it); a wasm filter (it may buffer; that cannot be seen statically); a
 //!   small connection limit with no buffering filter (only retried or mirrored requests are
 //!   buffered, and larger ones are not retried).
+//!
+//! When Envoys on the path were read, the filters and limits they run win (`proxy::buffers`): an
+//! EnvoyFilter's filter that a proxy of its context runs is judged there (with the patch's lines
+//! and fix); one that no such proxy runs is reported as not applied; `downstream_rq_too_large`,
+//! `rs_too_large`, `retry_or_shadow_abandoned` or 413s make the finding critical and runtime.
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::proxy;

@@ -17,6 +17,11 @@
 //! **info** for a warm-up without `holdApplicationUntilProxyStarts` on a classic sidecar, for
 //! ambient pods without warm-up (ztunnel does the mTLS and no sidecar races the app), and for
 //! mTLS DISABLE without warm-up. Nothing for pods outside the mesh.
+//!
+//! When Envoys on the path were read, whether TLS is in effect comes from them (`proxy::tls`:
+//! the client cluster's transport socket, the sidecar listener's), not from the PeerAuthentication
+//! guess, with handshake counts and connect times as evidence. Without a pod spec (an Endpoint)
+//! only that is judged, as info.
 
 use super::fixes::{IstioKind, istio_ref, patch_instruction, workload_patch};
 use super::proxy;

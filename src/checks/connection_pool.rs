@@ -20,6 +20,11 @@
 //!   detection that ejects a pod after at most 5 consecutive 5xx or gateway errors (Envoy's
 //!   default 5 applies when `consecutive5xxErrors` is unset; Istio disables the panic
 //!   threshold, so ejected pods get no traffic at all).
+//!
+//! When Envoys on the path were read, the circuit breakers they run win (`proxy::pool`): judged
+//! against the same capacity, critical and runtime when an overflow counter, an open breaker
+//! gauge or the UO flag moved. A DestinationRule whose cluster a proxy shows is judged there;
+//! where the rule and the cluster's thresholds differ, that is a finding of its own.
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::proxy;

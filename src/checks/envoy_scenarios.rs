@@ -786,3 +786,73 @@ fn with_a_pod_spec_the_sidecar_checks_still_run_and_mtls_comes_from_the_proxies(
         paths(cold[0])
     );
 }
+
+#[test]
+fn fields_absent_from_the_dump_are_judged_at_envoys_named_defaults() {
+    // A raw Envoy (not istiod's): the route has no timeout, the cluster no circuit breakers.
+    let dump = r#"{"configs":[
+      {"@type":"type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+       "static_clusters":[{"cluster":{"name":"outbound|8000||vllm.inference.svc.cluster.local","type":"STATIC"}}]},
+      {"@type":"type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
+       "static_route_configs":[{"route_config":{"name":"local","virtual_hosts":[{"name":"vllm","domains":["*"],
+         "routes":[{"match":{"prefix":"/"},"route":{"cluster":"outbound|8000||vllm.inference.svc.cluster.local"}}]}]}}]}
+    ]}"#;
+    let envoy = EnvoyEvidence::from_saved(
+        "http://127.0.0.1:9901",
+        "vllm.inference.svc.cluster.local",
+        8000,
+        dump,
+        None,
+    )
+    .unwrap();
+    let mut target = endpoint_target(vec![envoy]);
+    let findings = super::stream_timeout::check(&target, &settings());
+    assert_well_formed(&findings);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(
+        (findings[0].severity, findings[0].basis),
+        (Severity::Critical, Basis::Effective)
+    );
+    let timeout = &findings[0].evidence[0];
+    assert_eq!(
+        timeout.value,
+        "15s (not in the dump: Envoy's default for RouteAction.timeout)"
+    );
+    assert!(
+        timeout
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("raw Envoy's default is 15s")
+    );
+    // No /stats were read: the finding says it cannot tell whether streams were already cut.
+    assert!(
+        findings[0]
+            .assumptions
+            .iter()
+            .any(|text| text.contains("were not read")),
+        "{:?}",
+        findings[0].assumptions
+    );
+
+    // Envoy's default 1024 connections is below 8 replicas × 256 sequences.
+    target.workload.replicas = 8;
+    let findings = super::connection_pool::check(&target, &settings());
+    assert_well_formed(&findings);
+    let pool = findings
+        .iter()
+        .find(|finding| finding.basis == Basis::Effective)
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    assert_eq!(pool.severity, Severity::Warning);
+    assert_eq!(
+        line(
+            pool,
+            "cluster outbound|8000||vllm.inference.svc.cluster.local/circuit_breakers/thresholds[0]/max_connections"
+        )
+        .value,
+        "1024 (not in the dump: Envoy's default for CircuitBreakers.Thresholds.max_connections)"
+    );
+    // No rule is named by the cluster: the fix is a new DestinationRule for the cluster's host.
+    let created: DestinationRule = serde_yaml::from_str(&pool.fix.as_ref().unwrap().yaml).unwrap();
+    assert_eq!(created.spec.host, "vllm.inference.svc.cluster.local");
+}

@@ -10,6 +10,7 @@
 //! configuration can only show a reservation, not the latency it costs: critical is left to
 //! runtime proof); **info** when tuned. Nothing for pods without GPUs or without a sidecar
 //! (not injected, ambient).
+//! Nothing for an Endpoint target: the proxy's resources are read from a pod spec it lacks.
 
 use super::fixes::{patch_instruction, workload_patch};
 use super::quantity::{cpu_millis, display_cpu, display_memory, memory_bytes};

@@ -14,6 +14,12 @@
 //!   is active), DestinationRule `tcp.maxConnectionDuration` and a cluster's
 //!   `max_connection_duration` (upstream connections drain), HCM `request_timeout` (runs only
 //!   until the request is received).
+//!
+//! When Envoys on the path were read, what they run wins (`proxy::stream`): their routes, HCMs
+//! and clusters are judged the same way with the effective configuration as basis, a counter or
+//! response flag that moved makes the finding critical and runtime, and a VirtualService whose
+//! routes a proxy shows is judged there (its lines and fix move into the proxy's finding). Where
+//! a VirtualService and a proxy's route differ, that is a finding of its own (`proxy::disagree`).
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::proxy;
