@@ -132,11 +132,11 @@ impl<'a> Proxy<'a> {
     /// The evidence line of a counter that moved: the stat as Envoy wrote it, and its value.
     pub fn counter_line(&self, reading: &Reading, meaning: &str) -> EvidenceLine {
         let kind = match reading.kind {
-            StatKind::Gauge => "a gauge: open now",
+            StatKind::Gauge => "a gauge: the state now",
             _ => "cumulative since the proxy started",
         };
         self.line(reading.stat.clone(), reading.value.to_string())
-            .with_note(format!("{meaning} ({kind})"))
+            .with_note(format!("{meaning}; {kind}"))
     }
 
     /// The stats of `mode` that Istio's default matcher trimmed here (whole scopes missing), and

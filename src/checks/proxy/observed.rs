@@ -67,6 +67,16 @@ pub fn happened<'a>(
             meaning: format!("requests answered {code} with response flags {set}"),
         });
     }
+    // Counters in the order the caller listed them (the usual cause first), then flags.
+    let rank = |moved: &Happened| {
+        leaves
+            .iter()
+            .chain(flags)
+            .chain(codes)
+            .position(|wanted| *wanted == moved.matched)
+            .unwrap_or(usize::MAX)
+    };
+    found.sort_by_key(rank);
     found
 }
 

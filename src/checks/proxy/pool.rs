@@ -145,7 +145,7 @@ fn cluster_finding(
             let counted: Vec<String> = happened.iter().map(Happened::short).collect();
             match explaining {
                 Some(item) => format!(
-                    "{label} rejected or held requests to {name} ({}): it {}",
+                    "{label} rejected or held requests ({}): it {}",
                     counted.join(", "),
                     item.headline
                 ),

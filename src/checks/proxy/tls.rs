@@ -89,7 +89,11 @@ fn counter_lines(proxy: &Proxy, facts: &mut TlsFacts) {
     for reading in snapshot.readings.values() {
         let stat = reading.stat.as_str();
         let leaf_is = |leaf: &str| stat.ends_with(&format!(".{leaf}"));
-        if reading.kind == StatKind::Histogram && leaf_is("upstream_cx_connect_ms") {
+        // The vLLM pod's sidecar connects to the app over plaintext loopback: no TLS in it.
+        if reading.kind == StatKind::Histogram
+            && leaf_is("upstream_cx_connect_ms")
+            && proxy.role() != EnvoyRole::Server
+        {
             let (Some(p50), Some(p99)) = (reading.p50, reading.p99) else {
                 continue;
             };
@@ -100,7 +104,7 @@ fn counter_lines(proxy: &Proxy, facts: &mut TlsFacts) {
             facts.lines.push(
                 proxy
                     .line(stat, format!("P50 {p50} ms, P99 {p99} ms"))
-                    .with_note("upstream connect time, TLS handshake included (cumulative)"),
+                    .with_note("upstream connect time, TLS handshake included; cumulative"),
             );
         } else if leaf_is("ssl.handshake") {
             if stat.starts_with("cluster.") {
