@@ -856,3 +856,67 @@ fn fields_absent_from_the_dump_are_judged_at_envoys_named_defaults() {
     let created: DestinationRule = serde_yaml::from_str(&pool.fix.as_ref().unwrap().yaml).unwrap();
     assert_eq!(created.spec.host, "vllm.inference.svc.cluster.local");
 }
+
+const IDLE_FILTER: &str = r#"
+apiVersion: networking.istio.io/v1alpha3
+metadata: {name: idle, namespace: inference}
+spec:
+  workloadSelector: {labels: {app: vllm}}
+  configPatches:
+  - applyTo: NETWORK_FILTER
+    match:
+      context: SIDECAR_INBOUND
+      listener:
+        portNumber: 8000
+        filterChain: {filter: {name: envoy.filters.network.http_connection_manager}}
+    patch:
+      operation: MERGE
+      value:
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stream_idle_timeout: IDLE
+"#;
+
+#[test]
+fn an_envoy_filter_timeout_the_sidecar_runs_joins_its_finding_with_the_real_fix() {
+    let mut target = lab_target(scenario_pair("stream-idle-timeout"));
+    target
+        .mesh
+        .envoy_filters
+        .push(object(&IDLE_FILTER.replace("IDLE", "1s")));
+    let findings = super::stream_timeout::check(&target, &settings());
+    assert_well_formed(&findings);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let finding = &findings[0];
+    assert_eq!(finding.basis, Basis::Runtime);
+    let written = line(
+        finding,
+        "spec/configPatches[0]/patch/value/typed_config/stream_idle_timeout",
+    );
+    assert_eq!(written.object.kind, "EnvoyFilter");
+    // The fix edits the EnvoyFilter that sets it, not a new one.
+    let fixed: crate::mesh::objects::EnvoyFilter =
+        serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
+    assert_eq!(fixed.metadata.name.as_deref(), Some("idle"));
+
+    // The sidecar read runs no such timeout: the filter does not reach it.
+    let mut target = lab_target(scenario_pair("healthy"));
+    target
+        .mesh
+        .envoy_filters
+        .push(object(&IDLE_FILTER.replace("IDLE", "30s")));
+    let findings = super::stream_timeout::check(&target, &settings());
+    assert_well_formed(&findings);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(
+        (findings[0].severity, findings[0].basis),
+        (Severity::Info, Basis::Effective)
+    );
+    assert!(
+        findings[0]
+            .title
+            .starts_with("EnvoyFilter inference/idle sets timeouts that vLLM's sidecar Envoy healthy/server does not run"),
+        "{}",
+        findings[0].title
+    );
+}

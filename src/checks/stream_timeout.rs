@@ -55,9 +55,30 @@ pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
         }
     }
     findings.extend(destination_rule_findings(target, expected));
-    for filter in &target.mesh.envoy_filters {
-        findings.extend(envoy_filter_finding(target, filter, expected));
-    }
+    let ports = service_ports(target);
+    let path = inference_path(target, &ports);
+    let written_patches = target
+        .mesh
+        .envoy_filters
+        .iter()
+        .filter_map(|filter| {
+            let finding = envoy_filter_finding(target, filter, expected)?;
+            let contexts = filter
+                .spec
+                .config_patches
+                .iter()
+                .filter(|patch| on_inference_path(filter, patch, path))
+                .filter_map(|patch| patch.matcher.as_ref()?.get("context")?.as_str())
+                .map(str::to_string)
+                .collect();
+            Some(proxy::disagree::WrittenPatch {
+                object: istio_ref(IstioKind::EnvoyFilter, filter),
+                contexts,
+                finding,
+            })
+        })
+        .collect();
+    proxy::disagree::envoy_filter_timeouts(target, &mut findings, written_patches);
     findings
 }
 

@@ -319,3 +319,175 @@ pub fn pool_limits_applied(target: &TargetEvidence) -> Vec<Finding> {
     }
     findings
 }
+
+/// A YAML finding about an EnvoyFilter that sets stream timeouts, with the contexts of its
+/// patches on the inference path.
+#[derive(Debug, Clone)]
+pub struct WrittenPatch {
+    pub object: crate::evidence::ObjectRef,
+    pub contexts: Vec<String>,
+    pub finding: Finding,
+}
+
+/// Every timeout a proxy's path config sets, by Envoy field name (the last segment of the
+/// field's path: `stream_idle_timeout`, `timeout`, `idle_timeout`, …).
+fn timeouts(proxy: &Proxy) -> Vec<(&'static str, Duration)> {
+    let config = proxy.config();
+    let mut found = Vec::new();
+    for view in config.routes() {
+        let route = view.route;
+        found.push(("timeout", route.timeout.value.value));
+        found.extend(
+            route
+                .idle_timeout
+                .iter()
+                .map(|value| ("idle_timeout", value.value)),
+        );
+        found.extend(
+            route
+                .max_stream_duration
+                .iter()
+                .map(|value| ("max_stream_duration", value.value)),
+        );
+        if let Some(retry) = &route.retry {
+            found.extend(
+                retry
+                    .per_try_timeout
+                    .iter()
+                    .map(|value| ("per_try_timeout", value.value)),
+            );
+            found.extend(
+                retry
+                    .per_try_idle_timeout
+                    .iter()
+                    .map(|value| ("per_try_idle_timeout", value.value)),
+            );
+        }
+    }
+    for (_, _, hcm) in config.hcms() {
+        found.push(("stream_idle_timeout", hcm.stream_idle_timeout.value.value));
+        found.push(("request_timeout", hcm.request_timeout.value.value));
+        found.push(("idle_timeout", hcm.idle_timeout.value.value));
+        found.extend(
+            hcm.max_stream_duration
+                .iter()
+                .map(|value| ("max_stream_duration", value.value)),
+        );
+        found.extend(
+            hcm.max_connection_duration
+                .iter()
+                .map(|value| ("max_connection_duration", value.value)),
+        );
+    }
+    for cluster in &config.clusters {
+        found.push(("idle_timeout", cluster.http.idle_timeout.value.value));
+        found.extend(
+            cluster
+                .http
+                .max_stream_duration
+                .iter()
+                .map(|value| ("max_stream_duration", value.value)),
+        );
+        found.extend(
+            cluster
+                .http
+                .max_connection_duration
+                .iter()
+                .map(|value| ("max_connection_duration", value.value)),
+        );
+    }
+    found
+}
+
+/// The field and duration an evidence line states: `…/stream_idle_timeout` = `30s`.
+fn stated(line: &EvidenceLine) -> Option<(&str, Duration)> {
+    let field = line.path.rsplit('/').next()?;
+    let value = line.value.split_whitespace().next()?;
+    Some((field, parse(value).ok()?))
+}
+
+/// EnvoyFilters that set stream timeouts, against the proxies their patches reach. Where a
+/// reached proxy runs what the filter says, the filter's lines and fix join that proxy's finding
+/// (its fix edits the real object); where no reached proxy runs any of it, the filter's finding
+/// is replaced by a disagreement; where no proxy of its context was read, it stays as written.
+pub fn envoy_filter_timeouts(
+    target: &TargetEvidence,
+    findings: &mut Vec<Finding>,
+    written: Vec<WrittenPatch>,
+) {
+    let proxies = super::proxies(target);
+    for patch in written {
+        let reached: Vec<&Proxy> = proxies
+            .iter()
+            .filter(|proxy| {
+                patch.contexts.is_empty()
+                    || patch
+                        .contexts
+                        .iter()
+                        .any(|context| context == "ANY" || context == super::fixes::context(proxy))
+            })
+            .collect();
+        if reached.is_empty() {
+            findings.push(patch.finding);
+            continue;
+        }
+        let claims: Vec<(&str, Duration)> =
+            patch.finding.evidence.iter().filter_map(stated).collect();
+        let running: Vec<(&Proxy, Vec<(&'static str, Duration)>)> = reached
+            .iter()
+            .map(|proxy| (*proxy, timeouts(proxy)))
+            .collect();
+        let agreeing: Vec<&Proxy> = running
+            .iter()
+            .filter(|(_, set)| claims.iter().any(|claim| set.contains(claim)))
+            .map(|(proxy, _)| *proxy)
+            .collect();
+        if agreeing.is_empty() {
+            let labels: Vec<String> = reached.iter().map(|proxy| proxy.label()).collect();
+            let mut finding = Finding::new(
+                CheckId::StreamTimeout,
+                Severity::Info,
+                Basis::Effective,
+                format!(
+                    "{} sets timeouts that {} does not run: the patch does not match (workloadSelector, port, \
+                     context) or was rejected",
+                    patch.object,
+                    labels.join(", ")
+                ),
+            );
+            for line in &patch.finding.evidence {
+                finding = finding.evidence(line.clone().with_note(format!(
+                    "{}; not what the proxy runs",
+                    line.note.as_deref().unwrap_or("as written")
+                )));
+            }
+            findings.push(finding);
+            continue;
+        }
+        // Join the proxy finding that shows one of the claimed values.
+        let joined = findings.iter_mut().find(|finding| {
+            finding.id == CheckId::StreamTimeout
+                && finding.basis != Basis::Static
+                && finding.evidence.iter().any(|line| {
+                    agreeing.iter().any(|proxy| proxy.object == line.object)
+                        && stated(line).is_some_and(|claim| claims.contains(&claim))
+                })
+        });
+        match joined {
+            Some(finding) => {
+                for line in &patch.finding.evidence {
+                    finding.evidence.push(line.clone().with_note(format!(
+                        "{}; the proxy runs it",
+                        line.note.as_deref().unwrap_or("as written")
+                    )));
+                }
+                if let Some(fix) = &patch.finding.fix {
+                    if !fix.yaml.is_empty() {
+                        finding.fix = Some(fix.clone());
+                    }
+                }
+            }
+            None => findings.push(patch.finding),
+        }
+    }
+}
