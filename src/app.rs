@@ -7,12 +7,13 @@ use crate::cluster::client::ClusterClient;
 use crate::cluster::error::ClusterError;
 use crate::cluster::inventory::{ListScope, list_inventory};
 use crate::evidence::EVIDENCE_SCHEMA_VERSION;
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, Gap};
 use crate::gather::{self, GatherError, Scope, Target};
 use crate::inventory::Inventory;
 use crate::manifest::{self, ManifestError};
 use crate::report::{self, RenderError, Style};
 use crate::verdict;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::io::Write;
 use std::path::Path;
 
@@ -42,7 +43,7 @@ pub enum AppError {
     NoWorkloads {
         inputs: String,
         scope: String,
-        hint: &'static str,
+        hint: String,
     },
     #[error(transparent)]
     Render(#[from] RenderError),
@@ -75,7 +76,7 @@ async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Res
         write_evidence(path, &evidence)?;
     }
     if evidence.targets.is_empty() {
-        return Err(no_workloads(args));
+        return Err(no_workloads(args, &evidence));
     }
     let settings = Settings {
         expected_generation: args.expected_generation,
@@ -107,13 +108,15 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
         ),
         None => None,
     };
-    let (inventory, namespace, source) = if args.filenames.is_empty() {
+    let (inventory, namespace, source, gathered_at) = if args.filenames.is_empty() {
         let (inventory, namespace) = read_cluster(args).await?;
-        (inventory, namespace, "cluster")
+        // Pod ages are measured against this, so the checks need no clock.
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        (inventory, namespace, "cluster", Some(now))
     } else {
         let default_namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
         let inventory = manifest::load(&args.filenames, default_namespace)?;
-        (inventory, args.namespace.clone(), "manifests")
+        (inventory, args.namespace.clone(), "manifests", None)
     };
     tracing::debug!(
         deployments = inventory.deployments.len(),
@@ -128,12 +131,36 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
         selector: args.selector.clone(),
         target,
     };
-    Ok(gather::gather(
+    let mut evidence = gather::gather(
         &inventory,
         &scope,
         args.expected_generation,
         vec![source.to_string()],
-    )?)
+    )?;
+    evidence.gathered_at = gathered_at;
+    if source == "cluster"
+        && let Some(namespace) = &scope.namespace
+    {
+        note_node_view_scope(&mut evidence, namespace);
+    }
+    Ok(evidence)
+}
+
+/// With `-n`, only that namespace's pods were listed: a node's share of sidecar CPU counts them
+/// alone, and the report says so.
+fn note_node_view_scope(evidence: &mut Evidence, namespace: &str) {
+    for target in &mut evidence.targets {
+        if target.nodes.is_empty() {
+            continue;
+        }
+        let nodes: Vec<&str> = target.nodes.iter().map(|node| node.node.as_str()).collect();
+        target.gaps.push(Gap::new(
+            format!("Pods of other namespaces on {}", nodes.join(", ")),
+            format!(
+                "only namespace {namespace} was listed, so the node view counts its meshed GPU pods alone; -A counts them all"
+            ),
+        ));
+    }
 }
 
 /// The live cluster's inventory, and the namespace in scope (`-n`, else the context's; none for `-A`).
@@ -176,14 +203,23 @@ fn write_evidence(path: &Path, evidence: &Evidence) -> Result<(), AppError> {
     std::fs::write(path, text + "\n").map_err(|e| error(e.to_string()))
 }
 
-fn no_workloads(args: &DiagnoseArgs) -> AppError {
-    let inputs: Vec<String> = args
-        .filenames
-        .iter()
-        .map(|path| path.display().to_string())
-        .collect();
+/// Nothing could be analysed: say where we looked and, when kinds that hold workloads could not
+/// be read, which.
+fn no_workloads(args: &DiagnoseArgs, evidence: &Evidence) -> AppError {
+    let inputs = match (&args.from_evidence, args.filenames.is_empty()) {
+        (Some(path), _) => format!("evidence {}", path.display()),
+        (None, true) => "the cluster".to_string(),
+        (None, false) => args
+            .filenames
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
     let mut scope = Vec::new();
-    if let Some(namespace) = &args.namespace {
+    if args.all_namespaces {
+        scope.push("all namespaces".to_string());
+    } else if let Some(namespace) = &args.namespace {
         scope.push(format!("namespace {namespace}"));
     }
     if let Some(selector) = &args.selector {
@@ -194,14 +230,32 @@ fn no_workloads(args: &DiagnoseArgs) -> AppError {
     } else {
         format!(" ({})", scope.join(", "))
     };
-    let hint = if args.selector.is_some() {
-        "no pod runs vLLM or matches the selector"
+    let unreadable: Vec<String> = evidence
+        .gaps
+        .iter()
+        .filter(|gap| WORKLOAD_LISTS.iter().any(|kind| gap.what.starts_with(kind)))
+        .map(|gap| {
+            let reason = gap.reason.split(':').next().unwrap_or_default().trim();
+            format!("{} ({reason})", gap.what)
+        })
+        .collect();
+    let hint = if !unreadable.is_empty() {
+        format!(
+            "could not read {}; ask for list access to pods, deployments and statefulsets",
+            unreadable.join(", ")
+        )
+    } else if args.selector.is_some() {
+        "no pod runs vLLM or matches the selector".to_string()
     } else {
         "vLLM is recognised by its image or command; for other servers pass -l/--selector"
+            .to_string()
     };
     AppError::NoWorkloads {
-        inputs: inputs.join(", "),
+        inputs,
         scope,
         hint,
     }
 }
+
+/// The lists whose absence leaves nothing to find workloads in.
+const WORKLOAD_LISTS: [&str; 3] = ["Pod list", "Deployment list", "StatefulSet list"];

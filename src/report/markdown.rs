@@ -1,7 +1,9 @@
 //! Markdown for incident tickets: per target the root cause, its evidence, the fix as YAML blocks,
 //! the other contributing modes, every finding, and what could not be gathered.
 
-use super::{evidence_text, fixes, gap_text, gpu_text, outcome_text, sidecar_mode_text};
+use super::{
+    evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text, sidecar_mode_text,
+};
 use crate::checks::{CheckId, Severity};
 use crate::verdict::{CheckStatus, Diagnosis, TargetDiagnosis};
 use std::fmt::Write;
@@ -58,8 +60,9 @@ fn render_target(out: &mut String, target: &TargetDiagnosis) {
             let _ = writeln!(out, "{}\n", root.explanation);
             render_mode(out, target, root.id, "###");
         }
-        None => out
-            .push_str("**No failure mode found above info: healthy for streaming inference.**\n\n"),
+        None => {
+            let _ = writeln!(out, "**{}**\n", no_root_cause_text(target));
+        }
     }
     if !target.also_contributing.is_empty() {
         out.push_str("### Also contributing\n\n");
