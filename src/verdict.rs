@@ -164,6 +164,10 @@ pub struct CheckOutcome {
     /// Why a check is not applicable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The parts of a check that ran only in part, and why the rest could not (an Endpoint
+    /// target has no pod spec: `warm-up probes not judged: …`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_judged: Option<String>,
 }
 
 /// Runs every check on every target of `evidence` and ranks the findings.
@@ -232,8 +236,20 @@ pub fn judge_target(
         also_contributing,
         findings,
         checks,
-        gaps: target.gaps.clone(),
+        gaps: target_gaps(target),
     }
+}
+
+/// The target's gaps and those of each Envoy read for it (trimmed stats, unreadable admin calls),
+/// each once.
+fn target_gaps(target: &TargetEvidence) -> Vec<Gap> {
+    let mut gaps = target.gaps.clone();
+    for gap in target.envoy.iter().flat_map(|envoy| envoy.gaps.iter()) {
+        if !gaps.contains(gap) {
+            gaps.push(gap.clone());
+        }
+    }
+    gaps
 }
 
 /// Sorts findings most important first: severity, then basis, then failure-mode number. Stable,
@@ -344,12 +360,45 @@ fn check_outcome(target: &TargetEvidence, id: CheckId, findings: &[Finding]) -> 
     } else {
         (CheckStatus::Passed, None)
     };
+    let not_judged = (status != CheckStatus::NotApplicable)
+        .then(|| not_judged(target, id))
+        .flatten();
     CheckOutcome {
         id,
         number: id.number(),
         status,
         reason,
+        not_judged,
     }
+}
+
+/// What part of a check needs the pod spec, when the target has none (an Endpoint).
+fn not_judged(target: &TargetEvidence, id: CheckId) -> Option<String> {
+    if target.workload.spec_known() {
+        return None;
+    }
+    let text = match id {
+        CheckId::SidecarOverhead => return None,
+        CheckId::StreamTimeout => return None,
+        CheckId::ConnectionPool => {
+            "max-num-seqs is not known without the pod spec: vLLM's default is assumed for the capacity"
+        }
+        CheckId::BufferLimit => {
+            "max-model-len is not known without the pod spec: buffering filters are judged by their presence"
+        }
+        CheckId::ColdStart => {
+            "warm-up probes and holdApplicationUntilProxyStarts are not judged without the pod spec"
+        }
+    };
+    Some(text.to_string())
+}
+
+/// Whether an Envoy on the path to vLLM was read for this target.
+fn proxies_read(target: &TargetEvidence) -> bool {
+    target
+        .envoy
+        .iter()
+        .any(|envoy| envoy.role.role != crate::envoy::config_dump::EnvoyRole::Unrelated)
 }
 
 /// The mesh checks (2–5) judge Istio objects and proxies; on a cluster without Istio they are
@@ -366,6 +415,12 @@ fn without_istio(target: &TargetEvidence, id: CheckId) -> bool {
 fn not_applicable(target: &TargetEvidence, id: CheckId) -> Option<String> {
     let mesh = &target.mesh;
     let mode = mesh.sidecar_mode;
+    let known_as = || {
+        format!(
+            "{} is known only through Envoy admin, without a pod spec",
+            target.workload.target_name()
+        )
+    };
     if without_istio(target, id) {
         return Some(
             "Istio is not installed on the cluster (no networking.istio.io API): no mesh object or proxy applies"
@@ -373,6 +428,12 @@ fn not_applicable(target: &TargetEvidence, id: CheckId) -> Option<String> {
         );
     }
     if id == CheckId::SidecarOverhead {
+        if !target.workload.spec_known() {
+            return Some(format!(
+                "{}: the proxy's resources and the GPUs are read from the pod spec",
+                known_as()
+            ));
+        }
         return match mode {
             SidecarMode::Ambient => Some("ambient mode: no sidecar in the pod".to_string()),
             _ if !mode.has_sidecar() => Some(format!("no sidecar ({})", mesh.sidecar_reason)),
@@ -382,8 +443,11 @@ fn not_applicable(target: &TargetEvidence, id: CheckId) -> Option<String> {
             _ => None,
         };
     }
-    if mode.has_sidecar() || mode == SidecarMode::Ambient {
+    if mode.has_sidecar() || mode == SidecarMode::Ambient || proxies_read(target) {
         return None;
+    }
+    if !target.workload.spec_known() {
+        return Some(format!("{} and no Envoy on the path was read", known_as()));
     }
     let no_mesh_objects = mesh.virtual_services.is_empty()
         && mesh.destination_rules.is_empty()

@@ -21,8 +21,15 @@
 //!   before forwarding it); a wasm filter (it may buffer; that cannot be seen statically); a
 //!   small connection limit with no buffering filter (only retried or mirrored requests are
 //!   buffered, and larger ones are not retried).
+//!
+//! When Envoys on the path were read, the filters and limits they run win (`proxy::buffers`): an
+//! EnvoyFilter's filter that a proxy of its context runs is judged there (with the patch's lines
+//! and fix); one that no such proxy runs is reported as not applied; `downstream_rq_too_large`,
+//! `rs_too_large`, `retry_or_shadow_abandoned` or 413s make the finding critical and runtime.
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
+use super::proxy;
+use super::proxy::buffers::{FilterKind, WrittenFilter};
 use super::quantity::display_memory;
 use super::target::{inference_path, service_ports};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
@@ -53,10 +60,10 @@ struct OnPath<'a> {
 }
 
 /// The largest body, and the words that say how we know.
-struct Estimate {
-    bytes: u64,
-    text: String,
-    assumption: Option<String>,
+pub(crate) struct Estimate {
+    pub(crate) bytes: u64,
+    pub(crate) text: String,
+    pub(crate) assumption: Option<String>,
 }
 
 /// An explicit `per_connection_buffer_limit_bytes`.
@@ -67,6 +74,23 @@ struct ConnectionLimit<'a> {
 }
 
 pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
+    let (written, connection_limit) = written_findings(target);
+    // What the proxies run wins: a filter they show is judged there, with the YAML's lines and fix.
+    let (mut findings, covered) = proxy::buffers::findings(target, &written);
+    let (not_applied, replaced) = proxy::buffers::filters_not_applied(target, &written);
+    findings.extend(not_applied);
+    for (index, filter) in written.into_iter().enumerate() {
+        if !covered.contains(&index) && !replaced.contains(&index) {
+            findings.push(filter.finding);
+        }
+    }
+    findings.extend(connection_limit);
+    findings
+}
+
+/// The YAML's findings: one per EnvoyFilter patch that adds a buffering filter (with its kind
+/// and context, to meet the proxies), and the connection buffer limit's.
+fn written_findings(target: &TargetEvidence) -> (Vec<WrittenFilter>, Option<Finding>) {
     let ports = service_ports(target);
     let inference = inference_path(target, &ports);
     let on_path: Vec<OnPath> = target
@@ -92,7 +116,7 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
         })
         .collect();
     if on_path.is_empty() {
-        return Vec::new();
+        return (Vec::new(), None);
     }
     let estimate = estimate(target);
     let connection_limit = on_path
@@ -111,7 +135,7 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
         })
         .min_by_key(|limit| limit.bytes);
 
-    let mut findings = Vec::new();
+    let mut written = Vec::new();
     let mut buffers_within_connection_limit = false;
     for on in &on_path {
         let Some(kind) = filter_kind(on) else {
@@ -130,18 +154,38 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
                 Some(wasm_finding(on))
             }
         };
-        findings.extend(found.map(|finding| with_estimate(finding, &estimate)));
+        if let Some(finding) = found {
+            written.push(WrittenFilter {
+                kind: match kind {
+                    HttpFilterKind::Buffer => FilterKind::Buffer,
+                    HttpFilterKind::ExtAuthz => FilterKind::ExtAuthz,
+                    HttpFilterKind::Lua => FilterKind::Lua,
+                    HttpFilterKind::Wasm => FilterKind::Wasm,
+                },
+                context: on
+                    .patch
+                    .matcher
+                    .as_ref()
+                    .and_then(|matcher| matcher.get("context"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                object: object(on),
+                finding: with_estimate(finding, &estimate),
+            });
+        }
     }
-    if let Some(limit) = connection_limit.filter(|limit| limit.bytes < estimate.bytes) {
-        findings.push(with_estimate(
-            connection_limit_finding(&limit, &estimate, buffers_within_connection_limit),
-            &estimate,
-        ));
-    }
-    findings
+    let limit_finding = connection_limit
+        .filter(|limit| limit.bytes < estimate.bytes)
+        .map(|limit| {
+            with_estimate(
+                connection_limit_finding(&limit, &estimate, buffers_within_connection_limit),
+                &estimate,
+            )
+        });
+    (written, limit_finding)
 }
 
-fn estimate(target: &TargetEvidence) -> Estimate {
+pub(crate) fn estimate(target: &TargetEvidence) -> Estimate {
     let (tokens, assumption) = match target.workload.vllm.max_model_len {
         Some(tokens) => (tokens, None),
         None => (
@@ -173,7 +217,7 @@ fn with_estimate(mut finding: Finding, estimate: &Estimate) -> Finding {
 }
 
 /// A limit that fits the largest body twice over, at least 1 MiB, in whole MiB.
-fn raised_limit(estimate: &Estimate) -> u64 {
+pub(crate) fn raised_limit(estimate: &Estimate) -> u64 {
     let wanted = estimate.bytes.saturating_mul(2).max(MIB);
     wanted.div_ceil(MIB) * MIB
 }

@@ -17,8 +17,14 @@
 //! **info** for a warm-up without `holdApplicationUntilProxyStarts` on a classic sidecar, for
 //! ambient pods without warm-up (ztunnel does the mTLS and no sidecar races the app), and for
 //! mTLS DISABLE without warm-up. Nothing for pods outside the mesh.
+//!
+//! When Envoys on the path were read, whether TLS is in effect comes from them (`proxy::tls`:
+//! the client cluster's transport socket, the sidecar listener's), not from the PeerAuthentication
+//! guess, with handshake counts and connect times as evidence. Without a pod spec (an Endpoint)
+//! only that is judged, as info.
 
 use super::fixes::{IstioKind, istio_ref, patch_instruction, workload_patch};
+use super::proxy;
 use super::target::{pod_metadata_path, pod_spec_path, vllm_container};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::evidence::{SidecarMode, TargetEvidence, Workload};
@@ -165,6 +171,9 @@ fn hold_application(workload: &Workload) -> (bool, Map<String, Value>) {
 
 pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     let workload = &target.workload;
+    if !workload.spec_known() {
+        return endpoint_findings(target);
+    }
     let mode = target.mesh.sidecar_mode;
     if !(mode.has_sidecar() || mode == SidecarMode::Ambient) {
         return Vec::new();
@@ -220,7 +229,31 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
         )];
     }
 
-    let mtls = mtls(target);
+    let mut mtls = mtls(target);
+    // What the proxies run wins over the PeerAuthentication guess.
+    let tls = proxy::tls::facts(target);
+    let basis = if tls.is_some() {
+        Basis::Effective
+    } else {
+        Basis::Static
+    };
+    let mut written_mtls = None;
+    if let Some(facts) = &tls {
+        if facts.in_effect && (mtls.assumption.is_some() || mtls.mode == "DISABLE") {
+            if mtls.mode == "DISABLE" {
+                written_mtls = Some(mtls.line.clone());
+            }
+            mtls.mode = "on (seen on the proxies)".into();
+            mtls.assumption = None;
+        } else if !facts.in_effect {
+            mtls.mode = "DISABLE".into();
+            mtls.assumption = None;
+            mtls.line = mtls.line.with_note(format!(
+                "no proxy on the path speaks TLS ({})",
+                facts.proxies.join(", ")
+            ));
+        }
+    }
     let (severity, title) = if mode == SidecarMode::Ambient {
         (
             Severity::Info,
@@ -248,7 +281,7 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
         )
     };
     let (readiness, readiness_note) = describe_probe(container.readiness_probe.as_ref());
-    let mut finding = Finding::new(CheckId::ColdStart, severity, Basis::Static, title)
+    let mut finding = Finding::new(CheckId::ColdStart, severity, basis, title)
         .evidence(mtls.line)
         .evidence(
             EvidenceLine::new(
@@ -286,6 +319,12 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     if let Some(assumption) = mtls.assumption {
         finding = finding.assume(assumption);
     }
+    for line in written_mtls
+        .into_iter()
+        .chain(tls.into_iter().flat_map(|facts| facts.lines))
+    {
+        finding = finding.evidence(line);
+    }
     if needs_hold && !hold {
         finding = finding.evidence(hold_line).assume(hold_assumption);
     }
@@ -297,6 +336,45 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
         &proxy_config,
         true,
     )]
+}
+
+/// Without a pod spec only what the proxies show is judged: TLS on the path means each new
+/// connection pays a handshake; whether the pods warm up before Ready cannot be seen.
+fn endpoint_findings(target: &TargetEvidence) -> Vec<Finding> {
+    let Some(facts) = proxy::tls::facts(target).filter(|facts| facts.in_effect) else {
+        return Vec::new();
+    };
+    let mut counted = match facts.handshakes {
+        Some(count) => format!("{count} so far"),
+        None => "not counted: the TLS stats were not read or are trimmed".to_string(),
+    };
+    if let Some(p99) = facts.connect_p99_ms {
+        counted.push_str(&format!(", connect P99 {p99} ms with the handshake"));
+    }
+    let mut finding = Finding::new(
+        CheckId::ColdStart,
+        Severity::Info,
+        Basis::Effective,
+        format!(
+            "mTLS on the path to {}: each new connection pays a TLS handshake ({counted}); warm-up is not judged \
+             without the pod spec",
+            target.workload.name
+        ),
+    );
+    for line in facts.lines {
+        finding = finding.evidence(line);
+    }
+    vec![finding
+        .assume(
+            "pod spec unknown (an endpoint seen only through Envoy): warm-up probes and holdApplicationUntilProxyStarts \
+             are not judged",
+        )
+        .fix(
+            "In the vLLM workload's pod template: gate readiness on a warm-up completion (a startupProbe that posts \
+             /v1/completions) and set holdApplicationUntilProxyStarts: true in proxy.istio.io/config; keep callers' \
+             connections reused so they pay the handshake once.",
+            "",
+        )]
 }
 
 /// A Python warm-up for the vLLM image (which has no curl guarantee but always has Python):

@@ -20,8 +20,14 @@
 //!   detection that ejects a pod after at most 5 consecutive 5xx or gateway errors (Envoy's
 //!   default 5 applies when `consecutive5xxErrors` is unset; Istio disables the panic
 //!   threshold, so ejected pods get no traffic at all).
+//!
+//! When Envoys on the path were read, the circuit breakers they run win (`proxy::pool`): judged
+//! against the same capacity, critical and runtime when an overflow counter, an open breaker
+//! gauge or the UO flag moved. A DestinationRule whose cluster a proxy shows is judged there;
+//! where the rule and the cluster's thresholds differ, that is a finding of its own.
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
+use super::proxy;
 use super::target::upstream_clusters;
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::evidence::{ObjectRef, TargetEvidence};
@@ -69,11 +75,12 @@ struct Issue {
 pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     let workload = &target.workload;
     let (per_replica, assumed_default) = workload.vllm.concurrency();
-    if workload.replicas == 0 {
+    // Scaled to zero: nothing is served. (An Endpoint's replica count is not known: at least one.)
+    if workload.replicas == 0 && workload.spec_known() {
         return Vec::new();
     }
     let per_replica = i64::from(per_replica);
-    let replicas = i64::from(workload.replicas);
+    let replicas = i64::from(workload.replicas.max(1));
     let fleet = per_replica * replicas;
     let capacity = Capacity {
         per_replica,
@@ -121,7 +128,12 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
         }
     }
 
-    let mut findings = Vec::new();
+    let mut written: Vec<(ObjectRef, Option<Finding>)> = target
+        .mesh
+        .destination_rules
+        .iter()
+        .map(|rule| (istio_ref(IstioKind::DestinationRule, rule), None))
+        .collect();
     for (rule, issues) in pool_issues {
         let fix = istio_manifest(IstioKind::DestinationRule, &fixed_rule(rule, capacity)).map(|yaml| {
             (
@@ -134,12 +146,25 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
                 yaml,
             )
         });
-        findings.push(finding(
+        let object = istio_ref(IstioKind::DestinationRule, rule);
+        let found = finding(
             &istio_label(IstioKind::DestinationRule, rule),
             issues,
             fix,
             &assumptions,
-        ));
+        );
+        match written.iter_mut().find(|(known, _)| *known == object) {
+            Some(entry) => entry.1 = Some(found),
+            None => written.push((object, Some(found))),
+        }
+    }
+    // What the proxies run wins: a rule whose clusters they show is judged there.
+    let (mut findings, shown) = proxy::pool::findings(target, &written);
+    findings.extend(proxy::disagree::pool_limits_applied(target));
+    for (object, found) in written {
+        if !shown.contains(&object) {
+            findings.extend(found);
+        }
     }
     for (rule, issues) in outlier_issues {
         let fix = istio_manifest(IstioKind::DestinationRule, &fixed_rule(rule, capacity)).map(|yaml| {

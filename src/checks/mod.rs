@@ -1,12 +1,17 @@
 //! The five failure-mode checks. Each is a pure function `fn check(&TargetEvidence, &Settings) ->
 //! Vec<Finding>`: no I/O, no clock. A new failure mode is one file here plus its line in `ALL`.
+//! `proxy/` reads the Envoys on the path (`TargetEvidence::envoy`) for every check: what they run
+//! wins over YAML, and what their counters show makes a finding runtime.
 
 pub mod buffer_limit;
 pub mod cold_start;
 pub mod connection_pool;
 #[cfg(test)]
+mod envoy_scenarios;
+#[cfg(test)]
 mod examples_test;
 pub mod fixes;
+pub mod proxy;
 pub mod quantity;
 pub mod sidecar_overhead;
 pub mod stream_timeout;

@@ -14,6 +14,7 @@
 //! configuration can only show a reservation, not the latency it costs: critical is left to
 //! runtime proof); **info** when tuned. Nothing for pods without GPUs or without a sidecar
 //! (not injected, ambient).
+//! Nothing for an Endpoint target: the proxy's resources are read from a pod spec it lacks.
 
 use super::fixes::{patch_instruction, workload_patch};
 use super::quantity::{cpu_millis, display_cpu, display_memory, memory_bytes};
@@ -47,6 +48,10 @@ struct ProxyRequests {
 
 pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     let workload = &target.workload;
+    // The proxy's reservation is read from the pod spec: unknown for an Endpoint.
+    if !workload.spec_known() {
+        return Vec::new();
+    }
     let Some(gpu) = workload.gpu.as_ref().filter(|gpu| gpu.count > 0) else {
         return Vec::new();
     };

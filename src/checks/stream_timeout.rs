@@ -14,12 +14,19 @@
 //!   is active), DestinationRule `tcp.maxConnectionDuration` and a cluster's
 //!   `max_connection_duration` (upstream connections drain), HCM `request_timeout` (runs only
 //!   until the request is received).
+//!
+//! When Envoys on the path were read, what they run wins (`proxy::stream`): their routes, HCMs
+//! and clusters are judged the same way with the effective configuration as basis, a counter or
+//! response flag that moved makes the finding critical and runtime, and a VirtualService whose
+//! routes a proxy shows is judged there (its lines and fix move into the proxy's finding). Where
+//! a VirtualService and a proxy's route differ, that is a finding of its own (`proxy::disagree`).
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
+use super::proxy;
 use super::target::{inference_path, route_reaches, service_ports, upstream_clusters};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::duration::{display, parse};
-use crate::evidence::TargetEvidence;
+use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::mesh::objects::{DestinationRule, EnvoyFilter, VirtualService};
 use crate::mesh::patches::{fields, on_inference_path, set_at, value_path};
 use crate::mesh::policy::{effective_policy, pool_limits};
@@ -28,14 +35,50 @@ use std::time::Duration;
 
 pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
     let expected = settings.expected_generation;
-    let mut findings = Vec::new();
-    for virtual_service in &target.mesh.virtual_services {
-        findings.extend(virtual_service_finding(target, virtual_service, expected));
+    let written: Vec<(ObjectRef, Option<Finding>)> = target
+        .mesh
+        .virtual_services
+        .iter()
+        .map(|virtual_service| {
+            (
+                istio_ref(IstioKind::VirtualService, virtual_service),
+                virtual_service_finding(target, virtual_service, expected),
+            )
+        })
+        .collect();
+    // What the proxies run wins: a VirtualService whose routes they show is judged there.
+    let (mut findings, shown) = proxy::stream::findings(target, expected, &written);
+    findings.extend(proxy::disagree::route_timeouts(target, expected));
+    for (object, finding) in written {
+        if !shown.contains(&object) {
+            findings.extend(finding);
+        }
     }
     findings.extend(destination_rule_findings(target, expected));
-    for filter in &target.mesh.envoy_filters {
-        findings.extend(envoy_filter_finding(target, filter, expected));
-    }
+    let ports = service_ports(target);
+    let path = inference_path(target, &ports);
+    let written_patches = target
+        .mesh
+        .envoy_filters
+        .iter()
+        .filter_map(|filter| {
+            let finding = envoy_filter_finding(target, filter, expected)?;
+            let contexts = filter
+                .spec
+                .config_patches
+                .iter()
+                .filter(|patch| on_inference_path(filter, patch, path))
+                .filter_map(|patch| patch.matcher.as_ref()?.get("context")?.as_str())
+                .map(str::to_string)
+                .collect();
+            Some(proxy::disagree::WrittenPatch {
+                object: istio_ref(IstioKind::EnvoyFilter, filter),
+                contexts,
+                finding,
+            })
+        })
+        .collect();
+    proxy::disagree::envoy_filter_timeouts(target, &mut findings, written_patches);
     findings
 }
 

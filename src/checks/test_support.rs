@@ -115,3 +115,68 @@ pub fn assert_well_formed(findings: &[Finding]) {
         }
     }
 }
+
+/// One Envoy of a scenario captured from a real Envoy pair by `tests/envoy_scenarios.rs`
+/// (`tests/fixtures/envoy/scenarios/<scenario>/<side>.{config_dump.json,stats.txt}`), read as
+/// saved evidence for the lab's service `vllm.inference.svc.cluster.local:8000`.
+pub fn scenario_envoy(scenario: &str, side: &str) -> crate::envoy::EnvoyEvidence {
+    use crate::envoy::bootstrap::{LAB_HOST, LAB_PORT};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/envoy/scenarios")
+        .join(scenario);
+    let read = |file: String| {
+        std::fs::read_to_string(dir.join(&file))
+            .unwrap_or_else(|error| panic!("{scenario}/{file}: {error}"))
+    };
+    let dump = read(format!("{side}.config_dump.json"));
+    let stats = read(format!("{side}.stats.txt"));
+    crate::envoy::EnvoyEvidence::from_saved(
+        &format!("{scenario}/{side}"),
+        LAB_HOST,
+        LAB_PORT,
+        &dump,
+        Some(&stats),
+    )
+    .unwrap()
+}
+
+/// Both Envoys of a scenario: client (gateway-like) first, then the vLLM pod's sidecar.
+pub fn scenario_pair(scenario: &str) -> Vec<crate::envoy::EnvoyEvidence> {
+    vec![
+        scenario_envoy(scenario, "client"),
+        scenario_envoy(scenario, "server"),
+    ]
+}
+
+/// The lab's service known only through Envoy admin: no pod spec, no mesh objects.
+pub fn endpoint_target(envoy: Vec<crate::envoy::EnvoyEvidence>) -> TargetEvidence {
+    let mut target = lab_target(envoy);
+    target.workload.kind = WorkloadKind::Endpoint;
+    target.workload.replicas = 1;
+    target.workload.pod_labels = BTreeMap::new();
+    target.workload.pod_spec = PodSpec::default();
+    target.workload.gpu = None;
+    target.workload.vllm = VllmServer {
+        container: String::new(),
+        image: None,
+        port: 8000,
+        max_num_seqs: None,
+        max_model_len: None,
+        served_model_name: None,
+        model: None,
+    };
+    target.workload.detected_by = "Envoy admin".into();
+    target.mesh.services = Vec::new();
+    target
+}
+
+/// [`target`] moved to the lab's namespace `inference` (Service vllm:8000), with `envoy`.
+pub fn lab_target(envoy: Vec<crate::envoy::EnvoyEvidence>) -> TargetEvidence {
+    let mut target = target();
+    target.workload.namespace = "inference".into();
+    for service in &mut target.mesh.services {
+        service.namespace = "inference".into();
+    }
+    target.envoy = envoy;
+    target
+}

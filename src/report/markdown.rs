@@ -107,6 +107,17 @@ fn render_target(out: &mut String, target: &TargetDiagnosis) {
             cell(&text)
         );
     }
+    let partial: Vec<_> = target
+        .checks
+        .iter()
+        .filter_map(|check| check.not_judged.as_ref().map(|text| (check, text)))
+        .collect();
+    if !partial.is_empty() {
+        out.push_str("\n### Not judged\n\n");
+        for (check, text) in partial {
+            let _ = writeln!(out, "- #{} `{}`: {}", check.number, check.id, cell(text));
+        }
+    }
     if !target.gaps.is_empty() {
         out.push_str("\n### Not gathered\n\n");
         for gap in &target.gaps {

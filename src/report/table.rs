@@ -83,6 +83,17 @@ fn render_target(
     if wide {
         render_fixes(out, target);
     }
+    let partial: Vec<_> = target
+        .checks
+        .iter()
+        .filter_map(|check| check.not_judged.as_ref().map(|text| (check, text)))
+        .collect();
+    if !partial.is_empty() {
+        let _ = writeln!(out, "{}", paint.dim("Not judged:"));
+        for (check, text) in partial {
+            let _ = writeln!(out, "  - #{} {}: {text}", check.number, check.id);
+        }
+    }
     if !target.gaps.is_empty() {
         let _ = writeln!(out, "{}", paint.dim("Not gathered:"));
         for gap in &target.gaps {

@@ -1,0 +1,137 @@
+//! TLS on the path as the proxies run it: whether the client side's cluster originates (Istio)
+//! mTLS and the vLLM pod's sidecar terminates it, with the handshakes and connect times the
+//! counters show (`ssl.handshake`, `ssl.session_reused`, `upstream_cx_connect_ms`, which includes
+//! the TLS handshake). Cold-start uses it in place of the PeerAuthentication guess.
+
+use super::{Proxy, chain_label, cluster_path};
+use crate::checks::EvidenceLine;
+use crate::envoy::config_dump::{EnvoyRole, UpstreamTls};
+use crate::envoy::counters::StatKind;
+use crate::evidence::TargetEvidence;
+
+/// What the proxies show about TLS on the path.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFacts {
+    /// Some proxy on the path originates or terminates TLS.
+    pub in_effect: bool,
+    /// Config lines (the TLS sockets), then counter lines.
+    pub lines: Vec<EvidenceLine>,
+    /// Handshakes counted on the client side (new upstream connections); `None` when no
+    /// proxy reported the stat (trimmed, or /stats not read).
+    pub handshakes: Option<u64>,
+    /// The client side's P99 connect time in ms, TLS included, when recorded.
+    pub connect_p99_ms: Option<f64>,
+    /// Labels of the proxies read, for titles.
+    pub proxies: Vec<String>,
+}
+
+/// `None` when no proxy on the path was read.
+pub fn facts(target: &TargetEvidence) -> Option<TlsFacts> {
+    let proxies = super::proxies(target);
+    if proxies.is_empty() {
+        return None;
+    }
+    let mut facts = TlsFacts::default();
+    for proxy in &proxies {
+        facts.proxies.push(proxy.label());
+        config_lines(proxy, &mut facts);
+        counter_lines(proxy, &mut facts);
+    }
+    Some(facts)
+}
+
+fn config_lines(proxy: &Proxy, facts: &mut TlsFacts) {
+    let config = proxy.config();
+    if proxy.role() != EnvoyRole::Server {
+        for cluster in &config.clusters {
+            let (path, value) = match &cluster.tls {
+                UpstreamTls::None => continue,
+                UpstreamTls::IstioMutual { .. } => (
+                    cluster_path(cluster, "transport_socket_matches[tlsMode-istio]"),
+                    "Istio mTLS to endpoints labelled tlsMode: istio",
+                ),
+                UpstreamTls::Tls { .. } => (cluster_path(cluster, "transport_socket"), "TLS"),
+            };
+            facts.in_effect = true;
+            facts.lines.push(proxy.line(path, value).with_note(
+                "every new upstream connection pays a TLS handshake before its first request",
+            ));
+        }
+    }
+    for (listener, chain, _) in config.hcms() {
+        if let Some(tls) = &chain.tls {
+            facts.in_effect = true;
+            let value = if tls.require_client_certificate {
+                "TLS, client certificate required (mTLS STRICT)"
+            } else {
+                "TLS"
+            };
+            facts.lines.push(
+                proxy
+                    .line(
+                        format!(
+                            "listener {}/filter_chains[{}]/transport_socket",
+                            listener.name,
+                            chain_label(chain)
+                        ),
+                        value,
+                    )
+                    .with_note("terminates TLS for each new downstream connection"),
+            );
+        }
+    }
+}
+
+fn counter_lines(proxy: &Proxy, facts: &mut TlsFacts) {
+    let Some(snapshot) = &proxy.evidence.counters else {
+        return;
+    };
+    for reading in snapshot.readings.values() {
+        let stat = reading.stat.as_str();
+        let leaf_is = |leaf: &str| stat.ends_with(&format!(".{leaf}"));
+        // The vLLM pod's sidecar connects to the app over plaintext loopback: no TLS in it.
+        if reading.kind == StatKind::Histogram
+            && leaf_is("upstream_cx_connect_ms")
+            && proxy.role() != EnvoyRole::Server
+        {
+            let (Some(p50), Some(p99)) = (reading.p50, reading.p99) else {
+                continue;
+            };
+            if proxy.role() != EnvoyRole::Server {
+                facts.connect_p99_ms =
+                    Some(facts.connect_p99_ms.map_or(p99, |known| known.max(p99)));
+            }
+            facts.lines.push(
+                proxy
+                    .line(stat, format!("P50 {p50} ms, P99 {p99} ms"))
+                    .with_note("upstream connect time, TLS handshake included; cumulative"),
+            );
+        } else if leaf_is("ssl.handshake") {
+            if stat.starts_with("cluster.") {
+                facts.handshakes = Some(facts.handshakes.unwrap_or_default() + reading.value);
+            }
+            if reading.value == 0 {
+                continue;
+            }
+            facts.lines.push(
+                proxy
+                    .line(stat, reading.value.to_string())
+                    .with_note("TLS handshakes since the proxy started: one per new connection"),
+            );
+        } else if leaf_is("ssl.session_reused") && reading.value > 0 {
+            facts.lines.push(
+                proxy
+                    .line(stat, reading.value.to_string())
+                    .with_note("TLS sessions resumed (cheaper handshakes)"),
+            );
+        } else if (leaf_is("ssl.connection_error") || leaf_is("ssl.fail_verify_san"))
+            && reading.value > 0
+        {
+            facts.lines.push(
+                proxy.line(stat, reading.value.to_string()).with_note(
+                    "TLS handshakes that failed: requests on those connections failed too",
+                ),
+            );
+        }
+    }
+}

