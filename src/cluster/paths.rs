@@ -3,6 +3,7 @@
 //! (and their listener port and Host header) for the mesh path, and the pods whose Envoy admin
 //! port shows each side of the path. Pure functions: no I/O.
 
+pub use crate::envoy::reading::EnvoySide;
 use crate::evidence::{ObjectRef, TargetEvidence, Workload};
 use crate::inventory::Inventory;
 use crate::mesh::hosts::HostPattern;
@@ -10,32 +11,10 @@ use crate::mesh::objects::{Gateway, GatewayServer, VirtualService};
 use crate::workloads;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The container Istio injects; its admin API listens on 15000 inside the pod.
 const PROXY_CONTAINER: &str = "istio-proxy";
-
-/// Which side of the path to vLLM an Envoy pod is on, as chosen from the inventory (the role
-/// read from its config may still say otherwise: `config_dump::role_for`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EnvoySide {
-    /// A caller: an ingress gateway or a `--client` pod; its outbound cluster carries the
-    /// VirtualService and DestinationRule settings.
-    Client,
-    /// The vLLM pod's own sidecar (`inbound|PORT||`).
-    Server,
-}
-
-impl EnvoySide {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EnvoySide::Client => "client",
-            EnvoySide::Server => "server",
-        }
-    }
-}
 
 /// One way into the mesh path: an ingress gateway pod, the port its Envoy listens on, and the
 /// Host header that its routes send to the target.
@@ -206,7 +185,7 @@ pub fn pod_ref(pod: &Pod) -> Option<ObjectRef> {
 
 /// 0 ready, 1 running, 2 state unknown (manifests); `None` for pods that cannot be reached:
 /// finished, or being deleted.
-fn readiness_rank(pod: &Pod) -> Option<u8> {
+pub fn readiness_rank(pod: &Pod) -> Option<u8> {
     if pod.metadata.deletion_timestamp.is_some() {
         return None;
     }

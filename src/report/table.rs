@@ -1,6 +1,7 @@
 //! The terminal view: per target, a header line, the root cause on top, then one row per check.
 //! `wide` adds the evidence and assumptions per finding and the fix YAML under the table.
 
+use super::envoys::{self, EnvoyLine};
 use super::{Style, evidence_text, fixes, gap_text, gpu_text, outcome_text, sidecar_mode_text};
 use crate::checks::{Finding, Severity};
 use crate::verdict::{CheckStatus, Diagnosis, TargetDiagnosis};
@@ -9,6 +10,15 @@ use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table};
 use std::fmt::Write;
 
 pub fn render(diagnosis: &Diagnosis, wide: bool, style: Style) -> String {
+    render_with_envoys(diagnosis, &[], wide, style)
+}
+
+pub fn render_with_envoys(
+    diagnosis: &Diagnosis,
+    envoys: &[Vec<EnvoyLine>],
+    wide: bool,
+    style: Style,
+) -> String {
     let paint = Paint(style.colour);
     let mut out = String::new();
     let _ = writeln!(
@@ -17,9 +27,10 @@ pub fn render(diagnosis: &Diagnosis, wide: bool, style: Style) -> String {
         crate::duration::display(diagnosis.expected_generation),
         diagnosis.sources.join(", ")
     );
-    for target in &diagnosis.targets {
+    for (index, target) in diagnosis.targets.iter().enumerate() {
         out.push('\n');
         render_target(&mut out, target, wide, style, paint);
+        render_envoys(&mut out, envoys::of(envoys, index), paint);
     }
     if !diagnosis.gaps.is_empty() {
         out.push('\n');
@@ -85,6 +96,20 @@ fn render_target(
         let _ = writeln!(out, "{}", paint.dim("Not gathered:"));
         for gap in &target.gaps {
             let _ = writeln!(out, "  - {}", gap_text(gap));
+        }
+    }
+}
+
+/// One line per Envoy read for the target, with its inferred role, and what it could not give.
+fn render_envoys(out: &mut String, lines: &[EnvoyLine], paint: Paint) {
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}", paint.dim("Envoys read:"));
+    for line in lines {
+        let _ = writeln!(out, "  {}", line.text());
+        for gap in &line.gaps {
+            let _ = writeln!(out, "    not read: {}", gap_text(gap));
         }
     }
 }
