@@ -787,3 +787,106 @@ async fn live_cluster_reads_both_sides_through_port_forward() {
         "awaits envoychecks: {target:#}"
     );
 }
+
+/// A client-side capture as `istioctl proxy-config cluster … -o json` prints it, and its stats.
+const SAVED_GATEWAY_CLUSTERS: &str = r#"[{"name": "outbound|8000||vllm.inference.svc.cluster.local",
+  "type": "EDS", "connectTimeout": "10s", "connect_timeout": "10s",
+  "circuit_breakers": {"thresholds": [{"max_connections": 4294967295, "max_pending_requests": 4294967295,
+    "max_requests": 4294967295, "max_retries": 4294967295}]}}]"#;
+const SAVED_GATEWAY_STATS: &str = "cluster.outbound|8000||vllm.inference.svc.cluster.local.upstream_rq_total: 40\n\
+    cluster.outbound|8000||vllm.inference.svc.cluster.local.upstream_rq_timeout: 3\n";
+
+#[tokio::test]
+async fn manifests_with_saved_dumps_attach_them_by_service() {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(
+        dir.path().join("gateway-clusters.json"),
+        SAVED_GATEWAY_CLUSTERS,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("gateway.stats.txt"), SAVED_GATEWAY_STATS).unwrap();
+    std::fs::write(
+        dir.path().join("stranger.json"),
+        r#"[{"name": "outbound|9000||other.elsewhere.svc.cluster.local"}]"#,
+    )
+    .unwrap();
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster");
+    let run = diagnose(
+        &strings(&[
+            "-f",
+            manifests.to_str().unwrap(),
+            "--envoy-dump",
+            dir.path().to_str().unwrap(),
+            "-o",
+            "json",
+        ]),
+        &[],
+    )
+    .await;
+    assert!(
+        run.code == 0 || run.code == 3,
+        "exit {}: {}",
+        run.code,
+        run.stderr
+    );
+    let document = run.json();
+    assert_eq!(document["sources"], json!(["manifests", "envoy-dump"]));
+    let target = &document["targets"][0];
+    assert_eq!(target["target"]["ref"], "deploy/vllm", "{document:#}");
+    let envoys = target["envoys"].as_array().unwrap();
+    assert_eq!(envoys.len(), 1, "{envoys:#?}");
+    assert_eq!(envoys[0]["role"], "client");
+    assert!(
+        envoys[0]["source"]
+            .as_str()
+            .unwrap()
+            .contains("gateway.stats.txt")
+    );
+    // The capture that names none of the targets' Services is said, not used.
+    let gaps = document["gaps"].as_array().unwrap();
+    assert!(
+        gaps.iter().any(|gap| {
+            gap["what"].as_str().unwrap().contains("stranger.json")
+                && gap["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("vllm.inference.svc.cluster.local:8000")
+        }),
+        "{gaps:#?}"
+    );
+
+    // A bad capture is a one-line error naming the file.
+    std::fs::write(dir.path().join("broken.json"), "{\"configs\": 3}").unwrap();
+    let run = diagnose(
+        &strings(&["--envoy-dump", dir.path().to_str().unwrap()]),
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("broken.json"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn envoy_flag_misuse_is_a_usage_error() {
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster");
+    let manifests = manifests.to_str().unwrap();
+    for (args, says) in [
+        (vec!["-f", manifests, "--service", "vllm:8000"], "--service"),
+        (vec!["-f", manifests, "--client", "pod/caller"], "--client"),
+        (vec!["--client", "deploy/caller"], "expected pod/NAME"),
+        (vec!["--admin-url", "ftp://127.0.0.1:15000"], "only http://"),
+        (
+            vec!["--admin-url", "http://127.0.0.1:1", "--service", "vllm"],
+            "expected HOST:PORT",
+        ),
+        (
+            vec!["--no-envoy", "--admin-url", "http://127.0.0.1:1"],
+            "cannot be used with",
+        ),
+    ] {
+        let run = diagnose(&strings(&args), &[]).await;
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+}
