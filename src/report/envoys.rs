@@ -74,3 +74,81 @@ pub fn lines_for(evidence: &Evidence) -> Vec<Vec<EnvoyLine>> {
 pub(crate) fn of(envoys: &[Vec<EnvoyLine>], index: usize) -> &[EnvoyLine] {
     envoys.get(index).map(Vec::as_slice).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::OutputFormat;
+    use crate::report::{Style, render_with_envoys, sample};
+
+    fn lines() -> Vec<Vec<EnvoyLine>> {
+        vec![vec![
+            EnvoyLine {
+                source: "pod istio-system/gw-a (port-forward to 15000)".to_string(),
+                pod: Some("istio-system/gw-a".to_string()),
+                role: EnvoyRole::Client,
+                reason: "client side: it has an outbound cluster for vllm:8000".to_string(),
+                envoy_version: Some("1.40.0".to_string()),
+                server_state: Some("LIVE".to_string()),
+                counters: true,
+                gaps: Vec::new(),
+            },
+            EnvoyLine {
+                source: "saved dumps/vllm.json".to_string(),
+                pod: None,
+                role: EnvoyRole::Server,
+                reason: "server side: it has an inbound cluster".to_string(),
+                envoy_version: None,
+                server_state: None,
+                counters: false,
+                gaps: vec![Gap::new("Envoy counters cluster.inbound|8000||", "trimmed")],
+            },
+        ]]
+    }
+
+    #[test]
+    fn every_format_shows_each_envoy_and_its_role() {
+        let diagnosis = sample::healthy();
+        let render =
+            |format| render_with_envoys(&diagnosis, &lines(), format, Style::default()).unwrap();
+        let table = render(OutputFormat::Table);
+        assert!(
+            table.contains(
+                "  client    pod istio-system/gw-a (port-forward to 15000) · Envoy 1.40.0 LIVE · client side"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("  server    saved dumps/vllm.json · no counters · server side"),
+            "{table}"
+        );
+        assert!(
+            table.contains("    not read: Envoy counters cluster.inbound|8000||: trimmed"),
+            "{table}"
+        );
+        assert!(
+            table.find("Envoys read:") < table.find("Not gathered:"),
+            "{table}"
+        );
+
+        let json: serde_json::Value = serde_json::from_str(&render(OutputFormat::Json)).unwrap();
+        let envoys = &json["targets"][0]["envoys"];
+        assert_eq!(envoys[0]["role"], "client");
+        assert_eq!(envoys[0]["pod"], "istio-system/gw-a");
+        assert_eq!(envoys[1]["envoyVersion"], serde_json::Value::Null);
+        assert_eq!(envoys[1]["gaps"][0]["reason"], "trimmed");
+
+        let markdown = render(OutputFormat::Markdown);
+        assert!(markdown.contains("### Envoys read"), "{markdown}");
+        assert!(
+            markdown.contains("- **server** saved dumps/vllm.json"),
+            "{markdown}"
+        );
+
+        // Without an Envoy view, targets still carry the key, empty.
+        let plain =
+            crate::report::render(&diagnosis, OutputFormat::Json, Style::default()).unwrap();
+        let plain: serde_json::Value = serde_json::from_str(&plain).unwrap();
+        assert_eq!(plain["targets"][0]["envoys"], serde_json::json!([]));
+    }
+}

@@ -29,8 +29,14 @@ pub fn render_with_envoys(
     );
     for (index, target) in diagnosis.targets.iter().enumerate() {
         out.push('\n');
-        render_target(&mut out, target, wide, style, paint);
-        render_envoys(&mut out, envoys::of(envoys, index), paint);
+        render_target(
+            &mut out,
+            target,
+            envoys::of(envoys, index),
+            wide,
+            style,
+            paint,
+        );
     }
     if !diagnosis.gaps.is_empty() {
         out.push('\n');
@@ -47,6 +53,7 @@ pub fn render_with_envoys(
 fn render_target(
     out: &mut String,
     target: &TargetDiagnosis,
+    envoys: &[EnvoyLine],
     wide: bool,
     style: Style,
     paint: Paint,
@@ -92,6 +99,7 @@ fn render_target(
     if wide {
         render_fixes(out, target);
     }
+    render_envoys(out, envoys, paint);
     if !target.gaps.is_empty() {
         let _ = writeln!(out, "{}", paint.dim("Not gathered:"));
         for gap in &target.gaps {
