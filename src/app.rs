@@ -8,12 +8,13 @@ use crate::cluster::error::ClusterError;
 use crate::cluster::inventory::{ListScope, list_inventory};
 use crate::envoy_sources::{self, EnvoySourceError};
 use crate::evidence::EVIDENCE_SCHEMA_VERSION;
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, Gap};
 use crate::gather::{self, GatherError, Scope, Target};
 use crate::inventory::Inventory;
 use crate::manifest::{self, ManifestError};
 use crate::report::{self, RenderError, Style};
 use crate::verdict;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::io::Write;
 use std::path::Path;
 
@@ -43,7 +44,7 @@ pub enum AppError {
     NoWorkloads {
         inputs: String,
         scope: String,
-        hint: &'static str,
+        hint: String,
     },
     #[error(transparent)]
     Render(#[from] RenderError),
@@ -79,7 +80,7 @@ async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Res
         write_evidence(path, &evidence)?;
     }
     if evidence.targets.is_empty() {
-        return Err(no_workloads(args));
+        return Err(no_workloads(args, &evidence));
     }
     let settings = Settings {
         expected_generation: args.expected_generation,
@@ -118,13 +119,15 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
     if envoy_sources::envoy_only(args) {
         return Ok(envoy_sources::envoy_only_evidence(args, explicit)?);
     }
-    let (mut inventory, namespace, cluster) = if args.filenames.is_empty() {
+    let (mut inventory, namespace, cluster, gathered_at) = if args.filenames.is_empty() {
         let (client, inventory, namespace) = read_cluster(args).await?;
-        (inventory, namespace, Some(client))
+        // Pod ages are measured against this, so the checks need no clock.
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        (inventory, namespace, Some(client), Some(now))
     } else {
         let default_namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
         let inventory = manifest::load(&args.filenames, default_namespace)?;
-        (inventory, args.namespace.clone(), None)
+        (inventory, args.namespace.clone(), None, None)
     };
     let source = if cluster.is_some() {
         "cluster"
@@ -150,6 +153,12 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
         args.expected_generation,
         vec![source.to_string()],
     )?;
+    evidence.gathered_at = gathered_at;
+    if cluster.is_some()
+        && let Some(namespace) = &scope.namespace
+    {
+        note_node_view_scope(&mut evidence, namespace);
+    }
     if let Some(client) = &cluster
         && !args.no_envoy
         && !evidence.targets.is_empty()
@@ -163,6 +172,23 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
     }
     envoy_sources::attach_explicit(&mut evidence, &inventory, args, &explicit);
     Ok(evidence)
+}
+
+/// With `-n`, only that namespace's pods were listed: a node's share of sidecar CPU counts them
+/// alone, and the report says so.
+fn note_node_view_scope(evidence: &mut Evidence, namespace: &str) {
+    for target in &mut evidence.targets {
+        if target.nodes.is_empty() {
+            continue;
+        }
+        let nodes: Vec<&str> = target.nodes.iter().map(|node| node.node.as_str()).collect();
+        target.gaps.push(Gap::new(
+            format!("Pods of other namespaces on {}", nodes.join(", ")),
+            format!(
+                "only namespace {namespace} was listed, so the node view counts its meshed GPU pods alone; -A counts them all"
+            ),
+        ));
+    }
 }
 
 /// The live cluster's client and inventory, and the namespace in scope (`-n`, else the
@@ -209,14 +235,23 @@ fn write_evidence(path: &Path, evidence: &Evidence) -> Result<(), AppError> {
     std::fs::write(path, text + "\n").map_err(|e| error(e.to_string()))
 }
 
-fn no_workloads(args: &DiagnoseArgs) -> AppError {
-    let inputs: Vec<String> = args
-        .filenames
-        .iter()
-        .map(|path| path.display().to_string())
-        .collect();
+/// Nothing could be analysed: say where we looked and, when kinds that hold workloads could not
+/// be read, which.
+fn no_workloads(args: &DiagnoseArgs, evidence: &Evidence) -> AppError {
+    let inputs = match (&args.from_evidence, args.filenames.is_empty()) {
+        (Some(path), _) => format!("evidence {}", path.display()),
+        (None, true) => "the cluster".to_string(),
+        (None, false) => args
+            .filenames
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
     let mut scope = Vec::new();
-    if let Some(namespace) = &args.namespace {
+    if args.all_namespaces {
+        scope.push("all namespaces".to_string());
+    } else if let Some(namespace) = &args.namespace {
         scope.push(format!("namespace {namespace}"));
     }
     if let Some(selector) = &args.selector {
@@ -227,14 +262,32 @@ fn no_workloads(args: &DiagnoseArgs) -> AppError {
     } else {
         format!(" ({})", scope.join(", "))
     };
-    let hint = if args.selector.is_some() {
-        "no pod runs vLLM or matches the selector"
+    let unreadable: Vec<String> = evidence
+        .gaps
+        .iter()
+        .filter(|gap| WORKLOAD_LISTS.iter().any(|kind| gap.what.starts_with(kind)))
+        .map(|gap| {
+            let reason = gap.reason.split(':').next().unwrap_or_default().trim();
+            format!("{} ({reason})", gap.what)
+        })
+        .collect();
+    let hint = if !unreadable.is_empty() {
+        format!(
+            "could not read {}; ask for list access to pods, deployments and statefulsets",
+            unreadable.join(", ")
+        )
+    } else if args.selector.is_some() {
+        "no pod runs vLLM or matches the selector".to_string()
     } else {
         "vLLM is recognised by its image or command; for other servers pass -l/--selector"
+            .to_string()
     };
     AppError::NoWorkloads {
-        inputs: inputs.join(", "),
+        inputs,
         scope,
         hint,
     }
 }
+
+/// The lists whose absence leaves nothing to find workloads in.
+const WORKLOAD_LISTS: [&str; 3] = ["Pod list", "Deployment list", "StatefulSet list"];

@@ -33,7 +33,8 @@ pub enum Command {
 const EXIT_CODES_HELP: &str = "Exit codes (the same in every output format):
   0  nothing at or above --fail-on
   3  a finding at or above --fail-on
-  1  could not run (unreadable or malformed input, unknown TARGET, no inference workload)
+  1  could not run (unreadable or malformed input, cluster unreachable or unknown context,
+     missing namespace, unknown TARGET, nothing to analyse); a partial result is not an error
   2  usage error";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,7 +55,8 @@ pub struct DiagnoseArgs {
     #[arg(short = 'f', long = "filename", value_name = "PATH")]
     pub filenames: Vec<PathBuf>,
 
-    /// Namespace to look in (default: every namespace found in the manifests).
+    /// Namespace to look in (default: the kubeconfig context's on a cluster; every namespace
+    /// found in the manifests with -f).
     #[arg(short, long)]
     pub namespace: Option<String>,
 

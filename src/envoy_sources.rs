@@ -172,6 +172,7 @@ pub fn envoy_only_evidence(
         expected_generation: args.expected_generation,
         targets: vec![target],
         gaps,
+        gathered_at: None,
     })
 }
 

@@ -1,10 +1,12 @@
 //! The Evidence value: everything the sources gathered about each target, and nothing judged.
 //! Checks read only this. It round-trips through JSON (`--save-evidence` / `--from-evidence`).
 
+pub use crate::cluster::node_view::NodeSidecarLoad;
 use crate::mesh::objects::{
     DestinationRule, EnvoyFilter, Gateway, PeerAuthentication, Sidecar, VirtualService,
 };
 use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,6 +27,10 @@ pub struct Evidence {
     /// What could not be gathered for every target (e.g. `Istio CRDs not installed`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<Gap>,
+    /// When a live source was read (RFC 3339): pod ages are this minus their creation time, so
+    /// checks need no clock. Absent for manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gathered_at: Option<Time>,
 }
 
 /// A reference to a Kubernetes or Istio object, or to an Envoy proxy, that evidence points at.
@@ -86,6 +92,70 @@ pub struct TargetEvidence {
     pub envoy: Vec<crate::envoy::EnvoyEvidence>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<Gap>,
+    /// The workload's pods as the API server has them (sorted by name); empty for manifests
+    /// that hold only templates. Better evidence than the template: they carry the injected proxy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live_pods: Vec<LivePod>,
+    /// The nodes that run those pods, with the CPU that sidecars of meshed GPU pods request there
+    /// against the node's allocatable CPU (only nodes that run such a pod; sorted by name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeSidecarLoad>,
+}
+
+/// One pod of the workload as the API server had it when the evidence was gathered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LivePod {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// `status.phase`: `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The pod's `Ready` condition is `True`.
+    pub ready: bool,
+    /// Restarts summed over all containers, init containers included (a native sidecar restarts
+    /// there).
+    pub restarts: u32,
+    /// `metadata.creationTimestamp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Time>,
+    /// The injected `istio-proxy`, when the pod has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<LiveProxy>,
+    /// The injector's `sidecar.istio.io/status` annotation is on the pod.
+    pub sidecar_status: bool,
+}
+
+impl LivePod {
+    /// How old the pod was when the evidence was gathered.
+    pub fn age(&self, gathered_at: Option<&Time>) -> Option<std::time::Duration> {
+        let created = self.created.as_ref()?;
+        let gathered = gathered_at?;
+        let age = gathered.0.duration_since(created.0);
+        std::time::Duration::try_from(age).ok()
+    }
+}
+
+/// The `istio-proxy` container of a live pod, with the resources the injector gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveProxy {
+    /// `Classic` (a regular container) or `Native` (a restartable init container).
+    pub mode: SidecarMode,
+    /// Where it sits in the pod: `spec/containers[1]`, `spec/initContainers[1]`.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Kubernetes quantities as written in the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_request: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_request: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_limit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,10 +1,15 @@
 //! Inventory + scope -> Evidence: pick the targets (TARGET, namespace, selector), resolve the mesh
-//! around each, carry the gaps over.
+//! around each, record their live pods (which settle the sidecar mode) and the nodes those run on,
+//! carry the gaps over.
 
-use crate::evidence::{EVIDENCE_SCHEMA_VERSION, Evidence, Gap, TargetEvidence, Workload};
+use crate::cluster::node_view::{NodeSidecarLoad, node_view};
+use crate::evidence::{
+    EVIDENCE_SCHEMA_VERSION, Evidence, Gap, IstioPresence, LivePod, MeshContext, SidecarMode,
+    TargetEvidence, Workload,
+};
 use crate::inventory::Inventory;
 use crate::mesh::resolve::resolve;
-use crate::workloads::{self, LabelSelector, PodSource, SelectorError};
+use crate::workloads::{self, LabelSelector, PodSource, SelectorError, live};
 use std::fmt;
 use std::time::Duration;
 
@@ -160,15 +165,22 @@ pub fn gather(
         gaps.push(Gap::new("inference workloads", reason));
     }
 
+    let node_loads = node_view(inventory);
     let targets = workloads
         .into_iter()
         .map(|workload| {
             let resolution = resolve(inventory, &workload);
+            let mut mesh = resolution.mesh;
+            let live_pods = live_pods(inventory, &workload);
+            settle_sidecar_mode(&mut mesh, &live_pods);
+            let nodes = nodes_of(&node_loads, &live_pods);
             TargetEvidence {
                 workload,
-                mesh: resolution.mesh,
+                mesh,
                 envoy: Vec::new(),
                 gaps: resolution.gaps,
+                live_pods,
+                nodes,
             }
         })
         .collect();
@@ -179,7 +191,46 @@ pub fn gather(
         expected_generation,
         targets,
         gaps,
+        gathered_at: None,
     })
+}
+
+/// The workload's pods the API server has seen, sorted by name.
+fn live_pods(inventory: &Inventory, workload: &Workload) -> Vec<LivePod> {
+    let mut pods: Vec<LivePod> = workloads::live_pods(inventory, workload)
+        .into_iter()
+        .filter(|pod| live::is_live(pod))
+        .map(live::live_pod)
+        .collect();
+    pods.sort_by(|a, b| a.name.cmp(&b.name));
+    pods
+}
+
+/// Live pods say how the mesh really met the workload; without them, an injection that only
+/// Istio could perform does not happen when Istio is not installed.
+fn settle_sidecar_mode(mesh: &mut MeshContext, pods: &[LivePod]) {
+    let predicted = (mesh.sidecar_mode, mesh.sidecar_reason.as_str());
+    if let Some((mode, reason)) = live::sidecar_mode(pods, predicted, mesh.istio) {
+        mesh.sidecar_mode = mode;
+        mesh.sidecar_reason = reason;
+    } else if mesh.istio == IstioPresence::NotInstalled
+        && mesh.sidecar_mode == SidecarMode::Injected
+    {
+        mesh.sidecar_mode = SidecarMode::None;
+        mesh.sidecar_reason = format!(
+            "{} asks for injection, but Istio is not installed",
+            mesh.sidecar_reason
+        );
+    }
+}
+
+/// The node-view entries of the nodes the pods run on.
+fn nodes_of(loads: &[NodeSidecarLoad], pods: &[LivePod]) -> Vec<NodeSidecarLoad> {
+    loads
+        .iter()
+        .filter(|load| pods.iter().any(|pod| pod.node.as_ref() == Some(&load.node)))
+        .cloned()
+        .collect()
 }
 
 fn in_scope(scope: &Scope, namespace: &str) -> bool {
@@ -303,7 +354,7 @@ const FOUND_LIST_LIMIT: usize = 10;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evidence::{IstioPresence, WorkloadKind};
+    use crate::evidence::WorkloadKind;
 
     fn inventory(yaml: &str) -> Inventory {
         crate::manifest::load_with_stdin(
@@ -634,11 +685,144 @@ spec: {selector: {app: gone}}
         );
     }
 
+    /// deploy/vllm with an injection label, two live pods (one injected with 10m, one not yet),
+    /// a hand-written Pod manifest, and the GPU node they run on.
+    const LIVE: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: inference, labels: {istio-injection: enabled}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm, namespace: inference}
+spec:
+  template:
+    metadata: {labels: {app: vllm}}
+    spec: {containers: [{name: vllm, image: vllm/vllm-openai, resources: {limits: {nvidia.com/gpu: "1"}}}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: vllm-5d8f-bbbbb
+  creationTimestamp: "2025-02-03T09:38:00Z"
+  labels: {app: vllm, pod-template-hash: 5d8f}
+  annotations: {sidecar.istio.io/status: "{}"}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: vllm-5d8f, uid: "1"}]
+spec:
+  nodeName: gpu-node-1
+  containers:
+  - {name: vllm, image: vllm/vllm-openai, resources: {limits: {nvidia.com/gpu: "1"}}}
+  - {name: istio-proxy, image: istio/proxyv2, resources: {requests: {cpu: 10m, memory: 40Mi}}}
+status:
+  phase: Running
+  conditions: [{type: Ready, status: "True"}]
+  containerStatuses:
+  - {name: vllm, image: x, imageID: "", ready: true, restartCount: 4}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: vllm-5d8f-aaaaa
+  labels: {app: vllm, pod-template-hash: 5d8f}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: vllm-5d8f, uid: "1"}]
+spec:
+  nodeName: gpu-node-2
+  containers: [{name: vllm, image: vllm/vllm-openai, resources: {limits: {nvidia.com/gpu: "1"}}}]
+status: {phase: Pending}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: scratch, labels: {app: scratch}}
+spec: {containers: [{name: vllm, image: vllm/vllm-openai}]}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: gpu-node-1}
+status: {allocatable: {cpu: "16", nvidia.com/gpu: "8"}}
+"#;
+
+    #[test]
+    fn live_pods_nodes_and_the_mode_they_show_are_recorded() {
+        let evidence = run(&inventory(LIVE), &Scope::default()).unwrap();
+        assert_eq!(
+            targets(&evidence),
+            ["inference/deploy/vllm", "inference/pod/scratch"]
+        );
+        let vllm = &evidence.targets[0];
+        let names: Vec<&str> = vllm.live_pods.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["vllm-5d8f-aaaaa", "vllm-5d8f-bbbbb"]);
+        let injected = &vllm.live_pods[1];
+        assert!(injected.ready && injected.sidecar_status);
+        assert_eq!(injected.restarts, 4);
+        assert_eq!(
+            injected.proxy.as_ref().unwrap().cpu_request.as_deref(),
+            Some("10m")
+        );
+        assert!(!vllm.live_pods[0].ready);
+        assert_eq!(vllm.mesh.sidecar_mode, SidecarMode::Classic);
+        assert!(
+            vllm.mesh.sidecar_reason.contains("1 of 2 live pods"),
+            "{}",
+            vllm.mesh.sidecar_reason
+        );
+        // Only the node of an injected GPU pod is in the node view.
+        assert_eq!(vllm.nodes.len(), 1);
+        assert_eq!(vllm.nodes[0].node, "gpu-node-1");
+        assert_eq!(vllm.nodes[0].allocatable_cpu_millis, Some(16_000));
+        assert_eq!(vllm.nodes[0].sidecar_cpu_request_millis, 10);
+
+        // A Pod written by hand has not met the API server: no live pod, the prediction stands.
+        let scratch = &evidence.targets[1];
+        assert!(scratch.live_pods.is_empty());
+        assert_eq!(scratch.mesh.sidecar_mode, SidecarMode::Injected);
+        assert!(evidence.gathered_at.is_none());
+    }
+
+    #[test]
+    fn without_istio_nothing_is_injected() {
+        let mut inventory = inventory(LIVE);
+        inventory.istio = Some(IstioPresence::NotInstalled);
+        inventory.pods.retain(|pod| {
+            pod.spec
+                .as_ref()
+                .unwrap()
+                .containers
+                .iter()
+                .all(|c| c.name != "istio-proxy")
+        });
+        let evidence = run(&inventory, &Scope::default()).unwrap();
+        for target in &evidence.targets {
+            assert_eq!(
+                target.mesh.sidecar_mode,
+                SidecarMode::None,
+                "{}",
+                target.workload.name
+            );
+            assert!(
+                target
+                    .mesh
+                    .sidecar_reason
+                    .contains("Istio is not installed"),
+                "{}",
+                target.mesh.sidecar_reason
+            );
+        }
+    }
+
     #[test]
     fn evidence_round_trips_through_json() {
-        let evidence = run(&inventory(CLUSTER), &Scope::default()).unwrap();
-        let json = serde_json::to_string(&evidence).unwrap();
-        let back: Evidence = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, evidence);
+        for manifests in [CLUSTER, LIVE] {
+            let mut evidence = run(&inventory(manifests), &Scope::default()).unwrap();
+            evidence.gathered_at = Some(serde_json::from_str("\"2025-02-03T10:00:00Z\"").unwrap());
+            let json = serde_json::to_string(&evidence).unwrap();
+            let back: Evidence = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, evidence);
+        }
+        // Evidence saved before live pods existed still reads.
+        let old = serde_json::json!({
+            "schemaVersion": 1, "sources": ["manifests"], "expectedGeneration": "300s", "targets": [],
+        });
+        let old: Evidence = serde_json::from_value(old).unwrap();
+        assert!(old.gathered_at.is_none());
     }
 }

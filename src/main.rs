@@ -79,11 +79,18 @@ fn init_logging(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
+    // kube's request trace logs every failed request at ERROR; our one-line error already says
+    // it, so it is shown only from -vv on.
+    let level = if verbose < 2 {
+        format!("{level},kube_client::client::builder=off")
+    } else {
+        level.to_string()
+    };
     let from_env = std::env::var("RUST_LOG").unwrap_or_default();
     let directives = if verbose == 0 && !from_env.trim().is_empty() {
         from_env
     } else if from_env.trim().is_empty() {
-        level.to_string()
+        level
     } else {
         format!("{level},{from_env}")
     };

@@ -174,7 +174,14 @@ pub fn diagnose(evidence: &Evidence, settings: &Settings, fail_on: Severity) -> 
         .map(|target| {
             let per_check = checks::ALL
                 .iter()
-                .map(|(id, check)| (*id, check(target, settings)))
+                .map(|(id, check)| {
+                    let findings = if without_istio(target, *id) {
+                        Vec::new()
+                    } else {
+                        check(target, settings)
+                    };
+                    (*id, findings)
+                })
                 .collect();
             judge_target(target, per_check)
         })
@@ -345,11 +352,26 @@ fn check_outcome(target: &TargetEvidence, id: CheckId, findings: &[Finding]) -> 
     }
 }
 
+/// The mesh checks (2–5) judge Istio objects and proxies; on a cluster without Istio they are
+/// not run, unless an Envoy was read all the same (`--admin-url`): its evidence is judged.
+/// Sidecar overhead always runs: a leftover proxy costs the same without istiod.
+fn without_istio(target: &TargetEvidence, id: CheckId) -> bool {
+    id != CheckId::SidecarOverhead
+        && target.mesh.istio == IstioPresence::NotInstalled
+        && target.envoy.is_empty()
+}
+
 /// Why a check has nothing to look at for this target, if so. Only said when the check also
 /// returned nothing: a finding always wins.
 fn not_applicable(target: &TargetEvidence, id: CheckId) -> Option<String> {
     let mesh = &target.mesh;
     let mode = mesh.sidecar_mode;
+    if without_istio(target, id) {
+        return Some(
+            "Istio is not installed on the cluster (no networking.istio.io API): no mesh object or proxy applies"
+                .to_string(),
+        );
+    }
     if id == CheckId::SidecarOverhead {
         return match mode {
             SidecarMode::Ambient => Some("ambient mode: no sidecar in the pod".to_string()),
@@ -362,9 +384,6 @@ fn not_applicable(target: &TargetEvidence, id: CheckId) -> Option<String> {
     }
     if mode.has_sidecar() || mode == SidecarMode::Ambient {
         return None;
-    }
-    if mesh.istio == IstioPresence::NotInstalled {
-        return Some("no sidecar and Istio is not installed".to_string());
     }
     let no_mesh_objects = mesh.virtual_services.is_empty()
         && mesh.destination_rules.is_empty()
@@ -607,6 +626,40 @@ pub(crate) mod tests {
             ambient.checks[1..]
                 .iter()
                 .all(|c| c.status == CheckStatus::Passed)
+        );
+    }
+
+    #[test]
+    fn without_istio_the_mesh_checks_are_not_run_and_say_why() {
+        // A sidecar left over from an uninstalled Istio, and a VirtualService-free target: the
+        // stream-timeout check would otherwise judge the proxy's defaults.
+        let mut target = target(SidecarMode::Classic, IstioPresence::NotInstalled);
+        target.workload.pod_spec = serde_json::from_value(serde_json::json!({
+            "containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.8.5"}],
+        }))
+        .unwrap();
+        let evidence = evidence(vec![target], Vec::new());
+        let settings = Settings {
+            expected_generation: Duration::from_secs(300),
+        };
+        let diagnosis = diagnose(&evidence, &settings, Severity::Critical);
+        let checks = &diagnosis.targets[0].checks;
+        for check in &checks[1..] {
+            assert_eq!(check.status, CheckStatus::NotApplicable, "{check:?}");
+            assert!(
+                check
+                    .reason
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("Istio is not installed"),
+                "{check:?}"
+            );
+        }
+        assert!(
+            diagnosis.targets[0]
+                .findings
+                .iter()
+                .all(|finding| finding.id == CheckId::SidecarOverhead)
         );
     }
 

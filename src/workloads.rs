@@ -1,6 +1,7 @@
 //! Finding inference workloads (vLLM) in an Inventory: Deployments and StatefulSets by their pod
 //! template, bare Pods by their spec. Pods owned (via ReplicaSet) by a listed workload belong to it.
 
+pub mod live;
 pub mod selector;
 pub mod vllm_args;
 

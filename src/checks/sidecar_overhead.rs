@@ -1,10 +1,14 @@
 //! 1 `sidecar-overhead`: a GPU pod that carries an Istio proxy with untuned resources.
 //!
-//! The proxy's CPU/memory requests come from, in order: the `istio-proxy` container when the
-//! spec already has it (live or pre-injected pod, classic or native sidecar); the annotations
+//! The proxy's CPU/memory requests come from, in order: the `istio-proxy` container of the live
+//! pods (as injected; the newest pod when they differ); the `istio-proxy` container when the
+//! spec already has it (a pre-injected pod, classic or native sidecar); the annotations
 //! `sidecar.istio.io/proxyCPU`/`proxyMemory` (setting any of the four proxy resource
 //! annotations drops all chart defaults, and a request left out then defaults to its limit as
 //! Kubernetes does); else the injector default 100m/128Mi, named as an assumption.
+//!
+//! When the live pods' nodes are known, each node is cited with the CPU that sidecars of meshed
+//! GPU pods request there against its allocatable CPU.
 //!
 //! Severity: **warning** when the proxy requests more than 50m CPU or 64Mi on a GPU pod (static
 //! configuration can only show a reservation, not the latency it costs: critical is left to
@@ -15,7 +19,9 @@ use super::fixes::{patch_instruction, workload_patch};
 use super::quantity::{cpu_millis, display_cpu, display_memory, memory_bytes};
 use super::target::{app_containers, pod_metadata_path, pod_spec_path, proxy_container};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
-use crate::evidence::{SidecarMode, TargetEvidence, Workload};
+use crate::evidence::{
+    LivePod, LiveProxy, NodeSidecarLoad, ObjectRef, SidecarMode, TargetEvidence, Workload,
+};
 use k8s_openapi::api::core::v1::Container;
 use serde_json::{Map, Value, json};
 
@@ -48,7 +54,7 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     if !mode.has_sidecar() {
         return Vec::new();
     }
-    let proxy = proxy_requests(workload);
+    let proxy = proxy_requests(target);
     let (app_cpu, app_memory) = app_requests(workload);
     let tuned = proxy.cpu_millis <= TUNED_CPU_MILLIS && proxy.memory_bytes <= TUNED_MEMORY_BYTES;
 
@@ -95,7 +101,7 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     );
     evidence.push(
         EvidenceLine::new(
-            object,
+            object.clone(),
             format!(
                 "{}/containers[*]/resources/requests/memory",
                 pod_spec_path(workload)
@@ -108,6 +114,7 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
             share(proxy.memory_bytes, app_memory)
         )),
     );
+    evidence.extend(target.nodes.iter().map(node_line));
 
     let requests = format!(
         "{} CPU / {}",
@@ -202,7 +209,11 @@ fn app_requests(workload: &Workload) -> (u64, u64) {
         )
 }
 
-fn proxy_requests(workload: &Workload) -> ProxyRequests {
+fn proxy_requests(target: &TargetEvidence) -> ProxyRequests {
+    if let Some(live) = live_proxy_requests(target) {
+        return live;
+    }
+    let workload = &target.workload;
     let object = workload.object_ref();
     if let Some((path, container)) = proxy_container(&workload.pod_spec) {
         let (cpu, memory) = container_requests(container);
@@ -289,6 +300,98 @@ fn proxy_requests(workload: &Workload) -> ProxyRequests {
         memory_bytes: memory,
         evidence,
         assumptions,
+    }
+}
+
+/// The proxy as injected in the live pods: the newest pod's (the current template's, during a
+/// rollout), with how many other proxied pods request the same.
+fn live_proxy_requests(target: &TargetEvidence) -> Option<ProxyRequests> {
+    let proxied: Vec<(&LivePod, &LiveProxy)> = target
+        .live_pods
+        .iter()
+        .filter_map(|pod| pod.proxy.as_ref().map(|proxy| (pod, proxy)))
+        .collect();
+    // Newest first; by name when creation times tie or are unknown.
+    let (pod, proxy) = proxied
+        .iter()
+        .max_by(|(a, _), (b, _)| a.created.cmp(&b.created).then(b.name.cmp(&a.name)))
+        .copied()?;
+    let alike = proxied
+        .iter()
+        .filter(|(_, other)| {
+            other.cpu_request == proxy.cpu_request
+                && other.memory_request == proxy.memory_request
+                && other.cpu_limit == proxy.cpu_limit
+                && other.memory_limit == proxy.memory_limit
+        })
+        .count();
+    let spread = if alike == proxied.len() {
+        match alike {
+            1 => "the only live pod with a proxy".to_string(),
+            count => format!("the same in all {count} live pods with a proxy"),
+        }
+    } else {
+        format!(
+            "newest pod; {alike} of {} live pods with a proxy request the same, the others differ (a rollout in progress?)",
+            proxied.len()
+        )
+    };
+    let object = ObjectRef::new("Pod", Some(&target.workload.namespace), &pod.name);
+    let base = format!("{}/resources/requests", proxy.path);
+    // The API server defaults a missing request to the limit at admission; read it the same way.
+    let cpu = proxy
+        .cpu_request
+        .as_deref()
+        .or(proxy.cpu_limit.as_deref())
+        .and_then(|text| cpu_millis(text).ok());
+    let memory = proxy
+        .memory_request
+        .as_deref()
+        .or(proxy.memory_limit.as_deref())
+        .and_then(|text| memory_bytes(text).ok());
+    let line = |resource: &str, written: &Option<String>, what: &str| {
+        EvidenceLine::new(
+            object.clone(),
+            format!("{base}/{resource}"),
+            written.clone().unwrap_or_else(|| "<unset>".into()),
+        )
+        .with_note(format!(
+            "istio-proxy {what} request as injected in the live pod; {spread}"
+        ))
+    };
+    Some(ProxyRequests {
+        cpu_millis: cpu.unwrap_or(0),
+        memory_bytes: memory.unwrap_or(0),
+        evidence: vec![
+            line("cpu", &proxy.cpu_request, "CPU"),
+            line("memory", &proxy.memory_request, "memory"),
+        ],
+        assumptions: Vec::new(),
+    })
+}
+
+/// `Node gpu-node-1 status/allocatable/cpu = 95690m (sidecars of 3 meshed GPU pods … request …)`.
+fn node_line(node: &NodeSidecarLoad) -> EvidenceLine {
+    let object = ObjectRef::new("Node", None, &node.node);
+    let pods = match node.meshed_gpu_pods.len() {
+        1 => "1 meshed GPU pod".to_string(),
+        count => format!("{count} meshed GPU pods"),
+    };
+    let requested = format!(
+        "sidecars of {pods} ({} GPU{}) on this node request {} CPU",
+        node.gpus_requested,
+        if node.gpus_requested == 1 { "" } else { "s" },
+        display_cpu(node.sidecar_cpu_request_millis)
+    );
+    match (node.allocatable_cpu_millis, node.sidecar_cpu_share()) {
+        (Some(allocatable), Some(share)) => {
+            EvidenceLine::new(object, "status/allocatable/cpu", display_cpu(allocatable)).with_note(
+                format!("{requested}, {:.1}% of its allocatable CPU", share * 100.0),
+            )
+        }
+        _ => EvidenceLine::new(object, "status/allocatable/cpu", "<unknown>").with_note(format!(
+            "{requested}; the node's allocatable CPU is unknown (Node not listed)"
+        )),
     }
 }
 
@@ -413,6 +516,131 @@ mod tests {
                 findings[0].title
             );
         }
+    }
+
+    fn live_pod(name: &str, created: &str, cpu: &str, memory: &str) -> LivePod {
+        serde_json::from_value(serde_json::json!({
+            "name": name,
+            "node": "gpu-node-1",
+            "phase": "Running",
+            "ready": true,
+            "restarts": 0,
+            "created": created,
+            "sidecarStatus": true,
+            "proxy": {
+                "mode": "classic",
+                "path": "spec/containers[1]",
+                "cpuRequest": cpu,
+                "memoryRequest": memory,
+                "cpuLimit": "2",
+                "memoryLimit": "1Gi",
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn live_proxy_resources_beat_annotations_and_defaults() {
+        let mut target = target();
+        target.mesh.sidecar_mode = SidecarMode::Classic;
+        // Annotations say 1 CPU; the pods were injected with 10m / 40Mi (e.g. a demo profile).
+        target
+            .workload
+            .pod_annotations
+            .insert(CPU.into(), "1".into());
+        target.live_pods = vec![
+            live_pod("vllm-a", "2025-02-03T09:38:00Z", "10m", "40Mi"),
+            live_pod("vllm-b", "2025-02-03T09:39:00Z", "10m", "40Mi"),
+        ];
+        let findings = check(&target, &settings());
+        assert_well_formed(&findings);
+        let finding = &findings[0];
+        assert_eq!(finding.severity, Severity::Info);
+        assert!(
+            finding.title.contains("10m CPU / 40Mi"),
+            "{}",
+            finding.title
+        );
+        assert!(finding.assumptions.is_empty(), "{:?}", finding.assumptions);
+        let cpu = finding
+            .evidence
+            .iter()
+            .find(|line| line.path == "spec/containers[1]/resources/requests/cpu")
+            .unwrap();
+        assert_eq!(cpu.object.to_string(), "Pod llm/vllm-b");
+        assert_eq!(cpu.value, "10m");
+        assert!(
+            cpu.note
+                .as_deref()
+                .unwrap()
+                .contains("the same in all 2 live pods"),
+            "{cpu:?}"
+        );
+        assert!(
+            !finding
+                .evidence
+                .iter()
+                .any(|line| line.path.contains("annotations")),
+            "annotations are not cited once the live proxy is known"
+        );
+    }
+
+    #[test]
+    fn during_a_rollout_the_newest_pod_speaks() {
+        let mut target = target();
+        target.live_pods = vec![
+            live_pod("vllm-new", "2025-02-03T10:00:00Z", "100m", "128Mi"),
+            live_pod("vllm-old", "2025-02-01T10:00:00Z", "10m", "40Mi"),
+        ];
+        let findings = check(&target, &settings());
+        assert_eq!(findings[0].severity, Severity::Warning);
+        let cpu = &findings[0]
+            .evidence
+            .iter()
+            .find(|line| line.path.ends_with("requests/cpu") && line.object.kind == "Pod")
+            .unwrap();
+        assert_eq!(cpu.object.name, "vllm-new");
+        assert!(
+            cpu.note.as_deref().unwrap().contains("1 of 2 live pods"),
+            "{cpu:?}"
+        );
+    }
+
+    #[test]
+    fn nodes_of_the_pods_are_cited_with_the_sidecars_share() {
+        let mut target = target();
+        target.live_pods = vec![live_pod("vllm-a", "2025-02-03T09:38:00Z", "2", "1Gi")];
+        target.nodes = vec![
+            serde_json::from_value(serde_json::json!({
+                "node": "gpu-node-1",
+                "allocatableCpuMillis": 16000,
+                "allocatableGpus": {"nvidia.com/gpu": 8},
+                "meshedGpuPods": ["llm/vllm-a", "llm/other-0"],
+                "gpusRequested": 2,
+                "sidecarCpuRequestMillis": 4000,
+            }))
+            .unwrap(),
+            serde_json::from_value(serde_json::json!({
+                "node": "gpu-node-2",
+                "meshedGpuPods": ["llm/vllm-b"],
+                "gpusRequested": 1,
+                "sidecarCpuRequestMillis": 100,
+            }))
+            .unwrap(),
+        ];
+        let findings = check(&target, &settings());
+        let nodes: Vec<&EvidenceLine> = findings[0]
+            .evidence
+            .iter()
+            .filter(|line| line.object.kind == "Node")
+            .collect();
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(
+            crate::report::evidence_text(nodes[0]),
+            "Node gpu-node-1 status/allocatable/cpu = 16 (sidecars of 2 meshed GPU pods (2 GPUs) on this node request 4 CPU, 25.0% of its allocatable CPU)"
+        );
+        assert_eq!(nodes[1].value, "<unknown>");
+        assert!(nodes[1].note.as_deref().unwrap().contains("unknown"));
     }
 
     #[test]

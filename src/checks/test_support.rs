@@ -91,6 +91,8 @@ pub fn target() -> TargetEvidence {
         },
         envoy: Vec::new(),
         gaps: Vec::new(),
+        live_pods: Vec::new(),
+        nodes: Vec::new(),
     }
 }
 

@@ -288,6 +288,8 @@ mod tests {
             },
             envoy: Vec::new(),
             gaps: Vec::new(),
+            live_pods: Vec::new(),
+            nodes: Vec::new(),
         }
     }
 

@@ -487,6 +487,8 @@ mod tests {
             },
             envoy: Vec::new(),
             gaps: Vec::new(),
+            live_pods: Vec::new(),
+            nodes: Vec::new(),
         }
     }
 

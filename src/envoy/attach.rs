@@ -103,6 +103,8 @@ pub fn endpoint_target(choice: &ServiceChoice, readings: &[EnvoyReading]) -> Tar
         },
         envoy,
         gaps: Vec::new(),
+        live_pods: Vec::new(),
+        nodes: Vec::new(),
     }
 }
 

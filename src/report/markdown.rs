@@ -2,7 +2,9 @@
 //! the other contributing modes, every finding, and what could not be gathered.
 
 use super::envoys::{self, EnvoyLine};
-use super::{evidence_text, fixes, gap_text, gpu_text, outcome_text, sidecar_mode_text};
+use super::{
+    evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text, sidecar_mode_text,
+};
 use crate::checks::{CheckId, Severity};
 use crate::verdict::{CheckStatus, Diagnosis, TargetDiagnosis};
 use std::fmt::Write;
@@ -63,8 +65,9 @@ fn render_target(out: &mut String, target: &TargetDiagnosis, envoys: &[EnvoyLine
             let _ = writeln!(out, "{}\n", root.explanation);
             render_mode(out, target, root.id, "###");
         }
-        None => out
-            .push_str("**No failure mode found above info: healthy for streaming inference.**\n\n"),
+        None => {
+            let _ = writeln!(out, "**{}**\n", no_root_cause_text(target));
+        }
     }
     if !target.also_contributing.is_empty() {
         out.push_str("### Also contributing\n\n");

@@ -9,7 +9,7 @@ pub mod table;
 use crate::checks::{EvidenceLine, Severity};
 use crate::cli::OutputFormat;
 use crate::evidence::{Gap, SidecarMode};
-use crate::verdict::{Diagnosis, TargetSummary};
+use crate::verdict::{CheckStatus, Diagnosis, TargetDiagnosis, TargetSummary};
 
 /// How the terminal renderers may style their output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,6 +80,20 @@ pub(crate) fn evidence_text(line: &EvidenceLine) -> String {
     text
 }
 
+/// The line for a target without a root cause: healthy, unless no check applied at all (no
+/// sidecar and no Istio, e.g.), when nothing was judged and calling it healthy would mislead.
+pub(crate) fn no_root_cause_text(target: &TargetDiagnosis) -> &'static str {
+    let judged = target
+        .checks
+        .iter()
+        .any(|check| check.status != CheckStatus::NotApplicable);
+    if judged {
+        "No failure mode found above info: healthy for streaming inference."
+    } else {
+        "No check applies to this workload, so nothing was judged: see why for each check below."
+    }
+}
+
 pub(crate) fn gap_text(gap: &Gap) -> String {
     format!("{}: {}", gap.what, gap.reason)
 }
@@ -100,6 +114,27 @@ pub(crate) fn outcome_text(diagnosis: &Diagnosis) -> String {
             ),
             _ => format!("nothing above info: exit {}", diagnosis.exit_code()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::IstioPresence;
+    use crate::verdict;
+
+    #[test]
+    fn nothing_applicable_is_not_called_healthy() {
+        let outside = verdict::judge_target(
+            &verdict::tests::target(SidecarMode::None, IstioPresence::NotInstalled),
+            crate::checks::CheckId::ALL
+                .iter()
+                .map(|id| (*id, Vec::new()))
+                .collect(),
+        );
+        assert!(no_root_cause_text(&outside).starts_with("No check applies"));
+        let healthy = &sample::healthy().targets[0];
+        assert!(no_root_cause_text(healthy).contains("healthy"));
     }
 }
 

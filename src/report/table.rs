@@ -2,7 +2,10 @@
 //! `wide` adds the evidence and assumptions per finding and the fix YAML under the table.
 
 use super::envoys::{self, EnvoyLine};
-use super::{Style, evidence_text, fixes, gap_text, gpu_text, outcome_text, sidecar_mode_text};
+use super::{
+    Style, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text,
+    sidecar_mode_text,
+};
 use crate::checks::{Finding, Severity};
 use crate::verdict::{CheckStatus, Diagnosis, TargetDiagnosis};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
@@ -91,8 +94,7 @@ fn render_target(
             }
         }
         None => {
-            let line = "No failure mode found above info: healthy for streaming inference.";
-            let _ = writeln!(out, "{}", paint.good(line));
+            let _ = writeln!(out, "{}", paint.good(no_root_cause_text(target)));
         }
     }
     let _ = writeln!(out, "{}", table(target, wide, style));

@@ -66,6 +66,9 @@ struct Forbid {
 /// What the server holds and how it behaves.
 pub struct ApiServerConfig {
     objects: Vec<Value>,
+    /// Manifests and the namespace they are applied in; rolled out at start, once it is known
+    /// whether Istio (and so its injector) is there.
+    manifests: Vec<(Vec<Value>, String)>,
     istio: IstioApis,
     forbidden: Vec<Forbid>,
     port_forwards: HashMap<(String, String, u16), SocketAddr>,
@@ -82,6 +85,7 @@ impl ApiServerConfig {
     pub fn new() -> Self {
         Self {
             objects: Vec::new(),
+            manifests: Vec::new(),
             istio: IstioApis::Current,
             forbidden: Vec::new(),
             port_forwards: HashMap::new(),
@@ -94,12 +98,13 @@ impl ApiServerConfig {
         self
     }
 
-    /// Adds what the cluster holds after `kubectl apply -n namespace -f path`: the manifests,
-    /// their Namespaces, and running pods (sidecar-injected where Istio would) for each
-    /// Deployment and StatefulSet. See [`rollout::roll_out`].
+    /// Adds what the cluster holds after `kubectl apply -n namespace -f path` (a file, or a
+    /// folder applied as one): the manifests, their Namespaces, and running pods for each
+    /// Deployment and StatefulSet, sidecar-injected where Istio would (never when Istio is
+    /// absent). See [`rollout::roll_out`].
     pub fn with_manifests(mut self, path: &Path, namespace: &str) -> Self {
-        self.objects
-            .extend(rollout::roll_out(rollout::read_manifests(path), namespace));
+        self.manifests
+            .push((rollout::read_manifests(path), namespace.to_string()));
         self
     }
 
@@ -178,9 +183,17 @@ impl ApiServer {
         let address = listener.local_addr().unwrap();
         let ca = tls::make_ca("infermesh test cluster CA");
         let served = resources::served_resources(config.istio);
+        let injector = config.istio != IstioApis::Absent;
+        let rolled_out = config
+            .manifests
+            .into_iter()
+            .flat_map(|(manifests, namespace)| {
+                rollout::roll_out_with(manifests, &namespace, injector)
+            });
         let objects = config
             .objects
             .into_iter()
+            .chain(rolled_out)
             .filter(|object| {
                 let group = store::group_of(object["apiVersion"].as_str().unwrap_or_default());
                 served.iter().any(|resource| resource.group == group)

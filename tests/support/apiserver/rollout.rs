@@ -11,8 +11,24 @@ const PROXY_IMAGE: &str = "docker.io/istio/proxyv2:1.24.2";
 /// Injector defaults (Istio chart `values.yaml`): requests 100m / 128Mi, limits 2000m / 1024Mi.
 const DEFAULT_PROXY_RESOURCES: (&str, &str, &str, &str) = ("100m", "128Mi", "2000m", "1024Mi");
 
-/// Every document of a YAML or JSON manifest file (`---`-separated, `kind: List` expanded).
+/// When rolled-out pods were created (and started).
+pub const ROLLOUT_CREATED: &str = "2025-02-03T09:38:00Z";
+
+/// Every document of a YAML or JSON manifest file (`---`-separated, `kind: List` expanded); for a
+/// folder, of its `.yaml`, `.yml` and `.json` files in name order, as `kubectl apply -f DIR` reads.
 pub fn read_manifests(path: &Path) -> Vec<Value> {
+    if path.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|file| {
+                file.extension()
+                    .is_some_and(|ext| ext == "yaml" || ext == "yml" || ext == "json")
+            })
+            .collect();
+        files.sort();
+        return files.iter().flat_map(|file| read_manifests(file)).collect();
+    }
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     let mut objects = Vec::new();
@@ -39,6 +55,12 @@ fn is_cluster_scoped(kind: &str) -> bool {
 /// with namespaces filled in, missing Namespaces created, and for each Deployment (and
 /// StatefulSet) its ReplicaSet and `replicas` running pods, injected where Istio would inject.
 pub fn roll_out(manifests: Vec<Value>, default_namespace: &str) -> Vec<Value> {
+    roll_out_with(manifests, default_namespace, true)
+}
+
+/// [`roll_out`] on a cluster with Istio's injector (`injector`) or without one (no pod gets a
+/// sidecar, whatever its labels ask).
+pub fn roll_out_with(manifests: Vec<Value>, default_namespace: &str, injector: bool) -> Vec<Value> {
     let mut objects: Vec<Value> = manifests
         .into_iter()
         .map(|mut object| {
@@ -81,14 +103,14 @@ pub fn roll_out(manifests: Vec<Value>, default_namespace: &str) -> Vec<Value> {
             })
             .map(|candidate| candidate["metadata"]["labels"].clone())
             .unwrap_or(Value::Null);
-        created.extend(workload_children(object, &namespace_labels));
+        created.extend(workload_children(object, &namespace_labels, injector));
     }
     objects.extend(created);
     objects
 }
 
 /// The ReplicaSet (Deployments only) and pods of a workload.
-fn workload_children(workload: &Value, namespace_labels: &Value) -> Vec<Value> {
+fn workload_children(workload: &Value, namespace_labels: &Value, injector: bool) -> Vec<Value> {
     let kind = workload["kind"].as_str().unwrap_or_default();
     let name = workload["metadata"]["name"].as_str().unwrap_or_default();
     let namespace = workload["metadata"]["namespace"]
@@ -160,7 +182,7 @@ fn workload_children(workload: &Value, namespace_labels: &Value) -> Vec<Value> {
             )),
         );
         metadata.insert("ownerReferences".into(), json!([owner.clone()]));
-        metadata.remove("creationTimestamp");
+        metadata.insert("creationTimestamp".into(), json!(ROLLOUT_CREATED));
         let mut labels = metadata
             .get("labels")
             .and_then(Value::as_object)
@@ -176,7 +198,7 @@ fn workload_children(workload: &Value, namespace_labels: &Value) -> Vec<Value> {
             "spec": template["spec"].clone(),
         });
         pod["spec"]["nodeName"] = json!(ROLLOUT_NODE);
-        if injection_wanted(&pod, namespace_labels) {
+        if injector && injection_wanted(&pod, namespace_labels) {
             inject_sidecar(&mut pod);
         }
         pod["status"] = running_status(&pod, index);
@@ -314,7 +336,7 @@ fn running_status(pod: &Value, index: u64) -> Value {
         "phase": "Running",
         "conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
         "podIP": format!("10.244.1.{}", 100 + index % 150),
-        "startTime": "2025-02-03T09:38:00Z",
+        "startTime": ROLLOUT_CREATED,
         "containerStatuses": statuses,
         "qosClass": "Burstable",
     })
