@@ -186,7 +186,9 @@ pub fn attach_explicit(
     if readings.is_empty() {
         return;
     }
-    evidence.sources.extend(explicit_sources(args));
+    for source in explicit_sources(args) {
+        add_source(evidence, &source);
+    }
     let mut gaps = Vec::new();
     attach::attach(
         &mut evidence.targets,
@@ -240,7 +242,13 @@ pub async fn read_live(
         &client_pods,
         &mut evidence.gaps,
     );
-    evidence.sources.push("envoy-admin".to_string());
+    add_source(evidence, "envoy-admin");
+}
+
+fn add_source(evidence: &mut Evidence, source: &str) {
+    if !evidence.sources.iter().any(|have| have == source) {
+        evidence.sources.push(source.to_string());
+    }
 }
 
 /// The pods `--client` names (in the namespace in scope) and up to [`PODS_PER_SIDE`] that

@@ -351,15 +351,86 @@ mod tests {
         assert!(run_gaps[0].what.contains("bystander"), "{run_gaps:?}");
     }
 
+    fn live_pod(
+        namespace: &str,
+        name: &str,
+        labels: serde_json::Value,
+    ) -> k8s_openapi::api::core::v1::Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "vllm-abc", "uid": "u"}]},
+            "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai"}, {"name": "istio-proxy", "image": "proxyv2"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn the_plan_caps_each_side_and_reads_shared_pods_once() {
+        let mut inventory = Inventory::default();
+        inventory.deployments.push(
+            serde_json::from_value(
+                serde_json::json!({"metadata": {"name": "vllm", "namespace": "inference"}}),
+            )
+            .unwrap(),
+        );
+        for name in ["vllm-a", "vllm-b", "vllm-c"] {
+            inventory.pods.push(live_pod(
+                "inference",
+                name,
+                serde_json::json!({"app": "vllm", "pod-template-hash": "abc"}),
+            ));
+        }
+        for name in ["gw-a", "gw-b", "gw-c"] {
+            inventory.pods.push(live_pod(
+                "istio-system",
+                name,
+                serde_json::json!({"istio": "ingressgateway"}),
+            ));
+        }
+        let mut with_gateway = target();
+        with_gateway.mesh.gateways = vec![
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "public", "namespace": "istio-system"},
+                "spec": {"selector": {"istio": "ingressgateway"},
+                    "servers": [{"port": {"number": 80}, "hosts": ["*"]}]},
+            }))
+            .unwrap(),
+        ];
+        with_gateway.mesh.virtual_services = vec![
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "public", "namespace": "inference"},
+                "spec": {"hosts": ["llm.example.com"], "gateways": ["istio-system/public"]},
+            }))
+            .unwrap(),
+        ];
         let plan = plan(
-            &Inventory::default(),
-            &[target(), target()],
+            &inventory,
+            &[with_gateway.clone(), with_gateway],
             &[pod("caller")],
         );
         assert_eq!(plan.per_target.len(), 2);
-        assert_eq!(plan.per_target[0], vec![(pod("caller"), EnvoySide::Client)]);
-        assert_eq!(plan.pods.len(), 1);
+        let names: Vec<(&str, EnvoySide)> = plan.per_target[0]
+            .iter()
+            .map(|(pod, side)| (pod.name.as_str(), *side))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("vllm-a", EnvoySide::Server),
+                ("vllm-b", EnvoySide::Server),
+                ("gw-a", EnvoySide::Client),
+                ("gw-b", EnvoySide::Client),
+                ("caller", EnvoySide::Client),
+            ]
+        );
+        assert_eq!(plan.per_target[1], plan.per_target[0]);
+        assert_eq!(plan.pods, plan.per_target[0], "each pod is read once");
+
+        let no_pods = super::plan(&Inventory::default(), &[target()], &[pod("caller")]);
+        assert_eq!(
+            no_pods.per_target[0],
+            vec![(pod("caller"), EnvoySide::Client)]
+        );
     }
 }
