@@ -6,7 +6,6 @@
 pub use crate::envoy::reading::EnvoySide;
 use crate::evidence::{ObjectRef, TargetEvidence, Workload};
 use crate::inventory::Inventory;
-use crate::mesh::hosts::HostPattern;
 use crate::mesh::objects::{Gateway, GatewayServer, VirtualService};
 use crate::workloads;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -405,12 +404,6 @@ fn selects(service: &Service, labels: &BTreeMap<String, String>) -> bool {
             .all(|(key, value)| labels.get(key) == Some(value))
 }
 
-/// Whether a Service FQDN (`vllm.inference.svc.cluster.local`) is what `host` names, as a
-/// VirtualService in `namespace` would write it.
-pub fn host_names_service(host: &str, namespace: &str, fqdn: &str) -> bool {
-    HostPattern::resolve(host, namespace).matches(fqdn)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -688,16 +681,6 @@ mod tests {
         ]
         .into();
         assert_eq!(selector_text(&selector), "app=gw,istio=ingressgateway");
-        assert!(host_names_service(
-            "vllm",
-            "inference",
-            "vllm.inference.svc.cluster.local"
-        ));
-        assert!(!host_names_service(
-            "vllm",
-            "other",
-            "vllm.inference.svc.cluster.local"
-        ));
         assert!(gateway_host_matches("*.example.com", "llm.example.com"));
         assert!(!gateway_host_matches("*.example.com", "example.com"));
         assert!(gateway_host_matches("llm.example.com", "*.example.com"));
