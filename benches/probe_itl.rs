@@ -5,7 +5,7 @@
 //! monotonic clock, so per chunk we get the probe's latency (send → recorded by the probe: the
 //! whole path through hyper, loopback TCP, reqwest, SSE parsing and JSON) and its ITL error
 //! (measured gap − true gap). Baselines: `curl -N` (throughput) and a `vllm bench serve`-style
-//! Python client (ITL error). Run: `cargo bench --bench probe_itl`. Results: docs/benchmarks-probe.md.
+//! Python client (ITL error). Run: `cargo bench --bench probe_itl`. Results: docs/benchmarks.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

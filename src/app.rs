@@ -2,7 +2,7 @@
 //! render -> exit code. `main` only parses arguments, sets up logging and prints errors.
 
 use crate::checks::Settings;
-use crate::cli::{Cli, Command, DiagnoseArgs};
+use crate::cli::{Cli, Command, DiagnoseArgs, ProbeCommand};
 use crate::cluster::client::ClusterClient;
 use crate::cluster::error::ClusterError;
 use crate::cluster::inventory::{ListScope, list_inventory};
@@ -12,6 +12,9 @@ use crate::evidence::{Evidence, Gap};
 use crate::gather::{self, GatherError, Scope, Target};
 use crate::inventory::Inventory;
 use crate::manifest::{self, ManifestError};
+use crate::probe::live::{self, LiveError, LiveRequest};
+use crate::probe::progress::Progress;
+use crate::probe::{Outcome, render::render as render_probe};
 use crate::report::{self, RenderError, Style};
 use crate::verdict;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -24,6 +27,9 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_INTERRUPTED: u8 = 130;
 /// Exit code for usage errors (clap's, and a TARGET that is not `KIND/NAME`).
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code of `probe` when the mesh path fails where the direct path does not (the same code
+/// `diagnose` uses for a finding).
+pub const EXIT_MESH_FAILURE: u8 = 3;
 
 /// The namespace of manifest objects that name none, when `-n` is not given (as kubectl does).
 const DEFAULT_NAMESPACE: &str = "default";
@@ -47,6 +53,8 @@ pub enum AppError {
         hint: String,
     },
     #[error(transparent)]
+    Probe(#[from] LiveError),
+    #[error(transparent)]
     Render(#[from] RenderError),
     #[error("could not write the report to stdout")]
     Write(#[source] std::io::Error),
@@ -59,6 +67,8 @@ impl AppError {
         match self {
             AppError::InvalidTarget { .. } => EXIT_USAGE,
             AppError::Envoy(error) if error.is_usage() => EXIT_USAGE,
+            AppError::Probe(error) if error.is_usage() => EXIT_USAGE,
+            AppError::Probe(LiveError::Interrupted) => EXIT_INTERRUPTED,
             _ => EXIT_ERROR,
         }
     }
@@ -68,6 +78,38 @@ impl AppError {
 pub async fn run(cli: &Cli, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
     match &cli.command {
         Command::Diagnose(args) => diagnose(args, out, style).await,
+        Command::Probe(args) => probe(args, out).await,
+    }
+}
+
+/// The `probe` command: the paths (URLs, or opened on the cluster), the probe, its report; the
+/// exit code says whether the mesh failed where the direct path did not.
+async fn probe(args: &ProbeCommand, out: &mut dyn Write) -> Result<u8, AppError> {
+    let request = LiveRequest {
+        target: args.target.as_deref(),
+        namespace: args.namespace.as_deref(),
+        cluster: &args.cluster,
+        admin_urls: &args.admin_urls,
+        probe: &args.probe,
+    };
+    let report = live::probe(request, Progress::detect()).await?;
+    let text = render_probe(&report, args.probe.output)
+        .map_err(|error| AppError::Probe(LiveError::Probe(error)))?;
+    write_out(out, &text)?;
+    Ok(match report.outcome() {
+        Outcome::Fine => 0,
+        Outcome::MeshFailure => EXIT_MESH_FAILURE,
+        Outcome::DirectFailure => EXIT_ERROR,
+        Outcome::Interrupted => EXIT_INTERRUPTED,
+    })
+}
+
+fn write_out(out: &mut dyn Write, text: &str) -> Result<(), AppError> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // A reader that stopped early (`| head`) does not change the verdict.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(AppError::Write(error)),
     }
 }
 
@@ -93,12 +135,7 @@ async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Res
     );
     let envoys = report::envoys::lines_for(&evidence);
     let text = report::render_with_envoys(&diagnosis, &envoys, args.output, style)?;
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => {}
-        // A reader that stopped early (`| head`) does not change the verdict.
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
-        Err(error) => return Err(AppError::Write(error)),
-    }
+    write_out(out, &text)?;
     Ok(diagnosis.exit_code())
 }
 

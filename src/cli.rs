@@ -2,6 +2,7 @@
 
 use crate::checks::Severity;
 use crate::cluster::args::ClusterArgs;
+use crate::probe::ProbeArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +29,16 @@ pub enum Command {
     /// Diagnose inference workloads from manifests (-f) or a cluster: root cause, evidence, fix.
     #[command(after_help = EXIT_CODES_HELP)]
     Diagnose(DiagnoseArgs),
+    /// Time the same streaming generation straight to vLLM and through the mesh, side by side.
+    #[command(after_help = PROBE_HELP)]
+    Probe(ProbeCommand),
+}
+
+impl Command {
+    /// The command stops on Ctrl-C by itself and still reports what it measured.
+    pub fn handles_interrupt(&self) -> bool {
+        matches!(self, Command::Probe(_))
+    }
 }
 
 const EXIT_CODES_HELP: &str = "Exit codes (the same in every output format):
@@ -36,6 +47,45 @@ const EXIT_CODES_HELP: &str = "Exit codes (the same in every output format):
   1  could not run (unreadable or malformed input, cluster unreachable or unknown context,
      missing namespace, unknown TARGET, nothing to analyse); a partial result is not an error
   2  usage error";
+
+const PROBE_HELP: &str = "Paths:
+  direct  a port-forward to the vLLM container port of a ready pod of TARGET (it enters the pod on
+          loopback, which the sidecar does not capture), or --direct-url
+  mesh    a port-forward to an Istio ingress gateway pod that routes to TARGET's Service, with the
+          Host header its Gateway and VirtualService match, or --mesh-url (and --mesh-host)
+  Envoy counters are read before and after each path: --admin-url, else port-forwards to 15000 of
+  the gateway pod and of TARGET's pod. With --direct-url and --mesh-url no cluster is needed.
+
+Exit codes:
+  0    both paths fine
+  3    the mesh path shows a failure the direct path does not (a cut, an error status, 503s, an
+       incomplete body), or failed with no direct path to compare
+  1    could not run, or the direct path failed too (vLLM, the model or the request is at fault,
+       not the mesh)
+  2    usage error
+  130  interrupted with Ctrl-C (what was measured is printed)";
+
+#[derive(Debug, Args)]
+pub struct ProbeCommand {
+    /// deploy/NAME, sts/NAME, pod/NAME or svc/NAME on the cluster; optional with --direct-url and
+    /// --mesh-url.
+    pub target: Option<String>,
+
+    /// Namespace of TARGET (default: the context's).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+
+    /// Envoy admin API to read counters from before and after each path
+    /// (e.g. http://127.0.0.1:15000). Repeatable; replaces the port-forwards to 15000.
+    #[arg(long = "admin-url", value_name = "URL")]
+    pub admin_urls: Vec<String>,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {

@@ -44,13 +44,29 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         let mut out = stdout.lock();
+        if cli.command.handles_interrupt() {
+            // The command stops itself on the first Ctrl-C and prints what it measured; a
+            // second one exits at once.
+            tokio::spawn(async {
+                if tokio::signal::ctrl_c().await.is_ok() && tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("interrupted twice: exiting without the report");
+                    std::process::exit(i32::from(app::EXIT_INTERRUPTED));
+                }
+            });
+            return Some(app::run(&cli, &mut out, style).await);
+        }
         tokio::select! {
             outcome = app::run(&cli, &mut out, style) => Some(outcome),
             _ = tokio::signal::ctrl_c() => None,
         }
     });
-    // Port-forwards and admin connections close as the runtime drops their tasks.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    // Port-forwards and admin connections close as the runtime drops their tasks; a command
+    // that was interrupted has closed its own already, so exit right away.
+    let grace = match &outcome {
+        Some(Ok(app::EXIT_INTERRUPTED)) => std::time::Duration::ZERO,
+        _ => std::time::Duration::from_secs(2),
+    };
+    runtime.shutdown_timeout(grace);
     match outcome {
         None => {
             eprintln!("interrupted");

@@ -1,4 +1,5 @@
-//! The `probe` subcommand's flags (wired into `cli.rs` by its owner).
+//! The `probe` subcommand's own flags (flattened into `cli::ProbeCommand`, beside TARGET, `-n`,
+//! `--admin-url` and the cluster flags).
 
 use clap::{Args, ValueEnum};
 use std::time::Duration;

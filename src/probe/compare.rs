@@ -1,8 +1,11 @@
 //! Verdicts: what the two paths' results mean side by side, in one line each.
 
 use super::modes::{ColdResult, ConcurrencyResult, LargeResult};
+use super::run::CounterDelta;
 use super::sse::EndReason;
+use super::summary::PathKind;
 use super::summary::PathResult;
+use crate::checks::CheckId;
 use serde::{Deserialize, Serialize};
 
 /// A cold start is named when the first request's TTFT is this many times the next one's...
@@ -149,6 +152,45 @@ pub fn cold_start(ordered_ttfts: &[(String, f64)]) -> Option<String> {
     })
 }
 
+/// One line per path whose Envoy counters show a failure mode (TLS handshakes and request
+/// totals, which any healthy request moves, are left to the table).
+pub fn describe_deltas(deltas: &[CounterDelta]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for path in [PathKind::Direct, PathKind::Mesh] {
+        let shown: Vec<String> = deltas
+            .iter()
+            .filter(|moved| moved.path == path)
+            .filter(|moved| {
+                moved
+                    .mode
+                    .is_some_and(|mode| mode != CheckId::ColdStart && moved.delta > 0.0)
+            })
+            .map(|moved| {
+                let leaf = moved.name.rsplit('.').next().unwrap_or(&moved.name);
+                let leaf = if moved.name.starts_with("istio_requests_total") {
+                    moved.name.as_str()
+                } else {
+                    leaf
+                };
+                format!(
+                    "{leaf} {:+} on {} ({})",
+                    moved.delta,
+                    moved.source,
+                    moved.mode.map_or("", CheckId::as_str)
+                )
+            })
+            .collect();
+        if !shown.is_empty() {
+            lines.push(format!(
+                "{}: Envoy counted {}",
+                path.as_str(),
+                shown.join(", ")
+            ));
+        }
+    }
+    lines
+}
+
 /// One line per concurrency result.
 pub fn describe_concurrency(result: &ConcurrencyResult) -> String {
     let done = result.by_end.get("done").copied().unwrap_or(0);
@@ -221,8 +263,9 @@ pub fn describe_cold(result: &ColdResult) -> String {
         .connect_ms
         .map(|ms| format!(", connect {ms:.1} ms"))
         .unwrap_or_default();
+    let both_done = result.cold.end == EndReason::Done && result.warm.end == EndReason::Done;
     match (result.cold.ttft_ms, result.warm.ttft_ms) {
-        (Some(cold), Some(warm)) => format!(
+        (Some(cold), Some(warm)) if both_done => format!(
             "{}: fresh connection TTFT {cold:.1} ms{connect}, warm connection TTFT {warm:.1} ms ({:+.1} ms)",
             result.path.as_str(),
             cold - warm
@@ -240,7 +283,7 @@ pub fn describe_cold(result: &ColdResult) -> String {
 mod tests {
     use super::*;
     use crate::probe::sse::{HeadersOfInterest, TokenSource};
-    use crate::probe::summary::{PathKind, Percentiles};
+    use crate::probe::summary::Percentiles;
 
     fn result(path: PathKind, end: EndReason, tokens: u64, last: f64, total: f64) -> PathResult {
         PathResult {
@@ -311,6 +354,64 @@ mod tests {
             comparison.verdict
         );
         assert_eq!(comparison.ttft_delta_ms, Some(12.5));
+    }
+
+    #[test]
+    fn deltas_that_show_a_mode_become_notes() {
+        let moved = |path, name: &str, mode, delta| CounterDelta {
+            path,
+            source: "client".to_string(),
+            name: name.to_string(),
+            mode,
+            before: 0.0,
+            after: delta,
+            delta,
+        };
+        let lines = describe_deltas(&[
+            moved(
+                PathKind::Mesh,
+                "cluster.outbound|8000||vllm.inference.svc.cluster.local.upstream_rq_timeout",
+                Some(CheckId::StreamTimeout),
+                1.0,
+            ),
+            moved(
+                PathKind::Mesh,
+                "cluster.outbound|8000||vllm.inference.svc.cluster.local.ssl.handshake",
+                Some(CheckId::ColdStart),
+                1.0,
+            ),
+            moved(PathKind::Direct, "istio_requests_total{}", None, 1.0),
+        ]);
+        assert_eq!(
+            lines,
+            vec!["mesh: Envoy counted upstream_rq_timeout +1 on client (stream-timeout)"]
+        );
+    }
+
+    #[test]
+    fn a_cold_pair_that_was_cut_says_so() {
+        let done = result(PathKind::Mesh, EndReason::Done, 10, 100.0, 101.0);
+        let cut = result(
+            PathKind::Mesh,
+            EndReason::EofWithoutDone,
+            39,
+            2000.0,
+            3000.0,
+        );
+        let pair = |cold: &PathResult, warm: &PathResult| ColdResult {
+            path: PathKind::Mesh,
+            url: String::new(),
+            cold: cold.clone(),
+            warm: warm.clone(),
+            ttft_penalty_ms: Some(0.0),
+            warm_reused_connection: true,
+        };
+        assert!(describe_cold(&pair(&done, &done)).contains("fresh connection TTFT"));
+        let line = describe_cold(&pair(&cut, &done));
+        assert!(
+            line.contains("cold request cut at 2.0 s after 39 tokens"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -4,7 +4,10 @@
 pub mod args;
 pub mod client;
 pub mod compare;
+pub mod envoy_counters;
+pub mod live;
 pub mod modes;
+pub mod outcome;
 pub mod progress;
 pub mod render;
 pub mod request;
@@ -14,7 +17,8 @@ pub mod summary;
 pub mod vllm_metrics;
 
 pub use args::{ProbeArgs, ProbeOutput};
-pub use run::{ProbeReport, run, run_with};
+pub use outcome::Outcome;
+pub use run::{ProbeReport, run, run_in, run_with};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {

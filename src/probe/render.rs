@@ -2,6 +2,7 @@
 
 use super::ProbeError;
 use super::args::ProbeOutput;
+use super::live::{ClusterPaths, Forward};
 use super::run::{PathReport, ProbeReport};
 use super::sse::TokenSource;
 use super::summary::{PathKind, PathResult};
@@ -163,6 +164,9 @@ pub fn table(report: &ProbeReport) -> String {
             .map(|d| format!(" (sized for ~{d:.0} s)"))
             .unwrap_or_default()
     );
+    if let Some(cluster) = &report.cluster {
+        cluster_lines(&mut out, cluster);
+    }
     if !report.paths.is_empty() {
         let direct = report
             .paths
@@ -309,6 +313,33 @@ pub fn table(report: &ProbeReport) -> String {
         }
         let _ = writeln!(out, "{table}");
     }
+    if !report.counter_deltas.is_empty() {
+        let mut table = new_table(
+            [
+                "path", "Envoy", "counter", "mode", "before", "after", "delta",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+        for moved in &report.counter_deltas {
+            table.add_row(vec![
+                moved.path.as_str().to_string(),
+                moved.source.clone(),
+                moved.name.clone(),
+                moved.mode.map_or("—", |mode| mode.as_str()).to_string(),
+                format!("{}", moved.before),
+                format!("{}", moved.after),
+                format!("{:+}", moved.delta),
+            ]);
+        }
+        let _ = writeln!(out, "Envoy counters that moved:\n{table}");
+    } else if !report.counter_sources.is_empty() {
+        let _ = writeln!(
+            out,
+            "Envoy counters: nothing moved on {}",
+            report.counter_sources.join(", ")
+        );
+    }
     let _ = writeln!(out, "verdict: {}", report.comparison.verdict);
     if let Some(cold) = &report.comparison.cold_start {
         let _ = writeln!(out, "cold start: {cold}");
@@ -323,4 +354,60 @@ pub fn table(report: &ProbeReport) -> String {
         let _ = writeln!(out, "interrupted: results above are partial");
     }
     out
+}
+
+fn cluster_lines(out: &mut String, cluster: &ClusterPaths) {
+    let _ = writeln!(
+        out,
+        "{} in namespace {} (context {})",
+        cluster.workload, cluster.namespace, cluster.context
+    );
+    let forward = |f: &Forward| {
+        let age = f
+            .pod_age_s
+            .map(|age| format!(", running for {}", age_text(age)))
+            .unwrap_or_default();
+        format!(
+            "port-forward {} → {} port {}{age}",
+            f.local_url, f.pod, f.port
+        )
+    };
+    if let Some(direct) = &cluster.direct {
+        let _ = writeln!(out, "  direct: {} (bypasses the sidecar)", forward(direct));
+    }
+    if let Some(mesh) = &cluster.mesh {
+        let host = cluster
+            .mesh_host
+            .as_deref()
+            .map(|host| format!(", Host {host}"))
+            .unwrap_or_default();
+        let gateway = cluster
+            .gateway
+            .as_deref()
+            .map(|gateway| format!(" via {gateway}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  mesh: {}{host}{gateway}", forward(mesh));
+    }
+    for admin in &cluster.admin {
+        let _ = writeln!(out, "  Envoy admin: {}", forward(admin));
+    }
+}
+
+/// `3d4h`, `5h12m`, `7m30s`, `42s`.
+fn age_text(seconds: u64) -> String {
+    let (days, hours, minutes, secs) = (
+        seconds / 86_400,
+        seconds % 86_400 / 3600,
+        seconds % 3600 / 60,
+        seconds % 60,
+    );
+    if days > 0 {
+        format!("{days}d{hours}h")
+    } else if hours > 0 {
+        format!("{hours}h{minutes}m")
+    } else if minutes > 0 {
+        format!("{minutes}m{secs}s")
+    } else {
+        format!("{secs}s")
+    }
 }

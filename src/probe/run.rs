@@ -5,12 +5,15 @@ use super::ProbeError;
 use super::args::ProbeArgs;
 use super::client::{ClientOptions, HttpClient, parse_base_url};
 use super::compare::{self, Comparison};
+use super::envoy_counters::EnvoyCounters;
+use super::live::ClusterPaths;
 use super::modes::{self, ColdResult, ConcurrencyResult, LargeResult};
 use super::progress::Progress;
 use super::request::{self, Api, ApiKey, GenerationSpec, ModelInfo, Target};
 use super::sse::{self, EndReason, Limits, Stop, StreamRecord};
 use super::summary::{PathKind, PathResult};
 use super::vllm_metrics::{self, MetricsSnapshot, ServerSide};
+use crate::checks::CheckId;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -30,6 +33,9 @@ const FALLBACK_TOKEN_CAP: u32 = 100_000;
 const SIDE_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often /metrics is sampled while a concurrency batch runs.
 const METRICS_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
+/// Wait after a path before reading Envoy's counters again, so a counter bumped as the
+/// connection closes is in the "after" snapshot.
+const COUNTER_SETTLE: Duration = Duration::from_millis(200);
 
 /// One path's streaming run with what vLLM itself saw meanwhile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,13 +72,19 @@ impl RequestSummary {
     }
 }
 
-/// An Envoy counter that moved during a path's run (filled by the Envoy-admin source).
+/// An Envoy counter that moved while one path ran (its measurements, from first to last).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CounterDelta {
     pub path: PathKind,
+    /// Which Envoy: its admin URL, or the pod read through a port-forward.
     pub source: String,
+    /// `cluster.<name>.<leaf>`, `http.<prefix>.<leaf>` or `istio_requests_total{…}`, the same
+    /// whether or not the proxy writes Istio's `;` delimiter.
     pub name: String,
+    /// The failure mode the counter shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<CheckId>,
     pub before: f64,
     pub after: f64,
     pub delta: f64,
@@ -98,6 +110,12 @@ pub struct ProbeReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cold: Vec<ColdResult>,
     pub counter_deltas: Vec<CounterDelta>,
+    /// The Envoys whose counters were read around each path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counter_sources: Vec<String>,
+    /// How the paths were opened on a live cluster (port-forwards, Host header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterPaths>,
     pub comparison: Comparison,
     /// What could not be measured, and why.
     pub gaps: Vec<String>,
@@ -118,15 +136,31 @@ pub async fn run(args: &ProbeArgs) -> Result<ProbeReport, ProbeError> {
 
 /// `run` with the progress display chosen by the caller.
 pub async fn run_with(args: &ProbeArgs, progress: Progress) -> Result<ProbeReport, ProbeError> {
+    let (stop, ctrl_c) = ctrl_c_stop();
+    let report = probe(args, progress, &stop, &EnvoyCounters::none()).await;
+    ctrl_c.abort();
+    report
+}
+
+/// A `Stop` that fires on Ctrl-C; abort the task when done with it.
+pub fn ctrl_c_stop() -> (Stop, tokio::task::JoinHandle<()>) {
     let (switch, stop) = Stop::new();
     let ctrl_c = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             let _ = switch.send(true);
         }
     });
-    let report = probe(args, progress, &stop).await;
-    ctrl_c.abort();
-    report
+    (stop, ctrl_c)
+}
+
+/// The probe with the caller's stop signal, reading `counters` before and after each path.
+pub async fn run_in(
+    args: &ProbeArgs,
+    progress: Progress,
+    stop: &Stop,
+    counters: &EnvoyCounters,
+) -> Result<ProbeReport, ProbeError> {
+    probe(args, progress, stop, counters).await
 }
 
 fn paths(args: &ProbeArgs) -> Result<Vec<Path>, ProbeError> {
@@ -166,6 +200,7 @@ async fn probe(
     args: &ProbeArgs,
     progress: Progress,
     stop: &Stop,
+    counters: &EnvoyCounters,
 ) -> Result<ProbeReport, ProbeError> {
     let paths = paths(args)?;
     let limits = limits(args);
@@ -193,7 +228,12 @@ async fn probe(
             "vLLM /metrics not read: it is read on the direct path; give --direct-url".to_string(),
         );
     }
-    gaps.push("Envoy counters not collected: the probe has no Envoy admin source yet".to_string());
+    if counters.is_empty() {
+        gaps.push(
+            "Envoy counters not read: no Envoy admin API was given (--admin-url, or TARGET on a cluster)"
+                .to_string(),
+        );
+    }
     let target = |path: &Path| Target::new(&path.base, api, path.host.clone(), api_key.clone());
     let token_cap = model
         .max_model_len
@@ -249,6 +289,8 @@ async fn probe(
         large: Vec::new(),
         cold: Vec::new(),
         counter_deltas: Vec::new(),
+        counter_sources: counters.names(),
+        cluster: None,
         comparison: Comparison::default(),
         gaps,
         interrupted: false,
@@ -264,6 +306,7 @@ async fn probe(
                 break;
             }
             let target = target(path);
+            let counters_before = counters.snapshot(&mut report.gaps).await;
             if default_mode {
                 let before = side.scrape(&mut report.gaps).await;
                 let bar = progress.tokens(&format!("{} stream", path.kind.as_str()));
@@ -346,6 +389,15 @@ async fn probe(
                 }
                 report.cold.push(result);
             }
+            if !counters.is_empty() {
+                tokio::time::sleep(COUNTER_SETTLE).await;
+                let counters_after = counters.snapshot(&mut report.gaps).await;
+                report.counter_deltas.extend(counters.deltas(
+                    path.kind,
+                    &counters_before,
+                    &counters_after,
+                ));
+            }
         }
     }
     report.interrupted = stop.is_stopped();
@@ -370,6 +422,9 @@ async fn probe(
     comparison
         .notes
         .extend(report.cold.iter().map(compare::describe_cold));
+    comparison
+        .notes
+        .extend(compare::describe_deltas(&report.counter_deltas));
     report.comparison = comparison;
     dedup(&mut report.gaps);
     Ok(report)
@@ -385,10 +440,10 @@ fn mode_verdict(report: &ProbeReport) -> String {
         .large
         .iter()
         .map(|r| (!r.complete, compare::describe_large(r)));
-    let cold = report
-        .cold
-        .iter()
-        .map(|r| (false, compare::describe_cold(r)));
+    let cold = report.cold.iter().map(|r| {
+        let failed = r.cold.end != EndReason::Done || r.warm.end != EndReason::Done;
+        (failed, compare::describe_cold(r))
+    });
     let lines: Vec<(bool, String)> = concurrency.chain(large).chain(cold).collect();
     lines
         .iter()
