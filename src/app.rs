@@ -6,6 +6,7 @@ use crate::cli::{Cli, Command, DiagnoseArgs, ProbeCommand};
 use crate::cluster::client::ClusterClient;
 use crate::cluster::error::ClusterError;
 use crate::cluster::inventory::{ListScope, list_inventory};
+use crate::envoy_sources::{self, EnvoySourceError};
 use crate::evidence::EVIDENCE_SCHEMA_VERSION;
 use crate::evidence::{Evidence, Gap};
 use crate::gather::{self, GatherError, Scope, Target};
@@ -57,12 +58,15 @@ pub enum AppError {
     Render(#[from] RenderError),
     #[error("could not write the report to stdout")]
     Write(#[source] std::io::Error),
+    #[error(transparent)]
+    Envoy(#[from] EnvoySourceError),
 }
 
 impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
             AppError::InvalidTarget { .. } => EXIT_USAGE,
+            AppError::Envoy(error) if error.is_usage() => EXIT_USAGE,
             AppError::Probe(error) if error.is_usage() => EXIT_USAGE,
             AppError::Probe(LiveError::Interrupted) => EXIT_INTERRUPTED,
             _ => EXIT_ERROR,
@@ -129,13 +133,16 @@ async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Res
         worst = ?diagnosis.worst,
         "diagnosis done"
     );
-    let text = report::render(&diagnosis, args.output, style)?;
+    let envoys = report::envoys::lines_for(&evidence);
+    let text = report::render_with_envoys(&diagnosis, &envoys, args.output, style)?;
     write_out(out, &text)?;
     Ok(diagnosis.exit_code())
 }
 
-/// Manifests (-f) or the live cluster to Evidence for the targets in scope.
+/// Manifests (-f), the live cluster, or Envoys alone (`--admin-url`, `--envoy-dump`) to
+/// Evidence for the targets in scope.
 async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
+    envoy_sources::check_flags(args)?;
     let target = match &args.target {
         Some(text) => Some(
             Target::parse(text).map_err(|error| AppError::InvalidTarget {
@@ -145,15 +152,24 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
         ),
         None => None,
     };
-    let (inventory, namespace, source, gathered_at) = if args.filenames.is_empty() {
-        let (inventory, namespace) = read_cluster(args).await?;
+    let explicit = envoy_sources::read_explicit(args).await?;
+    if envoy_sources::envoy_only(args) {
+        return Ok(envoy_sources::envoy_only_evidence(args, explicit)?);
+    }
+    let (mut inventory, namespace, cluster, gathered_at) = if args.filenames.is_empty() {
+        let (client, inventory, namespace) = read_cluster(args).await?;
         // Pod ages are measured against this, so the checks need no clock.
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        (inventory, namespace, "cluster", Some(now))
+        (inventory, namespace, Some(client), Some(now))
     } else {
         let default_namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
         let inventory = manifest::load(&args.filenames, default_namespace)?;
-        (inventory, args.namespace.clone(), "manifests", None)
+        (inventory, args.namespace.clone(), None, None)
+    };
+    let source = if cluster.is_some() {
+        "cluster"
+    } else {
+        "manifests"
     };
     tracing::debug!(
         deployments = inventory.deployments.len(),
@@ -163,7 +179,7 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
         "inventory read"
     );
     let scope = Scope {
-        namespace,
+        namespace: namespace.clone(),
         all_namespaces: args.all_namespaces,
         selector: args.selector.clone(),
         target,
@@ -175,11 +191,23 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
         vec![source.to_string()],
     )?;
     evidence.gathered_at = gathered_at;
-    if source == "cluster"
+    if cluster.is_some()
         && let Some(namespace) = &scope.namespace
     {
         note_node_view_scope(&mut evidence, namespace);
     }
+    if let Some(client) = &cluster
+        && !args.no_envoy
+        && !evidence.targets.is_empty()
+    {
+        let namespace = if args.all_namespaces {
+            None
+        } else {
+            namespace.as_deref()
+        };
+        envoy_sources::read_live(client, &mut inventory, &mut evidence, args, namespace).await;
+    }
+    envoy_sources::attach_explicit(&mut evidence, &inventory, args, &explicit);
     Ok(evidence)
 }
 
@@ -200,8 +228,11 @@ fn note_node_view_scope(evidence: &mut Evidence, namespace: &str) {
     }
 }
 
-/// The live cluster's inventory, and the namespace in scope (`-n`, else the context's; none for `-A`).
-async fn read_cluster(args: &DiagnoseArgs) -> Result<(Inventory, Option<String>), AppError> {
+/// The live cluster's client and inventory, and the namespace in scope (`-n`, else the
+/// context's; none for `-A`).
+async fn read_cluster(
+    args: &DiagnoseArgs,
+) -> Result<(ClusterClient, Inventory, Option<String>), AppError> {
     let client = ClusterClient::connect(&args.cluster).await?;
     let scope = ListScope::from_flags(args.namespace.as_deref(), args.all_namespaces, &client);
     tracing::info!(
@@ -211,7 +242,8 @@ async fn read_cluster(args: &DiagnoseArgs) -> Result<(Inventory, Option<String>)
         "reading cluster"
     );
     let inventory = list_inventory(&client, &scope).await?;
-    Ok((inventory, scope.namespace().map(str::to_string)))
+    let namespace = scope.namespace().map(str::to_string);
+    Ok((client, inventory, namespace))
 }
 
 fn read_evidence(path: &Path) -> Result<Evidence, AppError> {

@@ -135,8 +135,45 @@ pub struct DiagnoseArgs {
     pub save_evidence: Option<PathBuf>,
 
     /// Diagnose from evidence saved with --save-evidence; no cluster or manifests needed.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["filenames", "save_evidence"])]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["filenames", "save_evidence", "admin_urls", "envoy_dumps", "clients", "client_selector"]
+    )]
     pub from_evidence: Option<PathBuf>,
+
+    /// Envoy admin API of a proxy on the path (e.g. an existing port-forward to 15000 of a
+    /// gateway or the vLLM pod); repeatable. Alone (no -f, TARGET, -n, -A, -l, --context,
+    /// --kubeconfig) it needs no cluster: the service is found from the Envoys' clusters.
+    #[arg(long = "admin-url", value_name = "URL")]
+    pub admin_urls: Vec<String>,
+
+    /// A saved Envoy config_dump (full, ?resource=, or istioctl proxy-config … -o json) and/or
+    /// /stats text, or a folder of them (NAME.json + NAME.stats.txt per Envoy); repeatable.
+    #[arg(long = "envoy-dump", value_name = "PATH")]
+    pub envoy_dumps: Vec<PathBuf>,
+
+    /// A calling pod (pod/NAME, in the namespace in scope) whose sidecar shows the client side;
+    /// repeatable. Live cluster only.
+    #[arg(long = "client", value_name = "pod/NAME")]
+    pub clients: Vec<String>,
+
+    /// Label selector for calling pods (any namespace) whose sidecars show the client side.
+    #[arg(long, value_name = "SELECTOR")]
+    pub client_selector: Option<String>,
+
+    /// The Envoy admin port in the pods.
+    #[arg(long, value_name = "PORT", default_value_t = 15000)]
+    pub admin_port: u16,
+
+    /// Do not read Envoy admin APIs on the cluster (no port-forwards to 15000).
+    #[arg(long, conflicts_with_all = ["admin_urls", "clients", "client_selector"])]
+    pub no_envoy: bool,
+
+    /// The vLLM service (HOST:PORT) when the Envoys of an --admin-url/--envoy-dump run point at
+    /// several.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub service: Option<String>,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,

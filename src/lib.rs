@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod duration;
 pub mod envoy;
+pub mod envoy_sources;
 pub mod evidence;
 pub mod gather;
 pub mod inventory;

@@ -145,9 +145,15 @@ impl Cluster {
         }
     }
 
-    /// Runs the binary against this cluster; whatever it did, it only read.
+    /// Runs the binary against this cluster; whatever it did, it only read. `diagnose` runs
+    /// with `--no-envoy`: these pods run no Envoy (the admin reads through port-forward are
+    /// tested against real Envoys in tests/envoy_diagnose.rs).
     fn run(&self, args: &[&str]) -> Run {
-        let run = run_binary(&self.kubeconfig, self.dir.path(), args);
+        let mut args = args.to_vec();
+        if args.first() == Some(&"diagnose") {
+            args.push("--no-envoy");
+        }
+        let run = run_binary(&self.kubeconfig, self.dir.path(), &args);
         self.assert_only_gets();
         run
     }

@@ -3,39 +3,17 @@
 //! (and their listener port and Host header) for the mesh path, and the pods whose Envoy admin
 //! port shows each side of the path. Pure functions: no I/O.
 
+pub use crate::envoy::reading::EnvoySide;
 use crate::evidence::{ObjectRef, TargetEvidence, Workload};
 use crate::inventory::Inventory;
-use crate::mesh::hosts::HostPattern;
 use crate::mesh::objects::{Gateway, GatewayServer, VirtualService};
 use crate::workloads;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The container Istio injects; its admin API listens on 15000 inside the pod.
 const PROXY_CONTAINER: &str = "istio-proxy";
-
-/// Which side of the path to vLLM an Envoy pod is on, as chosen from the inventory (the role
-/// read from its config may still say otherwise: `config_dump::role_for`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EnvoySide {
-    /// A caller: an ingress gateway or a `--client` pod; its outbound cluster carries the
-    /// VirtualService and DestinationRule settings.
-    Client,
-    /// The vLLM pod's own sidecar (`inbound|PORT||`).
-    Server,
-}
-
-impl EnvoySide {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EnvoySide::Client => "client",
-            EnvoySide::Server => "server",
-        }
-    }
-}
 
 /// One way into the mesh path: an ingress gateway pod, the port its Envoy listens on, and the
 /// Host header that its routes send to the target.
@@ -206,7 +184,7 @@ pub fn pod_ref(pod: &Pod) -> Option<ObjectRef> {
 
 /// 0 ready, 1 running, 2 state unknown (manifests); `None` for pods that cannot be reached:
 /// finished, or being deleted.
-fn readiness_rank(pod: &Pod) -> Option<u8> {
+pub fn readiness_rank(pod: &Pod) -> Option<u8> {
     if pod.metadata.deletion_timestamp.is_some() {
         return None;
     }
@@ -426,12 +404,6 @@ fn selects(service: &Service, labels: &BTreeMap<String, String>) -> bool {
             .all(|(key, value)| labels.get(key) == Some(value))
 }
 
-/// Whether a Service FQDN (`vllm.inference.svc.cluster.local`) is what `host` names, as a
-/// VirtualService in `namespace` would write it.
-pub fn host_names_service(host: &str, namespace: &str, fqdn: &str) -> bool {
-    HostPattern::resolve(host, namespace).matches(fqdn)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,8 +457,6 @@ mod tests {
         .unwrap();
         TargetEvidence {
             workload,
-            live_pods: Vec::new(),
-            nodes: Vec::new(),
             mesh: MeshContext {
                 istio: IstioPresence::Installed,
                 sidecar_mode: SidecarMode::Classic,
@@ -510,6 +480,8 @@ mod tests {
             },
             envoy: Vec::new(),
             gaps: Vec::new(),
+            live_pods: Vec::new(),
+            nodes: Vec::new(),
         }
     }
 
@@ -709,16 +681,6 @@ mod tests {
         ]
         .into();
         assert_eq!(selector_text(&selector), "app=gw,istio=ingressgateway");
-        assert!(host_names_service(
-            "vllm",
-            "inference",
-            "vllm.inference.svc.cluster.local"
-        ));
-        assert!(!host_names_service(
-            "vllm",
-            "other",
-            "vllm.inference.svc.cluster.local"
-        ));
         assert!(gateway_host_matches("*.example.com", "llm.example.com"));
         assert!(!gateway_host_matches("*.example.com", "example.com"));
         assert!(gateway_host_matches("llm.example.com", "*.example.com"));

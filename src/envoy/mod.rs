@@ -6,10 +6,14 @@
 //! could not be read.
 
 pub mod admin;
+pub mod attach;
 pub mod bootstrap;
 pub mod config_dump;
 pub mod counters;
+pub mod discover;
 pub mod launcher;
+pub mod reading;
+pub mod saved;
 pub mod stats;
 
 use crate::evidence::{Gap, ObjectRef};

@@ -1,6 +1,7 @@
 //! Markdown for incident tickets: per target the root cause, its evidence, the fix as YAML blocks,
 //! the other contributing modes, every finding, and what could not be gathered.
 
+use super::envoys::{self, EnvoyLine};
 use super::{
     evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text, sidecar_mode_text,
 };
@@ -9,6 +10,10 @@ use crate::verdict::{CheckStatus, Diagnosis, TargetDiagnosis};
 use std::fmt::Write;
 
 pub fn render(diagnosis: &Diagnosis) -> String {
+    render_with_envoys(diagnosis, &[])
+}
+
+pub fn render_with_envoys(diagnosis: &Diagnosis, envoys: &[Vec<EnvoyLine>]) -> String {
     let mut out = String::new();
     out.push_str("# kubectl infermesh diagnosis\n\n");
     let _ = writeln!(
@@ -18,8 +23,8 @@ pub fn render(diagnosis: &Diagnosis) -> String {
         diagnosis.sources.join(", "),
         outcome_text(diagnosis)
     );
-    for target in &diagnosis.targets {
-        render_target(&mut out, target);
+    for (index, target) in diagnosis.targets.iter().enumerate() {
+        render_target(&mut out, target, envoys::of(envoys, index));
     }
     if !diagnosis.gaps.is_empty() {
         out.push_str("\n## Not gathered (all targets)\n\n");
@@ -30,7 +35,7 @@ pub fn render(diagnosis: &Diagnosis) -> String {
     out
 }
 
-fn render_target(out: &mut String, target: &TargetDiagnosis) {
+fn render_target(out: &mut String, target: &TargetDiagnosis, envoys: &[EnvoyLine]) {
     let summary = &target.target;
     let _ = writeln!(
         out,
@@ -116,6 +121,15 @@ fn render_target(out: &mut String, target: &TargetDiagnosis) {
         out.push_str("\n### Not judged\n\n");
         for (check, text) in partial {
             let _ = writeln!(out, "- #{} `{}`: {}", check.number, check.id, cell(text));
+        }
+    }
+    if !envoys.is_empty() {
+        out.push_str("\n### Envoys read\n\n");
+        for line in envoys {
+            let _ = writeln!(out, "- **{}** {}", line.role.as_str(), cell(&line.detail()));
+            for gap in &line.gaps {
+                let _ = writeln!(out, "  - not read: {}", cell(&gap_text(gap)));
+            }
         }
     }
     if !target.gaps.is_empty() {

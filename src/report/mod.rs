@@ -1,5 +1,6 @@
 //! Renderers: table (and wide), JSON, YAML, markdown. They render the verdict; they never decide.
 
+pub mod envoys;
 pub mod fixes;
 pub mod markdown;
 pub mod structured;
@@ -33,12 +34,22 @@ pub fn render(
     format: OutputFormat,
     style: Style,
 ) -> Result<String, RenderError> {
+    render_with_envoys(diagnosis, &[], format, style)
+}
+
+/// [`render`], with the Envoys read per target (`envoys::lines_for`, in the targets' order).
+pub fn render_with_envoys(
+    diagnosis: &Diagnosis,
+    envoys: &[Vec<envoys::EnvoyLine>],
+    format: OutputFormat,
+    style: Style,
+) -> Result<String, RenderError> {
     Ok(match format {
-        OutputFormat::Table => table::render(diagnosis, false, style),
-        OutputFormat::Wide => table::render(diagnosis, true, style),
-        OutputFormat::Json => structured::json(diagnosis)?,
-        OutputFormat::Yaml => structured::yaml(diagnosis)?,
-        OutputFormat::Markdown => markdown::render(diagnosis),
+        OutputFormat::Table => table::render_with_envoys(diagnosis, envoys, false, style),
+        OutputFormat::Wide => table::render_with_envoys(diagnosis, envoys, true, style),
+        OutputFormat::Json => structured::json_with_envoys(diagnosis, envoys)?,
+        OutputFormat::Yaml => structured::yaml_with_envoys(diagnosis, envoys)?,
+        OutputFormat::Markdown => markdown::render_with_envoys(diagnosis, envoys),
     })
 }
 

@@ -2,6 +2,7 @@
 //! Keys are camelCase and always present (`null` or `[]` when empty), so consumers need no guesses.
 
 use super::RenderError;
+use super::envoys::{self, EnvoyLine};
 use crate::checks::{Basis, CheckId, EvidenceLine, Finding, Fix, Severity};
 use crate::evidence::Gap;
 use crate::verdict::{
@@ -34,6 +35,8 @@ pub struct TargetDocument<'a> {
     pub findings: Vec<FindingDocument<'a>>,
     pub checks: &'a [CheckOutcome],
     pub gaps: &'a [Gap],
+    /// The Envoys read for this target and the role each plays on the path to vLLM.
+    pub envoys: &'a [EnvoyLine],
 }
 
 #[derive(Debug, Serialize)]
@@ -58,6 +61,13 @@ pub struct FixDocument<'a> {
 }
 
 pub fn document(diagnosis: &Diagnosis) -> Document<'_> {
+    document_with_envoys(diagnosis, &[])
+}
+
+pub fn document_with_envoys<'a>(
+    diagnosis: &'a Diagnosis,
+    envoys: &'a [Vec<EnvoyLine>],
+) -> Document<'a> {
     Document {
         schema_version: REPORT_SCHEMA_VERSION,
         expected_generation: crate::duration::display(diagnosis.expected_generation),
@@ -65,12 +75,17 @@ pub fn document(diagnosis: &Diagnosis) -> Document<'_> {
         fail_on: diagnosis.fail_on,
         worst_severity: diagnosis.worst,
         exit_code: diagnosis.exit_code(),
-        targets: diagnosis.targets.iter().map(target_document).collect(),
+        targets: diagnosis
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(index, target)| target_document(target, envoys::of(envoys, index)))
+            .collect(),
         gaps: &diagnosis.gaps,
     }
 }
 
-fn target_document(target: &TargetDiagnosis) -> TargetDocument<'_> {
+fn target_document<'a>(target: &'a TargetDiagnosis, envoys: &'a [EnvoyLine]) -> TargetDocument<'a> {
     TargetDocument {
         target: &target.target,
         root_cause: target.root_cause.as_ref(),
@@ -78,6 +93,7 @@ fn target_document(target: &TargetDiagnosis) -> TargetDocument<'_> {
         findings: target.findings.iter().map(finding_document).collect(),
         checks: &target.checks,
         gaps: &target.gaps,
+        envoys,
     }
 }
 
@@ -98,13 +114,29 @@ fn finding_document(finding: &Finding) -> FindingDocument<'_> {
 }
 
 pub fn json(diagnosis: &Diagnosis) -> Result<String, RenderError> {
-    let mut text = serde_json::to_string_pretty(&document(diagnosis))?;
+    json_with_envoys(diagnosis, &[])
+}
+
+pub fn json_with_envoys(
+    diagnosis: &Diagnosis,
+    envoys: &[Vec<EnvoyLine>],
+) -> Result<String, RenderError> {
+    let mut text = serde_json::to_string_pretty(&document_with_envoys(diagnosis, envoys))?;
     text.push('\n');
     Ok(text)
 }
 
 pub fn yaml(diagnosis: &Diagnosis) -> Result<String, RenderError> {
-    Ok(serde_yaml::to_string(&document(diagnosis))?)
+    yaml_with_envoys(diagnosis, &[])
+}
+
+pub fn yaml_with_envoys(
+    diagnosis: &Diagnosis,
+    envoys: &[Vec<EnvoyLine>],
+) -> Result<String, RenderError> {
+    Ok(serde_yaml::to_string(&document_with_envoys(
+        diagnosis, envoys,
+    ))?)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The terminal view: per target, a header line, the root cause on top, then one row per check.
 //! `wide` adds the evidence and assumptions per finding and the fix YAML under the table.
 
+use super::envoys::{self, EnvoyLine};
 use super::{
     Style, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text,
     sidecar_mode_text,
@@ -12,6 +13,15 @@ use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table};
 use std::fmt::Write;
 
 pub fn render(diagnosis: &Diagnosis, wide: bool, style: Style) -> String {
+    render_with_envoys(diagnosis, &[], wide, style)
+}
+
+pub fn render_with_envoys(
+    diagnosis: &Diagnosis,
+    envoys: &[Vec<EnvoyLine>],
+    wide: bool,
+    style: Style,
+) -> String {
     let paint = Paint(style.colour);
     let mut out = String::new();
     let _ = writeln!(
@@ -20,9 +30,16 @@ pub fn render(diagnosis: &Diagnosis, wide: bool, style: Style) -> String {
         crate::duration::display(diagnosis.expected_generation),
         diagnosis.sources.join(", ")
     );
-    for target in &diagnosis.targets {
+    for (index, target) in diagnosis.targets.iter().enumerate() {
         out.push('\n');
-        render_target(&mut out, target, wide, style, paint);
+        render_target(
+            &mut out,
+            target,
+            envoys::of(envoys, index),
+            wide,
+            style,
+            paint,
+        );
     }
     if !diagnosis.gaps.is_empty() {
         out.push('\n');
@@ -39,6 +56,7 @@ pub fn render(diagnosis: &Diagnosis, wide: bool, style: Style) -> String {
 fn render_target(
     out: &mut String,
     target: &TargetDiagnosis,
+    envoys: &[EnvoyLine],
     wide: bool,
     style: Style,
     paint: Paint,
@@ -94,10 +112,25 @@ fn render_target(
             let _ = writeln!(out, "  - #{} {}: {text}", check.number, check.id);
         }
     }
+    render_envoys(out, envoys, paint);
     if !target.gaps.is_empty() {
         let _ = writeln!(out, "{}", paint.dim("Not gathered:"));
         for gap in &target.gaps {
             let _ = writeln!(out, "  - {}", gap_text(gap));
+        }
+    }
+}
+
+/// One line per Envoy read for the target, with its inferred role, and what it could not give.
+fn render_envoys(out: &mut String, lines: &[EnvoyLine], paint: Paint) {
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}", paint.dim("Envoys read:"));
+    for line in lines {
+        let _ = writeln!(out, "  {}", line.text());
+        for gap in &line.gaps {
+            let _ = writeln!(out, "    not read: {}", gap_text(gap));
         }
     }
 }
