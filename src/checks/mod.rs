@@ -7,6 +7,7 @@ pub mod connection_pool;
 #[cfg(test)]
 mod examples_test;
 pub mod fixes;
+pub mod mesh_need;
 pub mod quantity;
 pub mod sidecar_overhead;
 pub mod stream_timeout;

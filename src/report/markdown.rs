@@ -1,28 +1,33 @@
-//! Markdown for incident tickets: per target the root cause, its evidence, the fix as YAML blocks,
-//! the other contributing modes, every finding, and what could not be gathered.
+//! Markdown for incident tickets: a summary table of the workloads and their root causes, then
+//! per workload the root cause with its confidence, evidence bullets, the fix as YAML blocks, the
+//! other contributing modes, the "Do you need Istio here?" advice, every check, and what could not
+//! be checked.
 
 use super::{
     evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text, sidecar_mode_text,
 };
+use crate::checks::mesh_need::{self, MeshNeed};
 use crate::checks::{CheckId, Severity};
 use crate::verdict::{CheckStatus, Diagnosis, TargetDiagnosis};
 use std::fmt::Write;
+use std::time::Duration;
 
 pub fn render(diagnosis: &Diagnosis) -> String {
     let mut out = String::new();
     out.push_str("# kubectl infermesh diagnosis\n\n");
+    render_summary(&mut out, diagnosis);
     let _ = writeln!(
         out,
-        "Expected generation: {} · Sources: {} · Result: {}",
+        "\nExpected generation: {} · Sources: {} · Result: {}",
         crate::duration::display(diagnosis.expected_generation),
         diagnosis.sources.join(", "),
         outcome_text(diagnosis)
     );
     for target in &diagnosis.targets {
-        render_target(&mut out, target);
+        render_target(&mut out, target, diagnosis.expected_generation);
     }
     if !diagnosis.gaps.is_empty() {
-        out.push_str("\n## Not gathered (all targets)\n\n");
+        out.push_str("\n## What could not be checked (all workloads)\n\n");
         for gap in &diagnosis.gaps {
             let _ = writeln!(out, "- {}", cell(&gap_text(gap)));
         }
@@ -30,7 +35,45 @@ pub fn render(diagnosis: &Diagnosis) -> String {
     out
 }
 
-fn render_target(out: &mut String, target: &TargetDiagnosis) {
+/// One row per workload: what a ticket's reader needs before the details.
+fn render_summary(out: &mut String, diagnosis: &Diagnosis) {
+    out.push_str(
+        "| Workload | Namespace | Root cause | Severity | Confidence | Also contributing |\n",
+    );
+    out.push_str("|---|---|---|---|---|---|\n");
+    for target in &diagnosis.targets {
+        let summary = &target.target;
+        let (root, severity, confidence) = match &target.root_cause {
+            Some(root) => (
+                format!("#{} `{}`: {}", root.number, root.id, root.title),
+                root.severity.to_string(),
+                root.confidence.as_str().to_string(),
+            ),
+            None => (
+                cell(no_root_cause_text(target)),
+                "-".to_string(),
+                "-".to_string(),
+            ),
+        };
+        let others: Vec<String> = target
+            .also_contributing
+            .iter()
+            .map(|other| format!("#{} `{}`", other.number, other.id))
+            .collect();
+        let others = if others.is_empty() {
+            "-".to_string()
+        } else {
+            others.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {root} | {severity} | {confidence} | {others} |",
+            summary.reference, summary.namespace
+        );
+    }
+}
+
+fn render_target(out: &mut String, target: &TargetDiagnosis, expected: Duration) {
     let summary = &target.target;
     let _ = writeln!(
         out,
@@ -50,15 +93,18 @@ fn render_target(out: &mut String, target: &TargetDiagnosis) {
         Some(root) => {
             let _ = writeln!(
                 out,
-                "**Root cause: #{} `{}`: {}** ({}, confidence {})\n",
-                root.number,
-                root.id,
-                root.title,
-                root.severity,
-                root.confidence.as_str()
+                "**Root cause: #{} `{}`: {}** ({})\n",
+                root.number, root.id, root.title, root.severity
+            );
+            let _ = writeln!(
+                out,
+                "**Confidence: {}** (basis: {})\n",
+                root.confidence.as_str(),
+                basis_text(root.basis)
             );
             let _ = writeln!(out, "{}\n", root.explanation);
             render_mode(out, target, root.id, "###");
+            render_verify(out, target, root.id, expected);
         }
         None => {
             let _ = writeln!(out, "**{}**\n", no_root_cause_text(target));
@@ -75,6 +121,61 @@ fn render_target(out: &mut String, target: &TargetDiagnosis) {
             render_mode(out, target, other.id, "#####");
         }
     }
+    if let Some(advice) = &target.mesh_need {
+        render_mesh_need(out, advice);
+    }
+    render_checks(out, target);
+    render_unchecked(out, target);
+}
+
+/// How to confirm the fix took: the diagnosis again, and the probe run that shows the failure
+/// mode gone on the mesh path (against the direct path, which bypasses the sidecar).
+fn render_verify(out: &mut String, target: &TargetDiagnosis, id: CheckId, expected: Duration) {
+    let summary = &target.target;
+    let _ = writeln!(out, "### Verify\n");
+    let _ = writeln!(
+        out,
+        "- `kubectl infermesh diagnose {} -n {}` no longer lists #{} `{}` above info.",
+        summary.reference,
+        summary.namespace,
+        id.number(),
+        id
+    );
+    let urls = "--direct-url http://127.0.0.1:8000 --mesh-url http://127.0.0.1:8080";
+    let probe = match id {
+        CheckId::StreamTimeout => Some(format!(
+            "`kubectl infermesh probe {urls} --duration {}`: the stream ends with `[DONE]` on both paths, not cut on the mesh path.",
+            crate::duration::display(expected + Duration::from_secs(30))
+        )),
+        CheckId::ConnectionPool => Some(format!(
+            "`kubectl infermesh probe {urls} --concurrency N` with N above the old limit: no 503 (`x-envoy-overloaded`) on the mesh path."
+        )),
+        CheckId::BufferLimit => Some(format!(
+            "`kubectl infermesh probe {urls} --large`: the body is complete on both paths."
+        )),
+        CheckId::ColdStart => Some(format!(
+            "after a rollout, `kubectl infermesh probe {urls} --cold`: the first request on a fresh connection is within a few times the warm one."
+        )),
+        CheckId::SidecarOverhead => None,
+    };
+    if let Some(probe) = probe {
+        let _ = writeln!(
+            out,
+            "- {probe} (Port-forward vLLM's port for the direct path and the ingress gateway for the mesh path first.)"
+        );
+    }
+    out.push('\n');
+}
+
+fn basis_text(basis: crate::checks::Basis) -> &'static str {
+    match basis {
+        crate::checks::Basis::Runtime => "observed at runtime",
+        crate::checks::Basis::Effective => "the running proxy's effective configuration",
+        crate::checks::Basis::Static => "configuration as written",
+    }
+}
+
+fn render_checks(out: &mut String, target: &TargetDiagnosis) {
     out.push_str("### All checks\n\n| # | Check | Severity | Finding |\n|---|---|---|---|\n");
     for finding in &target.findings {
         let _ = writeln!(
@@ -107,10 +208,67 @@ fn render_target(out: &mut String, target: &TargetDiagnosis) {
             cell(&text)
         );
     }
-    if !target.gaps.is_empty() {
-        out.push_str("\n### Not gathered\n\n");
-        for gap in &target.gaps {
-            let _ = writeln!(out, "- {}", cell(&gap_text(gap)));
+    if let Some(advice) = &target.mesh_need {
+        let _ = writeln!(
+            out,
+            "| - | `{}` | {} | {} |",
+            mesh_need::ID,
+            Severity::Info,
+            cell(&advice.title)
+        );
+    }
+}
+
+/// Gaps, checks that had nothing to judge, and what the advice could not look at.
+fn render_unchecked(out: &mut String, target: &TargetDiagnosis) {
+    let mut lines: Vec<String> = target.gaps.iter().map(gap_text).collect();
+    for check in &target.checks {
+        if check.status == CheckStatus::NotApplicable {
+            lines.push(format!(
+                "#{} {}: not applicable: {}",
+                check.number,
+                check.id,
+                check.reason.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    if let Some(advice) = &target.mesh_need {
+        lines.extend(
+            advice
+                .assumptions
+                .iter()
+                .map(|assumption| format!("{}: {assumption}", mesh_need::ID)),
+        );
+    }
+    if lines.is_empty() {
+        return;
+    }
+    out.push_str("\n### What could not be checked\n\n");
+    for line in &lines {
+        let _ = writeln!(out, "- {}", cell(line));
+    }
+}
+
+fn render_mesh_need(out: &mut String, advice: &MeshNeed) {
+    let _ = writeln!(out, "### {}\n", mesh_need::QUESTION);
+    let answer = advice
+        .title
+        .strip_prefix(mesh_need::QUESTION)
+        .unwrap_or(&advice.title)
+        .trim();
+    let _ = writeln!(out, "**{}** (advice, not a failure)\n", cell(answer));
+    for line in &advice.evidence {
+        let _ = writeln!(out, "- `{}`", evidence_text(line).replace('`', "'"));
+    }
+    out.push('\n');
+    if let Some(fix) = &advice.fix {
+        let _ = writeln!(out, "Optional: {}\n", cell(&fix.summary));
+        if !fix.yaml.is_empty() {
+            let _ = write!(out, "```yaml\n{}", fix.yaml);
+            if !fix.yaml.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str("```\n\n");
         }
     }
 }
@@ -162,7 +320,15 @@ mod tests {
     fn ticket_has_root_cause_evidence_fix_and_gaps() {
         let text = render(&sample::failing());
         assert!(text.starts_with("# kubectl infermesh diagnosis"), "{text}");
+        assert!(
+            text.contains("| `deploy/vllm` | inference | #2 `stream-timeout`: Streaming cut early by a timeout | critical | medium | #3 `connection-pool` |"),
+            "summary table first:\n{text}"
+        );
         assert!(text.contains("**Root cause: #2 `stream-timeout`"), "{text}");
+        assert!(
+            text.contains("**Confidence: medium** (basis: configuration as written)"),
+            "{text}"
+        );
         assert!(
             text.contains("  - `VirtualService inference/vllm spec/http[0]/timeout = 30s"),
             "{text}"
@@ -172,22 +338,66 @@ mod tests {
         let block = &rest[..rest.find("```").unwrap()];
         let parsed: serde_yaml::Value = serde_yaml::from_str(block).unwrap();
         assert_eq!(parsed["kind"], "VirtualService");
+        let verify = text.find("### Verify").unwrap();
+        assert!(
+            text[verify..].contains("--duration 330s"),
+            "a stream longer than the expected generation:\n{text}"
+        );
         assert!(text.contains("#### #3 `connection-pool`"), "{text}");
         assert!(text.contains("assumed: --max-num-seqs not set"), "{text}");
         assert!(text.contains("| 1 | `sidecar-overhead` | info |"), "{text}");
+        let unchecked = text.find("### What could not be checked").unwrap();
         assert!(
-            text.contains("- Envoy admin: offline manifests only"),
+            text[unchecked..].contains("- Envoy admin: offline manifests only"),
             "{text}"
         );
-        assert!(text.contains("## Not gathered (all targets)"), "{text}");
+        assert!(
+            text.contains("## What could not be checked (all workloads)\n\n- Istio CRDs"),
+            "{text}"
+        );
+        assert!(!text.contains(QUESTION_HEADING), "no advice given: {text}");
     }
+
+    const QUESTION_HEADING: &str = "### Do you need Istio here?";
 
     #[test]
     fn healthy_ticket_says_healthy() {
         let text = render(&sample::healthy());
         assert!(text.contains("No failure mode found above info"), "{text}");
-        assert!(!text.contains("Root cause"), "{text}");
+        assert!(!text.contains("**Root cause"), "{text}");
+        assert!(!text.contains("### Verify"), "{text}");
         assert!(!text.contains("```yaml"), "{text}");
+    }
+
+    #[test]
+    fn advice_has_its_section_row_and_unchecked_items() {
+        let text = render(&sample::with_mesh_need(sample::healthy()));
+        let section = text.find(QUESTION_HEADING).unwrap();
+        let checks = text.find("### All checks").unwrap();
+        assert!(section < checks, "{text}");
+        assert!(
+            text[section..].contains("**Nothing found needs it"),
+            "answer without the question repeated:\n{text}"
+        );
+        assert!(text[section..checks].contains("```yaml\n"), "{text}");
+        assert!(text.contains("| - | `mesh-need` | info |"), "{text}");
+        assert!(
+            text.contains("- mesh-need: AuthorizationPolicy is not read yet"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn not_applicable_checks_are_listed_as_unchecked() {
+        let mut diagnosis = sample::healthy();
+        diagnosis.targets[0].checks[0].status = CheckStatus::NotApplicable;
+        diagnosis.targets[0].checks[0].reason = Some("not a GPU pod".into());
+        let text = render(&diagnosis);
+        let unchecked = text.find("### What could not be checked").unwrap();
+        assert!(
+            text[unchecked..].contains("- #1 sidecar-overhead: not applicable: not a GPU pod"),
+            "{text}"
+        );
     }
 
     #[test]
