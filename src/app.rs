@@ -87,7 +87,11 @@ async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Res
         worst = ?diagnosis.worst,
         "diagnosis done"
     );
-    let text = report::render(&diagnosis, args.output, style)?;
+    let text = if args.fix {
+        report::fix_stream::render(&diagnosis, &evidence)
+    } else {
+        report::render(&diagnosis, args.output, style)?
+    };
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => {}
         // A reader that stopped early (`| head`) does not change the verdict.

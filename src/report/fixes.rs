@@ -36,7 +36,7 @@ pub fn join_yaml<'a>(fixes: impl IntoIterator<Item = &'a Fix>) -> String {
 }
 
 /// Splits a YAML stream at `---` lines; drops empty documents; every document ends in `\n`.
-fn split_documents(yaml: &str) -> Vec<String> {
+pub(crate) fn split_documents(yaml: &str) -> Vec<String> {
     let mut documents = Vec::new();
     let mut current = String::new();
     for line in yaml.lines() {

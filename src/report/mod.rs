@@ -1,7 +1,9 @@
 //! Renderers: table (and wide), JSON, YAML, markdown. They render the verdict; they never decide.
 
+pub mod fix_stream;
 pub mod fixes;
 pub mod markdown;
+mod merge;
 pub mod structured;
 pub mod table;
 
