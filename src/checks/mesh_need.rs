@@ -62,9 +62,13 @@ pub struct MeshNeed {
 }
 
 /// The advice for a target whose pods carry (or will get) a sidecar; `None` for pods outside the
-/// mesh, ambient pods (no sidecar to skip) and clusters without Istio.
+/// mesh, ambient pods (no sidecar to skip), clusters without Istio, and services known only
+/// through Envoy or URLs (their mesh objects were not read, so nothing could be judged).
 pub fn assess(target: &TargetEvidence) -> Option<MeshNeed> {
-    if !target.mesh.sidecar_mode.has_sidecar() || target.mesh.istio == IstioPresence::NotInstalled {
+    if !target.mesh.sidecar_mode.has_sidecar()
+        || target.mesh.istio == IstioPresence::NotInstalled
+        || !target.workload.spec_known()
+    {
         return None;
     }
     let mut needs: Vec<(String, EvidenceLine)> = Vec::new();
@@ -531,6 +535,9 @@ spec:
         let mut no_istio = target();
         no_istio.mesh.istio = IstioPresence::NotInstalled;
         assert!(assess(&no_istio).is_none());
+        let mut endpoint = target();
+        endpoint.workload.kind = WorkloadKind::Endpoint;
+        assert!(assess(&endpoint).is_none(), "nothing read to judge by");
     }
 
     #[test]

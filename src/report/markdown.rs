@@ -296,6 +296,23 @@ fn render_mode(out: &mut String, target: &TargetDiagnosis, id: CheckId, heading:
         return;
     }
     let _ = writeln!(out, "{heading} Fix\n");
+    if let Some(object) = fixes::same_object_twice(fixes.iter().copied()) {
+        // One block would apply only the last version of the object: one block per fix, and
+        // the way to get them merged.
+        let _ = writeln!(
+            out,
+            "These fixes change the same {object} in different ways: applying both keeps only the last. `kubectl infermesh diagnose {} -n {} --fix` merges them into one object.\n",
+            target.target.reference, target.target.namespace
+        );
+        for fix in &fixes {
+            let _ = writeln!(out, "- {}", cell(&fix.summary));
+            let yaml = fixes::join_yaml([*fix]);
+            if !yaml.is_empty() {
+                let _ = write!(out, "\n```yaml\n{yaml}```\n\n");
+            }
+        }
+        return;
+    }
     for fix in &fixes {
         let _ = writeln!(out, "- {}", cell(&fix.summary));
     }
@@ -398,6 +415,35 @@ mod tests {
             text[unchecked..].contains("- #1 sidecar-overhead: not applicable: not a GPU pod"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn two_versions_of_one_object_are_separate_blocks_pointing_to_fix() {
+        let version = |limit: u32| {
+            crate::checks::Finding::new(
+                CheckId::BufferLimit,
+                Severity::Warning,
+                crate::checks::Basis::Static,
+                format!("limit {limit}"),
+            )
+            .fix(
+                format!("set {limit}"),
+                format!("apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {{name: f, namespace: inference}}\nspec: {{priority: {limit}}}\n"),
+            )
+        };
+        let text = render(&sample::diagnosis(
+            vec![version(1), version(2)],
+            Severity::Critical,
+        ));
+        assert!(
+            text.contains("These fixes change the same EnvoyFilter inference/f"),
+            "{text}"
+        );
+        assert!(
+            text.contains("diagnose deploy/vllm -n inference --fix"),
+            "{text}"
+        );
+        assert_eq!(text.matches("```yaml").count(), 2, "{text}");
     }
 
     #[test]

@@ -200,6 +200,12 @@ fn render_fixes(out: &mut String, target: &TargetDiagnosis) {
             continue;
         }
         let _ = writeln!(out, "Fix for #{} {}:", id.number(), id);
+        if let Some(object) = fixes::same_object_twice(fixes.iter().copied()) {
+            let _ = writeln!(
+                out,
+                "  (these fixes change the same {object}: applying both keeps only the last; --fix merges them)"
+            );
+        }
         for fix in &fixes {
             let _ = writeln!(out, "  {}", fix.summary);
         }
