@@ -21,7 +21,8 @@ use super::fixes::{IstioKind, istio_ref, patch_instruction, workload_patch};
 use super::target::{pod_metadata_path, route_reaches};
 use super::{EvidenceLine, Fix};
 use crate::evidence::{IstioPresence, ObjectRef, SidecarMode, TargetEvidence};
-use crate::mesh::objects::{HttpRoute, TrafficPolicy, VirtualService};
+use crate::mesh::objects::{DestinationRule, HttpRoute, TrafficPolicy, VirtualService};
+use crate::mesh::policy::destination_rule_for;
 use serde::Serialize;
 use serde_json::json;
 
@@ -115,10 +116,10 @@ pub fn assess(target: &TargetEvidence) -> Option<MeshNeed> {
     }
     if let Some(count) = target.mesh.namespace_services {
         let namespace = &target.workload.namespace;
-        let note = if count <= 1 {
-            "the inference Service alone: little service-to-service traffic for a mesh to secure or route".to_string()
-        } else {
-            format!("{count} Services share the namespace")
+        let note = match count {
+            0 => "no Service: nothing in the namespace for a mesh to route".to_string(),
+            1 => "the inference Service alone: little service-to-service traffic for a mesh to secure or route".to_string(),
+            _ => format!("{count} Services share the namespace"),
         };
         context.push(
             EvidenceLine::new(
@@ -136,7 +137,7 @@ pub fn assess(target: &TargetEvidence) -> Option<MeshNeed> {
     }
 
     let (answer, title) = if !needs.is_empty() {
-        let reasons: Vec<&str> = needs.iter().map(|(reason, _)| reason.as_str()).collect();
+        let reasons = distinct(&needs);
         (
             Answer::SidecarNeeded,
             format!(
@@ -146,16 +147,11 @@ pub fn assess(target: &TargetEvidence) -> Option<MeshNeed> {
             ),
         )
     } else if !callers.is_empty() {
-        let mut features: Vec<&str> = Vec::new();
-        for (feature, _) in &callers {
-            if !features.contains(&feature.as_str()) {
-                features.push(feature);
-            }
-        }
+        let features = distinct(&callers);
         (
             Answer::CallersOnly,
             format!(
-                "{QUESTION} For routing only ({}), which runs in the callers' proxies: {} do not need their own sidecar",
+                "{QUESTION} For routing only ({}), which runs in the callers' proxies: the pods of {} do not need their own sidecar",
                 features.join(", "),
                 target.workload.target_name()
             ),
@@ -183,6 +179,17 @@ pub fn assess(target: &TargetEvidence) -> Option<MeshNeed> {
         fix,
         assumptions,
     })
+}
+
+/// The reasons of `found`, each once, in order.
+fn distinct(found: &[(String, EvidenceLine)]) -> Vec<&str> {
+    let mut reasons: Vec<&str> = Vec::new();
+    for (reason, _) in found {
+        if !reasons.contains(&reason.as_str()) {
+            reasons.push(reason);
+        }
+    }
+    reasons
 }
 
 /// The mTLS mode in effect on the vLLM port, and the fact behind it.
@@ -250,10 +257,25 @@ fn mtls_mode(target: &TargetEvidence) -> Mtls {
     }
 }
 
-/// DestinationRules for the workload's hosts that make callers use Istio mTLS explicitly.
+/// The DestinationRules Istio applies to the workload's hosts (the first per host; all of them
+/// when no Service is known) that make callers use Istio mTLS explicitly.
 fn istio_mutual(target: &TargetEvidence) -> Vec<(String, EvidenceLine)> {
+    let rules = &target.mesh.destination_rules;
+    let applied: Vec<&DestinationRule> = if target.mesh.services.is_empty() {
+        rules.iter().collect()
+    } else {
+        let mut applied: Vec<&DestinationRule> = Vec::new();
+        for service in &target.mesh.services {
+            if let Some(rule) = destination_rule_for(rules, service)
+                && !applied.iter().any(|seen| std::ptr::eq(*seen, rule))
+            {
+                applied.push(rule);
+            }
+        }
+        applied
+    };
     let mut found = Vec::new();
-    for rule in &target.mesh.destination_rules {
+    for rule in applied {
         let object = istio_ref(IstioKind::DestinationRule, rule);
         let mut policies: Vec<(String, &TrafficPolicy)> = Vec::new();
         if let Some(policy) = &rule.spec.traffic_policy {
@@ -522,6 +544,22 @@ spec:
             advice.evidence[0].path,
             "spec/trafficPolicy/portLevelSettings[0]/tls/mode"
         );
+    }
+
+    #[test]
+    fn a_shadowed_destination_rule_does_not_count() {
+        let mut target = target();
+        target.mesh.destination_rules = vec![
+            object("metadata: {name: applied, namespace: llm}\nspec: {host: vllm}"),
+            object(
+                "metadata: {name: shadowed, namespace: llm}\nspec: {host: vllm, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}",
+            ),
+        ];
+        assert_eq!(assess(&target).unwrap().answer, Answer::NotNeeded);
+        target.mesh.destination_rules.reverse();
+        let advice = assess(&target).unwrap();
+        assert_eq!(advice.answer, Answer::SidecarNeeded);
+        assert_eq!(advice.evidence[0].path, "spec/trafficPolicy/tls/mode");
     }
 
     #[test]
