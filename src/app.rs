@@ -133,8 +133,12 @@ async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Res
         worst = ?diagnosis.worst,
         "diagnosis done"
     );
-    let envoys = report::envoys::lines_for(&evidence);
-    let text = report::render_with_envoys(&diagnosis, &envoys, args.output, style)?;
+    let text = if args.fix {
+        report::fix_stream::render(&diagnosis, &evidence)
+    } else {
+        let envoys = report::envoys::lines_for(&evidence);
+        report::render_with_envoys(&diagnosis, &envoys, args.output, style)?
+    };
     write_out(out, &text)?;
     Ok(diagnosis.exit_code())
 }

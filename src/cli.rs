@@ -130,6 +130,11 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
     pub expected_generation: Duration,
 
+    /// Print only the fixes, as one YAML stream for `kubectl apply -f -` (workload patches as
+    /// commented `kubectl patch` commands at the end), instead of the report. Applies nothing.
+    #[arg(long, conflicts_with = "output")]
+    pub fix: bool,
+
     /// Write the gathered evidence (JSON) to FILE, to reproduce this diagnosis offline.
     #[arg(long, value_name = "FILE")]
     pub save_evidence: Option<PathBuf>,

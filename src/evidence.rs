@@ -346,6 +346,10 @@ pub struct MeshContext {
     pub namespace_labels: BTreeMap<String, String>,
     #[serde(default)]
     pub services: Vec<ServiceInfo>,
+    /// How many Services the workload's namespace has (all of them, not only those selecting
+    /// the workload); absent when the Service list could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_services: Option<u32>,
     /// VirtualServices whose hosts match a Service of the workload and whose routes reach it.
     #[serde(default)]
     pub virtual_services: Vec<VirtualService>,

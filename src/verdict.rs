@@ -55,6 +55,8 @@ pub struct TargetDiagnosis {
     /// Each check and what came of it, in failure-mode order.
     pub checks: Vec<CheckOutcome>,
     pub gaps: Vec<Gap>,
+    /// "Do you need Istio here?": advice after the five checks, never a root cause.
+    pub mesh_need: Option<checks::mesh_need::MeshNeed>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -187,7 +189,9 @@ pub fn diagnose(evidence: &Evidence, settings: &Settings, fail_on: Severity) -> 
                     (*id, findings)
                 })
                 .collect();
-            judge_target(target, per_check)
+            let mut judged = judge_target(target, per_check);
+            judged.mesh_need = checks::mesh_need::assess(target);
+            judged
         })
         .collect();
     summarise(evidence, targets, fail_on)
@@ -237,6 +241,7 @@ pub fn judge_target(
         findings,
         checks,
         gaps: target_gaps(target),
+        mesh_need: None,
     }
 }
 

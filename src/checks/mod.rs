@@ -11,6 +11,7 @@ mod envoy_scenarios;
 #[cfg(test)]
 mod examples_test;
 pub mod fixes;
+pub mod mesh_need;
 pub mod proxy;
 pub mod quantity;
 pub mod sidecar_overhead;

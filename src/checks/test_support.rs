@@ -82,6 +82,7 @@ pub fn target() -> TargetEvidence {
                     target_port: Some("8000".into()),
                 }],
             }],
+            namespace_services: Some(1),
             virtual_services: Vec::new(),
             destination_rules: Vec::new(),
             envoy_filters: Vec::new(),

@@ -266,6 +266,7 @@ mod tests {
             }))
             .unwrap(),
             mesh: MeshContext {
+                namespace_services: None,
                 istio: IstioPresence::Installed,
                 sidecar_mode: SidecarMode::Classic,
                 sidecar_reason: String::new(),

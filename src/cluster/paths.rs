@@ -458,6 +458,7 @@ mod tests {
         TargetEvidence {
             workload,
             mesh: MeshContext {
+                namespace_services: None,
                 istio: IstioPresence::Installed,
                 sidecar_mode: SidecarMode::Classic,
                 sidecar_reason: String::new(),

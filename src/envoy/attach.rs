@@ -89,6 +89,7 @@ pub fn endpoint_target(choice: &ServiceChoice, readings: &[EnvoyReading]) -> Tar
             ),
         },
         mesh: MeshContext {
+            namespace_services: None,
             istio: IstioPresence::Unknown,
             sidecar_mode,
             sidecar_reason,

@@ -65,6 +65,7 @@ pub fn resolve(inventory: &Inventory, workload: &Workload) -> Resolution {
             sidecar_reason,
             namespace_labels: namespace_labels.unwrap_or_default(),
             services,
+            namespace_services: namespace_services(inventory, namespace),
             virtual_services,
             destination_rules,
             envoy_filters,
@@ -82,6 +83,23 @@ fn object_namespace<Spec>(object: &IstioObject<Spec>) -> &str {
 
 fn object_name<Spec>(object: &IstioObject<Spec>) -> &str {
     object.metadata.name.as_deref().unwrap_or_default()
+}
+
+/// The Services of `namespace`, unless the Service list was not readable.
+fn namespace_services(inventory: &Inventory, namespace: &str) -> Option<u32> {
+    let unreadable = inventory
+        .gaps
+        .iter()
+        .any(|gap| gap.what.starts_with("Service list"));
+    if unreadable {
+        return None;
+    }
+    let count = inventory
+        .services
+        .iter()
+        .filter(|service| service.metadata.namespace.as_deref() == Some(namespace))
+        .count();
+    u32::try_from(count).ok()
 }
 
 /// A Service of `namespace` whose (non-empty) selector matches the pod labels.

@@ -35,8 +35,42 @@ pub fn join_yaml<'a>(fixes: impl IntoIterator<Item = &'a Fix>) -> String {
     out
 }
 
+/// An object (`Kind namespace/name`) that two of `fixes` write differently: applying both keeps
+/// only the last, so renderers say so and point to `--fix`, which merges them.
+pub fn same_object_twice<'a>(fixes: impl IntoIterator<Item = &'a Fix>) -> Option<String> {
+    let mut seen: Vec<(String, serde_yaml::Value)> = Vec::new();
+    for fix in fixes {
+        for document in split_documents(&fix.yaml) {
+            let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(&document) else {
+                continue;
+            };
+            let Some(label) = object_label(&value) else {
+                continue;
+            };
+            match seen.iter().find(|(seen_label, _)| *seen_label == label) {
+                Some((_, earlier)) if *earlier != value => return Some(label),
+                Some(_) => {}
+                None => seen.push((label, value)),
+            }
+        }
+    }
+    None
+}
+
+/// `EnvoyFilter llm/audit` for an object document; `None` for a patch.
+fn object_label(value: &serde_yaml::Value) -> Option<String> {
+    let kind = value.get("kind")?.as_str()?;
+    let metadata = value.get("metadata")?;
+    let name = metadata.get("name")?.as_str()?;
+    let namespace = metadata
+        .get("namespace")
+        .and_then(serde_yaml::Value::as_str)
+        .unwrap_or_default();
+    Some(format!("{kind} {namespace}/{name}"))
+}
+
 /// Splits a YAML stream at `---` lines; drops empty documents; every document ends in `\n`.
-fn split_documents(yaml: &str) -> Vec<String> {
+pub(crate) fn split_documents(yaml: &str) -> Vec<String> {
     let mut documents = Vec::new();
     let mut current = String::new();
     for line in yaml.lines() {
@@ -85,6 +119,20 @@ mod tests {
             .map(|document| serde_yaml::Value::deserialize(document).unwrap())
             .collect();
         assert_eq!(parsed.len(), 2);
+    }
+
+    #[test]
+    fn an_object_written_two_ways_is_named() {
+        let a =
+            fix("kind: EnvoyFilter\nmetadata: {name: f, namespace: llm}\nspec: {priority: 1}\n");
+        let b =
+            fix("kind: EnvoyFilter\nmetadata: {name: f, namespace: llm}\nspec: {priority: 2}\n");
+        let patch = fix("spec:\n  template: {}\n");
+        assert_eq!(
+            same_object_twice([&a, &patch, &b]).as_deref(),
+            Some("EnvoyFilter llm/f")
+        );
+        assert_eq!(same_object_twice([&a, &a.clone(), &patch]), None);
     }
 
     #[test]

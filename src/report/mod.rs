@@ -1,8 +1,10 @@
 //! Renderers: table (and wide), JSON, YAML, markdown. They render the verdict; they never decide.
 
 pub mod envoys;
+pub mod fix_stream;
 pub mod fixes;
 pub mod markdown;
+mod merge;
 pub mod structured;
 pub mod table;
 
@@ -229,5 +231,14 @@ pub(crate) mod sample {
 
     pub fn healthy() -> Diagnosis {
         diagnosis(vec![info_finding()], Severity::Critical)
+    }
+
+    /// `diagnosis` with the "Do you need Istio here?" advice for its first target, which has no
+    /// mesh object: nothing needs the sidecar.
+    pub fn with_mesh_need(mut diagnosis: Diagnosis) -> Diagnosis {
+        let target = verdict::tests::target(SidecarMode::Injected, IstioPresence::Unknown);
+        diagnosis.targets[0].mesh_need = crate::checks::mesh_need::assess(&target);
+        assert!(diagnosis.targets[0].mesh_need.is_some());
+        diagnosis
     }
 }

@@ -3,7 +3,8 @@
 
 use super::RenderError;
 use super::envoys::{self, EnvoyLine};
-use crate::checks::{Basis, CheckId, EvidenceLine, Finding, Fix, Severity};
+use crate::checks::mesh_need::{self, Answer, MeshNeed};
+use crate::checks::{Basis, EvidenceLine, Finding, Fix, Severity};
 use crate::evidence::Gap;
 use crate::verdict::{
     CheckOutcome, Contributor, Diagnosis, RootCause, TargetDiagnosis, TargetSummary,
@@ -32,7 +33,11 @@ pub struct TargetDocument<'a> {
     pub target: &'a TargetSummary,
     pub root_cause: Option<&'a RootCause>,
     pub also_contributing: &'a [Contributor],
+    /// Ranked failure-mode findings, then the `mesh-need` advice (number 0) when given.
     pub findings: Vec<FindingDocument<'a>>,
+    /// The `mesh-need` answer: `sidecar-needed`, `callers-only`, `not-needed`; null when the
+    /// question does not arise (no sidecar, no Istio).
+    pub mesh_need: Option<Answer>,
     pub checks: &'a [CheckOutcome],
     pub gaps: &'a [Gap],
     /// The Envoys read for this target and the role each plays on the path to vLLM.
@@ -42,7 +47,8 @@ pub struct TargetDocument<'a> {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FindingDocument<'a> {
-    pub id: CheckId,
+    /// One of the five failure modes, or `mesh-need`.
+    pub id: &'static str,
     pub number: u8,
     pub severity: Severity,
     pub basis: Basis,
@@ -90,25 +96,48 @@ fn target_document<'a>(target: &'a TargetDiagnosis, envoys: &'a [EnvoyLine]) -> 
         target: &target.target,
         root_cause: target.root_cause.as_ref(),
         also_contributing: &target.also_contributing,
-        findings: target.findings.iter().map(finding_document).collect(),
+        findings: target
+            .findings
+            .iter()
+            .map(finding_document)
+            .chain(target.mesh_need.as_ref().map(mesh_need_document))
+            .collect(),
+        mesh_need: target.mesh_need.as_ref().map(|advice| advice.answer),
         checks: &target.checks,
         gaps: &target.gaps,
         envoys,
     }
 }
 
+fn mesh_need_document(advice: &MeshNeed) -> FindingDocument<'_> {
+    FindingDocument {
+        id: mesh_need::ID,
+        number: mesh_need::NUMBER,
+        severity: Severity::Info,
+        basis: Basis::Static,
+        title: &advice.title,
+        evidence: &advice.evidence,
+        fix: advice.fix.as_ref().map(fix_document),
+        assumptions: &advice.assumptions,
+    }
+}
+
+fn fix_document(fix: &Fix) -> FixDocument<'_> {
+    FixDocument {
+        summary: &fix.summary,
+        yaml: &fix.yaml,
+    }
+}
+
 fn finding_document(finding: &Finding) -> FindingDocument<'_> {
     FindingDocument {
-        id: finding.id,
+        id: finding.id.as_str(),
         number: finding.number,
         severity: finding.severity,
         basis: finding.basis,
         title: &finding.title,
         evidence: &finding.evidence,
-        fix: finding.fix.as_ref().map(|fix: &Fix| FixDocument {
-            summary: &fix.summary,
-            yaml: &fix.yaml,
-        }),
+        fix: finding.fix.as_ref().map(fix_document),
         assumptions: &finding.assumptions,
     }
 }
@@ -211,6 +240,30 @@ mod tests {
         assert_eq!(value["targets"][0]["rootCause"], Value::Null);
         assert_eq!(value["exitCode"], 0);
         assert_eq!(value["worstSeverity"], "info");
+    }
+
+    #[test]
+    fn mesh_need_is_the_last_finding_with_number_zero() {
+        let diagnosis = sample::with_mesh_need(sample::failing());
+        let value: Value = serde_json::from_str(&json(&diagnosis).unwrap()).unwrap();
+        let target = &value["targets"][0];
+        let findings = target["findings"].as_array().unwrap();
+        assert_eq!(findings.len(), 4);
+        let advice = &findings[3];
+        assert_eq!(advice["id"], "mesh-need");
+        assert_eq!(advice["number"], 0);
+        assert_eq!(advice["severity"], "info");
+        assert!(
+            advice["fix"]["yaml"]
+                .as_str()
+                .unwrap()
+                .contains("sidecar.istio.io/inject")
+        );
+        assert_eq!(target["meshNeed"], "not-needed");
+        assert_eq!(target["rootCause"]["id"], "stream-timeout");
+        assert_eq!(target["checks"].as_array().unwrap().len(), 5);
+        let without: Value = serde_json::from_str(&json(&sample::failing()).unwrap()).unwrap();
+        assert_eq!(without["targets"][0]["meshNeed"], Value::Null);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use super::{
     Style, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text,
     sidecar_mode_text,
 };
+use crate::checks::mesh_need::{self, MeshNeed};
 use crate::checks::{Finding, Severity};
 use crate::verdict::{CheckStatus, Diagnosis, TargetDiagnosis};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
@@ -191,7 +192,25 @@ fn table(target: &TargetDiagnosis, wide: bool, style: Style) -> Table {
         }
         table.add_row(row);
     }
+    if let Some(advice) = &target.mesh_need {
+        let mut row = vec![
+            Cell::new("-"),
+            Cell::new(mesh_need::ID),
+            severity_cell(Severity::Info, style.colour),
+            Cell::new(&advice.title),
+        ];
+        if wide {
+            row.push(Cell::new(advice_evidence(advice)));
+        }
+        table.add_row(row);
+    }
     table
+}
+
+fn advice_evidence(advice: &MeshNeed) -> String {
+    let mut lines: Vec<String> = advice.evidence.iter().map(evidence_text).collect();
+    lines.extend(advice.assumptions.iter().map(|a| format!("unchecked: {a}")));
+    lines.join("\n")
 }
 
 fn severity_cell(severity: Severity, colour: bool) -> Cell {
@@ -225,11 +244,28 @@ fn render_fixes(out: &mut String, target: &TargetDiagnosis) {
             continue;
         }
         let _ = writeln!(out, "Fix for #{} {}:", id.number(), id);
+        if let Some(object) = fixes::same_object_twice(fixes.iter().copied()) {
+            let _ = writeln!(
+                out,
+                "  (these fixes change the same {object}: applying both keeps only the last; --fix merges them)"
+            );
+        }
         for fix in &fixes {
             let _ = writeln!(out, "  {}", fix.summary);
         }
         let yaml = fixes::join_yaml(fixes);
         for line in yaml.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    if let Some(fix) = target
+        .mesh_need
+        .as_ref()
+        .and_then(|advice| advice.fix.as_ref())
+    {
+        let _ = writeln!(out, "Advice {} (optional):", mesh_need::ID);
+        let _ = writeln!(out, "  {}", fix.summary);
+        for line in fix.yaml.lines() {
             let _ = writeln!(out, "    {line}");
         }
     }
@@ -322,6 +358,18 @@ mod tests {
         assert!(text.contains("Fix for #2 stream-timeout:"), "{text}");
         assert!(text.contains("    kind: VirtualService"), "{text}");
         assert!(text.contains("Evidence"), "{text}");
+    }
+
+    #[test]
+    fn mesh_need_is_a_row_and_its_patch_is_wide_only() {
+        let diagnosis = sample::with_mesh_need(sample::healthy());
+        let text = render(&diagnosis, false, PLAIN);
+        assert!(text.contains("│ - ┆ mesh-need        ┆ info"), "{text}");
+        assert!(!text.contains("sidecar.istio.io/inject"), "{text}");
+        let wide = render(&diagnosis, true, PLAIN);
+        assert!(wide.contains("Advice mesh-need (optional):"), "{wide}");
+        assert!(wide.contains("sidecar.istio.io/inject: 'false'"), "{wide}");
+        assert!(wide.contains("unchecked: AuthorizationPolicy"), "{wide}");
     }
 
     #[test]
