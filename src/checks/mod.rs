@@ -18,7 +18,7 @@ pub mod sidecar_overhead;
 pub mod stream_timeout;
 pub mod target;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use crate::evidence::{ObjectRef, TargetEvidence};
 use serde::{Deserialize, Serialize};
