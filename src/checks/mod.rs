@@ -12,6 +12,7 @@ mod envoy_scenarios;
 mod examples_test;
 pub mod fixes;
 pub mod mesh_need;
+pub mod probe_runs;
 pub mod proxy;
 pub mod quantity;
 pub mod sidecar_overhead;

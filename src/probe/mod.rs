@@ -9,6 +9,7 @@ pub mod live;
 pub mod modes;
 pub mod outcome;
 pub mod plan;
+pub mod planned;
 pub mod progress;
 pub mod render;
 pub mod request;
