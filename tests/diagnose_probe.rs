@@ -95,8 +95,35 @@ impl Pair {
             .unwrap_or_else(|error| panic!("not JSON ({error}):\n{stdout}\nstderr: {stderr}"));
         let evidence: Value =
             serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+        // Regenerates the probe-run fixtures of the unit tests (src/checks/probe_runs.rs).
+        if let Some(dir) = std::env::var_os("INFERMESH_KEEP_PROBES") {
+            let name = format!("{}.json", std::thread::current().name().unwrap_or("run"));
+            let probes = serde_json::to_string_pretty(&evidence["targets"][0]["probes"]).unwrap();
+            std::fs::write(std::path::Path::new(&dir).join(name), probes + "\n").unwrap();
+        }
         (output.status.code().unwrap_or(-1), report, evidence)
     }
+}
+
+/// `diagnose --from-evidence` on saved evidence: the probe runs it holds decide again, offline.
+async fn from_evidence(evidence: &Value) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("evidence.json");
+    std::fs::write(&saved, evidence.to_string()).unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"))
+        .args(["diagnose", "-o", "json", "--from-evidence"])
+        .arg(&saved)
+        .env("KUBECONFIG", "/nonexistent/infermesh-no-cluster")
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .unwrap();
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "--from-evidence printed no JSON ({error}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
 }
 
 fn target(report: &Value) -> &Value {
@@ -139,6 +166,8 @@ async fn a_route_timeout_is_the_root_cause_proven_by_the_probe() {
         "{explanation}"
     );
     assert_eq!(probes(&evidence), ["stream", "cold"]);
+    let offline = from_evidence(&evidence).await;
+    assert_eq!(target(&offline)["rootCause"], *root, "{offline:#}");
     let cost = probe_sources(&report);
     assert!(
         cost.contains("2 probe runs") && cost.contains("requests"),

@@ -272,3 +272,114 @@ fn cold_slow(run: &ProbeRun) -> Option<Finding> {
             )),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::test_support::{assert_well_formed, endpoint_target, scenario_pair};
+
+    /// Probe runs saved by `tests/diagnose_probe.rs` (`INFERMESH_KEEP_PROBES=DIR`) against a real
+    /// Envoy pair, on the matching scenario's Envoys.
+    fn target(scenario: &str) -> TargetEvidence {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/probe_runs")
+            .join(format!("{scenario}.json"));
+        let mut target = endpoint_target(scenario_pair(scenario));
+        target.probes = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        target
+    }
+
+    fn all(target: &TargetEvidence) -> Vec<Finding> {
+        CheckId::ALL
+            .iter()
+            .flat_map(|mode| findings(target, *mode))
+            .collect()
+    }
+
+    #[test]
+    fn a_mesh_only_cut_near_the_route_timeout_is_critical_runtime_with_the_comparison() {
+        let target = target("route-timeout");
+        let found = all(&target);
+        assert_well_formed(&found);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let finding = &found[0];
+        assert_eq!(finding.id, CheckId::StreamTimeout);
+        assert_eq!(
+            (finding.severity, finding.basis),
+            (Severity::Critical, Basis::Runtime)
+        );
+        assert!(
+            finding
+                .title
+                .starts_with("without the sidecar the stream completed in 5.0 s; through the mesh it was cut at 2.0 s after 39 tokens"),
+            "{}",
+            finding.title
+        );
+        assert!(finding.title.ends_with("the problem is in the mesh path"));
+    }
+
+    #[test]
+    fn a_cut_far_from_any_timeout_found_is_only_a_warning() {
+        let mut target = target("route-timeout");
+        if let ProbeMode::Stream { timeout_s, .. } = &mut target.probes[0].planned.mode {
+            *timeout_s = Some(60.0);
+        }
+        let found = findings(&target, CheckId::StreamTimeout);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn a_cut_on_both_paths_is_not_the_mesh() {
+        let mut target = target("route-timeout");
+        let report = target.probes[0].report.as_mut().unwrap();
+        let mesh = report.paths[1].result.clone();
+        report.paths[0].result.end = mesh.end;
+        assert!(findings(&target, CheckId::StreamTimeout).is_empty());
+    }
+
+    #[test]
+    fn mesh_only_503s_in_a_burst_prove_the_pool() {
+        let target = target("circuit-breaker");
+        let found = all(&target);
+        assert_well_formed(&found);
+        let pool: Vec<&Finding> = found
+            .iter()
+            .filter(|finding| finding.id == CheckId::ConnectionPool)
+            .collect();
+        assert_eq!(pool.len(), 1, "{found:#?}");
+        assert_eq!(pool[0].basis, Basis::Runtime);
+        assert!(
+            pool[0].title.contains("through the mesh")
+                && pool[0].title.contains("rejected with 503"),
+            "{}",
+            pool[0].title
+        );
+    }
+
+    #[test]
+    fn a_healthy_pair_proves_nothing() {
+        assert!(all(&target("healthy")).is_empty());
+    }
+
+    #[test]
+    fn a_mesh_cold_request_much_slower_than_warm_is_cold_start() {
+        let mut target = target("healthy");
+        let cold = target
+            .probes
+            .iter_mut()
+            .find(|run| run.planned.mode == ProbeMode::Cold)
+            .and_then(|run| run.report.as_mut())
+            .unwrap();
+        let mesh = cold
+            .cold
+            .iter_mut()
+            .find(|result| result.path == PathKind::Mesh)
+            .unwrap();
+        mesh.cold.ttft_ms = Some(1500.0);
+        mesh.warm.ttft_ms = Some(50.0);
+        let found = findings(&target, CheckId::ColdStart);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].title.contains("through the mesh it paid 1450 ms"));
+    }
+}

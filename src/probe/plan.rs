@@ -29,7 +29,11 @@ const COLD_ESTIMATE_S: f64 = 3.0;
 
 /// One probe run: what it measures and its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
+#[serde(
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
 pub enum ProbeMode {
     /// One stream per path for about `duration`.
     Stream {
