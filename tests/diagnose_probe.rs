@@ -67,14 +67,23 @@ impl Pair {
     /// `diagnose --probe` on this pair, no cluster: returns the exit code and the JSON report,
     /// and the saved evidence.
     async fn diagnose(&self) -> (i32, Value, Value) {
+        self.diagnose_with(true).await
+    }
+
+    /// [`Pair::diagnose`], with or without the Envoys' admin URLs.
+    async fn diagnose_with(&self, admin: bool) -> (i32, Value, Value) {
         let dir = tempfile::tempdir().unwrap();
         let saved = dir.path().join("evidence.json");
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"));
+        command.args(["diagnose", "--probe", "-o", "json"]);
+        if admin {
+            command
+                .arg("--admin-url")
+                .arg(self.client.admin_url())
+                .arg("--admin-url")
+                .arg(self.server.admin_url());
+        }
         command
-            .args(["diagnose", "--probe", "-o", "json", "--admin-url"])
-            .arg(self.client.admin_url())
-            .arg("--admin-url")
-            .arg(self.server.admin_url())
             .arg("--direct-url")
             .arg(self.lab.url())
             .arg("--mesh-url")
@@ -241,4 +250,21 @@ async fn a_healthy_pair_has_no_root_cause_and_exits_0() {
         assert!(run["error"].is_null(), "{run:#}");
         assert!(run["report"].is_object(), "{run:#}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_two_urls_alone_the_probe_names_the_root_cause_without_envoy_or_cluster() {
+    let pair = Pair::start(|client| client.knobs.route_timeout = Duration::from_secs(2)).await;
+    let (code, report, evidence) = pair.diagnose_with(false).await;
+    assert_eq!(code, 3, "{report:#}");
+    let root = &target(&report)["rootCause"];
+    assert_eq!(root["id"], "stream-timeout", "{report:#}");
+    assert_eq!(root["basis"], "runtime", "{root:#}");
+    // No timeout was read, so the stream ran the short default and still outlasted the cut.
+    assert_eq!(probes(&evidence), ["stream", "cold"]);
+    let gaps = report["gaps"].to_string();
+    assert!(
+        gaps.contains("the verdict rests on the probe runs alone"),
+        "{gaps}"
+    );
 }

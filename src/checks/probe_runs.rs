@@ -94,7 +94,7 @@ fn stream_cut(run: &ProbeRun) -> Option<Finding> {
             format!("within reach of the {timeout:.1} s timeout found")
         }
         Some(timeout) => format!("not near the {timeout:.1} s timeout found: another limit cut it"),
-        None => "no timeout was found in the configuration read".to_string(),
+        None => "no timeout was read (no Envoy configuration): the cut on the mesh path alone is the proof".to_string(),
     };
     let mut finding = runtime(CheckId::StreamTimeout, title)
         .evidence(
@@ -115,7 +115,9 @@ fn stream_cut(run: &ProbeRun) -> Option<Finding> {
             "plan/stream",
             run.planned.reason.clone(),
         ));
-    if !(near || timed_out) {
+    // A cut far from the timeout that was read may be another limit's; with none read, a cut on
+    // the mesh path alone is the proof.
+    if timeout_s.is_some() && !(near || timed_out) {
         finding.severity = Severity::Warning;
     }
     Some(finding)
@@ -327,6 +329,17 @@ mod tests {
         let found = findings(&target, CheckId::StreamTimeout);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn with_no_timeout_read_a_mesh_only_cut_is_still_critical() {
+        let mut target = target("route-timeout");
+        if let ProbeMode::Stream { timeout_s, .. } = &mut target.probes[0].planned.mode {
+            *timeout_s = None;
+        }
+        let found = findings(&target, CheckId::StreamTimeout);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].severity, Severity::Critical);
     }
 
     #[test]
