@@ -15,6 +15,7 @@ use crate::manifest::{self, ManifestError};
 use crate::probe::live::{self, LiveError, LiveRequest};
 use crate::probe::progress::Progress;
 use crate::probe::{Outcome, render::render as render_probe};
+use crate::probe::{ProbeArgs, plan, planned, run::ctrl_c_stop};
 use crate::report::{self, RenderError, Style};
 use crate::verdict;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -116,7 +117,13 @@ fn write_out(out: &mut dyn Write, text: &str) -> Result<(), AppError> {
 async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
     let evidence = match &args.from_evidence {
         Some(path) => read_evidence(path)?,
-        None => gather_evidence(args).await?,
+        None => {
+            let mut evidence = gather_evidence(args).await?;
+            if args.probe {
+                probe_targets(&mut evidence, args).await;
+            }
+            evidence
+        }
     };
     if let Some(path) = &args.save_evidence {
         write_evidence(path, &evidence)?;
@@ -213,6 +220,59 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
     }
     envoy_sources::attach_explicit(&mut evidence, &inventory, args, &explicit);
     Ok(evidence)
+}
+
+/// `--probe`: the runs each target's evidence calls for, through `--direct-url`/`--mesh-url` or
+/// paths opened on the cluster, kept in the evidence. A run that cannot run is a gap, not an
+/// error: the diagnosis goes on with what was read.
+async fn probe_targets(evidence: &mut Evidence, args: &DiagnoseArgs) {
+    let by_url = args.direct_url.is_some() || args.mesh_url.is_some();
+    let mut base = ProbeArgs::for_urls(args.direct_url.clone(), args.mesh_url.clone());
+    base.mesh_host = args.mesh_host.clone();
+    let (stop, ctrl_c) = ctrl_c_stop();
+    let mut planned_cost = Vec::new();
+    for (index, target) in evidence.targets.iter_mut().enumerate() {
+        if by_url && index > 0 {
+            target.gaps.push(Gap::new(
+                "probe runs",
+                "--direct-url and --mesh-url reach one service: only the first target was probed",
+            ));
+            continue;
+        }
+        let name = target.workload.target_name();
+        let on_cluster = target.workload.spec_known() && args.filenames.is_empty();
+        let both_urls = args.direct_url.is_some() && args.mesh_url.is_some();
+        if !(on_cluster || both_urls) {
+            target.gaps.push(Gap::new(
+                "probe runs",
+                "no cluster to open the paths on: give both --direct-url and --mesh-url",
+            ));
+            continue;
+        }
+        let runs = plan::plan(target);
+        planned_cost.push(plan::describe_cost(&runs));
+        let request = LiveRequest {
+            target: on_cluster.then_some(name.as_str()),
+            namespace: Some(target.workload.namespace.as_str()),
+            cluster: &args.cluster,
+            admin_urls: &args.admin_urls,
+            probe: &base,
+        };
+        let done = planned::run_all(runs, request, &stop).await;
+        for run in &done {
+            if let Some(error) = &run.error {
+                target.gaps.push(Gap::new(
+                    format!("probe run {}", run.planned.mode.name()),
+                    error.clone(),
+                ));
+            }
+        }
+        target.probes = done;
+    }
+    ctrl_c.abort();
+    for cost in planned_cost {
+        evidence.sources.push(format!("probe: {cost}"));
+    }
 }
 
 /// With `-n`, only that namespace's pods were listed: a node's share of sidecar CPU counts them

@@ -180,6 +180,26 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub service: Option<String>,
 
+    /// Run the probe runs the evidence calls for (a stream just past the shortest timeout, a
+    /// burst just above the smallest pool limit, a large body where something buffers, a cold
+    /// first request), straight to vLLM and through the mesh; their results join the evidence.
+    #[arg(long, conflicts_with = "from_evidence")]
+    pub probe: bool,
+
+    /// With --probe: base URL of vLLM itself, bypassing the sidecar (e.g. a port-forward to the
+    /// vLLM container port). On a cluster without it, a port-forward is opened.
+    #[arg(long, value_name = "URL", requires = "probe")]
+    pub direct_url: Option<String>,
+
+    /// With --probe: base URL through the mesh (e.g. an ingress gateway). On a cluster without
+    /// it, a port-forward to the gateway that routes to the target is opened.
+    #[arg(long, value_name = "URL", requires = "probe")]
+    pub mesh_url: Option<String>,
+
+    /// With --probe: Host header for the mesh path, when the gateway routes by host.
+    #[arg(long, value_name = "HOST", requires = "probe")]
+    pub mesh_host: Option<String>,
+
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }

@@ -47,9 +47,10 @@ impl EnvoySourceError {
     }
 }
 
-/// A run with `--admin-url`/`--envoy-dump` and nothing that points at a cluster or manifests.
+/// A run with `--admin-url`/`--envoy-dump` (or `--probe` with both path URLs) and nothing that
+/// points at a cluster or manifests.
 pub fn envoy_only(args: &DiagnoseArgs) -> bool {
-    (!args.admin_urls.is_empty() || !args.envoy_dumps.is_empty())
+    (!args.admin_urls.is_empty() || !args.envoy_dumps.is_empty() || probe_paths_given(args))
         && args.filenames.is_empty()
         && args.target.is_none()
         && args.namespace.is_none()
@@ -142,6 +143,54 @@ pub fn explicit_sources(args: &DiagnoseArgs) -> Vec<String> {
     sources
 }
 
+/// `--probe` with `--direct-url` and `--mesh-url`: the probe needs no cluster to find its paths.
+fn probe_paths_given(args: &DiagnoseArgs) -> bool {
+    args.probe && args.direct_url.is_some() && args.mesh_url.is_some()
+}
+
+/// With no Envoy read but both probe paths given: one `Endpoint` target named after `--service`,
+/// else the mesh URL's host and port, judged on the probe runs alone.
+fn probe_only_evidence(
+    args: &DiagnoseArgs,
+    mut gaps: Vec<Gap>,
+) -> Result<Evidence, EnvoySourceError> {
+    let (host, port) = match &args.service {
+        Some(service) => discover::parse_service(service)?,
+        None => {
+            let url = args.mesh_url.as_deref().unwrap_or_default();
+            let parsed = reqwest::Url::parse(url).map_err(|error| {
+                EnvoySourceError::Usage(format!(
+                    "--mesh-url {url:?}: {error}; expected http://HOST:PORT"
+                ))
+            })?;
+            (
+                parsed.host_str().unwrap_or("mesh").to_string(),
+                parsed.port_or_known_default().unwrap_or(80),
+            )
+        }
+    };
+    let choice = discover::ServiceChoice {
+        host,
+        port,
+        server_port: port,
+        reason: "no Envoy was read: named after --service or --mesh-url".to_string(),
+    };
+    gaps.push(Gap::new(
+        "Envoy configuration and counters",
+        "no --admin-url or --envoy-dump: the verdict rests on the probe runs alone",
+    ));
+    let mut sources = explicit_sources(args);
+    sources.push("urls".to_string());
+    Ok(Evidence {
+        schema_version: EVIDENCE_SCHEMA_VERSION,
+        sources,
+        expected_generation: args.expected_generation,
+        targets: vec![attach::endpoint_target(&choice, &[])],
+        gaps,
+        gathered_at: None,
+    })
+}
+
 /// Evidence from Envoys alone: one `Endpoint` target for the service they point at.
 pub fn envoy_only_evidence(
     args: &DiagnoseArgs,
@@ -153,6 +202,9 @@ pub fn envoy_only_evidence(
         .iter()
         .flat_map(|reading| reading.gaps.iter().cloned())
         .collect();
+    if readable.is_empty() && probe_paths_given(args) {
+        return probe_only_evidence(args, gaps);
+    }
     if readable.is_empty() {
         let reasons: Vec<String> = gaps
             .iter()

@@ -100,6 +100,10 @@ pub struct TargetEvidence {
     /// against the node's allocatable CPU (only nodes that run such a pod; sorted by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeSidecarLoad>,
+    /// The probe runs `diagnose --probe` made for this target (direct and mesh path), with what
+    /// each measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<crate::probe::plan::ProbeRun>,
 }
 
 /// One pod of the workload as the API server had it when the evidence was gathered.

@@ -181,6 +181,7 @@ pub fn gather(
                 gaps: resolution.gaps,
                 live_pods,
                 nodes,
+                probes: Vec::new(),
             }
         })
         .collect();

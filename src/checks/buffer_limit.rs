@@ -73,7 +73,17 @@ struct ConnectionLimit<'a> {
     path: Vec<Segment>,
 }
 
-pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
+pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
+    let mut findings = configured(target, settings);
+    findings.extend(super::probe_runs::findings(
+        target,
+        super::CheckId::BufferLimit,
+    ));
+    findings
+}
+
+/// What the configuration and the Envoys' counters show (the probe runs are judged apart).
+fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     let (written, connection_limit) = written_findings(target);
     // What the proxies run wins: a filter they show is judged there, with the YAML's lines and fix.
     let (mut findings, covered) = proxy::buffers::findings(target, &written);

@@ -169,7 +169,17 @@ fn hold_application(workload: &Workload) -> (bool, Map<String, Value>) {
     (hold, config)
 }
 
-pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
+pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
+    let mut findings = configured(target, settings);
+    findings.extend(super::probe_runs::findings(
+        target,
+        super::CheckId::ColdStart,
+    ));
+    findings
+}
+
+/// What the configuration and the Envoys' counters show (the probe runs are judged apart).
+fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     let workload = &target.workload;
     if !workload.spec_known() {
         return endpoint_findings(target);

@@ -72,7 +72,17 @@ struct Issue {
     line: EvidenceLine,
 }
 
-pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
+pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
+    let mut findings = configured(target, settings);
+    findings.extend(super::probe_runs::findings(
+        target,
+        super::CheckId::ConnectionPool,
+    ));
+    findings
+}
+
+/// What the configuration and the Envoys' counters show (the probe runs are judged apart).
+fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     let workload = &target.workload;
     let (per_replica, assumed_default) = workload.vllm.concurrency();
     // Scaled to zero: nothing is served. (An Endpoint's replica count is not known: at least one.)

@@ -12,13 +12,14 @@ mod envoy_scenarios;
 mod examples_test;
 pub mod fixes;
 pub mod mesh_need;
+pub mod probe_runs;
 pub mod proxy;
 pub mod quantity;
 pub mod sidecar_overhead;
 pub mod stream_timeout;
 pub mod target;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use crate::evidence::{ObjectRef, TargetEvidence};
 use serde::{Deserialize, Serialize};

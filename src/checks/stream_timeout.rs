@@ -34,6 +34,16 @@ use serde_json::Value;
 use std::time::Duration;
 
 pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
+    let mut findings = configured(target, settings);
+    findings.extend(super::probe_runs::findings(
+        target,
+        super::CheckId::StreamTimeout,
+    ));
+    findings
+}
+
+/// What the configuration and the Envoys' counters show (the probe runs are judged apart).
+fn configured(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
     let expected = settings.expected_generation;
     let written: Vec<(ObjectRef, Option<Finding>)> = target
         .mesh

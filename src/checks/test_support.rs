@@ -94,6 +94,7 @@ pub fn target() -> TargetEvidence {
         gaps: Vec::new(),
         live_pods: Vec::new(),
         nodes: Vec::new(),
+        probes: Vec::new(),
     }
 }
 

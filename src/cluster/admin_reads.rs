@@ -291,6 +291,7 @@ mod tests {
             gaps: Vec::new(),
             live_pods: Vec::new(),
             nodes: Vec::new(),
+            probes: Vec::new(),
         }
     }
 

@@ -106,6 +106,7 @@ pub fn endpoint_target(choice: &ServiceChoice, readings: &[EnvoyReading]) -> Tar
         gaps: Vec::new(),
         live_pods: Vec::new(),
         nodes: Vec::new(),
+        probes: Vec::new(),
     }
 }
 

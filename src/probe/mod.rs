@@ -8,6 +8,8 @@ pub mod envoy_counters;
 pub mod live;
 pub mod modes;
 pub mod outcome;
+pub mod plan;
+pub mod planned;
 pub mod progress;
 pub mod render;
 pub mod request;

@@ -99,15 +99,15 @@ pub struct ProbeReport {
     /// The first streaming run per path (direct first).
     pub paths: Vec<PathReport>,
     /// Every streaming run, with --repeat.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<PathReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warmup: Option<PathResult>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub concurrency: Vec<ConcurrencyResult>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub large: Vec<LargeResult>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cold: Vec<ColdResult>,
     pub counter_deltas: Vec<CounterDelta>,
     /// The Envoys whose counters were read around each path.

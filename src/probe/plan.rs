@@ -1,0 +1,443 @@
+//! Which probe runs `diagnose --probe` makes for a target, read from its evidence: a stream just
+//! longer than the shortest timeout found, a burst just above the smallest pool limit, a large
+//! body where something buffers, and a cold first request. Pure: evidence in, runs out.
+
+use super::run::ProbeReport;
+use crate::checks::proxy::proxies;
+use crate::evidence::TargetEvidence;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The shortest stream worth running (also the stream run when no timeout was found).
+pub const MIN_STREAM: Duration = Duration::from_secs(5);
+/// The longest stream a diagnosis runs (a little over Istio's and Envoy's 5 minute defaults).
+pub const MAX_STREAM: Duration = Duration::from_secs(330);
+/// The most streams one burst opens per path.
+pub const MAX_BURST: u32 = 64;
+/// Tokens each stream of a burst asks for (short: only admission matters).
+pub const BURST_TOKENS: u32 = 64;
+/// Tokens of the cold and warm requests.
+pub const COLD_TOKENS: u32 = 16;
+/// A buffer limit below Envoy's 1 MiB default is a small one.
+const DEFAULT_BUFFER_LIMIT: u64 = 1024 * 1024;
+/// Both paths are probed.
+const PATHS: u32 = 2;
+/// Seconds a burst, a large body and a cold pair are estimated to take per path.
+const BURST_ESTIMATE_S: f64 = 10.0;
+const LARGE_ESTIMATE_S: f64 = 30.0;
+const COLD_ESTIMATE_S: f64 = 3.0;
+const WARMUP_ESTIMATE_S: f64 = 2.0;
+
+/// One probe run: what it measures and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
+pub enum ProbeMode {
+    /// One stream per path for about `duration`.
+    Stream {
+        #[serde(with = "crate::duration::serde_text")]
+        duration: Duration,
+        /// The timeout it should outlast (seconds), when one was found.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_s: Option<f64>,
+    },
+    /// `streams` streams at once per path.
+    Burst { streams: u32 },
+    /// One large non-streaming body per path.
+    Large,
+    /// A first request on a fresh connection, then one on the warm connection, per path.
+    Cold,
+}
+
+impl ProbeMode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProbeMode::Stream { .. } => "stream",
+            ProbeMode::Burst { .. } => "burst",
+            ProbeMode::Large => "large",
+            ProbeMode::Cold => "cold",
+        }
+    }
+}
+
+/// A run the evidence calls for, why, and what it is estimated to cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedRun {
+    pub mode: ProbeMode,
+    /// `the shortest timeout found is route timeout 2s on Envoy …`
+    pub reason: String,
+    /// Estimated wall time over both paths.
+    pub cost_s: f64,
+    /// Requests over both paths.
+    pub requests: u32,
+}
+
+/// A planned run and what it measured (or why it could not run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeRun {
+    pub planned: PlannedRun,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ProbeReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A limit found in the evidence, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found<T> {
+    pub value: T,
+    pub what: String,
+}
+
+/// The runs `target`'s evidence calls for, in the order they run.
+pub fn plan(target: &TargetEvidence) -> Vec<PlannedRun> {
+    let mut runs = Vec::new();
+    let timeout = shortest_timeout(target);
+    let duration = stream_duration(timeout.as_ref().map(|found| found.value));
+    runs.push(PlannedRun {
+        mode: ProbeMode::Stream {
+            duration,
+            timeout_s: timeout.as_ref().map(|found| found.value.as_secs_f64()),
+        },
+        reason: match &timeout {
+            Some(found) => format!("the shortest timeout found is {}", found.what),
+            None => "no timeout found: a short stream compares the paths".to_string(),
+        },
+        // A short warm-up on the first path measures the token rate that sizes the stream.
+        cost_s: duration.as_secs_f64() * f64::from(PATHS) + WARMUP_ESTIMATE_S,
+        requests: PATHS + 1,
+    });
+    if let Some(limit) = smallest_pool_limit(target)
+        && limit.value < u64::from(MAX_BURST)
+    {
+        let streams = burst_size(limit.value);
+        runs.push(PlannedRun {
+            mode: ProbeMode::Burst { streams },
+            reason: format!("the smallest pool limit found is {}", limit.what),
+            cost_s: BURST_ESTIMATE_S * f64::from(PATHS),
+            requests: streams * PATHS,
+        });
+    }
+    if let Some(buffer) = buffering(target) {
+        runs.push(PlannedRun {
+            mode: ProbeMode::Large,
+            reason: buffer,
+            cost_s: LARGE_ESTIMATE_S * f64::from(PATHS),
+            requests: PATHS,
+        });
+    }
+    runs.push(PlannedRun {
+        mode: ProbeMode::Cold,
+        reason: "a first request on a fresh connection pays the handshakes and warm-up".to_string(),
+        cost_s: COLD_ESTIMATE_S * f64::from(PATHS),
+        requests: 2 * PATHS,
+    });
+    runs
+}
+
+/// `4 probe runs (stream 3s, burst x4, large, cold), about 40 s and 16 requests`
+pub fn describe_cost(runs: &[PlannedRun]) -> String {
+    let seconds: f64 = runs.iter().map(|run| run.cost_s).sum();
+    let requests: u32 = runs.iter().map(|run| run.requests).sum();
+    let names: Vec<String> = runs
+        .iter()
+        .map(|run| match &run.mode {
+            ProbeMode::Stream { duration, .. } => {
+                format!("stream {}", crate::duration::display(*duration))
+            }
+            ProbeMode::Burst { streams } => format!("burst x{streams}"),
+            other => other.name().to_string(),
+        })
+        .collect();
+    format!(
+        "{} probe runs ({}), about {:.0} s and {} requests",
+        runs.len(),
+        names.join(", "),
+        seconds.ceil(),
+        requests
+    )
+}
+
+/// Just longer than `timeout` (10% and at least 1 s more), between the short default and the cap.
+pub fn stream_duration(timeout: Option<Duration>) -> Duration {
+    let Some(timeout) = timeout else {
+        return MIN_STREAM;
+    };
+    let margin = (timeout / 10).max(Duration::from_secs(1));
+    (timeout + margin).clamp(MIN_STREAM, MAX_STREAM)
+}
+
+/// Just above `limit` concurrent streams (a quarter and at least 2 more), capped.
+pub fn burst_size(limit: u64) -> u32 {
+    let above = limit.saturating_add((limit / 4).max(2));
+    u32::try_from(above.min(u64::from(MAX_BURST))).unwrap_or(MAX_BURST)
+}
+
+/// The shortest enabled timeout that can cut a stream: route timeouts, idle and max-duration
+/// timeouts of routes and HCMs on the Envoys of the path, and VirtualService `http[].timeout`.
+pub fn shortest_timeout(target: &TargetEvidence) -> Option<Found<Duration>> {
+    let mut found: Vec<Found<Duration>> = Vec::new();
+    let mut add = |value: Option<Duration>, what: String| {
+        if let Some(value) = value.filter(|value| !value.is_zero()) {
+            found.push(Found { value, what });
+        }
+    };
+    for proxy in proxies(target) {
+        let envoy = proxy.object.to_string();
+        let config = proxy.config();
+        for route in config
+            .route_configs
+            .iter()
+            .flat_map(|config| &config.virtual_hosts)
+            .flat_map(|host| &host.routes)
+        {
+            add(
+                Some(route.timeout.value.value),
+                format!("route timeout {} on {envoy}", route.timeout.value),
+            );
+            add(
+                route.idle_timeout.as_ref().map(|d| d.value),
+                format!("route idle_timeout on {envoy}"),
+            );
+            add(
+                route.max_stream_duration.as_ref().map(|d| d.value),
+                format!("route max_stream_duration on {envoy}"),
+            );
+        }
+        for hcm in config
+            .listeners
+            .iter()
+            .flat_map(|listener| &listener.filter_chains)
+            .filter_map(|chain| chain.hcm.as_ref())
+        {
+            add(
+                Some(hcm.stream_idle_timeout.value.value),
+                format!(
+                    "stream_idle_timeout {} on {envoy}",
+                    hcm.stream_idle_timeout.value
+                ),
+            );
+            add(
+                Some(hcm.request_timeout.value.value),
+                format!("request_timeout {} on {envoy}", hcm.request_timeout.value),
+            );
+            add(
+                hcm.max_stream_duration.as_ref().map(|d| d.value),
+                format!("HCM max_stream_duration on {envoy}"),
+            );
+        }
+    }
+    for service in &target.mesh.virtual_services {
+        for (index, route) in service.spec.http.iter().enumerate() {
+            let parsed = route
+                .timeout
+                .as_deref()
+                .and_then(|text| crate::duration::parse(text).ok());
+            add(
+                parsed,
+                format!(
+                    "VirtualService {}/{} spec/http[{index}]/timeout {}",
+                    service.metadata.namespace.as_deref().unwrap_or_default(),
+                    service.metadata.name.as_deref().unwrap_or_default(),
+                    route.timeout.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+    }
+    found.into_iter().min_by_key(|found| found.value)
+}
+
+/// The fewest concurrent requests a pool on the path admits: per Envoy cluster, the smaller of
+/// `max_requests` and `max_connections + max_pending_requests` (HTTP/1.1 holds a connection per
+/// stream); per DestinationRule, the same from `connectionPool`.
+pub fn smallest_pool_limit(target: &TargetEvidence) -> Option<Found<u64>> {
+    let mut found: Vec<Found<u64>> = Vec::new();
+    for proxy in proxies(target) {
+        for cluster in &proxy.config().clusters {
+            let breakers = &cluster.circuit_breakers;
+            let admitted = breakers
+                .max_connections
+                .value
+                .saturating_add(breakers.max_pending_requests.value)
+                .min(breakers.max_requests.value);
+            found.push(Found {
+                value: admitted,
+                what: format!(
+                    "{admitted} concurrent requests on {} cluster {} (max_connections {}, max_pending_requests {}, max_requests {})",
+                    proxy.object,
+                    cluster.name,
+                    breakers.max_connections.value,
+                    breakers.max_pending_requests.value,
+                    breakers.max_requests.value
+                ),
+            });
+        }
+    }
+    for rule in &target.mesh.destination_rules {
+        let Some(pool) = rule
+            .spec
+            .traffic_policy
+            .as_ref()
+            .and_then(|policy| policy.connection_pool.as_ref())
+        else {
+            continue;
+        };
+        let positive =
+            |value: Option<i64>| value.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0);
+        let connections = positive(pool.tcp.as_ref().and_then(|tcp| tcp.max_connections));
+        let pending = positive(
+            pool.http
+                .as_ref()
+                .and_then(|http| http.http1_max_pending_requests),
+        );
+        let requests = positive(pool.http.as_ref().and_then(|http| http.http2_max_requests));
+        let by_connections = connections.map(|c| c.saturating_add(pending.unwrap_or(0)));
+        let admitted = match (by_connections, requests) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(value) = admitted {
+            found.push(Found {
+                value,
+                what: format!(
+                    "{value} concurrent requests by DestinationRule {}/{} connectionPool",
+                    rule.metadata.namespace.as_deref().unwrap_or_default(),
+                    rule.metadata.name.as_deref().unwrap_or_default()
+                ),
+            });
+        }
+    }
+    found.into_iter().min_by_key(|found| found.value)
+}
+
+/// Where a body is held in memory on the path: an enabled buffering filter, or a listener or
+/// cluster buffer limit below Envoy's 1 MiB default.
+pub fn buffering(target: &TargetEvidence) -> Option<String> {
+    for proxy in proxies(target) {
+        let config = proxy.config();
+        for listener in &config.listeners {
+            for hcm in listener
+                .filter_chains
+                .iter()
+                .filter_map(|chain| chain.hcm.as_ref())
+            {
+                if let Some(filter) = hcm.buffering_filters().next() {
+                    return Some(format!(
+                        "{} buffers bodies on {} listener {}",
+                        filter.name, proxy.object, listener.name
+                    ));
+                }
+            }
+            let limit = listener.per_connection_buffer_limit_bytes.value;
+            if limit < DEFAULT_BUFFER_LIMIT {
+                return Some(format!(
+                    "per_connection_buffer_limit_bytes {limit} on {} listener {}",
+                    proxy.object, listener.name
+                ));
+            }
+        }
+        for cluster in &config.clusters {
+            let limit = cluster.per_connection_buffer_limit_bytes.value;
+            if limit < DEFAULT_BUFFER_LIMIT {
+                return Some(format!(
+                    "per_connection_buffer_limit_bytes {limit} on {} cluster {}",
+                    proxy.object, cluster.name
+                ));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::test_support::{endpoint_target, scenario_pair};
+
+    fn modes(runs: &[PlannedRun]) -> Vec<&str> {
+        runs.iter().map(|run| run.mode.name()).collect()
+    }
+
+    #[test]
+    fn a_stream_outlasts_the_shortest_timeout_within_bounds() {
+        assert_eq!(stream_duration(None), MIN_STREAM);
+        assert_eq!(stream_duration(Some(Duration::from_secs(2))), MIN_STREAM);
+        assert_eq!(
+            stream_duration(Some(Duration::from_secs(15))),
+            Duration::from_millis(16_500)
+        );
+        assert_eq!(stream_duration(Some(Duration::from_secs(300))), MAX_STREAM);
+        assert_eq!(stream_duration(Some(Duration::from_secs(3600))), MAX_STREAM);
+    }
+
+    #[test]
+    fn a_burst_goes_just_above_the_limit_and_stays_capped() {
+        assert_eq!(burst_size(1), 3);
+        assert_eq!(burst_size(2), 4);
+        assert_eq!(burst_size(40), 50);
+        assert_eq!(burst_size(60), MAX_BURST);
+        assert_eq!(burst_size(u64::MAX), MAX_BURST);
+    }
+
+    #[test]
+    fn the_route_timeout_of_the_pair_sizes_the_stream() {
+        let target = endpoint_target(scenario_pair("route-timeout"));
+        let timeout = shortest_timeout(&target).unwrap();
+        assert!(timeout.value <= Duration::from_secs(2), "{timeout:?}");
+        assert!(timeout.what.contains("route timeout"), "{}", timeout.what);
+        let runs = plan(&target);
+        assert_eq!(modes(&runs), ["stream", "cold"]);
+        let ProbeMode::Stream {
+            duration,
+            timeout_s,
+        } = &runs[0].mode
+        else {
+            panic!("{runs:?}")
+        };
+        assert!(*duration > timeout.value);
+        assert_eq!(*timeout_s, Some(timeout.value.as_secs_f64()));
+    }
+
+    #[test]
+    fn a_circuit_breaker_adds_a_burst_above_its_limit() {
+        let target = endpoint_target(scenario_pair("circuit-breaker"));
+        let limit = smallest_pool_limit(&target).unwrap();
+        let runs = plan(&target);
+        assert_eq!(modes(&runs), ["stream", "burst", "cold"]);
+        let ProbeMode::Burst { streams } = runs[1].mode else {
+            panic!("{runs:?}")
+        };
+        assert!(u64::from(streams) > limit.value, "{streams} vs {limit:?}");
+        assert_eq!(runs[1].requests, streams * 2);
+    }
+
+    #[test]
+    fn a_buffering_filter_adds_a_large_body() {
+        let target = endpoint_target(scenario_pair("buffer-filter"));
+        let runs = plan(&target);
+        assert!(modes(&runs).contains(&"large"), "{runs:?}");
+    }
+
+    #[test]
+    fn a_healthy_pair_gets_the_short_stream_and_the_cold_pair_only() {
+        let target = endpoint_target(scenario_pair("healthy"));
+        let runs = plan(&target);
+        assert_eq!(modes(&runs), ["stream", "cold"]);
+        let cost = describe_cost(&runs);
+        assert!(cost.starts_with("2 probe runs (stream"), "{cost}");
+        assert!(cost.contains("7 requests"), "{cost}");
+    }
+
+    #[test]
+    fn planned_runs_round_trip_through_json() {
+        let runs = plan(&endpoint_target(scenario_pair("circuit-breaker")));
+        let text = serde_json::to_string(&runs).unwrap();
+        let back: Vec<PlannedRun> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, runs);
+    }
+}

