@@ -12,16 +12,15 @@
 //! When Envoy is missing, every test here fails with the install hint.
 
 mod support;
+use support::envoy_pair::{Pair, start_pair};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use kubectl_infermesh::envoy::bootstrap::{
-    ClientBootstrap, LAB_HOST, LAB_PORT, MeshCertificates, ServerBootstrap,
-};
-use kubectl_infermesh::envoy::launcher::{EnvoyProcess, LaunchOptions};
-use kubectl_infermesh::lab::{self, Pause, RunningServer, ServerConfig};
+use kubectl_infermesh::envoy::bootstrap::{LAB_HOST, LAB_PORT};
+use kubectl_infermesh::envoy::launcher::EnvoyProcess;
+use kubectl_infermesh::lab::{Pause, ServerConfig};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -37,51 +36,6 @@ const RUN_LIMIT: Duration = Duration::from_secs(120);
 /// How long to wait for a counter to show what already happened.
 const COUNTER_WAIT: Duration = Duration::from_secs(5);
 const VLLM_POD: &str = "vllm-7c9d5b8f6d-x2x7k";
-
-struct Pair {
-    lab: RunningServer,
-    server: EnvoyProcess,
-    client: EnvoyProcess,
-    entry: SocketAddr,
-}
-
-async fn start_envoy(name: &str, bootstrap: String) -> EnvoyProcess {
-    EnvoyProcess::start(LaunchOptions::new(name, bootstrap))
-        .await
-        .unwrap_or_else(|error| panic!("{name} Envoy: {error}"))
-}
-
-/// The lab server, a sidecar-like server Envoy in front of it and a gateway-like client Envoy in
-/// front of that, mTLS between them; `configure` turns the knobs of the failure mode.
-async fn start_pair(
-    lab_config: ServerConfig,
-    configure: impl FnOnce(&mut ClientBootstrap, &mut ServerBootstrap),
-) -> Pair {
-    let lab = lab::spawn(lab_config).await.unwrap();
-    let certificates = MeshCertificates::generate().unwrap();
-    let mut server_bootstrap = ServerBootstrap::new(lab.addr());
-    server_bootstrap.mtls = Some(certificates.clone());
-    let mut client_bootstrap = ClientBootstrap::new(lab.addr());
-    client_bootstrap.mtls = Some(certificates);
-    configure(&mut client_bootstrap, &mut server_bootstrap);
-    let server = start_envoy("server", server_bootstrap.to_json()).await;
-    let server_port = server
-        .listener_port(&server_bootstrap.listener_name())
-        .await
-        .unwrap();
-    client_bootstrap.upstream = SocketAddr::from(([127, 0, 0, 1], server_port));
-    let client = start_envoy("client", client_bootstrap.to_json()).await;
-    let client_port = client
-        .listener_port(&client_bootstrap.listener_name())
-        .await
-        .unwrap();
-    Pair {
-        lab,
-        server,
-        client,
-        entry: SocketAddr::from(([127, 0, 0, 1], client_port)),
-    }
-}
 
 impl Pair {
     fn admin_urls(&self) -> Vec<String> {

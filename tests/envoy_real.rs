@@ -8,21 +8,22 @@
 //!
 //! When Envoy is missing, every test here fails with the install hint.
 
+mod support;
+use support::envoy_pair::{start_envoy, start_pair};
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use kubectl_infermesh::checks::CheckId;
 use kubectl_infermesh::envoy::EnvoyEvidence;
-use kubectl_infermesh::envoy::bootstrap::{
-    ClientBootstrap, LAB_HOST, LAB_PORT, MeshCertificates, ServerBootstrap, StatsKnobs,
-};
+use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, LAB_HOST, LAB_PORT, StatsKnobs};
 use kubectl_infermesh::envoy::config_dump::{
     self, Buffering, EffectiveConfig, EnvoyRole, HcmRoutes, Origin, UpstreamTls,
 };
 use kubectl_infermesh::envoy::counters::{Moved, Snapshot, Targets, delta};
-use kubectl_infermesh::envoy::launcher::{EnvoyProcess, LaunchOptions};
-use kubectl_infermesh::lab::{self, Pause, RunningServer, ServerConfig};
+use kubectl_infermesh::envoy::launcher::EnvoyProcess;
+use kubectl_infermesh::lab::{self, Pause, ServerConfig};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -32,54 +33,6 @@ use tokio::net::TcpStream;
 const REQUEST_LIMIT: Duration = Duration::from_secs(15);
 /// How long to wait for a counter to show what already happened.
 const COUNTER_WAIT: Duration = Duration::from_secs(5);
-
-async fn start_envoy(name: &str, bootstrap: String) -> EnvoyProcess {
-    EnvoyProcess::start(LaunchOptions::new(name, bootstrap))
-        .await
-        .unwrap_or_else(|error| panic!("{name} Envoy: {error}"))
-}
-
-struct Pair {
-    lab: RunningServer,
-    server: EnvoyProcess,
-    client: EnvoyProcess,
-    /// The client Envoy's listener, where test requests go.
-    entry: SocketAddr,
-}
-
-/// The lab server, a server Envoy in front of it, and a client Envoy in front of that, with mTLS
-/// between the Envoys; `configure` sets the knobs.
-async fn start_pair(
-    lab_config: ServerConfig,
-    configure: impl FnOnce(&mut ClientBootstrap, &mut ServerBootstrap),
-) -> Pair {
-    let lab = lab::spawn(lab_config).await.unwrap();
-    let certificates = MeshCertificates::generate().unwrap();
-    let mut server_bootstrap = ServerBootstrap::new(lab.addr());
-    server_bootstrap.mtls = Some(certificates.clone());
-    // The upstream address is set once the server Envoy's port is known.
-    let mut client_bootstrap = ClientBootstrap::new(lab.addr());
-    client_bootstrap.mtls = Some(certificates);
-    configure(&mut client_bootstrap, &mut server_bootstrap);
-
-    let server = start_envoy("server", server_bootstrap.to_json()).await;
-    let server_port = server
-        .listener_port(&server_bootstrap.listener_name())
-        .await
-        .unwrap();
-    client_bootstrap.upstream = SocketAddr::from(([127, 0, 0, 1], server_port));
-    let client = start_envoy("client", client_bootstrap.to_json()).await;
-    let client_port = client
-        .listener_port(&client_bootstrap.listener_name())
-        .await
-        .unwrap();
-    Pair {
-        lab,
-        server,
-        client,
-        entry: SocketAddr::from(([127, 0, 0, 1], client_port)),
-    }
-}
 
 /// Reads an Envoy's config through the admin API and keeps the path to vLLM.
 async fn path_config(envoy: &EnvoyProcess) -> EffectiveConfig {

@@ -17,18 +17,19 @@
 //! service known only through Envoy (no pod spec): the failure mode must be the root cause from
 //! Envoy evidence alone, and the healthy pair must have none.
 
+mod support;
+use support::envoy_pair::{Pair, start_pair};
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use kubectl_infermesh::checks::{Basis, CheckId, Settings, Severity};
 use kubectl_infermesh::envoy::EnvoyEvidence;
-use kubectl_infermesh::envoy::bootstrap::{
-    ClientBootstrap, LAB_HOST, LAB_PORT, MeshCertificates, ServerBootstrap, StatsKnobs,
-};
-use kubectl_infermesh::envoy::launcher::{EnvoyProcess, LaunchOptions};
+use kubectl_infermesh::envoy::bootstrap::{LAB_HOST, LAB_PORT, StatsKnobs};
+use kubectl_infermesh::envoy::launcher::EnvoyProcess;
 use kubectl_infermesh::evidence::{Evidence, TargetEvidence};
-use kubectl_infermesh::lab::{self, Pause, RunningServer, ServerConfig};
+use kubectl_infermesh::lab::{Pause, ServerConfig};
 use kubectl_infermesh::verdict::{Confidence, TargetDiagnosis, diagnose};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -38,47 +39,6 @@ use tokio::net::TcpStream;
 
 const REQUEST_LIMIT: Duration = Duration::from_secs(15);
 const COUNTER_WAIT: Duration = Duration::from_secs(10);
-
-struct Pair {
-    lab: RunningServer,
-    server: EnvoyProcess,
-    client: EnvoyProcess,
-    entry: SocketAddr,
-}
-
-async fn start_pair(
-    lab_config: ServerConfig,
-    configure: impl FnOnce(&mut ClientBootstrap, &mut ServerBootstrap),
-) -> Pair {
-    let lab = lab::spawn(lab_config).await.unwrap();
-    let certificates = MeshCertificates::generate().unwrap();
-    let mut server_bootstrap = ServerBootstrap::new(lab.addr());
-    server_bootstrap.mtls = Some(certificates.clone());
-    let mut client_bootstrap = ClientBootstrap::new(lab.addr());
-    client_bootstrap.mtls = Some(certificates);
-    configure(&mut client_bootstrap, &mut server_bootstrap);
-    let server = EnvoyProcess::start(LaunchOptions::new("server", server_bootstrap.to_json()))
-        .await
-        .unwrap_or_else(|error| panic!("server Envoy: {error}"));
-    let server_port = server
-        .listener_port(&server_bootstrap.listener_name())
-        .await
-        .unwrap();
-    client_bootstrap.upstream = SocketAddr::from(([127, 0, 0, 1], server_port));
-    let client = EnvoyProcess::start(LaunchOptions::new("client", client_bootstrap.to_json()))
-        .await
-        .unwrap_or_else(|error| panic!("client Envoy: {error}"));
-    let client_port = client
-        .listener_port(&client_bootstrap.listener_name())
-        .await
-        .unwrap();
-    Pair {
-        lab,
-        server,
-        client,
-        entry: SocketAddr::from(([127, 0, 0, 1], client_port)),
-    }
-}
 
 fn completion(max_tokens: u32, stream: bool) -> Value {
     json!({

@@ -3,5 +3,6 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod apiserver;
+pub mod envoy_pair;
 pub mod kubeconfig;
 pub mod local_http;
