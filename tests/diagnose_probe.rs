@@ -6,62 +6,25 @@
 //!
 //! When Envoy is missing, every test here fails with the install hint.
 
-use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, MeshCertificates, ServerBootstrap};
-use kubectl_infermesh::envoy::launcher::{EnvoyProcess, LaunchOptions};
-use kubectl_infermesh::lab::{self, RunningServer, ServerConfig};
+mod support;
+use support::envoy_pair::{Pair, start_pair};
+
+use kubectl_infermesh::envoy::bootstrap::ClientBootstrap;
+use kubectl_infermesh::lab::ServerConfig;
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// The longest one run of the binary may take before the test gives up.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 
-async fn start_envoy(name: &str, bootstrap: String) -> EnvoyProcess {
-    EnvoyProcess::start(LaunchOptions::new(name, bootstrap))
-        .await
-        .unwrap_or_else(|error| panic!("{name} Envoy: {error}"))
-}
-
-/// The lab server, a sidecar-like server Envoy in front of it and a gateway-like client Envoy in
-/// front of that, with mTLS between them.
-struct Pair {
-    lab: RunningServer,
-    server: EnvoyProcess,
-    client: EnvoyProcess,
-    entry: SocketAddr,
-}
-
 impl Pair {
+    /// The lab at 20 tokens/s behind the Envoy pair; `configure` sets the client's knobs.
     async fn start(configure: impl FnOnce(&mut ClientBootstrap)) -> Pair {
-        let lab = lab::spawn(ServerConfig {
+        let lab = ServerConfig {
             tokens_per_second: 20.0,
             ..ServerConfig::default()
-        })
-        .await
-        .unwrap();
-        let certificates = MeshCertificates::generate().unwrap();
-        let mut server_bootstrap = ServerBootstrap::new(lab.addr());
-        server_bootstrap.mtls = Some(certificates.clone());
-        let mut client_bootstrap = ClientBootstrap::new(lab.addr());
-        client_bootstrap.mtls = Some(certificates);
-        configure(&mut client_bootstrap);
-        let server = start_envoy("server", server_bootstrap.to_json()).await;
-        let server_port = server
-            .listener_port(&server_bootstrap.listener_name())
-            .await
-            .unwrap();
-        client_bootstrap.upstream = SocketAddr::from(([127, 0, 0, 1], server_port));
-        let client = start_envoy("client", client_bootstrap.to_json()).await;
-        let client_port = client
-            .listener_port(&client_bootstrap.listener_name())
-            .await
-            .unwrap();
-        Pair {
-            lab,
-            server,
-            client,
-            entry: SocketAddr::from(([127, 0, 0, 1], client_port)),
-        }
+        };
+        start_pair(lab, |client, _| configure(client)).await
     }
 
     /// `diagnose --probe` on this pair, no cluster: returns the exit code and the JSON report,

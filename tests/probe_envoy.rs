@@ -9,12 +9,11 @@
 //! When Envoy is missing, every test here fails with the install hint.
 
 mod support;
+use support::envoy_pair::{Pair, start_pair};
 
-use kubectl_infermesh::envoy::bootstrap::{
-    ClientBootstrap, MeshCertificates, ServerBootstrap, StatsKnobs,
-};
-use kubectl_infermesh::envoy::launcher::{EnvoyProcess, LaunchOptions};
-use kubectl_infermesh::lab::{self, Pause, RunningServer, ServerConfig};
+use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, ServerBootstrap, StatsKnobs};
+use kubectl_infermesh::envoy::launcher::EnvoyProcess;
+use kubectl_infermesh::lab::{self, Pause, ServerConfig};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -27,51 +26,16 @@ const RUN_LIMIT: Duration = Duration::from_secs(90);
 const CLIENT_CLUSTER: &str = "cluster.outbound|8000||vllm.inference.svc.cluster.local";
 const VLLM_POD: &str = "vllm-7c9d5b8f6d-x2x7k";
 
-async fn start_envoy(name: &str, bootstrap: String) -> EnvoyProcess {
-    EnvoyProcess::start(LaunchOptions::new(name, bootstrap))
-        .await
-        .unwrap_or_else(|error| panic!("{name} Envoy: {error}"))
-}
-
 /// The lab server, a sidecar-like server Envoy in front of it, and a gateway-like client Envoy in
-/// front of that, with mTLS between them.
-struct Mesh {
-    lab: RunningServer,
-    server: EnvoyProcess,
-    client: EnvoyProcess,
-    /// The client Envoy's listener: the mesh path.
-    entry: SocketAddr,
-}
+/// front of that, with mTLS between them; `entry` is the mesh path.
+type Mesh = Pair;
 
 impl Mesh {
     async fn start(
         lab_config: ServerConfig,
         configure: impl FnOnce(&mut ClientBootstrap, &mut ServerBootstrap),
     ) -> Mesh {
-        let lab = lab::spawn(lab_config).await.unwrap();
-        let certificates = MeshCertificates::generate().unwrap();
-        let mut server_bootstrap = ServerBootstrap::new(lab.addr());
-        server_bootstrap.mtls = Some(certificates.clone());
-        let mut client_bootstrap = ClientBootstrap::new(lab.addr());
-        client_bootstrap.mtls = Some(certificates);
-        configure(&mut client_bootstrap, &mut server_bootstrap);
-        let server = start_envoy("server", server_bootstrap.to_json()).await;
-        let server_port = server
-            .listener_port(&server_bootstrap.listener_name())
-            .await
-            .unwrap();
-        client_bootstrap.upstream = SocketAddr::from(([127, 0, 0, 1], server_port));
-        let client = start_envoy("client", client_bootstrap.to_json()).await;
-        let client_port = client
-            .listener_port(&client_bootstrap.listener_name())
-            .await
-            .unwrap();
-        Mesh {
-            lab,
-            server,
-            client,
-            entry: SocketAddr::from(([127, 0, 0, 1], client_port)),
-        }
+        start_pair(lab_config, configure).await
     }
 
     fn mesh_url(&self) -> String {
