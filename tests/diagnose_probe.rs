@@ -295,9 +295,30 @@ async fn a_buffering_filter_over_a_small_limit_is_the_root_cause_proven_by_a_lar
     assert_eq!(root["basis"], "runtime", "{root:#}");
     let explanation = root["explanation"].as_str().unwrap();
     assert!(
-        explanation.contains("without the sidecar the large body arrived whole")
-            && explanation.contains("the problem is in the mesh path"),
+        explanation.contains("the problem is in the mesh path"),
         "{explanation}"
+    );
+    // The filter holds the stream as well as the large body: both runs prove it.
+    let proven: Vec<&str> = target(&report)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|finding| finding["id"] == "buffer-limit" && finding["basis"] == "runtime")
+        .map(|finding| finding["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        proven
+            .iter()
+            .any(|title| title.contains("the stream completed in")
+                && title.contains("through the mesh it was answered 500")
+                && title.contains("rs_too_large")),
+        "{proven:#?}"
+    );
+    assert!(
+        proven
+            .iter()
+            .any(|title| title.starts_with("without the sidecar the large body arrived whole")),
+        "{proven:#?}"
     );
     assert_eq!(probes(&evidence), ["cold", "stream", "large"]);
     let large = &evidence["targets"][0]["probes"][2];
