@@ -354,6 +354,22 @@ async fn a_cold_pod_is_the_root_cause_when_its_first_request_goes_through_the_me
         "{explanation}"
     );
     assert_eq!(probes(&evidence), ["cold", "stream"]);
+    // Without a pod spec no patch can be written: the remedy comes in words.
+    let proven = target(&report)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|finding| finding["id"] == "cold-start" && finding["basis"] == "runtime")
+        .unwrap();
+    let fix = &proven["fix"];
+    assert!(fix["yaml"].as_str().unwrap_or_default().is_empty(), "{fix:#}");
+    assert!(
+        fix["summary"]
+            .as_str()
+            .unwrap()
+            .contains("holdApplicationUntilProxyStarts"),
+        "{fix:#}"
+    );
     let cold = &evidence["targets"][0]["probes"][0]["report"]["cold"];
     assert_eq!(cold[0]["path"], "mesh", "the mesh went first: {cold:#}");
     assert!(

@@ -19,6 +19,59 @@ const NEAR_BEFORE_SHARE: f64 = 0.2;
 const COLD_FACTOR: f64 = 2.0;
 const COLD_MIN_PENALTY_MS: f64 = 250.0;
 
+/// Appends the runtime findings the probe runs show for `mode` to `findings` (the mode's other
+/// findings). The proof makes the mode's fix urgent: when no finding at warning or above carries
+/// one, the first runtime finding takes the fix of the most severe finding that has one (an info
+/// finding's), else the mode's remedy in words (the objects to change were not read).
+pub fn add(findings: &mut Vec<Finding>, target: &TargetEvidence, mode: CheckId) {
+    let mut proven = self::findings(target, mode);
+    let urgent_fix = findings
+        .iter()
+        .any(|finding| finding.fix.is_some() && finding.severity >= Severity::Warning);
+    if let Some(first) = proven.first_mut().filter(|_| !urgent_fix) {
+        let known = findings
+            .iter()
+            .filter(|finding| finding.fix.is_some())
+            .max_by_key(|finding| finding.severity)
+            .and_then(|finding| finding.fix.clone());
+        first.fix = known.or_else(|| {
+            remedy(mode, target).map(|summary| super::Fix {
+                summary,
+                yaml: String::new(),
+            })
+        });
+    }
+    findings.extend(proven);
+}
+
+/// The fix of `mode` in words, and where the exact YAML comes from.
+fn remedy(mode: CheckId, target: &TargetEvidence) -> Option<String> {
+    let exact = if target.workload.spec_known() {
+        "no object read here sets it: look at EnvoyFilters, ProxyConfig and the gateway in front, or let the tool read the Envoys' config (without --no-envoy)".to_string()
+    } else {
+        format!(
+            "for the exact YAML run `kubectl infermesh diagnose <deploy/NAME> -n {} --fix` on the cluster, or give --admin-url of the Envoys on the path",
+            target.workload.namespace
+        )
+    };
+    let what = match mode {
+        CheckId::StreamTimeout => {
+            "raise the timeout that cut the stream on the mesh path: the VirtualService route's `timeout` (Istio disables it unless set) and the HCM `stream_idle_timeout` (an EnvoyFilter or ProxyConfig sets it), above the longest generation"
+        }
+        CheckId::ConnectionPool => {
+            "raise the DestinationRule `trafficPolicy.connectionPool` limits of the vLLM Service (`tcp.maxConnections`, `http.http1MaxPendingRequests`, `http.http2MaxRequests`) above what the replicas' `--max-num-seqs` admit, or remove them (Istio's default is 2^32-1)"
+        }
+        CheckId::BufferLimit => {
+            "stream the response (`\"stream\": true`), or take the buffering filter off the vLLM route, or raise `per_connection_buffer_limit_bytes` above the largest body"
+        }
+        CheckId::ColdStart => {
+            "warm the model up through the sidecar before the pod turns Ready (a startupProbe or postStart hook that posts a short completion) and set `holdApplicationUntilProxyStarts: true` in `proxy.istio.io/config`"
+        }
+        CheckId::SidecarOverhead => return None,
+    };
+    Some(format!("{what}; {exact}"))
+}
+
 /// The runtime findings the probe runs show for `mode` (none for sidecar-overhead).
 pub fn findings(target: &TargetEvidence, mode: CheckId) -> Vec<Finding> {
     target
@@ -558,6 +611,35 @@ mod tests {
             "{}",
             pool[0].title
         );
+    }
+
+    #[test]
+    fn a_proof_carries_its_modes_fix_when_no_warning_does() {
+        let target = target_with("healthy", "cold-start");
+        let mut alone = Vec::new();
+        add(&mut alone, &target, CheckId::ColdStart);
+        let fix = alone[0].fix.as_ref().unwrap();
+        assert!(fix.yaml.is_empty());
+        assert!(
+            fix.summary.contains("holdApplicationUntilProxyStarts")
+                && fix
+                    .summary
+                    .contains("kubectl infermesh diagnose <deploy/NAME> -n inference --fix"),
+            "{}",
+            fix.summary
+        );
+        let mut fixed = vec![
+            Finding::new(
+                CheckId::ColdStart,
+                Severity::Warning,
+                Basis::Static,
+                "static",
+            )
+            .fix("patch", "spec: {}"),
+        ];
+        add(&mut fixed, &target, CheckId::ColdStart);
+        assert_eq!(fixed.len(), 2);
+        assert!(fixed[1].fix.is_none(), "{:#?}", fixed[1]);
     }
 
     #[test]
