@@ -439,30 +439,29 @@ pub fn buffering(target: &TargetEvidence) -> Option<BufferPoint> {
                     });
                 }
             }
-            if limit_bytes < DEFAULT_BUFFER_LIMIT {
-                return Some(BufferPoint {
-                    what: format!(
-                        "per_connection_buffer_limit_bytes {limit_bytes} on {} listener {}",
-                        proxy.object, listener.name
-                    ),
-                    limit_bytes,
-                });
+            let place = format!("{} listener {}", proxy.object, listener.name);
+            if let Some(point) = small_limit(limit_bytes, &place) {
+                return Some(point);
             }
         }
         for cluster in &config.clusters {
-            let limit_bytes = cluster.per_connection_buffer_limit_bytes.value;
-            if limit_bytes < DEFAULT_BUFFER_LIMIT {
-                return Some(BufferPoint {
-                    what: format!(
-                        "per_connection_buffer_limit_bytes {limit_bytes} on {} cluster {}",
-                        proxy.object, cluster.name
-                    ),
-                    limit_bytes,
-                });
+            let place = format!("{} cluster {}", proxy.object, cluster.name);
+            if let Some(point) =
+                small_limit(cluster.per_connection_buffer_limit_bytes.value, &place)
+            {
+                return Some(point);
             }
         }
     }
     None
+}
+
+/// A buffer limit below Envoy's default, at `place`.
+fn small_limit(limit_bytes: u64, place: &str) -> Option<BufferPoint> {
+    (limit_bytes < DEFAULT_BUFFER_LIMIT).then(|| BufferPoint {
+        what: format!("per_connection_buffer_limit_bytes {limit_bytes} on {place}"),
+        limit_bytes,
+    })
 }
 
 #[cfg(test)]
