@@ -17,6 +17,7 @@ pub mod run;
 pub mod sse;
 pub mod summary;
 pub mod vllm_metrics;
+pub mod warmup;
 
 pub use args::{ProbeArgs, ProbeOutput};
 pub use outcome::Outcome;

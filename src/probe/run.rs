@@ -10,9 +10,10 @@ use super::live::ClusterPaths;
 use super::modes::{self, ColdResult, ConcurrencyResult, LargeResult};
 use super::progress::Progress;
 use super::request::{self, Api, ApiKey, GenerationSpec, ModelInfo, Target};
-use super::sse::{self, EndReason, Limits, Stop, StreamRecord};
+use super::sse::{self, EndReason, Limits, Stop};
 use super::summary::{PathKind, PathResult};
 use super::vllm_metrics::{self, MetricsSnapshot, ServerSide};
+use super::warmup;
 use crate::checks::CheckId;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
@@ -25,8 +26,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 const DEFAULT_MAX_TOKENS: u32 = 256;
 /// Default output of --large, capped by the model's context length.
 const DEFAULT_LARGE_TOKENS: u32 = 100_000;
-/// Tokens of the warm-up that measures the token rate for --duration.
-const WARMUP_TOKENS: u32 = 32;
 /// Without a known context length, --duration asks for at most this many tokens.
 const FALLBACK_TOKEN_CAP: u32 = 100_000;
 /// Timeout of the small requests around a run (/v1/models, /metrics).
@@ -249,18 +248,21 @@ async fn probe(
     let stream_tokens = match args.duration {
         Some(duration) => {
             let first = &paths[0];
-            let spec = spec(args, api, &model.id, WARMUP_TOKENS, true, true);
+            let tokens = warmup::MAX_TOKENS.min(token_cap).max(1);
+            let spec = spec(args, api, &model.id, tokens, true, true);
             let bar = progress.tokens(&format!("{} warm-up", first.kind.as_str()));
-            let record = sse::stream(&client, &target(first), &spec.body(), limits, stop, &|n| {
-                bar.set_position(n)
-            })
-            .await;
+            let measured =
+                warmup::measure(&client, &target(first), &spec.body(), limits, stop, &|n| {
+                    bar.set_position(n)
+                })
+                .await;
             bar.finish_and_clear();
-            let result = PathResult::from_record(first.kind, target(first).url.as_str(), &record);
+            let result =
+                PathResult::from_record(first.kind, target(first).url.as_str(), &measured.record);
             if let Some(ttft) = result.ttft_ms {
                 ordered_ttfts.push((format!("{} warm-up", first.kind.as_str()), ttft));
             }
-            let rate = token_rate(&record).ok_or_else(|| ProbeError::Warmup {
+            let rate = measured.rate.ok_or_else(|| ProbeError::Warmup {
                 url: target(first).url.to_string(),
                 outcome: compare::describe(&result),
             })?;
@@ -483,16 +485,6 @@ fn spec(
 fn prompt_allowance(prompt: &str) -> u32 {
     let words = u32::try_from(prompt.split_whitespace().count()).unwrap_or(u32::MAX);
     words.saturating_mul(2).saturating_add(64)
-}
-
-/// Decode rate of a finished stream: tokens after the first over the time they took.
-fn token_rate(record: &StreamRecord) -> Option<f64> {
-    if record.end != EndReason::Done {
-        return None;
-    }
-    let (tokens, _) = record.tokens();
-    let span = record.last_content_at()?.checked_sub(record.ttft()?)?;
-    (tokens > 1 && !span.is_zero()).then(|| (tokens - 1) as f64 / span.as_secs_f64())
 }
 
 async fn model(

@@ -118,7 +118,7 @@ pub struct StreamRecord {
 }
 
 impl StreamRecord {
-    fn new(started: Instant) -> Self {
+    pub(crate) fn new(started: Instant) -> Self {
         Self {
             started,
             status: None,
