@@ -9,8 +9,8 @@
 mod support;
 use support::envoy_pair::{Pair, start_pair};
 
-use kubectl_infermesh::envoy::bootstrap::ClientBootstrap;
-use kubectl_infermesh::lab::ServerConfig;
+use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, ServerBootstrap};
+use kubectl_infermesh::lab::{Pause, ServerConfig};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -20,11 +20,15 @@ const RUN_LIMIT: Duration = Duration::from_secs(180);
 impl Pair {
     /// The lab at 20 tokens/s behind the Envoy pair; `configure` sets the client's knobs.
     async fn start(configure: impl FnOnce(&mut ClientBootstrap)) -> Pair {
-        let lab = ServerConfig {
-            tokens_per_second: 20.0,
-            ..ServerConfig::default()
-        };
-        start_pair(lab, |client, _| configure(client)).await
+        Pair::start_with(lab_at(20.0), |client, _| configure(client)).await
+    }
+
+    /// The lab as `lab` says behind the Envoy pair; `configure` sets both Envoys' knobs.
+    async fn start_with(
+        lab: ServerConfig,
+        configure: impl FnOnce(&mut ClientBootstrap, &mut ServerBootstrap),
+    ) -> Pair {
+        start_pair(lab, configure).await
     }
 
     /// `diagnose --probe` on this pair, no cluster: returns the exit code and the JSON report,
@@ -98,6 +102,13 @@ async fn from_evidence(evidence: &Value) -> Value {
     })
 }
 
+fn lab_at(tokens_per_second: f64) -> ServerConfig {
+    ServerConfig {
+        tokens_per_second,
+        ..ServerConfig::default()
+    }
+}
+
 fn target(report: &Value) -> &Value {
     &report["targets"][0]
 }
@@ -137,7 +148,7 @@ async fn a_route_timeout_is_the_root_cause_proven_by_the_probe() {
             && explanation.contains("the problem is in the mesh path"),
         "{explanation}"
     );
-    assert_eq!(probes(&evidence), ["stream", "cold"]);
+    assert_eq!(probes(&evidence), ["cold", "stream"]);
     let offline = from_evidence(&evidence).await;
     assert_eq!(target(&offline)["rootCause"], *root, "{offline:#}");
     let cost = probe_sources(&report);
@@ -164,7 +175,7 @@ async fn a_circuit_breaker_is_the_root_cause_proven_by_a_burst() {
         explanation.contains("concurrent streams completed; through the mesh"),
         "{explanation}"
     );
-    assert_eq!(probes(&evidence), ["stream", "burst", "cold"]);
+    assert_eq!(probes(&evidence), ["cold", "stream", "burst"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,7 +219,7 @@ async fn a_healthy_pair_has_no_root_cause_and_exits_0() {
     let (code, report, evidence) = pair.diagnose().await;
     assert_eq!(code, 0, "{report:#}");
     assert!(target(&report)["rootCause"].is_null(), "{report:#}");
-    assert_eq!(probes(&evidence), ["stream", "cold"]);
+    assert_eq!(probes(&evidence), ["cold", "stream"]);
     for run in evidence["targets"][0]["probes"].as_array().unwrap() {
         assert!(run["error"].is_null(), "{run:#}");
         assert!(run["report"].is_object(), "{run:#}");
@@ -224,10 +235,108 @@ async fn with_the_two_urls_alone_the_probe_names_the_root_cause_without_envoy_or
     assert_eq!(root["id"], "stream-timeout", "{report:#}");
     assert_eq!(root["basis"], "runtime", "{root:#}");
     // No timeout was read, so the stream ran the short default and still outlasted the cut.
-    assert_eq!(probes(&evidence), ["stream", "cold"]);
+    assert_eq!(probes(&evidence), ["cold", "stream"]);
     let gaps = report["gaps"].to_string();
     assert!(
         gaps.contains("the verdict rests on the probe runs alone"),
         "{gaps}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_idle_timeout_during_a_pause_is_the_root_cause() {
+    let lab = ServerConfig {
+        pause: Some(Pause {
+            after_tokens: 10,
+            duration: Duration::from_secs(4),
+        }),
+        ..lab_at(20.0)
+    };
+    let pair = Pair::start_with(lab, |_, server| {
+        server.knobs.stream_idle_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let (code, report, evidence) = pair.diagnose().await;
+    assert_eq!(code, 3, "{report:#}");
+    let root = &target(&report)["rootCause"];
+    assert_eq!(root["id"], "stream-timeout", "{report:#}");
+    assert_eq!(root["basis"], "runtime", "{root:#}");
+    assert_eq!(root["severity"], "critical", "{root:#}");
+    let explanation = root["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("without the sidecar the stream completed in")
+            && explanation.contains("went silent at")
+            && explanation.contains("the problem is in the mesh path"),
+        "{explanation}"
+    );
+    assert_eq!(probes(&evidence), ["cold", "stream"]);
+    let stream = &evidence["targets"][0]["probes"][1]["planned"];
+    assert_eq!(stream["mode"]["idle"], true, "{stream:#}");
+    assert!(
+        stream["reason"]
+            .as_str()
+            .unwrap()
+            .contains("stream_idle_timeout 2s"),
+        "{stream:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffering_filter_over_a_small_limit_is_the_root_cause_proven_by_a_large_body() {
+    let pair = Pair::start_with(lab_at(2000.0), |client, _| {
+        client.knobs.listener_buffer_limit_bytes = Some(16 * 1024);
+        client.knobs.lua_buffers_response = true;
+    })
+    .await;
+    let (code, report, evidence) = pair.diagnose().await;
+    assert_eq!(code, 3, "{report:#}");
+    let root = &target(&report)["rootCause"];
+    assert_eq!(root["id"], "buffer-limit", "{report:#}");
+    assert_eq!(root["basis"], "runtime", "{root:#}");
+    let explanation = root["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("without the sidecar the large body arrived whole")
+            && explanation.contains("the problem is in the mesh path"),
+        "{explanation}"
+    );
+    assert_eq!(probes(&evidence), ["cold", "stream", "large"]);
+    let large = &evidence["targets"][0]["probes"][2];
+    let tokens = large["planned"]["mode"]["tokens"].as_u64().unwrap();
+    assert!(tokens * 3 > 16 * 1024, "sized over the limit: {large:#}");
+    let direct_bytes = large["report"]["large"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|result| result["path"] == "direct")
+        .unwrap()["bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(direct_bytes > 16 * 1024, "{large:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_pod_is_the_root_cause_when_its_first_request_goes_through_the_mesh() {
+    let lab = ServerConfig {
+        warmup_delay: Duration::from_secs(3),
+        ..lab_at(20.0)
+    };
+    let pair = Pair::start_with(lab, |_, _| {}).await;
+    let (code, report, evidence) = pair.diagnose().await;
+    assert_eq!(code, 3, "{report:#}");
+    let root = &target(&report)["rootCause"];
+    assert_eq!(root["id"], "cold-start", "{report:#}");
+    assert_eq!(root["basis"], "runtime", "{root:#}");
+    let explanation = root["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("the first request through the mesh paid")
+            && explanation.contains("the pod takes user traffic before it is warm"),
+        "{explanation}"
+    );
+    assert_eq!(probes(&evidence), ["cold", "stream"]);
+    let cold = &evidence["targets"][0]["probes"][0]["report"]["cold"];
+    assert_eq!(cold[0]["path"], "mesh", "the mesh went first: {cold:#}");
+    assert!(
+        cold[0]["cold"]["ttftMs"].as_f64().unwrap() > 2500.0,
+        "{cold:#}"
     );
 }

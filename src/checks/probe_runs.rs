@@ -10,7 +10,8 @@ use crate::probe::sse::EndReason;
 use crate::probe::summary::{PathKind, PathResult};
 
 /// A cut counts as "near" a timeout when it came within this much after it (Envoy closes a reset
-/// stream about a second late per hop) or 20% before it.
+/// stream about a second late per hop) or 20% before it; for an idle timeout, the silence before
+/// the cut is what is measured.
 const NEAR_AFTER_S: f64 = 3.0;
 const NEAR_BEFORE_SHARE: f64 = 0.2;
 /// A cold first request is "much slower" when its TTFT exceeds the warm one by this factor and
@@ -56,7 +57,10 @@ fn path(run: &ProbeRun, kind: PathKind) -> Option<&PathResult> {
 
 /// A stream cut (or answered 504) on the mesh that completed on the direct path.
 fn stream_cut(run: &ProbeRun) -> Option<Finding> {
-    let ProbeMode::Stream { timeout_s, .. } = &run.planned.mode else {
+    let ProbeMode::Stream {
+        timeout_s, idle, ..
+    } = &run.planned.mode
+    else {
         return None;
     };
     let direct = path(run, PathKind::Direct)?;
@@ -70,17 +74,28 @@ fn stream_cut(run: &ProbeRun) -> Option<Finding> {
         return None;
     }
     let completed = direct.done_ms.unwrap_or(direct.total_ms);
-    let cut_at = mesh.last_content_ms.unwrap_or(mesh.total_ms);
+    let last_token = mesh.last_content_ms.unwrap_or(mesh.total_ms);
+    let silence = (mesh.total_ms - last_token).max(0.0);
+    // What an idle timeout counts is the silence; any other timeout, the stream's length.
+    let measured = if *idle { silence } else { last_token };
     let near = timeout_s.is_some_and(|timeout| {
-        let at = cut_at / 1000.0;
+        let at = measured / 1000.0;
         at >= timeout * (1.0 - NEAR_BEFORE_SHARE) && at <= timeout + NEAR_AFTER_S
     });
     let how = if timed_out {
         format!("it was answered 504 after {}", seconds(mesh.total_ms))
+    } else if *idle {
+        format!(
+            "it went silent at {} after {} tokens and was cut {} later ({})",
+            seconds(last_token),
+            mesh.tokens,
+            seconds(silence),
+            mesh.end.as_str()
+        )
     } else {
         format!(
             "it was cut at {} after {} tokens ({})",
-            seconds(cut_at),
+            seconds(last_token),
             mesh.tokens,
             mesh.end.as_str()
         )
@@ -89,20 +104,24 @@ fn stream_cut(run: &ProbeRun) -> Option<Finding> {
         "without the sidecar the stream completed in {}; through the mesh {how}: the problem is in the mesh path",
         seconds(completed)
     );
+    let kind = if *idle { "idle timeout" } else { "timeout" };
     let severity_note = match timeout_s {
         Some(timeout) if near || timed_out => {
-            format!("within reach of the {timeout:.1} s timeout found")
+            format!("within reach of the {timeout:.1} s {kind} found")
         }
-        Some(timeout) => format!("not near the {timeout:.1} s timeout found: another limit cut it"),
+        Some(timeout) => {
+            format!("not near the {timeout:.1} s {kind} found: another limit cut it")
+        }
         None => "no timeout was read (no Envoy configuration): the cut on the mesh path alone is the proof".to_string(),
     };
     let mut finding = runtime(CheckId::StreamTimeout, title)
         .evidence(
             EvidenceLine::new(probe_ref(&mesh.url), "mesh/stream/end", mesh.end.as_str())
                 .with_note(format!(
-                    "{} tokens, last at {}; {severity_note}",
+                    "{} tokens, last at {}, end at {}; {severity_note}",
                     mesh.tokens,
-                    seconds(cut_at)
+                    seconds(last_token),
+                    seconds(mesh.total_ms)
                 )),
         )
         .evidence(
@@ -185,7 +204,7 @@ fn large(run: &ProbeRun, kind: PathKind) -> Option<&LargeResult> {
 
 /// A large body incomplete or answered 500 on the mesh, complete on the direct path.
 fn large_broken(run: &ProbeRun) -> Option<Finding> {
-    if run.planned.mode != ProbeMode::Large {
+    if !matches!(run.planned.mode, ProbeMode::Large { .. }) {
         return None;
     }
     let direct = large(run, PathKind::Direct)?;
@@ -245,18 +264,31 @@ fn cold_slow(run: &ProbeRun) -> Option<Finding> {
     if run.planned.mode != ProbeMode::Cold {
         return None;
     }
-    let (mesh_cold, mesh_warm, mesh_penalty) = penalty(cold(run, PathKind::Mesh)?)?;
+    let report = run.report.as_ref()?;
+    let mesh = cold(run, PathKind::Mesh)?;
     let direct = cold(run, PathKind::Direct)?;
+    let (mesh_cold, mesh_warm, mesh_penalty) = penalty(mesh)?;
     let (_, _, direct_penalty) = penalty(direct)?;
     let slow = mesh_cold > mesh_warm * COLD_FACTOR
         && mesh_penalty - direct_penalty.max(0.0) > COLD_MIN_PENALTY_MS;
     if !slow {
         return None;
     }
-    let mesh = cold(run, PathKind::Mesh)?;
-    let title = format!(
-        "without the sidecar the first request paid {direct_penalty:.0} ms over a warm one; through the mesh it paid {mesh_penalty:.0} ms (first token at {mesh_cold:.0} ms, warm {mesh_warm:.0} ms): the problem is in the mesh path"
-    );
+    let mesh_went_first = report.cold.first().is_some_and(|first| first.path == PathKind::Mesh);
+    let title = if mesh_went_first {
+        format!(
+            "the first request through the mesh paid {mesh_penalty:.0} ms over a warm one (first token at {mesh_cold:.0} ms, warm {mesh_warm:.0} ms); without the sidecar, right after, a fresh connection paid {direct_penalty:.0} ms: the pod takes user traffic before it is warm"
+        )
+    } else {
+        format!(
+            "without the sidecar the first request paid {direct_penalty:.0} ms over a warm one; through the mesh it paid {mesh_penalty:.0} ms (first token at {mesh_cold:.0} ms, warm {mesh_warm:.0} ms): the problem is in the mesh path"
+        )
+    };
+    let order = if mesh_went_first {
+        "the mesh path was probed first, as a user's first request"
+    } else {
+        "the direct path was probed first"
+    };
     Some(
         runtime(CheckId::ColdStart, title)
             .evidence(
@@ -265,12 +297,17 @@ fn cold_slow(run: &ProbeRun) -> Option<Finding> {
                     "mesh/cold/ttftMs",
                     format!("{mesh_cold:.0}"),
                 )
-                .with_note(format!("warm {mesh_warm:.0} ms")),
+                .with_note(format!("warm {mesh_warm:.0} ms; {order}")),
             )
             .evidence(EvidenceLine::new(
                 probe_ref(&direct.url),
                 "direct/cold/penaltyMs",
                 format!("{direct_penalty:.0}"),
+            ))
+            .evidence(EvidenceLine::new(
+                probe_ref(&mesh.url),
+                "plan/cold",
+                run.planned.reason.clone(),
             )),
     )
 }

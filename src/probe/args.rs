@@ -64,6 +64,11 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub cold: bool,
 
+    /// Probe the mesh path first (default: direct first). With --cold, the first request to a
+    /// cold pod then goes through the sidecar, as a user's first request would.
+    #[arg(long)]
+    pub mesh_first: bool,
+
     /// Run each measurement this many times.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub repeat: u32,
@@ -101,6 +106,7 @@ impl ProbeArgs {
             concurrency: None,
             large: false,
             cold: false,
+            mesh_first: false,
             repeat: 1,
             http2: false,
             timeout: None,
@@ -149,6 +155,7 @@ mod tests {
         assert_eq!(args.output, ProbeOutput::Json);
         assert_eq!(args.api_key_env, "OPENAI_API_KEY");
         assert_eq!(args.repeat, 1);
+        assert!(!args.mesh_first);
         assert!(Harness::try_parse_from(["probe", "--concurrency", "0"]).is_err());
         assert!(Harness::try_parse_from(["probe", "--duration", "soon"]).is_err());
     }

@@ -1,6 +1,7 @@
-//! Which probe runs `diagnose --probe` makes for a target, read from its evidence: a stream just
-//! longer than the shortest timeout found, a burst just above the smallest pool limit, a large
-//! body where something buffers, and a cold first request. Pure: evidence in, runs out.
+//! Which probe runs `diagnose --probe` makes for a target, read from its evidence: a cold first
+//! request (first, before any other run warms the pod), a stream just longer than the shortest
+//! timeout found, a burst just above the smallest pool limit, and a large body sized over the
+//! buffer limit where something buffers. Pure: evidence in, runs out.
 
 use super::run::ProbeReport;
 use crate::checks::proxy::proxies;
@@ -18,13 +19,21 @@ pub const MAX_BURST: u32 = 64;
 pub const BURST_TOKENS: u32 = 64;
 /// Tokens of the cold and warm requests.
 pub const COLD_TOKENS: u32 = 16;
+/// Bounds of the large body's size in tokens.
+pub const LARGE_MIN_TOKENS: u32 = 256;
+pub const LARGE_MAX_TOKENS: u32 = 8192;
+/// Fewest bytes a token adds to a non-streaming body (English text averages about 4), so a body
+/// sized with it goes over the limit for real.
+const BODY_BYTES_PER_TOKEN: u64 = 3;
+/// Token rate assumed for the large body's cost estimate (one vLLM sequence).
+const ASSUMED_TOKENS_PER_SECOND: f64 = 50.0;
 /// A buffer limit below Envoy's 1 MiB default is a small one.
 const DEFAULT_BUFFER_LIMIT: u64 = 1024 * 1024;
 /// Both paths are probed.
 const PATHS: u32 = 2;
 /// Seconds a burst, a large body and a cold pair are estimated to take per path.
 const BURST_ESTIMATE_S: f64 = 10.0;
-const LARGE_ESTIMATE_S: f64 = 30.0;
+const LARGE_OVERHEAD_S: f64 = 5.0;
 const COLD_ESTIMATE_S: f64 = 3.0;
 const WARMUP_ESTIMATE_S: f64 = 2.0;
 
@@ -43,12 +52,20 @@ pub enum ProbeMode {
         /// The timeout it should outlast (seconds), when one was found.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_s: Option<f64>,
+        /// That timeout counts silence (an idle timeout), not the stream's whole length.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        idle: bool,
     },
     /// `streams` streams at once per path.
     Burst { streams: u32 },
-    /// One large non-streaming body per path.
-    Large,
-    /// A first request on a fresh connection, then one on the warm connection, per path.
+    /// One large non-streaming body per path, of `tokens` tokens (the probe's default when
+    /// unset).
+    Large {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens: Option<u32>,
+    },
+    /// A first request on a fresh connection, then one on the warm connection, per path; the
+    /// mesh path goes first, as a user's first request would.
     Cold,
 }
 
@@ -57,7 +74,7 @@ impl ProbeMode {
         match self {
             ProbeMode::Stream { .. } => "stream",
             ProbeMode::Burst { .. } => "burst",
-            ProbeMode::Large => "large",
+            ProbeMode::Large { .. } => "large",
             ProbeMode::Cold => "cold",
         }
     }
@@ -94,18 +111,41 @@ pub struct Found<T> {
     pub what: String,
 }
 
+/// A timeout that can cut a stream, and whether it counts silence rather than the whole stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundTimeout {
+    pub found: Found<Duration>,
+    pub idle: bool,
+}
+
+/// Where a body is held in memory on the path, and the limit the held body must stay under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BufferPoint {
+    pub what: String,
+    pub limit_bytes: u64,
+}
+
 /// The runs `target`'s evidence calls for, in the order they run.
 pub fn plan(target: &TargetEvidence) -> Vec<PlannedRun> {
-    let mut runs = Vec::new();
+    // Any other run would warm the pod, so the cold pair goes first.
+    let mut runs = vec![PlannedRun {
+        mode: ProbeMode::Cold,
+        reason: "a first request on a fresh connection pays the handshakes and warm-up".to_string(),
+        cost_s: COLD_ESTIMATE_S * f64::from(PATHS),
+        requests: 2 * PATHS,
+    }];
     let timeout = shortest_timeout(target);
-    let duration = stream_duration(timeout.as_ref().map(|found| found.value));
+    let duration = stream_duration(timeout.as_ref().map(|timeout| timeout.found.value));
     runs.push(PlannedRun {
         mode: ProbeMode::Stream {
             duration,
-            timeout_s: timeout.as_ref().map(|found| found.value.as_secs_f64()),
+            timeout_s: timeout
+                .as_ref()
+                .map(|timeout| timeout.found.value.as_secs_f64()),
+            idle: timeout.as_ref().is_some_and(|timeout| timeout.idle),
         },
         reason: match &timeout {
-            Some(found) => format!("the shortest timeout found is {}", found.what),
+            Some(timeout) => format!("the shortest timeout found is {}", timeout.found.what),
             None => "no timeout found: a short stream compares the paths".to_string(),
         },
         // A short warm-up on the first path measures the token rate that sizes the stream.
@@ -123,21 +163,39 @@ pub fn plan(target: &TargetEvidence) -> Vec<PlannedRun> {
             requests: streams * PATHS,
         });
     }
-    if let Some(buffer) = buffering(target) {
+    if let Some(point) = buffering(target) {
+        let tokens = large_tokens(point.limit_bytes);
+        let reach = if u64::from(tokens) * BODY_BYTES_PER_TOKEN > point.limit_bytes {
+            format!(
+                "{tokens} tokens make a body over its {} byte limit",
+                point.limit_bytes
+            )
+        } else {
+            format!(
+                "{tokens} tokens (the most a probe asks) may stay under its {} byte limit: a whole body there proves nothing",
+                point.limit_bytes
+            )
+        };
         runs.push(PlannedRun {
-            mode: ProbeMode::Large,
-            reason: buffer,
-            cost_s: LARGE_ESTIMATE_S * f64::from(PATHS),
+            mode: ProbeMode::Large {
+                tokens: Some(tokens),
+            },
+            reason: format!("{}; {reach}", point.what),
+            cost_s: (f64::from(tokens) / ASSUMED_TOKENS_PER_SECOND + LARGE_OVERHEAD_S)
+                * f64::from(PATHS),
             requests: PATHS,
         });
     }
-    runs.push(PlannedRun {
-        mode: ProbeMode::Cold,
-        reason: "a first request on a fresh connection pays the handshakes and warm-up".to_string(),
-        cost_s: COLD_ESTIMATE_S * f64::from(PATHS),
-        requests: 2 * PATHS,
-    });
     runs
+}
+
+/// Tokens for a body a quarter over `limit_bytes`, within the probe's bounds.
+pub fn large_tokens(limit_bytes: u64) -> u32 {
+    let over = limit_bytes.saturating_add(limit_bytes / 4);
+    let tokens = over.div_ceil(BODY_BYTES_PER_TOKEN);
+    u32::try_from(tokens)
+        .unwrap_or(LARGE_MAX_TOKENS)
+        .clamp(LARGE_MIN_TOKENS, LARGE_MAX_TOKENS)
 }
 
 /// `4 probe runs (stream 3s, burst x4, large, cold), about 40 s and 16 requests`
@@ -151,6 +209,9 @@ pub fn describe_cost(runs: &[PlannedRun]) -> String {
                 format!("stream {}", crate::duration::display(*duration))
             }
             ProbeMode::Burst { streams } => format!("burst x{streams}"),
+            ProbeMode::Large {
+                tokens: Some(tokens),
+            } => format!("large {tokens} tokens"),
             other => other.name().to_string(),
         })
         .collect();
@@ -180,11 +241,14 @@ pub fn burst_size(limit: u64) -> u32 {
 
 /// The shortest enabled timeout that can cut a stream: route timeouts, idle and max-duration
 /// timeouts of routes and HCMs on the Envoys of the path, and VirtualService `http[].timeout`.
-pub fn shortest_timeout(target: &TargetEvidence) -> Option<Found<Duration>> {
-    let mut found: Vec<Found<Duration>> = Vec::new();
-    let mut add = |value: Option<Duration>, what: String| {
+pub fn shortest_timeout(target: &TargetEvidence) -> Option<FoundTimeout> {
+    let mut found: Vec<FoundTimeout> = Vec::new();
+    let mut add = |value: Option<Duration>, what: String, idle: bool| {
         if let Some(value) = value.filter(|value| !value.is_zero()) {
-            found.push(Found { value, what });
+            found.push(FoundTimeout {
+                found: Found { value, what },
+                idle,
+            });
         }
     };
     for proxy in proxies(target) {
@@ -199,14 +263,17 @@ pub fn shortest_timeout(target: &TargetEvidence) -> Option<Found<Duration>> {
             add(
                 Some(route.timeout.value.value),
                 format!("route timeout {} on {envoy}", route.timeout.value),
+                false,
             );
             add(
                 route.idle_timeout.as_ref().map(|d| d.value),
                 format!("route idle_timeout on {envoy}"),
+                true,
             );
             add(
                 route.max_stream_duration.as_ref().map(|d| d.value),
                 format!("route max_stream_duration on {envoy}"),
+                false,
             );
         }
         for hcm in config
@@ -221,14 +288,17 @@ pub fn shortest_timeout(target: &TargetEvidence) -> Option<Found<Duration>> {
                     "stream_idle_timeout {} on {envoy}",
                     hcm.stream_idle_timeout.value
                 ),
+                true,
             );
             add(
                 Some(hcm.request_timeout.value.value),
                 format!("request_timeout {} on {envoy}", hcm.request_timeout.value),
+                false,
             );
             add(
                 hcm.max_stream_duration.as_ref().map(|d| d.value),
                 format!("HCM max_stream_duration on {envoy}"),
+                false,
             );
         }
     }
@@ -246,10 +316,11 @@ pub fn shortest_timeout(target: &TargetEvidence) -> Option<Found<Duration>> {
                     service.metadata.name.as_deref().unwrap_or_default(),
                     route.timeout.as_deref().unwrap_or_default()
                 ),
+                false,
             );
         }
     }
-    found.into_iter().min_by_key(|found| found.value)
+    found.into_iter().min_by_key(|timeout| timeout.found.value)
 }
 
 /// The fewest concurrent requests a pool on the path admits: per Envoy cluster, the smaller of
@@ -315,39 +386,48 @@ pub fn smallest_pool_limit(target: &TargetEvidence) -> Option<Found<u64>> {
     found.into_iter().min_by_key(|found| found.value)
 }
 
-/// Where a body is held in memory on the path: an enabled buffering filter, or a listener or
-/// cluster buffer limit below Envoy's 1 MiB default.
-pub fn buffering(target: &TargetEvidence) -> Option<String> {
+/// Where a body is held in memory on the path: an enabled buffering filter (held against its
+/// listener's buffer limit), or a listener or cluster buffer limit below Envoy's 1 MiB default.
+pub fn buffering(target: &TargetEvidence) -> Option<BufferPoint> {
     for proxy in proxies(target) {
         let config = proxy.config();
         for listener in &config.listeners {
+            let limit_bytes = listener.per_connection_buffer_limit_bytes.value;
             for hcm in listener
                 .filter_chains
                 .iter()
                 .filter_map(|chain| chain.hcm.as_ref())
             {
                 if let Some(filter) = hcm.buffering_filters().next() {
-                    return Some(format!(
-                        "{} buffers bodies on {} listener {}",
-                        filter.name, proxy.object, listener.name
-                    ));
+                    return Some(BufferPoint {
+                        what: format!(
+                            "{} buffers bodies on {} listener {} (per_connection_buffer_limit_bytes {limit_bytes})",
+                            filter.name, proxy.object, listener.name
+                        ),
+                        limit_bytes,
+                    });
                 }
             }
-            let limit = listener.per_connection_buffer_limit_bytes.value;
-            if limit < DEFAULT_BUFFER_LIMIT {
-                return Some(format!(
-                    "per_connection_buffer_limit_bytes {limit} on {} listener {}",
-                    proxy.object, listener.name
-                ));
+            if limit_bytes < DEFAULT_BUFFER_LIMIT {
+                return Some(BufferPoint {
+                    what: format!(
+                        "per_connection_buffer_limit_bytes {limit_bytes} on {} listener {}",
+                        proxy.object, listener.name
+                    ),
+                    limit_bytes,
+                });
             }
         }
         for cluster in &config.clusters {
-            let limit = cluster.per_connection_buffer_limit_bytes.value;
-            if limit < DEFAULT_BUFFER_LIMIT {
-                return Some(format!(
-                    "per_connection_buffer_limit_bytes {limit} on {} cluster {}",
-                    proxy.object, cluster.name
-                ));
+            let limit_bytes = cluster.per_connection_buffer_limit_bytes.value;
+            if limit_bytes < DEFAULT_BUFFER_LIMIT {
+                return Some(BufferPoint {
+                    what: format!(
+                        "per_connection_buffer_limit_bytes {limit_bytes} on {} cluster {}",
+                        proxy.object, cluster.name
+                    ),
+                    limit_bytes,
+                });
             }
         }
     }
@@ -388,19 +468,40 @@ mod tests {
     fn the_route_timeout_of_the_pair_sizes_the_stream() {
         let target = endpoint_target(scenario_pair("route-timeout"));
         let timeout = shortest_timeout(&target).unwrap();
+        assert!(!timeout.idle);
+        let timeout = timeout.found;
         assert!(timeout.value <= Duration::from_secs(2), "{timeout:?}");
         assert!(timeout.what.contains("route timeout"), "{}", timeout.what);
         let runs = plan(&target);
-        assert_eq!(modes(&runs), ["stream", "cold"]);
+        assert_eq!(modes(&runs), ["cold", "stream"]);
         let ProbeMode::Stream {
             duration,
             timeout_s,
-        } = &runs[0].mode
+            idle,
+        } = &runs[1].mode
         else {
             panic!("{runs:?}")
         };
         assert!(*duration > timeout.value);
         assert_eq!(*timeout_s, Some(timeout.value.as_secs_f64()));
+        assert!(!idle);
+    }
+
+    #[test]
+    fn a_stream_idle_timeout_is_marked_idle() {
+        let target = endpoint_target(scenario_pair("stream-idle-timeout"));
+        let timeout = shortest_timeout(&target).unwrap();
+        assert!(timeout.idle, "{timeout:?}");
+        assert!(
+            timeout.found.what.contains("stream_idle_timeout"),
+            "{}",
+            timeout.found.what
+        );
+        let runs = plan(&target);
+        assert!(
+            matches!(runs[1].mode, ProbeMode::Stream { idle: true, .. }),
+            "{runs:?}"
+        );
     }
 
     #[test]
@@ -408,12 +509,12 @@ mod tests {
         let target = endpoint_target(scenario_pair("circuit-breaker"));
         let limit = smallest_pool_limit(&target).unwrap();
         let runs = plan(&target);
-        assert_eq!(modes(&runs), ["stream", "burst", "cold"]);
-        let ProbeMode::Burst { streams } = runs[1].mode else {
+        assert_eq!(modes(&runs), ["cold", "stream", "burst"]);
+        let ProbeMode::Burst { streams } = runs[2].mode else {
             panic!("{runs:?}")
         };
         assert!(u64::from(streams) > limit.value, "{streams} vs {limit:?}");
-        assert_eq!(runs[1].requests, streams * 2);
+        assert_eq!(runs[2].requests, streams * 2);
     }
 
     #[test]
@@ -424,13 +525,33 @@ mod tests {
     }
 
     #[test]
+    fn a_large_body_goes_over_the_buffer_limit_found() {
+        let tokens = large_tokens(16 * 1024);
+        assert!(u64::from(tokens) * BODY_BYTES_PER_TOKEN > 16 * 1024, "{tokens}");
+        assert!(tokens < LARGE_MAX_TOKENS);
+        assert_eq!(large_tokens(10), LARGE_MIN_TOKENS);
+        assert_eq!(large_tokens(1024 * 1024), LARGE_MAX_TOKENS);
+        assert_eq!(large_tokens(u64::MAX), LARGE_MAX_TOKENS);
+    }
+
+    #[test]
     fn a_healthy_pair_gets_the_short_stream_and_the_cold_pair_only() {
         let target = endpoint_target(scenario_pair("healthy"));
         let runs = plan(&target);
-        assert_eq!(modes(&runs), ["stream", "cold"]);
+        assert_eq!(modes(&runs), ["cold", "stream"]);
         let cost = describe_cost(&runs);
-        assert!(cost.starts_with("2 probe runs (stream"), "{cost}");
+        assert!(cost.starts_with("2 probe runs (cold, stream"), "{cost}");
         assert!(cost.contains("7 requests"), "{cost}");
+    }
+
+    #[test]
+    fn runs_saved_before_large_had_a_size_still_read() {
+        let old: ProbeMode = serde_json::from_str(r#"{"kind": "large"}"#).unwrap();
+        assert_eq!(old, ProbeMode::Large { tokens: None });
+        let stream: ProbeMode =
+            serde_json::from_str(r#"{"kind": "stream", "duration": "5s", "timeoutS": 2.0}"#)
+                .unwrap();
+        assert!(matches!(stream, ProbeMode::Stream { idle: false, .. }));
     }
 
     #[test]

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 /// Per-request limit of a burst, a large body and a cold pair.
 const MODE_TIMEOUT: Duration = Duration::from_secs(120);
+/// A large body's limit allows this slow a token rate, on top of `MODE_TIMEOUT`.
+const SLOWEST_LARGE_TOKENS_PER_SECOND: u64 = 20;
 /// Added to twice a stream's length for its per-request limit.
 const STREAM_SLACK: Duration = Duration::from_secs(30);
 
@@ -22,6 +24,7 @@ pub fn args_for(run: &PlannedRun, base: &ProbeArgs) -> ProbeArgs {
     args.cold = false;
     args.duration = None;
     args.repeat = 1;
+    args.mesh_first = false;
     match &run.mode {
         ProbeMode::Stream { duration, .. } => {
             args.duration = Some(*duration);
@@ -32,12 +35,18 @@ pub fn args_for(run: &PlannedRun, base: &ProbeArgs) -> ProbeArgs {
             args.max_tokens = Some(BURST_TOKENS);
             args.timeout = Some(MODE_TIMEOUT);
         }
-        ProbeMode::Large => {
+        ProbeMode::Large { tokens } => {
             args.large = true;
-            args.timeout = Some(MODE_TIMEOUT);
+            args.max_tokens = *tokens;
+            let generation = tokens.map_or(0, |tokens| {
+                u64::from(tokens).div_ceil(SLOWEST_LARGE_TOKENS_PER_SECOND)
+            });
+            args.timeout = Some(MODE_TIMEOUT + Duration::from_secs(generation));
         }
         ProbeMode::Cold => {
             args.cold = true;
+            // A user's first request reaches a cold pod through the mesh: so does the probe's.
+            args.mesh_first = true;
             args.max_tokens = Some(COLD_TOKENS);
             args.timeout = Some(MODE_TIMEOUT);
         }
@@ -110,6 +119,7 @@ mod tests {
             &planned(ProbeMode::Stream {
                 duration: Duration::from_secs(5),
                 timeout_s: Some(2.0),
+                idle: false,
             }),
             &base,
         );
@@ -120,9 +130,12 @@ mod tests {
         assert_eq!(burst.concurrency, Some(4));
         assert_eq!(burst.max_tokens, Some(BURST_TOKENS));
         assert!(burst.duration.is_none());
-        assert!(args_for(&planned(ProbeMode::Large), &base).large);
+        let large = args_for(&planned(ProbeMode::Large { tokens: Some(6000) }), &base);
+        assert!(large.large && !large.mesh_first);
+        assert_eq!(large.max_tokens, Some(6000));
+        assert_eq!(large.timeout, Some(Duration::from_secs(420)));
         let cold = args_for(&planned(ProbeMode::Cold), &base);
-        assert!(cold.cold);
+        assert!(cold.cold && cold.mesh_first);
         assert_eq!(cold.direct_url.as_deref(), Some("http://d"));
         assert_eq!(cold.mesh_url.as_deref(), Some("http://m"));
     }

@@ -182,6 +182,9 @@ fn paths(args: &ProbeArgs) -> Result<Vec<Path>, ProbeError> {
     if paths.is_empty() {
         return Err(ProbeError::NoPath);
     }
+    if args.mesh_first {
+        paths.reverse();
+    }
     Ok(paths)
 }
 
@@ -634,6 +637,17 @@ mod tests {
             paths(&https),
             Err(ProbeError::HttpsUnsupported { .. })
         ));
+    }
+
+    #[test]
+    fn mesh_first_reverses_the_order_of_the_paths() {
+        let mut args = ProbeArgs::for_urls(Some("http://d".into()), Some("http://m".into()));
+        let order = |args: &ProbeArgs| -> Vec<PathKind> {
+            paths(args).unwrap().iter().map(|path| path.kind).collect()
+        };
+        assert_eq!(order(&args), [PathKind::Direct, PathKind::Mesh]);
+        args.mesh_first = true;
+        assert_eq!(order(&args), [PathKind::Mesh, PathKind::Direct]);
     }
 
     #[test]
