@@ -42,7 +42,9 @@ fn assert_runtime_root_cause(diagnosis: &Diagnosis, id: &str) {
     assert_eq!(root["basis"], "runtime", "{}", diagnosis.dump());
 }
 
-/// Every planned run ran through the paths the binary opened on the cluster.
+/// Every planned run ran through the paths the binary opened on the cluster, and the stream
+/// completed without the sidecar (sized by a warm-up through the direct port-forward, so a
+/// port-forward that lumps tokens together shows here as a stream far too long).
 fn assert_probed_on_the_cluster(diagnosis: &Diagnosis) {
     for run in diagnosis.probes() {
         assert!(run["error"].is_null(), "{run:#}\n{}", diagnosis.dump());
@@ -50,6 +52,18 @@ fn assert_probed_on_the_cluster(diagnosis: &Diagnosis) {
         assert_eq!(cluster["workload"], "deploy/vllm", "{run:#}");
         assert_eq!(cluster["meshHost"], PUBLIC_HOST, "{run:#}");
     }
+    let stream = diagnosis
+        .probes()
+        .iter()
+        .find(|run| run["planned"]["mode"]["kind"] == "stream")
+        .unwrap_or_else(|| panic!("no stream run: {}", diagnosis.dump()));
+    let direct = stream["report"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|path| path["path"] == "direct")
+        .unwrap();
+    assert_eq!(direct["end"], "done", "{direct:#}");
 }
 
 /// The port-forwards the binary asked the API server for, as `namespace/pod:ports`.
@@ -122,6 +136,14 @@ async fn a_route_timeout_on_the_gateway_is_the_root_cause() {
         .collect();
     assert!(ends.contains(&("direct", "done")), "{ends:?}");
     assert!(ends.contains(&("mesh", "eof-without-done")), "{ends:?}");
+
+    // The saved evidence decides the same offline.
+    let offline = diagnosis.from_evidence().await;
+    assert_eq!(
+        offline["targets"][0]["rootCause"],
+        *diagnosis.root_cause(),
+        "{offline:#}"
+    );
 }
 
 /// Row 2: the gateway's stream idle timeout (2 s) cuts a stream during a 4 s pause of the
@@ -231,5 +253,8 @@ async fn a_healthy_mesh_has_no_root_cause_and_exits_0() {
     let diagnosis = mesh.diagnose().await;
     assert_eq!(diagnosis.code, 0, "{}", diagnosis.dump());
     assert!(diagnosis.root_cause().is_null(), "{}", diagnosis.dump());
+    for finding in diagnosis.target()["findings"].as_array().unwrap() {
+        assert_eq!(finding["severity"], "info", "{}", diagnosis.dump());
+    }
     assert_probed_on_the_cluster(&diagnosis);
 }

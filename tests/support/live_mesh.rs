@@ -83,6 +83,31 @@ impl Diagnosis {
             .unwrap_or_else(|| panic!("no probe runs saved: {:#}", self.evidence))
     }
 
+    /// `diagnose --from-evidence` on the saved evidence: the probe runs it holds decide again,
+    /// offline.
+    pub async fn from_evidence(&self) -> Value {
+        let dir = TempDir::new().unwrap();
+        let saved = dir.path().join("evidence.json");
+        std::fs::write(&saved, self.evidence.to_string()).unwrap();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"));
+        command
+            .args(["diagnose", "-o", "json", "--from-evidence"])
+            .arg(&saved)
+            .env("KUBECONFIG", "/nonexistent/infermesh-no-cluster")
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(RUN_LIMIT, command.output())
+            .await
+            .expect("diagnose --from-evidence did not finish in time")
+            .unwrap();
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+            panic!(
+                "--from-evidence printed no JSON ({error}): {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+    }
+
     /// Everything, for assertion messages.
     pub fn dump(&self) -> String {
         format!(
