@@ -295,9 +295,30 @@ async fn a_buffering_filter_over_a_small_limit_is_the_root_cause_proven_by_a_lar
     assert_eq!(root["basis"], "runtime", "{root:#}");
     let explanation = root["explanation"].as_str().unwrap();
     assert!(
-        explanation.contains("without the sidecar the large body arrived whole")
-            && explanation.contains("the problem is in the mesh path"),
+        explanation.contains("the problem is in the mesh path"),
         "{explanation}"
+    );
+    // The filter holds the stream as well as the large body: both runs prove it.
+    let proven: Vec<&str> = target(&report)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|finding| finding["id"] == "buffer-limit" && finding["basis"] == "runtime")
+        .map(|finding| finding["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        proven
+            .iter()
+            .any(|title| title.contains("the stream completed in")
+                && title.contains("through the mesh it was answered 500")
+                && title.contains("rs_too_large")),
+        "{proven:#?}"
+    );
+    assert!(
+        proven
+            .iter()
+            .any(|title| title.starts_with("without the sidecar the large body arrived whole")),
+        "{proven:#?}"
     );
     assert_eq!(probes(&evidence), ["cold", "stream", "large"]);
     let large = &evidence["targets"][0]["probes"][2];
@@ -333,6 +354,22 @@ async fn a_cold_pod_is_the_root_cause_when_its_first_request_goes_through_the_me
         "{explanation}"
     );
     assert_eq!(probes(&evidence), ["cold", "stream"]);
+    // Without a pod spec no patch can be written: the remedy comes in words.
+    let proven = target(&report)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|finding| finding["id"] == "cold-start" && finding["basis"] == "runtime")
+        .unwrap();
+    let fix = &proven["fix"];
+    assert!(fix["yaml"].as_str().unwrap_or_default().is_empty(), "{fix:#}");
+    assert!(
+        fix["summary"]
+            .as_str()
+            .unwrap()
+            .contains("holdApplicationUntilProxyStarts"),
+        "{fix:#}"
+    );
     let cold = &evidence["targets"][0]["probes"][0]["report"]["cold"];
     assert_eq!(cold[0]["path"], "mesh", "the mesh went first: {cold:#}");
     assert!(

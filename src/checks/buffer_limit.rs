@@ -75,10 +75,7 @@ struct ConnectionLimit<'a> {
 
 pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
     let mut findings = configured(target, settings);
-    findings.extend(super::probe_runs::findings(
-        target,
-        super::CheckId::BufferLimit,
-    ));
+    super::probe_runs::add(&mut findings, target, super::CheckId::BufferLimit);
     findings
 }
 

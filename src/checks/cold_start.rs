@@ -171,10 +171,7 @@ fn hold_application(workload: &Workload) -> (bool, Map<String, Value>) {
 
 pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
     let mut findings = configured(target, settings);
-    findings.extend(super::probe_runs::findings(
-        target,
-        super::CheckId::ColdStart,
-    ));
+    super::probe_runs::add(&mut findings, target, super::CheckId::ColdStart);
     findings
 }
 

@@ -74,10 +74,7 @@ struct Issue {
 
 pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
     let mut findings = configured(target, settings);
-    findings.extend(super::probe_runs::findings(
-        target,
-        super::CheckId::ConnectionPool,
-    ));
+    super::probe_runs::add(&mut findings, target, super::CheckId::ConnectionPool);
     findings
 }
 

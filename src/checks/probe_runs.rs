@@ -19,6 +19,59 @@ const NEAR_BEFORE_SHARE: f64 = 0.2;
 const COLD_FACTOR: f64 = 2.0;
 const COLD_MIN_PENALTY_MS: f64 = 250.0;
 
+/// Appends the runtime findings the probe runs show for `mode` to `findings` (the mode's other
+/// findings). The proof makes the mode's fix urgent: when no finding at warning or above carries
+/// one, the first runtime finding takes the fix of the most severe finding that has one (an info
+/// finding's), else the mode's remedy in words (the objects to change were not read).
+pub fn add(findings: &mut Vec<Finding>, target: &TargetEvidence, mode: CheckId) {
+    let mut proven = self::findings(target, mode);
+    let urgent_fix = findings
+        .iter()
+        .any(|finding| finding.fix.is_some() && finding.severity >= Severity::Warning);
+    if let Some(first) = proven.first_mut().filter(|_| !urgent_fix) {
+        let known = findings
+            .iter()
+            .filter(|finding| finding.fix.is_some())
+            .max_by_key(|finding| finding.severity)
+            .and_then(|finding| finding.fix.clone());
+        first.fix = known.or_else(|| {
+            remedy(mode, target).map(|summary| super::Fix {
+                summary,
+                yaml: String::new(),
+            })
+        });
+    }
+    findings.extend(proven);
+}
+
+/// The fix of `mode` in words, and where the exact YAML comes from.
+fn remedy(mode: CheckId, target: &TargetEvidence) -> Option<String> {
+    let exact = if target.workload.spec_known() {
+        "no object read here sets it: look at EnvoyFilters, ProxyConfig and the gateway in front, or let the tool read the Envoys' config (without --no-envoy)".to_string()
+    } else {
+        format!(
+            "for the exact YAML run `kubectl infermesh diagnose <deploy/NAME> -n {} --fix` on the cluster, or give --admin-url of the Envoys on the path",
+            target.workload.namespace
+        )
+    };
+    let what = match mode {
+        CheckId::StreamTimeout => {
+            "raise the timeout that cut the stream on the mesh path: the VirtualService route's `timeout` (Istio disables it unless set) and the HCM `stream_idle_timeout` (an EnvoyFilter or ProxyConfig sets it), above the longest generation"
+        }
+        CheckId::ConnectionPool => {
+            "raise the DestinationRule `trafficPolicy.connectionPool` limits of the vLLM Service (`tcp.maxConnections`, `http.http1MaxPendingRequests`, `http.http2MaxRequests`) above what the replicas' `--max-num-seqs` admit, or remove them (Istio's default is 2^32-1)"
+        }
+        CheckId::BufferLimit => {
+            "stream the response (`\"stream\": true`), or take the buffering filter off the vLLM route, or raise `per_connection_buffer_limit_bytes` above the largest body"
+        }
+        CheckId::ColdStart => {
+            "warm the model up through the sidecar before the pod turns Ready (a startupProbe or postStart hook that posts a short completion) and set `holdApplicationUntilProxyStarts: true` in `proxy.istio.io/config`"
+        }
+        CheckId::SidecarOverhead => return None,
+    };
+    Some(format!("{what}; {exact}"))
+}
+
 /// The runtime findings the probe runs show for `mode` (none for sidecar-overhead).
 pub fn findings(target: &TargetEvidence, mode: CheckId) -> Vec<Finding> {
     target
@@ -26,8 +79,8 @@ pub fn findings(target: &TargetEvidence, mode: CheckId) -> Vec<Finding> {
         .iter()
         .filter_map(|run| match mode {
             CheckId::StreamTimeout => stream_cut(run),
-            CheckId::ConnectionPool => pool_rejected(run),
-            CheckId::BufferLimit => large_broken(run),
+            CheckId::ConnectionPool => pool_rejected(run).or_else(|| stream_refused(run, mode)),
+            CheckId::BufferLimit => large_broken(run).or_else(|| stream_refused(run, mode)),
             CheckId::ColdStart => cold_slow(run),
             CheckId::SidecarOverhead => None,
         })
@@ -140,6 +193,57 @@ fn stream_cut(run: &ProbeRun) -> Option<Finding> {
         finding.severity = Severity::Warning;
     }
     Some(finding)
+}
+
+/// A stream refused on the mesh (413, 500 or 503) that completed on the direct path, while an
+/// Envoy on the mesh path counted a failure of `mode`: a buffering filter holding the stream, or
+/// a pool turning it away.
+fn stream_refused(run: &ProbeRun, mode: CheckId) -> Option<Finding> {
+    const REFUSALS: [u16; 3] = [413, 500, 503];
+    if !matches!(run.planned.mode, ProbeMode::Stream { .. }) {
+        return None;
+    }
+    let direct = path(run, PathKind::Direct)?;
+    let mesh = path(run, PathKind::Mesh)?;
+    let status = mesh.status.filter(|status| REFUSALS.contains(status))?;
+    if direct.end != EndReason::Done || mesh.end != EndReason::HttpError {
+        return None;
+    }
+    let report = run.report.as_ref()?;
+    let counted = report.counter_deltas.iter().find(|delta| {
+        delta.path == PathKind::Mesh && delta.mode == Some(mode) && delta.delta > 0.0
+    })?;
+    let title = format!(
+        "without the sidecar the stream completed in {}; through the mesh it was answered {status} after {} and Envoy counted {} +{}: the problem is in the mesh path",
+        seconds(direct.done_ms.unwrap_or(direct.total_ms)),
+        seconds(mesh.total_ms),
+        counted.name,
+        counted.delta
+    );
+    Some(
+        runtime(mode, title)
+            .evidence(
+                EvidenceLine::new(
+                    probe_ref(&mesh.url),
+                    "mesh/stream/status",
+                    status.to_string(),
+                )
+                .with_note(format!("{} tokens", mesh.tokens)),
+            )
+            .evidence(
+                EvidenceLine::new(
+                    ObjectRef::new("Envoy", None, &counted.source),
+                    counted.name.clone(),
+                    format!("+{}", counted.delta),
+                )
+                .with_note("moved while the mesh stream ran"),
+            )
+            .evidence(EvidenceLine::new(
+                probe_ref(&direct.url),
+                "direct/stream/end",
+                "done",
+            )),
+    )
 }
 
 fn concurrency(run: &ProbeRun, kind: PathKind) -> Option<&ConcurrencyResult> {
@@ -274,7 +378,10 @@ fn cold_slow(run: &ProbeRun) -> Option<Finding> {
     if !slow {
         return None;
     }
-    let mesh_went_first = report.cold.first().is_some_and(|first| first.path == PathKind::Mesh);
+    let mesh_went_first = report
+        .cold
+        .first()
+        .is_some_and(|first| first.path == PathKind::Mesh);
     let title = if mesh_went_first {
         format!(
             "the first request through the mesh paid {mesh_penalty:.0} ms over a warm one (first token at {mesh_cold:.0} ms, warm {mesh_warm:.0} ms); without the sidecar, right after, a fresh connection paid {direct_penalty:.0} ms: the pod takes user traffic before it is warm"
@@ -320,9 +427,14 @@ mod tests {
     /// Probe runs saved by `tests/diagnose_probe.rs` (`INFERMESH_KEEP_PROBES=DIR`) against a real
     /// Envoy pair, on the matching scenario's Envoys.
     fn target(scenario: &str) -> TargetEvidence {
+        target_with(scenario, scenario)
+    }
+
+    /// The probe runs of `runs`.json on the Envoys of `scenario`.
+    fn target_with(scenario: &str, runs: &str) -> TargetEvidence {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/probe_runs")
-            .join(format!("{scenario}.json"));
+            .join(format!("{runs}.json"));
         let mut target = endpoint_target(scenario_pair(scenario));
         target.probes = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         target
@@ -355,6 +467,100 @@ mod tests {
             finding.title
         );
         assert!(finding.title.ends_with("the problem is in the mesh path"));
+    }
+
+    #[test]
+    fn a_cut_after_silence_near_an_idle_timeout_is_critical_and_says_so() {
+        let target = target("stream-idle-timeout");
+        let found = all(&target);
+        assert_well_formed(&found);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let finding = &found[0];
+        assert_eq!(finding.id, CheckId::StreamTimeout);
+        assert_eq!(finding.severity, Severity::Critical, "{finding:#?}");
+        assert!(
+            finding.title.contains("through the mesh it went silent at")
+                && finding.title.contains("tokens and was cut"),
+            "{}",
+            finding.title
+        );
+        assert!(
+            finding.evidence[0]
+                .note
+                .as_deref()
+                .unwrap_or_default()
+                .contains("within reach of the 2.0 s idle timeout found"),
+            "{:#?}",
+            finding.evidence
+        );
+    }
+
+    #[test]
+    fn an_idle_cut_judged_as_a_deadline_is_far_from_it() {
+        let mut target = target("stream-idle-timeout");
+        if let ProbeMode::Stream { idle, .. } = &mut target.probes[1].planned.mode {
+            *idle = false;
+        }
+        let found = findings(&target, CheckId::StreamTimeout);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].severity, Severity::Warning, "{found:#?}");
+    }
+
+    #[test]
+    fn a_buffering_filter_breaks_the_stream_and_the_large_body_on_the_mesh_only() {
+        let target = target("buffer-filter");
+        let found = all(&target);
+        assert_well_formed(&found);
+        let titles: Vec<&str> = found.iter().map(|finding| finding.title.as_str()).collect();
+        assert_eq!(found.len(), 2, "{titles:#?}");
+        assert!(
+            found.iter().all(
+                |finding| finding.id == CheckId::BufferLimit && finding.basis == Basis::Runtime
+            )
+        );
+        assert!(
+            titles[0].contains("through the mesh it was answered 500")
+                && titles[0].contains("rs_too_large +1"),
+            "{}",
+            titles[0]
+        );
+        assert!(
+            titles[1].starts_with("without the sidecar the large body arrived whole"),
+            "{}",
+            titles[1]
+        );
+    }
+
+    #[test]
+    fn a_refused_stream_without_a_counter_of_the_mode_proves_nothing() {
+        let mut target = target("buffer-filter");
+        for run in &mut target.probes {
+            if let Some(report) = run.report.as_mut() {
+                report.counter_deltas.clear();
+            }
+        }
+        let found = findings(&target, CheckId::BufferLimit);
+        assert_eq!(found.len(), 1, "only the large body: {found:#?}");
+        assert!(findings(&target, CheckId::ConnectionPool).is_empty());
+    }
+
+    #[test]
+    fn a_slow_first_request_through_the_mesh_first_is_cold_start() {
+        let target = target_with("healthy", "cold-start");
+        let found = all(&target);
+        assert_well_formed(&found);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].id, CheckId::ColdStart);
+        assert!(
+            found[0]
+                .title
+                .starts_with("the first request through the mesh paid")
+                && found[0]
+                    .title
+                    .ends_with("the pod takes user traffic before it is warm"),
+            "{}",
+            found[0].title
+        );
     }
 
     #[test]
@@ -405,6 +611,35 @@ mod tests {
             "{}",
             pool[0].title
         );
+    }
+
+    #[test]
+    fn a_proof_carries_its_modes_fix_when_no_warning_does() {
+        let target = target_with("healthy", "cold-start");
+        let mut alone = Vec::new();
+        add(&mut alone, &target, CheckId::ColdStart);
+        let fix = alone[0].fix.as_ref().unwrap();
+        assert!(fix.yaml.is_empty());
+        assert!(
+            fix.summary.contains("holdApplicationUntilProxyStarts")
+                && fix
+                    .summary
+                    .contains("kubectl infermesh diagnose <deploy/NAME> -n inference --fix"),
+            "{}",
+            fix.summary
+        );
+        let mut fixed = vec![
+            Finding::new(
+                CheckId::ColdStart,
+                Severity::Warning,
+                Basis::Static,
+                "static",
+            )
+            .fix("patch", "spec: {}"),
+        ];
+        add(&mut fixed, &target, CheckId::ColdStart);
+        assert_eq!(fixed.len(), 2);
+        assert!(fixed[1].fix.is_none(), "{:#?}", fixed[1]);
     }
 
     #[test]

@@ -35,10 +35,7 @@ use std::time::Duration;
 
 pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
     let mut findings = configured(target, settings);
-    findings.extend(super::probe_runs::findings(
-        target,
-        super::CheckId::StreamTimeout,
-    ));
+    super::probe_runs::add(&mut findings, target, super::CheckId::StreamTimeout);
     findings
 }
 

@@ -527,7 +527,10 @@ mod tests {
     #[test]
     fn a_large_body_goes_over_the_buffer_limit_found() {
         let tokens = large_tokens(16 * 1024);
-        assert!(u64::from(tokens) * BODY_BYTES_PER_TOKEN > 16 * 1024, "{tokens}");
+        assert!(
+            u64::from(tokens) * BODY_BYTES_PER_TOKEN > 16 * 1024,
+            "{tokens}"
+        );
         assert!(tokens < LARGE_MAX_TOKENS);
         assert_eq!(large_tokens(10), LARGE_MIN_TOKENS);
         assert_eq!(large_tokens(1024 * 1024), LARGE_MAX_TOKENS);

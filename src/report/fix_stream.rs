@@ -14,6 +14,9 @@
 //!   /dev/stdin` command with the patch as a heredoc, every line prefixed `#> ` so that
 //!   `sed -n 's/^#> //p'` turns them into a shell script to review and run.
 //!
+//! - **Fixes in words** (a remedy whose objects were not read, so no YAML can be written) are
+//!   listed as comments after the header.
+//!
 //! Comments sit inside documents (never a comment-only document), so `kubectl apply -f -` reads
 //! the stream as exactly the objects it holds. With no object at all the stream holds only
 //! comments, and `kubectl apply` says there is nothing to apply.
@@ -72,6 +75,8 @@ struct Stream {
     objects: Vec<ObjectEntry>,
     patches: Vec<PatchEntry>,
     asides: Vec<Aside>,
+    /// Fixes without YAML: `#5 cold-start (critical) on endpoint/vllm: warm the model …`.
+    in_words: Vec<String>,
 }
 
 /// The `--fix` output for `diagnosis`; `evidence` holds the objects as gathered, against which
@@ -99,17 +104,17 @@ impl Stream {
         finding: &Finding,
         originals: &BTreeMap<Identity, Value>,
     ) {
-        let Some(fix) = finding
-            .fix
-            .as_ref()
-            .filter(|fix| !fix.yaml.trim().is_empty())
-        else {
+        let Some(fix) = finding.fix.as_ref() else {
             return;
         };
         let source = one_line(&format!(
             "#{} {} ({}) on {}: {}",
             finding.number, finding.id, finding.severity, target.target.reference, fix.summary
         ));
+        if fix.yaml.trim().is_empty() {
+            self.in_words.push(source);
+            return;
+        }
         for document in split_documents(&fix.yaml) {
             match serde_yaml::from_str::<Value>(&document) {
                 Ok(value) => match identity(&value) {
@@ -214,8 +219,17 @@ impl Stream {
             out,
             "# Fixes of the findings at {threshold} or above (--fail-on {fail_on}). Review before applying: nothing has been applied."
         );
-        if objects == 0 && patches == 0 && self.asides.is_empty() {
+        if objects == 0 && patches == 0 && self.asides.is_empty() && self.in_words.is_empty() {
             let _ = writeln!(out, "# No finding at {threshold} or above carries a fix.");
+        }
+        if !self.in_words.is_empty() {
+            let _ = writeln!(
+                out,
+                "# Fixes in words (the objects to change were not read, so no YAML is written):"
+            );
+            for source in &self.in_words {
+                let _ = writeln!(out, "#   {source}");
+            }
         }
         for (index, entry) in self.objects.iter().enumerate() {
             if index > 0 {
@@ -490,6 +504,20 @@ spec:
             !stream.contains("\n---\n#\n"),
             "no comment-only document:\n{stream}"
         );
+    }
+
+    #[test]
+    fn fixes_in_words_are_comments_and_no_document() {
+        let target = target();
+        let words = finding(CheckId::ColdStart, Severity::Critical, "");
+        let (diagnosis, evidence) = diagnose(&target, vec![words], Severity::Critical);
+        let stream = render(&diagnosis, &evidence);
+        assert!(documents(&stream).is_empty(), "{stream}");
+        assert!(
+            stream.contains("# Fixes in words (the objects to change were not read, so no YAML is written):\n#   #5 cold-start (critical) on deploy/vllm: fix cold-start"),
+            "{stream}"
+        );
+        assert!(!stream.contains("No finding at"), "{stream}");
     }
 
     #[test]

@@ -85,6 +85,14 @@ fn render_target(
             );
             let _ = writeln!(out, "{}", paint.severity(&line, root.severity));
             let _ = writeln!(out, "  {}", root.explanation);
+            if !wide && let Some(fix) = fixes::for_mode(&target.findings, root.id).first() {
+                let yaml = if fix.yaml.trim().is_empty() {
+                    ""
+                } else {
+                    " (the YAML: --fix, or -o wide)"
+                };
+                let _ = writeln!(out, "  Fix: {}{yaml}", fix.summary);
+            }
             if !target.also_contributing.is_empty() {
                 let others: Vec<String> = target
                     .also_contributing
@@ -345,8 +353,14 @@ mod tests {
         );
         assert!(
             !text.contains("kind: VirtualService"),
-            "fixes are for -o wide:\n{text}"
+            "fix YAML is for -o wide:\n{text}"
         );
+        let fix = text
+            .lines()
+            .find(|line| line.starts_with("  Fix: "))
+            .unwrap_or_else(|| panic!("the root cause's fix is named:\n{text}"));
+        assert!(fix.ends_with("(the YAML: --fix, or -o wide)"), "{fix}");
+        assert!(text.find("  Fix: ").unwrap() < table, "{text}");
         assert!(!text.contains('\x1b'), "no colour when not asked:\n{text}");
     }
 
