@@ -138,7 +138,7 @@ async fn a_route_timeout_on_the_gateway_is_the_root_cause() {
     assert!(ends.contains(&("mesh", "eof-without-done")), "{ends:?}");
 
     // The saved evidence decides the same offline.
-    let offline = diagnosis.from_evidence().await;
+    let offline = diagnosis.replayed_offline().await;
     assert_eq!(
         offline["targets"][0]["rootCause"],
         *diagnosis.root_cause(),

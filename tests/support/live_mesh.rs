@@ -85,7 +85,7 @@ impl Diagnosis {
 
     /// `diagnose --from-evidence` on the saved evidence: the probe runs it holds decide again,
     /// offline.
-    pub async fn from_evidence(&self) -> Value {
+    pub async fn replayed_offline(&self) -> Value {
         let dir = TempDir::new().unwrap();
         let saved = dir.path().join("evidence.json");
         std::fs::write(&saved, self.evidence.to_string()).unwrap();
