@@ -231,6 +231,7 @@ async fn probe_targets(evidence: &mut Evidence, args: &DiagnoseArgs) {
     base.mesh_host = args.mesh_host.clone();
     let (stop, ctrl_c) = ctrl_c_stop();
     let mut planned_cost = Vec::new();
+    let gathered_at = evidence.gathered_at.clone();
     for (index, target) in evidence.targets.iter_mut().enumerate() {
         if by_url && index > 0 {
             target.gaps.push(Gap::new(
@@ -249,7 +250,7 @@ async fn probe_targets(evidence: &mut Evidence, args: &DiagnoseArgs) {
             ));
             continue;
         }
-        let runs = plan::plan(target);
+        let runs = plan::plan_at(target, gathered_at.as_ref());
         planned_cost.push(plan::describe_cost(&runs));
         let request = LiveRequest {
             target: on_cluster.then_some(name.as_str()),

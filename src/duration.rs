@@ -70,6 +70,25 @@ pub fn display(duration: Duration) -> String {
     }
 }
 
+/// `3d4h`, `5h12m`, `7m30s`, `42s`.
+pub fn age_text(seconds: u64) -> String {
+    let (days, hours, minutes, secs) = (
+        seconds / 86_400,
+        seconds % 86_400 / 3600,
+        seconds % 3600 / 60,
+        seconds % 60,
+    );
+    if days > 0 {
+        format!("{days}d{hours}h")
+    } else if hours > 0 {
+        format!("{hours}h{minutes}m")
+    } else if minutes > 0 {
+        format!("{minutes}m{secs}s")
+    } else {
+        format!("{secs}s")
+    }
+}
+
 /// Serde helpers for `Duration` fields written as `300s` in evidence JSON.
 pub mod serde_text {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -88,6 +107,14 @@ pub mod serde_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_read_like_kubectl_get_pods() {
+        assert_eq!(age_text(42), "42s");
+        assert_eq!(age_text(450), "7m30s");
+        assert_eq!(age_text(5 * 3600 + 12 * 60 + 9), "5h12m");
+        assert_eq!(age_text(3 * 86_400 + 4 * 3600), "3d4h");
+    }
 
     #[test]
     fn parses_the_forms_istio_envoy_and_kubectl_write() {

@@ -362,7 +362,10 @@ async fn a_cold_pod_is_the_root_cause_when_its_first_request_goes_through_the_me
         .find(|finding| finding["id"] == "cold-start" && finding["basis"] == "runtime")
         .unwrap();
     let fix = &proven["fix"];
-    assert!(fix["yaml"].as_str().unwrap_or_default().is_empty(), "{fix:#}");
+    assert!(
+        fix["yaml"].as_str().unwrap_or_default().is_empty(),
+        "{fix:#}"
+    );
     assert!(
         fix["summary"]
             .as_str()

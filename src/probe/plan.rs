@@ -6,6 +6,7 @@
 use super::run::ProbeReport;
 use crate::checks::proxy::proxies;
 use crate::evidence::TargetEvidence;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -127,10 +128,20 @@ pub struct BufferPoint {
 
 /// The runs `target`'s evidence calls for, in the order they run.
 pub fn plan(target: &TargetEvidence) -> Vec<PlannedRun> {
+    plan_at(target, None)
+}
+
+/// [`plan`], with the pods' ages as of `gathered_at` named in the cold pair's reason.
+pub fn plan_at(target: &TargetEvidence, gathered_at: Option<&Time>) -> Vec<PlannedRun> {
+    let mut cold_reason =
+        "a first request on a fresh connection pays the handshakes and warm-up".to_string();
+    if let Some(youngest) = youngest_pod(target, gathered_at) {
+        cold_reason.push_str(&format!("; the youngest ready pod is {youngest}"));
+    }
     // Any other run would warm the pod, so the cold pair goes first.
     let mut runs = vec![PlannedRun {
         mode: ProbeMode::Cold,
-        reason: "a first request on a fresh connection pays the handshakes and warm-up".to_string(),
+        reason: cold_reason,
         cost_s: COLD_ESTIMATE_S * f64::from(PATHS),
         requests: 2 * PATHS,
     }];
@@ -187,6 +198,26 @@ pub fn plan(target: &TargetEvidence) -> Vec<PlannedRun> {
         });
     }
     runs
+}
+
+/// `vllm-7c9d-x2x7k, 4m10s old (1 restart)`: the ready pod that started last.
+fn youngest_pod(target: &TargetEvidence, gathered_at: Option<&Time>) -> Option<String> {
+    let (pod, age) = target
+        .live_pods
+        .iter()
+        .filter(|pod| pod.ready)
+        .filter_map(|pod| pod.age(gathered_at).map(|age| (pod, age)))
+        .min_by_key(|(_, age)| *age)?;
+    let restarts = match pod.restarts {
+        0 => String::new(),
+        1 => " (1 restart)".to_string(),
+        n => format!(" ({n} restarts)"),
+    };
+    Some(format!(
+        "{}, {} old{restarts}",
+        pod.name,
+        crate::duration::age_text(age.as_secs())
+    ))
 }
 
 /// Tokens for a body a quarter over `limit_bytes`, within the probe's bounds.
@@ -408,30 +439,29 @@ pub fn buffering(target: &TargetEvidence) -> Option<BufferPoint> {
                     });
                 }
             }
-            if limit_bytes < DEFAULT_BUFFER_LIMIT {
-                return Some(BufferPoint {
-                    what: format!(
-                        "per_connection_buffer_limit_bytes {limit_bytes} on {} listener {}",
-                        proxy.object, listener.name
-                    ),
-                    limit_bytes,
-                });
+            let place = format!("{} listener {}", proxy.object, listener.name);
+            if let Some(point) = small_limit(limit_bytes, &place) {
+                return Some(point);
             }
         }
         for cluster in &config.clusters {
-            let limit_bytes = cluster.per_connection_buffer_limit_bytes.value;
-            if limit_bytes < DEFAULT_BUFFER_LIMIT {
-                return Some(BufferPoint {
-                    what: format!(
-                        "per_connection_buffer_limit_bytes {limit_bytes} on {} cluster {}",
-                        proxy.object, cluster.name
-                    ),
-                    limit_bytes,
-                });
+            let place = format!("{} cluster {}", proxy.object, cluster.name);
+            if let Some(point) =
+                small_limit(cluster.per_connection_buffer_limit_bytes.value, &place)
+            {
+                return Some(point);
             }
         }
     }
     None
+}
+
+/// A buffer limit below Envoy's default, at `place`.
+fn small_limit(limit_bytes: u64, place: &str) -> Option<BufferPoint> {
+    (limit_bytes < DEFAULT_BUFFER_LIMIT).then(|| BufferPoint {
+        what: format!("per_connection_buffer_limit_bytes {limit_bytes} on {place}"),
+        limit_bytes,
+    })
 }
 
 #[cfg(test)]
@@ -555,6 +585,37 @@ mod tests {
             serde_json::from_str(r#"{"kind": "stream", "duration": "5s", "timeoutS": 2.0}"#)
                 .unwrap();
         assert!(matches!(stream, ProbeMode::Stream { idle: false, .. }));
+    }
+
+    #[test]
+    fn the_cold_pair_names_the_youngest_ready_pod() {
+        let mut target = endpoint_target(scenario_pair("healthy"));
+        let pod =
+            |name: &str, created: &str, ready: bool, restarts: u32| crate::evidence::LivePod {
+                name: name.to_string(),
+                node: None,
+                phase: Some("Running".to_string()),
+                ready,
+                restarts,
+                created: Some(Time(created.parse().unwrap())),
+                proxy: None,
+                sidecar_status: true,
+            };
+        target.live_pods = vec![
+            pod("vllm-old", "2026-11-20T10:00:00Z", true, 0),
+            pod("vllm-new", "2026-11-25T09:56:00Z", true, 1),
+            pod("vllm-starting", "2026-11-25T09:59:00Z", false, 0),
+        ];
+        let now = Time("2026-11-25T10:00:10Z".parse().unwrap());
+        let runs = plan_at(&target, Some(&now));
+        assert!(
+            runs[0]
+                .reason
+                .ends_with("; the youngest ready pod is vllm-new, 4m10s old (1 restart)"),
+            "{}",
+            runs[0].reason
+        );
+        assert!(!plan(&target)[0].reason.contains("youngest"));
     }
 
     #[test]

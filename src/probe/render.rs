@@ -365,7 +365,7 @@ fn cluster_lines(out: &mut String, cluster: &ClusterPaths) {
     let forward = |f: &Forward| {
         let age = f
             .pod_age_s
-            .map(|age| format!(", running for {}", age_text(age)))
+            .map(|age| format!(", running for {}", crate::duration::age_text(age)))
             .unwrap_or_default();
         format!(
             "port-forward {} → {} port {}{age}",
@@ -390,24 +390,5 @@ fn cluster_lines(out: &mut String, cluster: &ClusterPaths) {
     }
     for admin in &cluster.admin {
         let _ = writeln!(out, "  Envoy admin: {}", forward(admin));
-    }
-}
-
-/// `3d4h`, `5h12m`, `7m30s`, `42s`.
-fn age_text(seconds: u64) -> String {
-    let (days, hours, minutes, secs) = (
-        seconds / 86_400,
-        seconds % 86_400 / 3600,
-        seconds % 3600 / 60,
-        seconds % 60,
-    );
-    if days > 0 {
-        format!("{days}d{hours}h")
-    } else if hours > 0 {
-        format!("{hours}h{minutes}m")
-    } else if minutes > 0 {
-        format!("{minutes}m{secs}s")
-    } else {
-        format!("{secs}s")
     }
 }
