@@ -5,4 +5,5 @@
 pub mod apiserver;
 pub mod envoy_pair;
 pub mod kubeconfig;
+pub mod live_mesh;
 pub mod local_http;
