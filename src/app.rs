@@ -12,7 +12,7 @@ use crate::evidence::{Evidence, Gap};
 use crate::gather::{self, GatherError, Scope, Target};
 use crate::inventory::Inventory;
 use crate::manifest::{self, ManifestError};
-use crate::probe::live::{self, LiveError, LiveRequest};
+use crate::probe::live::{self, Found, LiveError, LiveRequest};
 use crate::probe::progress::Progress;
 use crate::probe::{Outcome, render::render as render_probe};
 use crate::probe::{ProbeArgs, plan, planned, run::ctrl_c_stop};
@@ -92,6 +92,7 @@ async fn probe(args: &ProbeCommand, out: &mut dyn Write) -> Result<u8, AppError>
         cluster: &args.cluster,
         admin_urls: &args.admin_urls,
         probe: &args.probe,
+        found: None,
     };
     let report = live::probe(request, Progress::detect()).await?;
     let text = render_probe(&report, args.probe.output)
@@ -118,9 +119,9 @@ async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Res
     let evidence = match &args.from_evidence {
         Some(path) => read_evidence(path)?,
         None => {
-            let mut evidence = gather_evidence(args).await?;
+            let (mut evidence, listed) = gather_evidence(args).await?;
             if args.probe {
-                probe_targets(&mut evidence, args).await;
+                probe_targets(&mut evidence, listed.as_ref(), args).await;
             }
             evidence
         }
@@ -150,9 +151,16 @@ async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Res
     Ok(diagnosis.exit_code())
 }
 
+/// What was read on a live cluster, kept for `--probe` to open its paths without listing again:
+/// the client and the inventory (with the gateway pods the Envoy reads added).
+struct Listed {
+    client: ClusterClient,
+    inventory: Inventory,
+}
+
 /// Manifests (-f), the live cluster, or Envoys alone (`--admin-url`, `--envoy-dump`) to
-/// Evidence for the targets in scope.
-async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
+/// Evidence for the targets in scope, and what was listed on a live cluster.
+async fn gather_evidence(args: &DiagnoseArgs) -> Result<(Evidence, Option<Listed>), AppError> {
     envoy_sources::check_flags(args)?;
     let target = match &args.target {
         Some(text) => Some(
@@ -165,7 +173,7 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
     };
     let explicit = envoy_sources::read_explicit(args).await?;
     if envoy_sources::envoy_only(args) {
-        return Ok(envoy_sources::envoy_only_evidence(args, explicit)?);
+        return Ok((envoy_sources::envoy_only_evidence(args, explicit)?, None));
     }
     let (mut inventory, namespace, cluster, gathered_at) = if args.filenames.is_empty() {
         let (client, inventory, namespace) = read_cluster(args).await?;
@@ -219,13 +227,15 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<Evidence, AppError> {
         envoy_sources::read_live(client, &mut inventory, &mut evidence, args, namespace).await;
     }
     envoy_sources::attach_explicit(&mut evidence, &inventory, args, &explicit);
-    Ok(evidence)
+    let listed = cluster.map(|client| Listed { client, inventory });
+    Ok((evidence, listed))
 }
 
 /// `--probe`: the runs each target's evidence calls for, through `--direct-url`/`--mesh-url` or
-/// paths opened on the cluster, kept in the evidence. A run that cannot run is a gap, not an
-/// error: the diagnosis goes on with what was read.
-async fn probe_targets(evidence: &mut Evidence, args: &DiagnoseArgs) {
+/// paths opened on the cluster (from what `listed` holds, without listing again), kept in the
+/// evidence. A run that cannot run is a gap, not an error: the diagnosis goes on with what was
+/// read.
+async fn probe_targets(evidence: &mut Evidence, listed: Option<&Listed>, args: &DiagnoseArgs) {
     let by_url = args.direct_url.is_some() || args.mesh_url.is_some();
     let mut base = ProbeArgs::for_urls(args.direct_url.clone(), args.mesh_url.clone());
     base.mesh_host = args.mesh_host.clone();
@@ -252,12 +262,18 @@ async fn probe_targets(evidence: &mut Evidence, args: &DiagnoseArgs) {
         }
         let runs = plan::plan_at(target, gathered_at.as_ref());
         planned_cost.push(plan::describe_cost(&runs));
+        let found = listed.filter(|_| on_cluster).map(|listed| Found {
+            client: &listed.client,
+            inventory: &listed.inventory,
+            target: &*target,
+        });
         let request = LiveRequest {
             target: on_cluster.then_some(name.as_str()),
             namespace: Some(target.workload.namespace.as_str()),
             cluster: &args.cluster,
             admin_urls: &args.admin_urls,
             probe: &base,
+            found,
         };
         let done = planned::run_all(runs, request, &stop).await;
         for run in &done {

@@ -22,10 +22,13 @@ use kubectl_infermesh::envoy::bootstrap::{LAB_HOST, LAB_PORT};
 use kubectl_infermesh::envoy::launcher::EnvoyProcess;
 use kubectl_infermesh::lab::{Pause, ServerConfig};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::apiserver::{ApiServer, ApiServerConfig, NAMESPACE};
+use support::apiserver::{
+    ApiServer, ApiServerConfig, NAMESPACE, PortForwardSession, load_fixtures,
+};
 use tempfile::TempDir;
 use tokio::net::TcpStream;
 
@@ -740,6 +743,209 @@ async fn live_cluster_reads_both_sides_through_port_forward() {
         runtime("stream-timeout"),
         "awaits envoychecks: {target:#}"
     );
+}
+
+/// The recorded cluster without the objects that would make the planned probe runs long or
+/// many (the fixture VirtualService's 60 s timeout, the DestinationRule's pool and idle timeout,
+/// the buffering EnvoyFilter), plus the ingress gateway of [`gateway_objects`].
+fn short_probe_objects() -> Vec<Value> {
+    let slow = ["VirtualService", "DestinationRule", "EnvoyFilter"];
+    load_fixtures()
+        .into_iter()
+        .filter(|object| !slow.contains(&object["kind"].as_str().unwrap_or_default()))
+        .chain(gateway_objects())
+        .collect()
+}
+
+/// The port-forwards the probe opened, per `pod:[port]`, counted from the probe's first
+/// websocket (the direct path's, to vLLM's port) on; the Envoy evidence that diagnose reads
+/// before probing opens its own forwards to 15000 before that. `PortForward::start` opens one
+/// websocket that carries no bytes to check the pod can be reached, then listens, and each TCP
+/// connection through the forward gets a websocket of its own. So a forward opened is a bare
+/// websocket opened while no other websocket to that pod and port was open; a bare one opened
+/// beside an open one is an HTTP client's spare connection that it never used.
+fn probe_forwards_opened(server: &ApiServer) -> BTreeMap<String, usize> {
+    let sessions = server.port_forward_sessions();
+    let first = sessions
+        .iter()
+        .position(|session| session.pod.ends_with(VLLM_POD) && session.ports == [LAB_PORT])
+        .unwrap_or_else(|| panic!("the probe opened no direct path: {sessions:#?}"));
+    let probe = &sessions[first..];
+    let key = |session: &PortForwardSession| format!("{}:{:?}", session.pod, session.ports);
+    let mut opened = BTreeMap::new();
+    for (index, session) in probe.iter().enumerate() {
+        let count = opened.entry(key(session)).or_insert(0);
+        let beside_open = probe[..index].iter().any(|earlier| {
+            key(earlier) == key(session)
+                && earlier.closed.is_none_or(|closed| closed > session.opened)
+        });
+        if session.client_bytes == 0 && !beside_open {
+            *count += 1;
+        }
+    }
+    opened
+}
+
+/// `diagnose deploy/vllm --probe` on a live cluster: the inventory is listed once for the whole
+/// diagnosis, not once per probe run, and each path's port-forward (vLLM's port, the gateway's
+/// listener, both admins) is opened once for all the runs; the runs still prove the gateway's
+/// 2 s route timeout, and each run's report keeps the counters it moved itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_probe_runs_share_one_listing_and_one_port_forward_per_path() {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client, _| client.knobs.route_timeout = Duration::from_secs(2),
+    )
+    .await;
+    let admin_addr = |envoy: &EnvoyProcess| -> SocketAddr {
+        envoy
+            .admin_url()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap()
+    };
+    let gateway_pod = "istio-ingressgateway-7d9f-a";
+    let config = ApiServerConfig::new()
+        .with_objects(short_probe_objects())
+        .port_forward(NAMESPACE, VLLM_POD, LAB_PORT, pair.lab.addr())
+        .port_forward(NAMESPACE, VLLM_POD, 15000, admin_addr(&pair.server))
+        .port_forward("istio-system", gateway_pod, 8080, pair.entry)
+        .port_forward("istio-system", gateway_pod, 15000, admin_addr(&pair.client));
+    let server = ApiServer::start(config).await;
+    let dir = TempDir::new().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path());
+    let saved = dir.path().join("evidence.json");
+
+    let run = diagnose(
+        &strings(&[
+            "deploy/vllm",
+            "-n",
+            NAMESPACE,
+            "--probe",
+            "-o",
+            "json",
+            "--request-timeout",
+            "20s",
+            "--save-evidence",
+            saved.to_str().unwrap(),
+        ]),
+        &[("KUBECONFIG", &kubeconfig)],
+    )
+    .await;
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    let document = run.json();
+    assert_eq!(
+        root_cause(&document),
+        runtime("stream-timeout"),
+        "{document:#}"
+    );
+    let evidence: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let runs = evidence["targets"][0]["probes"].as_array().unwrap();
+    let modes: Vec<&str> = runs
+        .iter()
+        .map(|run| run["planned"]["mode"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["stream", "cold"], "{evidence:#}");
+
+    // Listed once: no request but a port-forward was made twice.
+    let requests = server.requests();
+    let mut seen = BTreeMap::new();
+    for request in requests
+        .iter()
+        .filter(|r| !r.path.ends_with("/portforward"))
+    {
+        *seen.entry(request.to_string()).or_insert(0) += 1;
+    }
+    let repeated: Vec<_> = seen.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(repeated.is_empty(), "listed again: {repeated:#?}");
+    assert_eq!(
+        seen.keys()
+            .filter(|request| request.starts_with("GET /api/v1/namespaces/inference/pods?"))
+            .count(),
+        1,
+        "{seen:#?}"
+    );
+    assert!(requests.iter().all(|request| request.method == "GET"));
+
+    // Each path's port-forward opened once for both runs.
+    let gateway = format!("istio-system/{gateway_pod}");
+    let vllm = format!("{NAMESPACE}/{VLLM_POD}");
+    let expected: BTreeMap<String, usize> = [
+        (format!("{vllm}:[{LAB_PORT}]"), 1),
+        (format!("{vllm}:[15000]"), 1),
+        (format!("{gateway}:[8080]"), 1),
+        (format!("{gateway}:[15000]"), 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        probe_forwards_opened(&server),
+        expected,
+        "websockets in order: {:?}",
+        server
+            .port_forward_sessions()
+            .iter()
+            .map(|s| format!(
+                "{}:{:?} {}B {}..{:?}",
+                s.pod, s.ports, s.client_bytes, s.opened, s.closed
+            ))
+            .collect::<Vec<_>>()
+    );
+
+    // Both runs went through the same local ends, and each kept the counters it moved.
+    let reports: Vec<&Value> = runs.iter().map(|run| &run["report"]).collect();
+    let local_ends = |report: &Value| -> Vec<String> {
+        let cluster = &report["cluster"];
+        let admins = cluster["admin"].as_array().unwrap().iter();
+        [&cluster["direct"], &cluster["mesh"]]
+            .into_iter()
+            .chain(admins)
+            .map(|forward| forward["localUrl"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        local_ends(reports[0]).len(),
+        4,
+        "{:#}",
+        reports[0]["cluster"]
+    );
+    assert_eq!(local_ends(reports[0]), local_ends(reports[1]));
+    for report in &reports {
+        assert_eq!(report["counterSources"].as_array().unwrap().len(), 2);
+        let deltas = report["counterDeltas"].as_array().unwrap();
+        assert!(
+            deltas.iter().any(|moved| moved["path"] == "mesh"),
+            "{report:#}"
+        );
+        assert!(
+            deltas.iter().all(|moved| moved["path"] == "mesh"),
+            "the direct path moved Envoy: {deltas:#?}"
+        );
+    }
+    let stream_deltas = reports[0]["counterDeltas"].as_array().unwrap();
+    let timeout = format!("cluster.outbound|{LAB_PORT}||{LAB_HOST}.upstream_rq_timeout");
+    assert!(
+        stream_deltas
+            .iter()
+            .any(|moved| moved["name"] == timeout.as_str() && moved["delta"] == 1.0),
+        "{stream_deltas:#?}"
+    );
+    // The cold run's counters start where the stream run's ended: no delta is counted twice.
+    for later in reports[1]["counterDeltas"].as_array().unwrap() {
+        if let Some(earlier) = stream_deltas
+            .iter()
+            .find(|moved| moved["name"] == later["name"] && moved["source"] == later["source"])
+        {
+            assert!(
+                later["before"].as_f64() >= earlier["after"].as_f64(),
+                "{later:#}"
+            );
+        }
+    }
 }
 
 /// A client-side capture as `istioctl proxy-config cluster … -o json` prints it, and its stats.

@@ -3,7 +3,8 @@
 //! on loopback, which the sidecar does not capture); `mesh` is a port-forward to an ingress
 //! gateway pod's listener with the Host the gateway routes on; Envoy's counters are read through
 //! port-forwards to 15000 of the gateway and of the vLLM pod (DESIGN.md "Where each path goes").
-//! Every path and admin API can be given by URL instead.
+//! Every path and admin API can be given by URL instead. [`LivePaths`] holds the opened paths,
+//! so `diagnose --probe` runs all its planned runs through one set of port-forwards.
 
 use super::ProbeError;
 use super::args::ProbeArgs;
@@ -15,7 +16,9 @@ use crate::cluster::args::ClusterArgs;
 use crate::cluster::client::ClusterClient;
 use crate::cluster::error::ClusterError;
 use crate::cluster::inventory::{ListScope, list_inventory};
-use crate::cluster::paths::{EnvoySide, admin_pods, direct_pods, ingress_gateways};
+use crate::cluster::paths::{
+    EnvoySide, admin_pods, direct_pods, ingress_gateways, pod_ref, readiness_rank,
+};
 use crate::cluster::portforward::{PodPort, PortForward};
 use crate::cluster::selected::add_gateway_pods;
 use crate::evidence::{ObjectRef, TargetEvidence};
@@ -23,8 +26,9 @@ use crate::gather::{self, GatherError, Scope, Target};
 use crate::inventory::Inventory;
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Envoy's admin port inside every Istio proxy pod (loopback only: reached by port-forward).
 pub const ENVOY_ADMIN_PORT: u16 = 15000;
@@ -36,7 +40,7 @@ const MAX_SIDECAR_ADMINS: usize = 4;
 const EXPECTED_GENERATION: Duration = Duration::from_secs(300);
 
 /// What `probe` was asked: the TARGET and its namespace, the cluster flags, admin URLs, and the
-/// probe's own flags.
+/// probe's own flags; `found` when the caller has already found the target on the cluster.
 #[derive(Debug, Clone, Copy)]
 pub struct LiveRequest<'a> {
     pub target: Option<&'a str>,
@@ -44,6 +48,16 @@ pub struct LiveRequest<'a> {
     pub cluster: &'a ClusterArgs,
     pub admin_urls: &'a [String],
     pub probe: &'a ProbeArgs,
+    pub found: Option<Found<'a>>,
+}
+
+/// A target the caller already found on the cluster (`diagnose`): its client, the inventory it
+/// was found in and its evidence. Opening its paths then lists nothing again.
+#[derive(Debug, Clone, Copy)]
+pub struct Found<'a> {
+    pub client: &'a ClusterClient,
+    pub inventory: &'a Inventory,
+    pub target: &'a TargetEvidence,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +149,123 @@ struct Opened {
     /// The Service host and port, to read only the path to vLLM in each Envoy.
     service: Option<(String, u16)>,
     info: ClusterPaths,
+    /// When the direct path's pod started, for its age at each probe.
+    direct_started: Option<SystemTime>,
     gaps: Vec<String>,
+}
+
+/// The paths of one probe target, opened once: the URLs (given, or the local ends of
+/// port-forwards), the Host header, the Envoys whose counters are read, how the cluster was
+/// reached, and what could not be opened. Every probe through it reuses them, each on fresh
+/// HTTP connections; [`LivePaths::close`] ends the port-forwards.
+pub struct LivePaths {
+    forwards: Vec<PortForward>,
+    direct_url: Option<String>,
+    mesh_url: Option<String>,
+    mesh_host: Option<String>,
+    counters: EnvoyCounters,
+    info: Option<ClusterPaths>,
+    direct_started: Option<SystemTime>,
+    gaps: Vec<String>,
+}
+
+impl LivePaths {
+    /// Opens on the cluster what the URLs in `request` do not give (listing it unless the
+    /// target was `found` already) and reads each Envoy's config for its counters. Ctrl-C on
+    /// `stop` ends it with [`LiveError::Interrupted`], closing what was opened.
+    pub async fn open(request: LiveRequest<'_>, stop: &Stop) -> Result<LivePaths, LiveError> {
+        let args = request.probe;
+        let on_cluster = request.target.is_some() || request.found.is_some();
+        if !on_cluster && args.direct_url.is_none() && args.mesh_url.is_none() {
+            return Err(LiveError::NothingToProbe);
+        }
+        let mut paths = LivePaths {
+            forwards: Vec::new(),
+            direct_url: None,
+            mesh_url: None,
+            mesh_host: None,
+            counters: EnvoyCounters::none(),
+            info: None,
+            direct_started: None,
+            gaps: Vec::new(),
+        };
+        let mut admin: Vec<AdminEndpoint> = request
+            .admin_urls
+            .iter()
+            .map(|url| AdminEndpoint::from_url(url))
+            .collect();
+        let mut service = None;
+        if on_cluster {
+            let opened = until_stopped(stop, open_cluster(request)).await?;
+            paths.forwards = opened.forwards;
+            paths.direct_url = opened.direct_url;
+            paths.mesh_url = opened.mesh_url;
+            paths.mesh_host = opened.mesh_host;
+            paths.info = Some(opened.info);
+            paths.direct_started = opened.direct_started;
+            paths.gaps = opened.gaps;
+            if request.admin_urls.is_empty() {
+                admin = opened.admin;
+            }
+            service = opened.service;
+        } else if args.direct_url.is_none() || args.mesh_url.is_none() {
+            paths.gaps.push(
+                "only one path was given: give TARGET on a cluster, or both --direct-url and --mesh-url, to compare"
+                    .to_string(),
+            );
+        }
+        let service = service.as_ref().map(|(host, port)| (host.as_str(), *port));
+        let mut gaps = Vec::new();
+        let counters = until_stopped(stop, async {
+            Ok(EnvoyCounters::connect(&admin, service, &mut gaps).await)
+        })
+        .await;
+        match counters {
+            Ok(counters) => {
+                paths.counters = counters;
+                paths.gaps.extend(gaps);
+                Ok(paths)
+            }
+            Err(error) => {
+                paths.close().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// One probe with `args` through these paths: the opened URLs and Host fill what `args`
+    /// does not give, and the counters are read around each path of this probe alone.
+    pub async fn probe(
+        &self,
+        args: &ProbeArgs,
+        progress: Progress,
+        stop: &Stop,
+    ) -> Result<ProbeReport, LiveError> {
+        let mut args = args.clone();
+        if args.direct_url.is_none() {
+            args.direct_url.clone_from(&self.direct_url);
+        }
+        if args.mesh_url.is_none() {
+            args.mesh_url.clone_from(&self.mesh_url);
+        }
+        if args.mesh_host.is_none() {
+            args.mesh_host.clone_from(&self.mesh_host);
+        }
+        let mut report = run_in(&args, progress, stop, &self.counters).await?;
+        report.gaps.splice(0..0, self.gaps.iter().cloned());
+        report.cluster = self.info.clone().map(|mut info| {
+            if let Some(direct) = &mut info.direct {
+                direct.pod_age_s = self.direct_started.and_then(age_s);
+            }
+            info
+        });
+        Ok(report)
+    }
+
+    /// Ends the port-forwards.
+    pub async fn close(self) {
+        close_all(self.forwards).await;
+    }
 }
 
 /// Runs `probe`: opens what the URLs do not give on the cluster, probes, closes the
@@ -147,68 +277,16 @@ pub async fn probe(request: LiveRequest<'_>, progress: Progress) -> Result<Probe
     outcome
 }
 
-/// `probe` with the caller's stop signal.
+/// `probe` with the caller's stop signal: the paths opened, one probe, the paths closed.
 pub async fn probe_until(
     request: LiveRequest<'_>,
     progress: Progress,
     stop: &Stop,
 ) -> Result<ProbeReport, LiveError> {
-    let args = request.probe;
-    let both_urls = args.direct_url.is_some() && args.mesh_url.is_some();
-    if request.target.is_none() && args.direct_url.is_none() && args.mesh_url.is_none() {
-        return Err(LiveError::NothingToProbe);
-    }
-    let mut args = args.clone();
-    let mut gaps = Vec::new();
-    let mut admin: Vec<AdminEndpoint> = request
-        .admin_urls
-        .iter()
-        .map(|url| AdminEndpoint::from_url(url))
-        .collect();
-    let mut service = None;
-    let mut forwards = Vec::new();
-    let mut info = None;
-    if let Some(text) = request.target {
-        let target = Target::parse(text).map_err(LiveError::Target)?;
-        let opened = until_stopped(stop, open(request, &target)).await?;
-        if args.direct_url.is_none() {
-            args.direct_url = opened.direct_url;
-        }
-        if args.mesh_url.is_none() {
-            args.mesh_url = opened.mesh_url;
-        }
-        if args.mesh_host.is_none() {
-            args.mesh_host = opened.mesh_host;
-        }
-        if request.admin_urls.is_empty() {
-            admin = opened.admin;
-        }
-        service = opened.service;
-        forwards = opened.forwards;
-        gaps.extend(opened.gaps);
-        info = Some(opened.info);
-    } else if !both_urls {
-        gaps.push(
-            "only one path was given: give TARGET on a cluster, or both --direct-url and --mesh-url, to compare"
-                .to_string(),
-        );
-    }
-    let service = service.as_ref().map(|(host, port)| (host.as_str(), *port));
-    let counters = until_stopped(stop, async {
-        Ok(EnvoyCounters::connect(&admin, service, &mut gaps).await)
-    })
-    .await;
-    let report = match counters {
-        Ok(counters) => run_in(&args, progress, stop, &counters)
-            .await
-            .map_err(LiveError::from),
-        Err(error) => Err(error),
-    };
-    close_all(forwards).await;
-    let mut report = report?;
-    report.gaps.splice(0..0, gaps);
-    report.cluster = info;
-    Ok(report)
+    let paths = LivePaths::open(request, stop).await?;
+    let report = paths.probe(request.probe, progress, stop).await;
+    paths.close().await;
+    report
 }
 
 /// Runs `work` unless Ctrl-C comes first.
@@ -227,14 +305,28 @@ async fn close_all(forwards: Vec<PortForward>) {
     futures_util::future::join_all(forwards.into_iter().map(PortForward::close)).await;
 }
 
-/// Finds TARGET on the cluster and opens the paths the URLs do not give.
-async fn open(request: LiveRequest<'_>, target: &Target) -> Result<Opened, LiveError> {
-    let args = request.probe;
+/// Opens the paths the URLs do not give for the target: the one `found` already, else TARGET
+/// found by listing the cluster.
+async fn open_cluster(request: LiveRequest<'_>) -> Result<Opened, LiveError> {
+    if let Some(found) = request.found {
+        return open_paths(
+            request,
+            found.client,
+            Cow::Borrowed(found.inventory),
+            found.target,
+            Vec::new(),
+        )
+        .await;
+    }
+    let Some(text) = request.target else {
+        return Err(LiveError::NothingToProbe);
+    };
+    let target = Target::parse(text).map_err(LiveError::Target)?;
     let client = ClusterClient::connect(request.cluster).await?;
     let scope = ListScope::from_flags(request.namespace, false, &client);
     let namespace = scope.namespace().unwrap_or_default().to_string();
     tracing::info!(context = client.context(), %namespace, %target, "finding the probe's paths");
-    let mut inventory = list_inventory(&client, &scope).await?;
+    let inventory = list_inventory(&client, &scope).await?;
     let evidence = gather::gather(
         &inventory,
         &Scope {
@@ -260,9 +352,23 @@ async fn open(request: LiveRequest<'_>, target: &Target) -> Result<Opened, LiveE
             chosen.workload.target_name()
         ));
     }
+    open_paths(request, &client, Cow::Owned(inventory), chosen, gaps).await
+}
+
+/// Opens the port-forwards to `chosen`'s paths that the URLs do not give. The gateway pods are
+/// listed only when `inventory` holds no ready one to reach.
+async fn open_paths(
+    request: LiveRequest<'_>,
+    client: &ClusterClient,
+    mut inventory: Cow<'_, Inventory>,
+    chosen: &TargetEvidence,
+    gaps: Vec<String>,
+) -> Result<Opened, LiveError> {
+    let args = request.probe;
     let workload = &chosen.workload;
     let mut opened = Opened {
         forwards: Vec::new(),
+        direct_started: None,
         direct_url: None,
         mesh_url: None,
         mesh_host: None,
@@ -289,20 +395,21 @@ async fn open(request: LiveRequest<'_>, target: &Target) -> Result<Opened, LiveE
                 namespace: workload.namespace.clone(),
             });
         };
-        let forward = forward(&client, pod, *port).await?;
-        let mut shown = shown(&forward, pod);
-        shown.pod_age_s = pod_age(&inventory, pod);
+        let forward = forward(client, pod, *port).await?;
+        opened.direct_started = pod_start(&inventory, pod);
         opened.direct_url = Some(forward.url());
-        opened.info.direct = Some(shown);
+        opened.info.direct = Some(shown(&forward, pod));
         opened.forwards.push(forward);
     }
     let mut gateway_pod = None;
     if args.mesh_url.is_none() {
-        let read = add_gateway_pods(&client, &mut inventory, &chosen.mesh.gateways).await?;
-        opened.gaps.extend(
-            read.iter()
-                .map(|gap| format!("{}: {}", gap.what, gap.reason)),
-        );
+        if !reachable_gateway(&inventory, chosen) {
+            let read = add_gateway_pods(client, inventory.to_mut(), &chosen.mesh.gateways).await?;
+            opened.gaps.extend(
+                read.iter()
+                    .map(|gap| format!("{}: {}", gap.what, gap.reason)),
+            );
+        }
         let entries = ingress_gateways(&inventory, chosen);
         let Some(entry) = entries
             .iter()
@@ -319,7 +426,7 @@ async fn open(request: LiveRequest<'_>, target: &Target) -> Result<Opened, LiveE
                 },
             });
         };
-        let forward = forward(&client, &entry.gateway_pod, entry.listener_port).await?;
+        let forward = forward(client, &entry.gateway_pod, entry.listener_port).await?;
         opened.mesh_url = Some(forward.url());
         opened.mesh_host = Some(entry.host_header.clone());
         opened.info.mesh = Some(shown(&forward, &entry.gateway_pod));
@@ -332,7 +439,7 @@ async fn open(request: LiveRequest<'_>, target: &Target) -> Result<Opened, LiveE
         // The gateway the mesh path enters (client side), then the vLLM pods' sidecars (server
         // side): the gateway may send the request to any replica.
         if let Some(pod) = &gateway_pod {
-            admin_forward(&client, pod, "gateway", &mut opened).await;
+            admin_forward(client, pod, "gateway", &mut opened).await;
         }
         let servers: Vec<ObjectRef> = admin_pods(&inventory, chosen)
             .into_iter()
@@ -346,7 +453,7 @@ async fn open(request: LiveRequest<'_>, target: &Target) -> Result<Opened, LiveE
             ));
         }
         for pod in servers.iter().take(MAX_SIDECAR_ADMINS) {
-            admin_forward(&client, pod, "vLLM sidecar", &mut opened).await;
+            admin_forward(client, pod, "vLLM sidecar", &mut opened).await;
         }
     }
     Ok(opened)
@@ -426,26 +533,43 @@ fn target_port_is_vllm(name: &str, target: &TargetEvidence) -> bool {
         })
 }
 
-fn start_time(pod: &Pod) -> Option<std::time::SystemTime> {
+fn start_time(pod: &Pod) -> Option<SystemTime> {
     let status = pod.status.as_ref()?;
     let time = status
         .start_time
         .as_ref()
         .or(pod.metadata.creation_timestamp.as_ref())?;
-    Some(std::time::SystemTime::from(time.0))
+    Some(SystemTime::from(time.0))
 }
 
-/// Seconds since the pod started, when the inventory knows it.
-fn pod_age(inventory: &Inventory, pod: &ObjectRef) -> Option<u64> {
+/// When the pod started, if the inventory knows it.
+fn pod_start(inventory: &Inventory, pod: &ObjectRef) -> Option<SystemTime> {
     let found = inventory.pods.iter().find(|candidate| {
         candidate.metadata.name.as_deref() == Some(pod.name.as_str())
             && candidate.metadata.namespace.as_deref() == pod.namespace.as_deref()
     })?;
-    let started = start_time(found)?;
-    std::time::SystemTime::now()
+    start_time(found)
+}
+
+/// Whole seconds since `started`.
+fn age_s(started: SystemTime) -> Option<u64> {
+    SystemTime::now()
         .duration_since(started)
         .ok()
         .map(|age| age.as_secs())
+}
+
+/// Whether `inventory` already holds a ready gateway pod with a plain-HTTP server that routes
+/// to the target, so the gateway pods need not be listed.
+fn reachable_gateway(inventory: &Inventory, target: &TargetEvidence) -> bool {
+    ingress_gateways(inventory, target)
+        .iter()
+        .filter(|entry| PLAIN_HTTP.contains(&entry.protocol.as_str()))
+        .any(|entry| {
+            inventory.pods.iter().any(|pod| {
+                pod_ref(pod).as_ref() == Some(&entry.gateway_pod) && readiness_rank(pod) == Some(0)
+            })
+        })
 }
 
 #[cfg(test)]
@@ -489,6 +613,54 @@ mod tests {
         let unset = target(json!([{"port": 8000}]));
         assert_eq!(service_of(&unset).unwrap().1, 8000);
         assert_eq!(service_of(&target(json!([]))), None);
+    }
+
+    /// The vLLM target behind Gateway `istio-system/public` (one server of `protocol`), and an
+    /// inventory holding one gateway pod, ready or not.
+    fn behind_gateway(protocol: &str, ready: bool) -> (TargetEvidence, Inventory) {
+        let mut target = target(json!([{"port": 8000}]));
+        target.mesh.gateways = vec![
+            serde_json::from_value(json!({
+                "metadata": {"name": "public", "namespace": "istio-system"},
+                "spec": {"selector": {"istio": "ingressgateway"}, "servers": [
+                    {"port": {"number": 80, "name": "web", "protocol": protocol},
+                     "hosts": ["llm.example.com"]}]}
+            }))
+            .unwrap(),
+        ];
+        target.mesh.virtual_services = vec![
+            serde_json::from_value(json!({
+                "metadata": {"name": "vllm-public", "namespace": "llm"},
+                "spec": {"hosts": ["llm.example.com"], "gateways": ["istio-system/public"],
+                    "http": [{"route": [{"destination": {"host": "vllm"}}]}]}
+            }))
+            .unwrap(),
+        ];
+        let pod = serde_json::from_value(json!({
+            "metadata": {"name": "gw-1", "namespace": "istio-system",
+                "labels": {"istio": "ingressgateway"}},
+            "spec": {"containers": [{"name": "istio-proxy", "image": "proxyv2"}]},
+            "status": {"phase": "Running", "conditions": [
+                {"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+        }))
+        .unwrap();
+        let inventory = Inventory {
+            pods: vec![pod],
+            ..Inventory::default()
+        };
+        (target, inventory)
+    }
+
+    #[test]
+    fn gateway_pods_are_listed_only_without_a_ready_plain_http_one() {
+        let (target, inventory) = behind_gateway("HTTP", true);
+        assert!(reachable_gateway(&inventory, &target));
+        let (target, inventory) = behind_gateway("HTTP", false);
+        assert!(!reachable_gateway(&inventory, &target));
+        let (target, inventory) = behind_gateway("HTTPS", true);
+        assert!(!reachable_gateway(&inventory, &target));
+        let (target, _) = behind_gateway("HTTP", true);
+        assert!(!reachable_gateway(&Inventory::default(), &target));
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! Runs the probe runs a plan (`plan::plan`) calls for, each through the same path-opening code
-//! as `probe` (`live::probe_until`: URLs, or port-forwards on the cluster), and keeps what they
-//! measured for the evidence.
+//! Runs the probe runs a plan (`plan::plan`) calls for through one set of paths opened as
+//! `probe` opens them (`live::LivePaths`: URLs, or port-forwards on the cluster), and keeps what
+//! they measured for the evidence.
 
 use super::args::ProbeArgs;
-use super::live::{self, LiveRequest};
+use super::live::{LivePaths, LiveRequest};
 use super::plan::{BURST_TOKENS, COLD_TOKENS, PlannedRun, ProbeMode, ProbeRun};
 use super::progress::Progress;
 use super::sse::Stop;
@@ -54,13 +54,28 @@ pub fn args_for(run: &PlannedRun, base: &ProbeArgs) -> ProbeArgs {
     args
 }
 
-/// Runs `runs` one after the other through `request`'s paths (its `probe` flags are the base);
-/// a run that cannot run keeps its error. Stops early when `stop` fires.
+/// Runs `runs` one after the other through `request`'s paths (its `probe` flags are the base),
+/// opened once for all of them and closed at the end; a run that cannot run keeps its error.
+/// Stops early when `stop` fires.
 pub async fn run_all(
     runs: Vec<PlannedRun>,
     request: LiveRequest<'_>,
     stop: &Stop,
 ) -> Vec<ProbeRun> {
+    let paths = match LivePaths::open(request, stop).await {
+        Ok(paths) => paths,
+        Err(error) => {
+            let error = error.to_string();
+            return runs
+                .into_iter()
+                .map(|planned| ProbeRun {
+                    planned,
+                    report: None,
+                    error: Some(error.clone()),
+                })
+                .collect();
+        }
+    };
     let mut done = Vec::new();
     for planned in runs {
         if stop.is_stopped() {
@@ -73,15 +88,7 @@ pub async fn run_all(
         }
         let args = args_for(&planned, request.probe);
         tracing::info!(mode = planned.mode.name(), reason = %planned.reason, "probe run");
-        let outcome = live::probe_until(
-            LiveRequest {
-                probe: &args,
-                ..request
-            },
-            Progress::detect(),
-            stop,
-        )
-        .await;
+        let outcome = paths.probe(&args, Progress::detect(), stop).await;
         done.push(match outcome {
             Ok(report) => ProbeRun {
                 planned,
@@ -95,6 +102,7 @@ pub async fn run_all(
             },
         });
     }
+    paths.close().await;
     done
 }
 

@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use store::{ListQuery, Store};
 use tokio::net::TcpListener;
@@ -154,12 +155,37 @@ impl std::fmt::Display for RecordedRequest {
     }
 }
 
+/// One port-forward websocket the server upgraded: the pod (`namespace/name`), the ports asked
+/// for, how many bytes the client sent through it so far, and when it was opened and closed on
+/// the server's event count (a tick per upgrade and per end; `closed` is `None` while open). A
+/// forward that only checks it may connect (as `PortForward::start` does) sends no bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortForwardSession {
+    pub pod: String,
+    pub ports: Vec<u16>,
+    pub client_bytes: u64,
+    pub opened: u64,
+    pub closed: Option<u64>,
+}
+
+struct SessionRecord {
+    pod: String,
+    ports: Vec<u16>,
+    client_bytes: Arc<AtomicU64>,
+    opened: u64,
+    /// 0 while open.
+    closed: Arc<AtomicU64>,
+}
+
 struct State {
     store: Store,
     served: Vec<ResourceType>,
     forbidden: Vec<Forbid>,
     port_forwards: HashMap<(String, String, u16), SocketAddr>,
     requests: Mutex<Vec<RecordedRequest>>,
+    sessions: Mutex<Vec<SessionRecord>>,
+    /// Ticks once per port-forward upgrade and per end, from 1.
+    events: Arc<AtomicU64>,
     address: SocketAddr,
 }
 
@@ -205,6 +231,8 @@ impl ApiServer {
             forbidden: config.forbidden,
             port_forwards: config.port_forwards,
             requests: Mutex::new(Vec::new()),
+            sessions: Mutex::new(Vec::new()),
+            events: Arc::new(AtomicU64::new(0)),
             address,
         });
         let acceptor = TlsAcceptor::from(ca.server_config.clone());
@@ -256,6 +284,24 @@ impl ApiServer {
 
     pub fn clear_requests(&self) {
         self.state.requests.lock().unwrap().clear();
+        self.state.sessions.lock().unwrap().clear();
+    }
+
+    /// Every port-forward websocket upgraded so far, in order.
+    pub fn port_forward_sessions(&self) -> Vec<PortForwardSession> {
+        self.state
+            .sessions
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|session| PortForwardSession {
+                pod: session.pod.clone(),
+                ports: session.ports.clone(),
+                client_bytes: session.client_bytes.load(Ordering::SeqCst),
+                opened: session.opened,
+                closed: Some(session.closed.load(Ordering::SeqCst)).filter(|at| *at > 0),
+            })
+            .collect()
     }
 
     /// A kubeconfig for this server with contexts `loopback` (current, namespace `inference`),
@@ -574,10 +620,21 @@ fn upgrade_port_forward(
         })
         .collect();
     let pod_name = format!("{namespace}/{pod}");
+    let client_bytes = Arc::new(AtomicU64::new(0));
+    let closed = Arc::new(AtomicU64::new(0));
+    let events = state.events.clone();
+    state.sessions.lock().unwrap().push(SessionRecord {
+        pod: pod_name.clone(),
+        ports,
+        client_bytes: client_bytes.clone(),
+        opened: events.fetch_add(1, Ordering::SeqCst) + 1,
+        closed: closed.clone(),
+    });
     tokio::spawn(async move {
         if let Ok(upgraded) = hyper::upgrade::on(request).await {
-            portforward::serve(upgraded, pod_name, targets).await;
+            portforward::serve(upgraded, pod_name, targets, &client_bytes).await;
         }
+        closed.store(events.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
     });
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     Response::builder()

@@ -6,6 +6,7 @@
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -57,8 +58,14 @@ pub struct PortTarget {
     pub address: Option<SocketAddr>,
 }
 
-/// Serves one upgraded connection until either side closes.
-pub async fn serve(upgraded: hyper::upgrade::Upgraded, pod: String, targets: Vec<PortTarget>) {
+/// Serves one upgraded connection until either side closes, adding the bytes the client sends
+/// to its data channels to `client_bytes`.
+pub async fn serve(
+    upgraded: hyper::upgrade::Upgraded,
+    pod: String,
+    targets: Vec<PortTarget>,
+    client_bytes: &AtomicU64,
+) {
     let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
     let (mut sink, mut incoming) = socket.split();
     let (to_client, mut outgoing) = mpsc::channel::<Message>(32);
@@ -134,9 +141,11 @@ pub async fn serve(upgraded: hyper::upgrade::Upgraded, pod: String, targets: Vec
                     // Clients write only to data channels; anything else is ignored.
                     if channel % 2 == 0
                         && let Some(Some(writer)) = writers.get_mut(channel / 2)
-                        && writer.write_all(&bytes[1..]).await.is_err()
                     {
-                        break;
+                        client_bytes.fetch_add(bytes.len() as u64 - 1, Ordering::SeqCst);
+                        if writer.write_all(&bytes[1..]).await.is_err() {
+                            break;
+                        }
                     }
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
