@@ -300,6 +300,9 @@ pub async fn large(
     }
 }
 
+/// Pause between the cold and the warm request, so the warm one finds the connection pooled.
+const POOL_RETURN_WAIT: Duration = Duration::from_millis(100);
+
 /// A request on a fresh connection against the next one on the same, now warm, connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -328,6 +331,9 @@ pub async fn cold(
     let fresh = HttpClient::new(options)?;
     let url = target.url.to_string();
     let cold_record = sse::stream(&fresh, target, body, limits, stop, on_content).await;
+    // The client hands the connection back to its pool a moment after the body ends; a warm
+    // request sent before that would open a second connection.
+    tokio::time::sleep(POOL_RETURN_WAIT).await;
     let warm_record = sse::stream(&fresh, target, body, limits, stop, on_content).await;
     let cold = PathResult::from_record(path, &url, &cold_record);
     let warm = PathResult::from_record(path, &url, &warm_record);
