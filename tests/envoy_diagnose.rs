@@ -849,7 +849,7 @@ async fn live_probe_runs_share_one_listing_and_one_port_forward_per_path() {
         .iter()
         .map(|run| run["planned"]["mode"]["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(modes, ["stream", "cold"], "{evidence:#}");
+    assert_eq!(modes, ["cold", "stream"], "{evidence:#}");
 
     // Listed once: no request but a port-forward was made twice.
     let requests = server.requests();
@@ -926,7 +926,8 @@ async fn live_probe_runs_share_one_listing_and_one_port_forward_per_path() {
             "the direct path moved Envoy: {deltas:#?}"
         );
     }
-    let stream_deltas = reports[0]["counterDeltas"].as_array().unwrap();
+    let (cold, stream) = (reports[0], reports[1]);
+    let stream_deltas = stream["counterDeltas"].as_array().unwrap();
     let timeout = format!("cluster.outbound|{LAB_PORT}||{LAB_HOST}.upstream_rq_timeout");
     assert!(
         stream_deltas
@@ -934,9 +935,11 @@ async fn live_probe_runs_share_one_listing_and_one_port_forward_per_path() {
             .any(|moved| moved["name"] == timeout.as_str() && moved["delta"] == 1.0),
         "{stream_deltas:#?}"
     );
-    // The cold run's counters start where the stream run's ended: no delta is counted twice.
-    for later in reports[1]["counterDeltas"].as_array().unwrap() {
-        if let Some(earlier) = stream_deltas
+    // The stream run's counters start where the cold run's ended: no delta is counted twice.
+    for later in stream_deltas {
+        if let Some(earlier) = cold["counterDeltas"]
+            .as_array()
+            .unwrap()
             .iter()
             .find(|moved| moved["name"] == later["name"] && moved["source"] == later["source"])
         {

@@ -502,7 +502,13 @@ async fn model(
         });
     }
     let mut last_error = None;
-    for path in paths {
+    // The direct path first, whatever the probe's order: a discovery through the mesh would open
+    // the mesh's upstream connections before a cold request could pay for them.
+    let direct_first = paths
+        .iter()
+        .filter(|path| path.kind == PathKind::Direct)
+        .chain(paths.iter().filter(|path| path.kind != PathKind::Direct));
+    for path in direct_first {
         match request::discover_model(
             client,
             &path.base,
