@@ -196,9 +196,20 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "URL", requires = "probe")]
     pub mesh_url: Option<String>,
 
-    /// With --probe: Host header for the mesh path, when the gateway routes by host.
+    /// With --probe: Host header for the mesh path, when the gateway routes by host; with an
+    /// https --mesh-url that names an IP or localhost, also the TLS server name.
     #[arg(long, value_name = "HOST", requires = "probe")]
     pub mesh_host: Option<String>,
+
+    /// With --probe: PEM file of CA certificates trusted for https URLs, beside the system's
+    /// roots (e.g. the CA that signed the gateway's certificate).
+    #[arg(long, value_name = "FILE", requires = "probe")]
+    pub mesh_ca: Option<PathBuf>,
+
+    /// With --probe: do not verify the certificate of https URLs (the gateway's); the report
+    /// says it was not verified. The cluster API is still verified.
+    #[arg(long, requires = "probe", conflicts_with = "mesh_ca")]
+    pub insecure_skip_tls_verify: bool,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
