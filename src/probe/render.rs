@@ -184,14 +184,9 @@ pub fn table(report: &ProbeReport) -> String {
         cluster_lines(&mut out, cluster);
     }
     for tls in &report.tls {
-        let via = tls
-            .connect_to
-            .as_deref()
-            .map(|addr| format!(" at {addr}"))
-            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{} TLS: {}{via} as {}, certificate {}",
+            "{} TLS: {} as {}, certificate {}",
             tls.path.as_str(),
             tls.url,
             tls.server_name,

@@ -526,7 +526,7 @@ fn certificate_problem(error: &CertificateError, name: &str) -> String {
             let mut shown: Vec<&str> = presented
                 .iter()
                 .take(SHOWN_NAMES)
-                .map(String::as_str)
+                .map(|name| presented_name(name))
                 .collect();
             if presented.len() > SHOWN_NAMES {
                 shown.push("…");
@@ -546,6 +546,14 @@ fn certificate_problem(error: &CertificateError, name: &str) -> String {
             "the server's TLS certificate for {name} was rejected ({}); {TRUST_FIX}",
             rustls::Error::InvalidCertificate(other.clone())
         ),
+    }
+}
+
+/// `llm.example.com` from webpki's `DnsName("llm.example.com")`; other forms as they are.
+fn presented_name(presented: &str) -> &str {
+    match (presented.find('"'), presented.rfind('"')) {
+        (Some(first), Some(last)) if last > first => &presented[first + 1..last],
+        _ => presented,
     }
 }
 
@@ -649,7 +657,7 @@ mod tests {
             "wrong.example.com",
         );
         assert!(
-            mismatch.contains("not valid for wrong.example.com")
+            mismatch.contains("not valid for wrong.example.com (it names llm.example.com)")
                 && mismatch.contains("--mesh-host"),
             "{mismatch}"
         );
