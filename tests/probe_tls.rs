@@ -360,6 +360,32 @@ async fn https_to_a_plain_http_port_is_a_handshake_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_wants_a_client_certificate_is_named() {
+    let mesh = TlsMesh::start(200.0, None).await;
+    // The sidecar-like server Envoy requires Istio mTLS (a client certificate), as a Gateway
+    // with tls.mode MUTUAL would.
+    let port = mesh
+        .pair
+        .server
+        .listener_port("virtualInbound")
+        .await
+        .unwrap();
+    let url = format!("https://127.0.0.1:{port}");
+    let run = run(&[
+        "probe".to_string(),
+        "--mesh-url".to_string(),
+        url.clone(),
+        "--mesh-host".to_string(),
+        GATEWAY_HOST.to_string(),
+        "--insecure-skip-tls-verify".to_string(),
+        "--model".to_string(),
+        "m".to_string(),
+    ])
+    .await;
+    run.one_line_error(&[&url, "client certificate", "tls.mode SIMPLE"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_never_answers_the_handshake_times_out() {
     // Accepts TCP connections and never says a word.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -251,7 +251,7 @@ async fn probe(
     let paths = paths(args)?;
     let limits = limits(args);
     let mut gaps = Vec::new();
-    let (lanes, tls_paths) = lanes(args, paths, &mut gaps).await?;
+    let (lanes, tls_paths) = lanes(args, paths, stop, &mut gaps).await?;
     let api_key = ApiKey::from_env(&args.api_key_env);
     let api = if args.chat {
         Api::Chat
@@ -540,10 +540,12 @@ fn token_rate(record: &StreamRecord) -> Option<f64> {
 }
 
 /// Each path's clients; for https paths, the trust (loaded once) and a handshake check, so a
-/// certificate problem stops the probe with its fix before anything is timed.
+/// certificate problem stops the probe with its fix before anything is timed. Ctrl-C skips the
+/// check (nothing is timed after it anyway).
 async fn lanes(
     args: &ProbeArgs,
     paths: Vec<Path>,
+    stop: &Stop,
     gaps: &mut Vec<String>,
 ) -> Result<(Vec<Lane>, Vec<TlsPath>), ProbeError> {
     let trust = if paths.iter().any(|path| path.address.is_https()) {
@@ -561,14 +563,18 @@ async fn lanes(
             ..ClientOptions::default()
         };
         if let (Some(trust), true) = (&trust, path.address.is_https()) {
-            tls::check_handshake(
+            let check = tls::check_handshake(
                 &path.given,
                 &path.address,
                 trust,
                 args.http2,
                 options.connect_timeout,
-            )
-            .await?;
+            );
+            let mut stopped = stop.clone();
+            tokio::select! {
+                checked = check => checked?,
+                () = stopped.stopped() => {}
+            }
             if !trust.verified() {
                 gaps.push(format!(
                     "{} {}: the server's TLS certificate was not verified (--insecure-skip-tls-verify): the gateway's identity is unproven",
@@ -580,15 +586,11 @@ async fn lanes(
                 path: path.kind,
                 url: path.given.clone(),
                 server_name: path.address.tls_name(),
-                connect_to: path.address.connect_to.as_ref().and_then(|_| {
-                    parse_base_url(&path.given).ok().and_then(|given| {
-                        Some(format!(
-                            "{}:{}",
-                            given.host_str()?,
-                            given.port_or_known_default()?
-                        ))
-                    })
-                }),
+                connect_to: path
+                    .address
+                    .connect_to
+                    .as_ref()
+                    .and_then(|_| authority(&path.given)),
                 verified: trust.verified(),
                 trust: trust.basis.describe(),
             });
@@ -601,6 +603,16 @@ async fn lanes(
         });
     }
     Ok((lanes, tls_paths))
+}
+
+/// `127.0.0.1:8443` of `https://127.0.0.1:8443/v1`.
+fn authority(url: &str) -> Option<String> {
+    let url = parse_base_url(url).ok()?;
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default()?
+    ))
 }
 
 async fn model(

@@ -8,8 +8,8 @@ use super::ProbeError;
 use reqwest::Url;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{
-    ClientSessionMemoryCache, ClientSessionStore, Resumption, Tls12ClientSessionValue,
-    Tls13ClientSessionValue,
+    ClientSessionMemoryCache, ClientSessionStore, ResolvesClientCert, Resumption,
+    Tls12ClientSessionValue, Tls13ClientSessionValue,
 };
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
@@ -17,6 +17,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, NamedGroup, SignatureScheme};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -232,6 +233,25 @@ impl ServerCertVerifier for AnyCertificate {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// Notes that the server asked for a client certificate, and sends none.
+#[derive(Debug, Default)]
+struct ClientCertificateAsked(AtomicBool);
+
+impl ResolvesClientCert for ClientCertificateAsked {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
     }
 }
 
@@ -457,13 +477,21 @@ pub async fn check_handshake(
     let Some(tcp) = tcp else {
         return Ok(());
     };
-    let config = trust.client_config(http2, Resumption::disabled())?;
+    let mut config = trust.client_config(http2, Resumption::disabled())?;
+    let asked = Arc::new(ClientCertificateAsked::default());
+    config.client_auth_cert_resolver = Arc::clone(&asked) as Arc<dyn ResolvesClientCert>;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let fail = |problem: String| ProbeError::Tls {
         url: shown_url.to_string(),
         problem,
     };
-    match tokio::time::timeout(timeout, connector.connect(server_name, tcp)).await {
+    let outcome = tokio::time::timeout(timeout, connector.connect(server_name, tcp)).await;
+    if asked.0.load(Ordering::Relaxed) {
+        return Err(fail(format!(
+            "the server for {name} asks for a client certificate (mutual TLS, e.g. a Gateway with tls.mode MUTUAL) and the probe has none to send; probe through an HTTPS server with tls.mode SIMPLE, or a plain-HTTP port of the gateway"
+        )));
+    }
+    match outcome {
         Err(_) => Err(fail(format!(
             "no TLS handshake with {name} within {}: check that the port serves TLS (an http:// URL if it serves plain HTTP)",
             crate::duration::display(timeout)
