@@ -52,7 +52,8 @@ const PROBE_HELP: &str = "Paths:
   direct  a port-forward to the vLLM container port of a ready pod of TARGET (it enters the pod on
           loopback, which the sidecar does not capture), or --direct-url
   mesh    a port-forward to an Istio ingress gateway pod that routes to TARGET's Service, with the
-          Host header its Gateway and VirtualService match, or --mesh-url (and --mesh-host)
+          Host header its Gateway and VirtualService match, or --mesh-url (and --mesh-host);
+          an https URL is checked against the system's CA roots and --mesh-ca
   Envoy counters are read before and after each path: --admin-url, else port-forwards to 15000 of
   the gateway pod and of TARGET's pod. With --direct-url and --mesh-url no cluster is needed.
 
@@ -60,7 +61,8 @@ Exit codes:
   0    both paths fine
   3    the mesh path shows a failure the direct path does not (a cut, an error status, 503s, an
        incomplete body), or failed with no direct path to compare
-  1    could not run, or the direct path failed too (vLLM, the model or the request is at fault,
+  1    could not run (also: an https certificate not trusted or not valid for the name, a
+       failed TLS handshake), or the direct path failed too (vLLM, the model or the request is at fault,
        not the mesh)
   2    usage error
   130  interrupted with Ctrl-C (what was measured is printed)";
@@ -196,9 +198,20 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "URL", requires = "probe")]
     pub mesh_url: Option<String>,
 
-    /// With --probe: Host header for the mesh path, when the gateway routes by host.
+    /// With --probe: Host header for the mesh path, when the gateway routes by host; with an
+    /// https --mesh-url that names an IP or localhost, also the TLS server name.
     #[arg(long, value_name = "HOST", requires = "probe")]
     pub mesh_host: Option<String>,
+
+    /// With --probe: PEM file of CA certificates trusted for https URLs, beside the system's
+    /// roots (e.g. the CA that signed the gateway's certificate).
+    #[arg(long, value_name = "FILE", requires = "probe")]
+    pub mesh_ca: Option<PathBuf>,
+
+    /// With --probe: do not verify the certificate of https URLs (the gateway's); the report
+    /// says it was not verified. The cluster API is still verified.
+    #[arg(long, requires = "probe", conflicts_with = "mesh_ca")]
+    pub insecure_skip_tls_verify: bool,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,

@@ -173,18 +173,9 @@ impl MeshCertificates {
     /// vLLM (`spiffe://cluster.local/ns/inference/sa/vllm`).
     pub fn generate() -> Result<Self, BootstrapError> {
         use rcgen::{
-            BasicConstraints, CertificateParams, DistinguishedName, DnType,
-            ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+            CertificateParams, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose, SanType,
         };
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        let mut ca_name = DistinguishedName::new();
-        ca_name.push(DnType::OrganizationName, TRUST_DOMAIN);
-        ca_params.distinguished_name = ca_name;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_key = KeyPair::generate()?;
-        let ca_cert = ca_params.self_signed(&ca_key)?;
-        let issuer = Issuer::new(ca_params, ca_key);
+        let (ca_pem, issuer) = new_ca(TRUST_DOMAIN)?;
 
         let workload = |spiffe: &str| -> Result<(String, String), rcgen::Error> {
             let mut params = CertificateParams::new(Vec::<String>::new())?;
@@ -208,7 +199,7 @@ impl MeshCertificates {
         let (client_cert_pem, client_key_pem) = workload(&client_spiffe)?;
         let (server_cert_pem, server_key_pem) = workload(&server_spiffe)?;
         Ok(Self {
-            ca_pem: ca_cert.pem(),
+            ca_pem,
             client_cert_pem,
             client_key_pem,
             client_spiffe,
@@ -217,6 +208,75 @@ impl MeshCertificates {
             server_spiffe,
         })
     }
+}
+
+/// A gateway's server certificate for HTTPS (a Gateway server with `tls.mode: SIMPLE`), for the
+/// given DNS names, signed by its own CA made at run time.
+#[derive(Clone)]
+pub struct GatewayCertificate {
+    /// The CA that signed the certificate: what a client gives as `--mesh-ca`.
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub names: Vec<String>,
+}
+
+impl std::fmt::Debug for GatewayCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayCertificate")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayCertificate {
+    /// A fresh CA and a server certificate for `names` (e.g. `llm.example.com`).
+    pub fn generate(names: &[&str]) -> Result<Self, BootstrapError> {
+        use rcgen::{
+            CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
+            KeyUsagePurpose,
+        };
+        let (ca_pem, issuer) = new_ca("infermesh lab gateway CA")?;
+        let names: Vec<String> = names.iter().map(|name| name.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone())?;
+        let mut subject = DistinguishedName::new();
+        if let Some(first) = names.first() {
+            subject.push(DnType::CommonName, first.as_str());
+        }
+        params.distinguished_name = subject;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(Self {
+            ca_pem,
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            names,
+        })
+    }
+}
+
+/// A self-signed CA: its PEM, and the issuer that signs with it.
+fn new_ca(
+    organization: &str,
+) -> Result<(String, rcgen::Issuer<'static, rcgen::KeyPair>), rcgen::Error> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+        KeyUsagePurpose,
+    };
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut name = DistinguishedName::new();
+    name.push(DnType::OrganizationName, organization);
+    params.distinguished_name = name;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let key = KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), Issuer::new(params, key)))
 }
 
 /// A gateway-like client Envoy: one HTTP listener whose route `8000` sends everything to
@@ -233,6 +293,9 @@ pub struct ClientBootstrap {
     /// Istio >= 1.23 names: `alt_stat_name` and HCM `stat_prefix` end with `;`.
     pub delimited_stat_names: bool,
     pub stats: StatsKnobs,
+    /// Terminate HTTPS on the listener with this certificate, as an ingress gateway's HTTPS
+    /// server does (`tls.mode: SIMPLE`: no client certificate asked).
+    pub downstream_tls: Option<GatewayCertificate>,
 }
 
 impl ClientBootstrap {
@@ -245,6 +308,7 @@ impl ClientBootstrap {
             mtls: None,
             delimited_stat_names: false,
             stats: StatsKnobs::All,
+            downstream_tls: None,
         }
     }
 
@@ -293,7 +357,24 @@ impl ClientBootstrap {
             route_config,
             "envoy",
         );
-        let listener = listener_json(&self.listener_name(), &self.knobs, hcm, None);
+        let downstream_tls = self.downstream_tls.as_ref().map(|certificate| {
+            json!({
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                    "require_client_certificate": false,
+                    "common_tls_context": {
+                        "tls_params": {"tls_minimum_protocol_version": "TLSv1_2", "tls_maximum_protocol_version": "TLSv1_3"},
+                        "alpn_protocols": ["h2", "http/1.1"],
+                        "tls_certificates": [{
+                            "certificate_chain": {"inline_string": certificate.cert_pem},
+                            "private_key": {"inline_string": certificate.key_pem},
+                        }],
+                    },
+                },
+            })
+        });
+        let listener = listener_json(&self.listener_name(), &self.knobs, hcm, downstream_tls);
         let endpoint_metadata = self.mtls.as_ref().map(
             |_| json!({"filter_metadata": {"envoy.transport_socket_match": {"tlsMode": "istio"}}}),
         );
@@ -764,6 +845,19 @@ mod tests {
         );
         assert!(certificates.server_key_pem.contains("PRIVATE KEY"));
         assert!(!format!("{certificates:?}").contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn a_gateway_can_terminate_https() {
+        let certificate = GatewayCertificate::generate(&["llm.example.com"]).unwrap();
+        let mut client = ClientBootstrap::new(loopback(9));
+        client.downstream_tls = Some(certificate.clone());
+        let config = config_dump::parse(&as_config_dump(&client.to_json())).unwrap();
+        let (_, chain, _) = config.hcms().next().unwrap();
+        assert!(!chain.tls.as_ref().unwrap().require_client_certificate);
+        assert_ne!(certificate.ca_pem, certificate.cert_pem);
+        assert!(!format!("{certificate:?}").contains("PRIVATE KEY"));
+        assert!(ClientBootstrap::new(loopback(9)).downstream_tls.is_none());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The `probe` subcommand's own flags (flattened into `cli::ProbeCommand`, beside TARGET, `-n`,
 //! `--admin-url` and the cluster flags).
 
+use super::tls::TlsOptions;
 use clap::{Args, ValueEnum};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -16,13 +18,27 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "URL")]
     pub direct_url: Option<String>,
 
-    /// Base URL through the mesh (e.g. an ingress gateway: http://127.0.0.1:8080).
+    /// Base URL through the mesh: an ingress gateway, http or https (e.g. https://llm.example.com,
+    /// or a port-forward to the gateway's 443 listener: https://127.0.0.1:8443 with --mesh-host).
     #[arg(long, value_name = "URL")]
     pub mesh_url: Option<String>,
 
-    /// Host header for the mesh path, when the gateway routes by host (e.g. vllm.example.com).
+    /// Host header for the mesh path, when the gateway routes by host (e.g. llm.example.com).
+    /// With an https --mesh-url that names an IP or localhost, also the TLS server name (SNI)
+    /// and the name the gateway's certificate must carry.
     #[arg(long, value_name = "HOST")]
     pub mesh_host: Option<String>,
+
+    /// PEM file of CA certificates trusted for https URLs, beside the system's roots (e.g. the
+    /// CA that signed the gateway's certificate).
+    #[arg(long, value_name = "FILE")]
+    pub mesh_ca: Option<PathBuf>,
+
+    /// Do not verify the certificate of https URLs (the gateway's): any certificate for any
+    /// name is accepted, and the report says it was not verified. The cluster API is still
+    /// verified.
+    #[arg(long, conflicts_with = "mesh_ca")]
+    pub insecure_skip_tls_verify: bool,
 
     /// Model name; default: the first model listed by /v1/models.
     #[arg(long)]
@@ -97,6 +113,8 @@ impl ProbeArgs {
             direct_url,
             mesh_url,
             mesh_host: None,
+            mesh_ca: None,
+            insecure_skip_tls_verify: false,
             model: None,
             prompt: "Write a long story about a lighthouse keeper and the sea.".to_string(),
             max_tokens: None,
@@ -112,6 +130,16 @@ impl ProbeArgs {
             timeout: None,
             idle_timeout: Duration::from_secs(120),
             output: ProbeOutput::Table,
+        }
+    }
+}
+
+impl ProbeArgs {
+    /// The TLS flags.
+    pub fn tls(&self) -> TlsOptions {
+        TlsOptions {
+            ca_file: self.mesh_ca.clone(),
+            insecure_skip_verify: self.insecure_skip_tls_verify,
         }
     }
 }
@@ -156,6 +184,26 @@ mod tests {
         assert_eq!(args.api_key_env, "OPENAI_API_KEY");
         assert_eq!(args.repeat, 1);
         assert!(!args.mesh_first);
+        assert_eq!(args.tls(), TlsOptions::default());
+        let tls = Harness::try_parse_from([
+            "probe",
+            "--mesh-url",
+            "https://127.0.0.1:8443",
+            "--mesh-host",
+            "llm.example.com",
+            "--mesh-ca",
+            "ca.pem",
+        ])
+        .unwrap()
+        .args;
+        assert_eq!(tls.tls().ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(!tls.tls().insecure_skip_verify);
+        let insecure = Harness::try_parse_from(["probe", "--insecure-skip-tls-verify"]).unwrap();
+        assert!(insecure.args.tls().insecure_skip_verify);
+        assert!(
+            Harness::try_parse_from(["probe", "--insecure-skip-tls-verify", "--mesh-ca", "ca.pem"])
+                .is_err()
+        );
         assert!(Harness::try_parse_from(["probe", "--concurrency", "0"]).is_err());
         assert!(Harness::try_parse_from(["probe", "--duration", "soon"]).is_err());
     }

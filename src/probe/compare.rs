@@ -261,7 +261,10 @@ pub fn describe_cold(result: &ColdResult) -> String {
     let connect = result
         .cold
         .connect_ms
-        .map(|ms| format!(", connect {ms:.1} ms"))
+        .map(|ms| match result.cold.tls_ms {
+            Some(tls) => format!(", connect {ms:.1} ms (TLS {tls:.1} ms)"),
+            None => format!(", connect {ms:.1} ms"),
+        })
         .unwrap_or_default();
     let both_done = result.cold.end == EndReason::Done && result.warm.end == EndReason::Done;
     match (result.cold.ttft_ms, result.warm.ttft_ms) {
@@ -293,6 +296,7 @@ mod tests {
             end,
             end_detail: None,
             connect_ms: None,
+            tls_ms: None,
             new_connection: false,
             headers_ms: Some(5.0),
             first_chunk_ms: Some(20.0),

@@ -8,6 +8,7 @@
 
 use super::ProbeError;
 use super::args::ProbeArgs;
+use super::client::https_base;
 use super::envoy_counters::{AdminEndpoint, EnvoyCounters};
 use super::progress::Progress;
 use super::run::{ProbeReport, ctrl_c_stop, run_in};
@@ -32,8 +33,11 @@ use std::time::{Duration, SystemTime};
 
 /// Envoy's admin port inside every Istio proxy pod (loopback only: reached by port-forward).
 pub const ENVOY_ADMIN_PORT: u16 = 15000;
-/// Gateway server protocols the probe can speak to (no TLS yet).
+/// Gateway server protocols the probe speaks in plain HTTP.
 const PLAIN_HTTP: [&str; 3] = ["HTTP", "HTTP2", "GRPC"];
+/// A Gateway server that terminates TLS: the probe speaks HTTPS to it, with its host as the TLS
+/// name (a `TLS` server passes TLS through to the pod and is not an HTTP entry).
+const TERMINATES_TLS: &str = "HTTPS";
 /// At most this many vLLM pods' sidecars are read for counters.
 const MAX_SIDECAR_ADMINS: usize = 4;
 /// `gather` needs an expected generation; the probe judges nothing with it.
@@ -83,7 +87,7 @@ pub enum LiveError {
     )]
     NoGateway { workload: String },
     #[error(
-        "{gateway}, the only gateway that routes to {workload}, serves {protocol}, and the probe speaks plain HTTP only: give --mesh-url"
+        "{gateway}, the only gateway that routes to {workload}, serves {protocol}, which the probe cannot enter (it speaks HTTP and HTTPS): give --mesh-url"
     )]
     GatewayNeedsTls {
         workload: String,
@@ -411,9 +415,15 @@ async fn open_paths(
             );
         }
         let entries = ingress_gateways(&inventory, chosen);
+        // Plain HTTP first (nothing to trust), then HTTPS with a concrete host for the TLS name.
         let Some(entry) = entries
             .iter()
             .find(|entry| PLAIN_HTTP.contains(&entry.protocol.as_str()))
+            .or_else(|| {
+                entries.iter().find(|entry| {
+                    entry.protocol == TERMINATES_TLS && !entry.host_header.contains('*')
+                })
+            })
         else {
             return Err(match entries.first() {
                 Some(entry) => LiveError::GatewayNeedsTls {
@@ -427,9 +437,13 @@ async fn open_paths(
             });
         };
         let forward = forward(client, &entry.gateway_pod, entry.listener_port).await?;
-        opened.mesh_url = Some(forward.url());
+        let mut mesh = shown(&forward, &entry.gateway_pod);
+        if entry.protocol == TERMINATES_TLS {
+            mesh.local_url = https_base(forward.local_addr());
+        }
+        opened.mesh_url = Some(mesh.local_url.clone());
         opened.mesh_host = Some(entry.host_header.clone());
-        opened.info.mesh = Some(shown(&forward, &entry.gateway_pod));
+        opened.info.mesh = Some(mesh);
         opened.info.mesh_host = Some(entry.host_header.clone());
         opened.info.gateway = Some(entry.gateway.to_string());
         opened.forwards.push(forward);
@@ -559,12 +573,14 @@ fn age_s(started: SystemTime) -> Option<u64> {
         .map(|age| age.as_secs())
 }
 
-/// Whether `inventory` already holds a ready gateway pod with a plain-HTTP server that routes
-/// to the target, so the gateway pods need not be listed.
+/// Whether `inventory` already holds a ready gateway pod with an HTTP or HTTPS server that
+/// routes to the target, so the gateway pods need not be listed.
 fn reachable_gateway(inventory: &Inventory, target: &TargetEvidence) -> bool {
     ingress_gateways(inventory, target)
         .iter()
-        .filter(|entry| PLAIN_HTTP.contains(&entry.protocol.as_str()))
+        .filter(|entry| {
+            PLAIN_HTTP.contains(&entry.protocol.as_str()) || entry.protocol == TERMINATES_TLS
+        })
         .any(|entry| {
             inventory.pods.iter().any(|pod| {
                 pod_ref(pod).as_ref() == Some(&entry.gateway_pod) && readiness_rank(pod) == Some(0)
@@ -652,12 +668,14 @@ mod tests {
     }
 
     #[test]
-    fn gateway_pods_are_listed_only_without_a_ready_plain_http_one() {
+    fn gateway_pods_are_listed_only_without_a_ready_http_or_https_one() {
         let (target, inventory) = behind_gateway("HTTP", true);
         assert!(reachable_gateway(&inventory, &target));
         let (target, inventory) = behind_gateway("HTTP", false);
         assert!(!reachable_gateway(&inventory, &target));
         let (target, inventory) = behind_gateway("HTTPS", true);
+        assert!(reachable_gateway(&inventory, &target));
+        let (target, inventory) = behind_gateway("TLS", true);
         assert!(!reachable_gateway(&inventory, &target));
         let (target, _) = behind_gateway("HTTP", true);
         assert!(!reachable_gateway(&Inventory::default(), &target));

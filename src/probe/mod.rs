@@ -16,6 +16,7 @@ pub mod request;
 pub mod run;
 pub mod sse;
 pub mod summary;
+pub mod tls;
 pub mod vllm_metrics;
 pub mod warmup;
 
@@ -27,12 +28,21 @@ pub use run::{ProbeReport, run, run_in, run_with};
 pub enum ProbeError {
     #[error("give --direct-url, --mesh-url or both (http://HOST:PORT of vLLM's OpenAI server)")]
     NoPath,
-    #[error(
-        "{url}: https is not supported by the probe yet (its HTTP client has no TLS); use an http:// URL, e.g. a port-forward"
-    )]
-    HttpsUnsupported { url: String },
-    #[error("invalid URL {url:?}: {reason}; expected http://HOST:PORT")]
+    #[error("invalid URL {url:?}: {reason}; expected http://HOST:PORT or https://HOST:PORT")]
     InvalidUrl { url: String, reason: String },
+    /// A certificate or handshake problem on an https URL, with what to do.
+    #[error("{url}: {problem}")]
+    Tls { url: String, problem: String },
+    #[error(
+        "--mesh-ca {path}: {reason}; give a PEM file of the CA certificates that sign the gateway's certificate"
+    )]
+    MeshCa { path: String, reason: String },
+    #[error(
+        "no CA certificates found on this system to verify https URLs; give the gateway's CA with --mesh-ca FILE, or --insecure-skip-tls-verify"
+    )]
+    NoTrustRoots,
+    #[error("--mesh-host {host:?} cannot be a TLS server name: {reason}")]
+    InvalidMeshHost { host: String, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
     #[error("cannot find the served model at {url}: {reason}; pass --model NAME")]

@@ -60,10 +60,7 @@ fn rows() -> Vec<Row> {
                 .map_or_else(|| "—".to_string(), |s| s.to_string())
         }),
         ("end", |p| p.result.end.as_str().to_string()),
-        ("connect", |p| match p.result.connect_ms {
-            Some(v) => format!("{v:.1} ms (new)"),
-            None => "reused".to_string(),
-        }),
+        ("connect", |p| connect_cell(&p.result, "new")),
         ("response headers", |p| ms(p.result.headers_ms)),
         ("first chunk", |p| ms(p.result.first_chunk_ms)),
         ("TTFT (first content)", |p| ms(p.result.ttft_ms)),
@@ -141,6 +138,25 @@ fn row_verdict(
     }
 }
 
+/// A new connection's time (with the TLS handshake's share for https), or `reused`.
+fn connect_cell(result: &PathResult, label: &str) -> String {
+    let Some(total) = result.connect_ms else {
+        return "reused".to_string();
+    };
+    let notes: Vec<String> = [
+        (!label.is_empty()).then(|| label.to_string()),
+        result.tls_ms.map(|tls| format!("TLS {tls:.1} ms")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if notes.is_empty() {
+        format!("{total:.1} ms")
+    } else {
+        format!("{total:.1} ms ({})", notes.join("; "))
+    }
+}
+
 /// Client TTFT minus vLLM's own TTFT for the same run: time spent in front of vLLM.
 fn in_front_of_vllm(path: &PathReport) -> Option<f64> {
     let server = path
@@ -166,6 +182,16 @@ pub fn table(report: &ProbeReport) -> String {
     );
     if let Some(cluster) = &report.cluster {
         cluster_lines(&mut out, cluster);
+    }
+    for tls in &report.tls {
+        let _ = writeln!(
+            out,
+            "{} TLS: {} as {}, certificate {}",
+            tls.path.as_str(),
+            tls.url,
+            tls.server_name,
+            tls.trust
+        );
     }
     if !report.paths.is_empty() {
         let direct = report
@@ -298,15 +324,11 @@ pub fn table(report: &ProbeReport) -> String {
             .to_vec(),
         );
         for c in &report.cold {
-            let connect = |r: &PathResult| match r.connect_ms {
-                Some(v) => format!("{v:.1} ms"),
-                None => "reused".to_string(),
-            };
             table.add_row(vec![
                 c.path.as_str().to_string(),
-                connect(&c.cold),
+                connect_cell(&c.cold, ""),
                 ms(c.cold.ttft_ms),
-                connect(&c.warm),
+                connect_cell(&c.warm, ""),
                 ms(c.warm.ttft_ms),
                 ms(c.ttft_penalty_ms),
             ]);

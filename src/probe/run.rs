@@ -12,6 +12,7 @@ use super::progress::Progress;
 use super::request::{self, Api, ApiKey, GenerationSpec, ModelInfo, Target};
 use super::sse::{self, EndReason, Limits, Stop};
 use super::summary::{PathKind, PathResult};
+use super::tls::{self, PathAddress, TlsTrust};
 use super::vllm_metrics::{self, MetricsSnapshot, ServerSide};
 use super::warmup;
 use crate::checks::CheckId;
@@ -89,6 +90,24 @@ pub struct CounterDelta {
     pub delta: f64,
 }
 
+/// How one https path was reached and its certificate checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsPath {
+    pub path: PathKind,
+    /// The URL as given.
+    pub url: String,
+    /// The name sent in TLS (SNI) and checked against the certificate.
+    pub server_name: String,
+    /// The address connected to, when the URL named one and `--mesh-host` the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_to: Option<String>,
+    /// False with `--insecure-skip-tls-verify`.
+    pub verified: bool,
+    /// What the certificate was checked against.
+    pub trust: String,
+}
+
 /// Everything one `probe` measured; `-o json` prints it as is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -112,6 +131,9 @@ pub struct ProbeReport {
     /// The Envoys whose counters were read around each path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub counter_sources: Vec<String>,
+    /// The https paths: TLS name, address, how the certificate was checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<TlsPath>,
     /// How the paths were opened on a live cluster (port-forwards, Host header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterPaths>,
@@ -124,8 +146,27 @@ pub struct ProbeReport {
 #[derive(Debug, Clone)]
 struct Path {
     kind: PathKind,
-    base: Url,
+    /// The URL as given.
+    given: String,
+    /// Where requests go; `address.base` is the base URL requested.
+    address: PathAddress,
+    /// The Host header.
     host: Option<String>,
+}
+
+impl Path {
+    fn base(&self) -> &Url {
+        &self.address.base
+    }
+}
+
+/// A path with its clients: one for the timed requests, one for the small requests beside them
+/// (/v1/models, /metrics), and the options a fresh client (--cold) is built with.
+struct Lane {
+    path: Path,
+    options: ClientOptions,
+    timed: HttpClient,
+    side: HttpClient,
 }
 
 /// Runs the probe on the URLs in `args`; Ctrl-C stops it and returns what was measured.
@@ -167,14 +208,16 @@ fn paths(args: &ProbeArgs) -> Result<Vec<Path>, ProbeError> {
     if let Some(url) = &args.direct_url {
         paths.push(Path {
             kind: PathKind::Direct,
-            base: parse_base_url(url)?,
+            given: url.clone(),
+            address: tls::path_address(&parse_base_url(url)?, None)?,
             host: None,
         });
     }
     if let Some(url) = &args.mesh_url {
         paths.push(Path {
             kind: PathKind::Mesh,
-            base: parse_base_url(url)?,
+            given: url.clone(),
+            address: tls::path_address(&parse_base_url(url)?, args.mesh_host.as_deref())?,
             host: args.mesh_host.clone(),
         });
     }
@@ -206,26 +249,18 @@ async fn probe(
 ) -> Result<ProbeReport, ProbeError> {
     let paths = paths(args)?;
     let limits = limits(args);
-    let options = ClientOptions {
-        http2_prior_knowledge: args.http2,
-        ..ClientOptions::default()
-    };
-    let client = HttpClient::new(options)?;
-    let side_client = HttpClient::new(options)?;
+    let mut gaps = Vec::new();
+    let (lanes, tls_paths) = lanes(args, paths, stop, &mut gaps).await?;
     let api_key = ApiKey::from_env(&args.api_key_env);
     let api = if args.chat {
         Api::Chat
     } else {
         Api::Completions
     };
-    let mut gaps = Vec::new();
 
-    let model = model(args, &paths, &side_client, api_key.as_ref(), &mut gaps).await?;
-    let metrics_base = paths
-        .iter()
-        .find(|path| path.kind == PathKind::Direct)
-        .map(|path| path.base.clone());
-    if metrics_base.is_none() {
+    let model = model(args, &lanes, api_key.as_ref(), &mut gaps).await?;
+    let direct = lanes.iter().find(|lane| lane.path.kind == PathKind::Direct);
+    if direct.is_none() {
         gaps.push(
             "vLLM /metrics not read: it is read on the direct path; give --direct-url".to_string(),
         );
@@ -236,7 +271,7 @@ async fn probe(
                 .to_string(),
         );
     }
-    let target = |path: &Path| Target::new(&path.base, api, path.host.clone(), api_key.clone());
+    let target = |path: &Path| Target::new(path.base(), api, path.host.clone(), api_key.clone());
     let token_cap = model
         .max_model_len
         .map(|len| len.saturating_sub(prompt_allowance(&args.prompt)))
@@ -247,15 +282,20 @@ async fn probe(
     let mut warmup_rate = None;
     let stream_tokens = match args.duration {
         Some(duration) => {
-            let first = &paths[0];
+            let lane = &lanes[0];
+            let first = &lane.path;
             let tokens = warmup::MAX_TOKENS.min(token_cap).max(1);
             let spec = spec(args, api, &model.id, tokens, true, true);
             let bar = progress.tokens(&format!("{} warm-up", first.kind.as_str()));
-            let measured =
-                warmup::measure(&client, &target(first), &spec.body(), limits, stop, &|n| {
-                    bar.set_position(n)
-                })
-                .await;
+            let measured = warmup::measure(
+                &lane.timed,
+                &target(first),
+                &spec.body(),
+                limits,
+                stop,
+                &|n| bar.set_position(n),
+            )
+            .await;
             bar.finish_and_clear();
             let result =
                 PathResult::from_record(first.kind, target(first).url.as_str(), &measured.record);
@@ -295,18 +335,21 @@ async fn probe(
         cold: Vec::new(),
         counter_deltas: Vec::new(),
         counter_sources: counters.names(),
+        tls: tls_paths,
         cluster: None,
         comparison: Comparison::default(),
         gaps,
         interrupted: false,
     };
     let side = SideMetrics {
-        client: &side_client,
-        base: metrics_base.as_ref(),
+        client: direct.map(|lane| &lane.side),
+        base: direct.map(|lane| lane.path.base()),
     };
 
     for run in 1..=args.repeat {
-        for path in &paths {
+        for lane in &lanes {
+            let path = &lane.path;
+            let client = &lane.timed;
             if stop.is_stopped() {
                 break;
             }
@@ -316,7 +359,7 @@ async fn probe(
                 let before = side.scrape(&mut report.gaps).await;
                 let bar = progress.tokens(&format!("{} stream", path.kind.as_str()));
                 let record =
-                    sse::stream(&client, &target, &stream_spec.body(), limits, stop, &|n| {
+                    sse::stream(client, &target, &stream_spec.body(), limits, stop, &|n| {
                         bar.set_position(n)
                     })
                     .await;
@@ -341,7 +384,7 @@ async fn probe(
             if let Some(streams) = args.concurrency {
                 let bar = progress.tokens(&format!("{} x{streams}", path.kind.as_str()));
                 let result = concurrency(
-                    &client,
+                    client,
                     &side,
                     path.kind,
                     &target,
@@ -364,7 +407,7 @@ async fn probe(
                 let spec = spec(args, api, &model.id, tokens, true, false);
                 let bar = progress.tokens(&format!("{} large body", path.kind.as_str()));
                 let result = modes::large(
-                    &client,
+                    client,
                     path.kind,
                     &target,
                     &spec.body(),
@@ -379,7 +422,7 @@ async fn probe(
             if args.cold {
                 let bar = progress.tokens(&format!("{} cold/warm", path.kind.as_str()));
                 let result = modes::cold(
-                    options,
+                    lane.options.clone(),
                     path.kind,
                     &target,
                     &stream_spec.body(),
@@ -487,10 +530,85 @@ fn prompt_allowance(prompt: &str) -> u32 {
     words.saturating_mul(2).saturating_add(64)
 }
 
+/// Each path's clients; for https paths, the trust (loaded once) and a handshake check, so a
+/// certificate problem stops the probe with its fix before anything is timed. Ctrl-C skips the
+/// check (nothing is timed after it anyway).
+async fn lanes(
+    args: &ProbeArgs,
+    paths: Vec<Path>,
+    stop: &Stop,
+    gaps: &mut Vec<String>,
+) -> Result<(Vec<Lane>, Vec<TlsPath>), ProbeError> {
+    let trust = if paths.iter().any(|path| path.address.is_https()) {
+        Some(TlsTrust::load(&args.tls())?)
+    } else {
+        None
+    };
+    let mut lanes = Vec::new();
+    let mut tls_paths = Vec::new();
+    for path in paths {
+        let options = ClientOptions {
+            http2_prior_knowledge: args.http2,
+            tls: trust.clone(),
+            connect_to: path.address.connect_to.clone(),
+            ..ClientOptions::default()
+        };
+        if let (Some(trust), true) = (&trust, path.address.is_https()) {
+            let check = tls::check_handshake(
+                &path.given,
+                &path.address,
+                trust,
+                args.http2,
+                options.connect_timeout,
+            );
+            let mut stopped = stop.clone();
+            tokio::select! {
+                checked = check => checked?,
+                () = stopped.stopped() => {}
+            }
+            if !trust.verified() {
+                gaps.push(format!(
+                    "{} {}: the server's TLS certificate was not verified (--insecure-skip-tls-verify): the gateway's identity is unproven",
+                    path.kind.as_str(),
+                    path.given
+                ));
+            }
+            tls_paths.push(TlsPath {
+                path: path.kind,
+                url: path.given.clone(),
+                server_name: path.address.tls_name(),
+                connect_to: path
+                    .address
+                    .connect_to
+                    .as_ref()
+                    .and_then(|_| authority(&path.given)),
+                verified: trust.verified(),
+                trust: trust.basis.describe(),
+            });
+        }
+        lanes.push(Lane {
+            timed: HttpClient::new(options.clone())?,
+            side: HttpClient::new(options.clone())?,
+            options,
+            path,
+        });
+    }
+    Ok((lanes, tls_paths))
+}
+
+/// `127.0.0.1:8443` of `https://127.0.0.1:8443/v1`.
+fn authority(url: &str) -> Option<String> {
+    let url = parse_base_url(url).ok()?;
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default()?
+    ))
+}
+
 async fn model(
     args: &ProbeArgs,
-    paths: &[Path],
-    client: &HttpClient,
+    lanes: &[Lane],
     api_key: Option<&ApiKey>,
     gaps: &mut Vec<String>,
 ) -> Result<ModelInfo, ProbeError> {
@@ -504,15 +622,19 @@ async fn model(
     let mut last_error = None;
     // The direct path first, whatever the probe's order: a discovery through the mesh would open
     // the mesh's upstream connections before a cold request could pay for them.
-    let direct_first = paths
+    let direct_first = lanes
         .iter()
-        .filter(|path| path.kind == PathKind::Direct)
-        .chain(paths.iter().filter(|path| path.kind != PathKind::Direct));
-    for path in direct_first {
+        .filter(|lane| lane.path.kind == PathKind::Direct)
+        .chain(
+            lanes
+                .iter()
+                .filter(|lane| lane.path.kind != PathKind::Direct),
+        );
+    for lane in direct_first {
         match request::discover_model(
-            client,
-            &path.base,
-            path.host.as_deref(),
+            &lane.side,
+            lane.path.base(),
+            lane.path.host.as_deref(),
             api_key,
             SIDE_REQUEST_TIMEOUT,
         )
@@ -547,14 +669,14 @@ async fn model(
 
 /// vLLM's /metrics, read on the direct URL, when there is one.
 struct SideMetrics<'a> {
-    client: &'a HttpClient,
+    client: Option<&'a HttpClient>,
     base: Option<&'a Url>,
 }
 
 impl SideMetrics<'_> {
     async fn scrape(&self, gaps: &mut Vec<String>) -> Option<MetricsSnapshot> {
-        let base = self.base?;
-        match vllm_metrics::scrape(self.client, base, None, SIDE_REQUEST_TIMEOUT).await {
+        let (client, base) = self.client.zip(self.base)?;
+        match vllm_metrics::scrape(client, base, None, SIDE_REQUEST_TIMEOUT).await {
             Ok(snapshot) => Some(snapshot),
             Err(error) => {
                 gaps.push(format!("vLLM /metrics not read: {error}"));
@@ -565,13 +687,13 @@ impl SideMetrics<'_> {
 
     /// Highest running and waiting seen until `done` fires.
     async fn peaks(&self, mut done: oneshot::Receiver<()>) -> (Option<f64>, Option<f64>) {
-        let Some(base) = self.base else {
+        let Some((client, base)) = self.client.zip(self.base) else {
             return (None, None);
         };
         let (mut running, mut waiting): (Option<f64>, Option<f64>) = (None, None);
         loop {
             if let Ok(snapshot) =
-                vllm_metrics::scrape(self.client, base, None, SIDE_REQUEST_TIMEOUT).await
+                vllm_metrics::scrape(client, base, None, SIDE_REQUEST_TIMEOUT).await
             {
                 let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
                     (Some(a), Some(b)) => Some(a.max(b)),
@@ -630,11 +752,23 @@ mod tests {
     fn no_url_is_an_error() {
         let args = ProbeArgs::for_urls(None, None);
         assert!(matches!(paths(&args), Err(ProbeError::NoPath)));
-        let https = ProbeArgs::for_urls(Some("https://vllm:8000".into()), None);
-        assert!(matches!(
-            paths(&https),
-            Err(ProbeError::HttpsUnsupported { .. })
-        ));
+        let ftp = ProbeArgs::for_urls(Some("ftp://vllm:8000".into()), None);
+        assert!(matches!(paths(&ftp), Err(ProbeError::InvalidUrl { .. })));
+    }
+
+    #[test]
+    fn an_https_port_forward_is_reached_by_the_mesh_host() {
+        let mut args = ProbeArgs::for_urls(
+            Some("http://127.0.0.1:8000".into()),
+            Some("https://127.0.0.1:8443".into()),
+        );
+        args.mesh_host = Some("llm.example.com".into());
+        let paths = paths(&args).unwrap();
+        assert_eq!(paths[0].base().as_str(), "http://127.0.0.1:8000/");
+        assert_eq!(paths[1].base().as_str(), "https://llm.example.com:8443/");
+        assert_eq!(paths[1].given, "https://127.0.0.1:8443");
+        assert_eq!(paths[1].host.as_deref(), Some("llm.example.com"));
+        assert!(paths[1].address.connect_to.is_some());
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct StreamRecord {
     pub started: Instant,
     pub status: Option<u16>,
     pub connect: Option<Duration>,
+    /// The TLS handshake's share of `connect` (https only).
+    pub tls_handshake: Option<Duration>,
     pub headers_at: Option<Duration>,
     pub first_chunk_at: Option<Duration>,
     /// Arrival of each chunk carrying non-empty content; the first one is the TTFT.
@@ -118,11 +120,19 @@ pub struct StreamRecord {
 }
 
 impl StreamRecord {
+    /// The connection this request opened, if it opened one.
+    fn note_connect(&mut self, client: &HttpClient, started: Instant) {
+        let opened = client.connection_since(started);
+        self.connect = opened.map(|time| time.total);
+        self.tls_handshake = opened.and_then(|time| time.tls);
+    }
+
     pub(crate) fn new(started: Instant) -> Self {
         Self {
             started,
             status: None,
             connect: None,
+            tls_handshake: None,
             headers_at: None,
             first_chunk_at: None,
             content_at: Vec::new(),
@@ -253,14 +263,14 @@ pub async fn stream(
             return finish(record, started, EndReason::ClientTimeout, Some(detail));
         }
         Ok(Err(error)) => {
-            record.connect = client.connect_time_since(started);
+            record.note_connect(client, started);
             let (end, detail) = classify_transport(&error, false);
             return finish(record, started, end, Some(detail));
         }
         Ok(Ok(response)) => response,
     };
     record.headers_at = Some(started.elapsed());
-    record.connect = client.connect_time_since(started);
+    record.note_connect(client, started);
     record.status = Some(response.status().as_u16());
     record.headers = HeadersOfInterest::from_map(response.headers());
     if !response.status().is_success() {

@@ -75,8 +75,12 @@ pub struct PathResult {
     pub end: EndReason,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_detail: Option<String>,
-    /// Time to a ready connection when this request opened one; `None` when it reused one.
+    /// Time to a ready connection when this request opened one (DNS, TCP and, for https, the
+    /// TLS handshake); `None` when it reused one.
     pub connect_ms: Option<f64>,
+    /// The TLS handshake's share of `connectMs` (ClientHello to handshake done), https only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ms: Option<f64>,
     pub new_connection: bool,
     pub headers_ms: Option<f64>,
     pub first_chunk_ms: Option<f64>,
@@ -132,6 +136,7 @@ impl PathResult {
             end: record.end,
             end_detail: record.detail.clone(),
             connect_ms: record.connect.map(ms),
+            tls_ms: record.tls_handshake.map(ms),
             new_connection: record.connect.is_some(),
             headers_ms: record.headers_at.map(ms),
             first_chunk_ms: record.first_chunk_at.map(ms),
@@ -165,6 +170,7 @@ mod tests {
             started: std::time::Instant::now(),
             status: Some(200),
             connect: None,
+            tls_handshake: None,
             headers_at: Some(Duration::from_millis(5)),
             first_chunk_at: content_ms.first().map(|m| Duration::from_millis(*m)),
             content_at: content_ms
