@@ -9,6 +9,7 @@
 //! When Envoy is missing, every test here fails with the install hint.
 
 mod support;
+use support::apiserver::{ApiServer, ApiServerConfig, NAMESPACE};
 use support::envoy_pair::{Pair, start_pair};
 
 use kubectl_infermesh::envoy::bootstrap::GatewayCertificate;
@@ -21,6 +22,8 @@ use tempfile::TempDir;
 /// The longest one run of the binary may take before the test gives up.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 const GATEWAY_HOST: &str = "llm.example.com";
+const VLLM_POD: &str = "vllm-7c9d5b8f6d-x2x7k";
+const GATEWAY_POD: &str = "istio-ingressgateway-5c8f9d7b6-tls1";
 const GATEWAY_LISTENER_HANDSHAKES: &str = "listener.0.0.0.0_8000.ssl.handshake";
 
 /// The Envoy pair with an HTTPS gateway, and the gateway CA's PEM in a file.
@@ -137,12 +140,20 @@ impl Run {
 }
 
 async fn run(args: &[String]) -> Run {
+    run_with_kubeconfig(
+        args,
+        std::path::Path::new("/nonexistent/infermesh-no-cluster"),
+    )
+    .await
+}
+
+async fn run_with_kubeconfig(args: &[String], kubeconfig: &std::path::Path) -> Run {
     let started = Instant::now();
     let output = tokio::time::timeout(
         RUN_LIMIT,
         tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"))
             .args(args)
-            .env("KUBECONFIG", "/nonexistent/infermesh-no-cluster")
+            .env("KUBECONFIG", kubeconfig)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .kill_on_drop(true)
@@ -458,4 +469,109 @@ async fn diagnose_probe_through_an_https_gateway_names_the_route_timeout() {
     assert!(failed.is_empty(), "{failed:#?}");
     let runs = report["sources"].to_string();
     assert!(runs.contains("probe: "), "{runs}");
+}
+
+/// An Istio ingress gateway whose only server for the vLLM host is HTTPS (443 -> 8443 in the
+/// pod), in front of the fixture vLLM Deployment.
+fn https_gateway_objects() -> Vec<Value> {
+    serde_json::json!([
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "public-tls", "namespace": "istio-system"},
+            "spec": {
+                "selector": {"istio": "ingressgateway"},
+                "servers": [{"port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                             "hosts": [GATEWAY_HOST],
+                             "tls": {"mode": "SIMPLE", "credentialName": "llm-example-com"}}]
+            }
+        },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "vllm-public", "namespace": NAMESPACE},
+            "spec": {
+                "hosts": [GATEWAY_HOST],
+                "gateways": ["istio-system/public-tls"],
+                "http": [{"route": [{"destination": {
+                    "host": "vllm.inference.svc.cluster.local", "port": {"number": 8000}}}]}]
+            }
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": GATEWAY_POD, "namespace": "istio-system",
+                "labels": {"istio": "ingressgateway", "app": "istio-ingressgateway"}},
+            "spec": {"containers": [{"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.2",
+                "ports": [{"containerPort": 8443, "protocol": "TCP"}]}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"},
+            "spec": {"selector": {"istio": "ingressgateway"},
+                "ports": [{"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}]}
+        }
+    ])
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_target_behind_an_https_gateway_is_probed_over_tls_with_the_gateway_host() {
+    let mesh = TlsMesh::start(200.0, None).await;
+    let config = ApiServerConfig::new()
+        .with_fixtures()
+        .with_objects(https_gateway_objects())
+        .port_forward(NAMESPACE, VLLM_POD, 8000, mesh.pair.lab.addr())
+        .port_forward("istio-system", GATEWAY_POD, 8443, mesh.pair.entry);
+    let api = ApiServer::start(config).await;
+    let dir = TempDir::new().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let handshakes_before = mesh.gateway_handshakes().await;
+    let args: Vec<String> = [
+        "probe",
+        "deploy/vllm",
+        "-n",
+        NAMESPACE,
+        "--mesh-ca",
+        &mesh.ca(),
+        "--max-tokens",
+        "16",
+        "--timeout",
+        "30s",
+        "-o",
+        "json",
+    ]
+    .iter()
+    .map(|arg| arg.to_string())
+    .collect();
+    let run = run_with_kubeconfig(&args, &kubeconfig).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(report["cluster"]["meshHost"], GATEWAY_HOST, "{report:#}");
+    assert_eq!(
+        report["cluster"]["gateway"],
+        "Gateway istio-system/public-tls"
+    );
+    assert_eq!(
+        report["cluster"]["mesh"]["port"], 8443,
+        "the HTTPS listener"
+    );
+    let mesh_path = path(&report, "mesh");
+    assert!(
+        mesh_path["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("https://{GATEWAY_HOST}:")),
+        "{mesh_path:#}"
+    );
+    assert_eq!(mesh_path["end"], "done", "{mesh_path:#}");
+    assert_eq!(path(&report, "direct")["end"], "done");
+    assert!(
+        mesh.gateway_handshakes().await > handshakes_before,
+        "the gateway terminated TLS"
+    );
 }
