@@ -52,9 +52,23 @@ pub struct HttpRoute {
     pub timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<HttpRetry>,
+    /// The VirtualService whose routes run in this route's place (Istio 1.8+); set only when
+    /// `route` and `redirect` are empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegate: Option<Delegate>,
     /// Fields this subset does not model, kept so that a fix re-emits the object whole.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// `http[].delegate`: a VirtualService without `hosts`, in `namespace` or, when absent, the
+/// namespace of the VirtualService that delegates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Delegate {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

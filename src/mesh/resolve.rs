@@ -2,14 +2,17 @@
 //! select its pods, the VirtualServices and DestinationRules for those Services' hosts, the
 //! EnvoyFilters, PeerAuthentications and Sidecars that select its pods (or the gateways in front).
 
-use crate::evidence::{Gap, IstioPresence, MeshContext, ServiceInfo, ServicePortInfo, Workload};
+use crate::evidence::{
+    Gap, IstioPresence, MeshContext, ServiceInfo, ServicePortInfo, SidecarMode, Workload,
+};
 use crate::inventory::Inventory;
+use crate::mesh::delegation::{self, RunRoute, Unresolved};
 use crate::mesh::hosts::{HostPattern, ROOT_NAMESPACE, exported_to};
 use crate::mesh::objects::{
-    DestinationRule, EnvoyFilter, Gateway, IstioObject, PeerAuthentication, Sidecar,
-    VirtualService, WorkloadSelector,
+    DestinationRule, EnvoyFilter, Gateway, IstioObject, VirtualService, WorkloadSelector,
 };
 use crate::mesh::sidecar_mode;
+use crate::mesh::target_refs::{self, Reach};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
@@ -50,13 +53,41 @@ pub fn resolve(inventory: &Inventory, workload: &Workload) -> Resolution {
         .collect();
     let hosts: Vec<String> = services.iter().map(ServiceInfo::fqdn).collect();
 
-    let virtual_services = virtual_services(inventory, namespace, &hosts);
+    let virtual_services = virtual_services(inventory, namespace, &hosts, &mut gaps);
     let gateways = bound_gateways(inventory, &virtual_services, &mut gaps);
     let gateway_namespaces: Vec<&str> = gateways.iter().map(object_namespace).collect();
     let destination_rules = destination_rules(inventory, namespace, &hosts, &gateway_namespaces);
-    let envoy_filters = envoy_filters(inventory, namespace, &workload.pod_labels, &gateways);
-    let peer_authentications = peer_authentications(inventory, namespace, &workload.pod_labels);
-    let sidecars = sidecars(inventory, namespace, &workload.pod_labels);
+    let service_names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+    let waypoint = sidecar_mode == SidecarMode::Ambient
+        && uses_waypoint(
+            inventory,
+            workload,
+            namespace_labels.as_ref(),
+            &service_names,
+        );
+    let scope = target_refs::Scope {
+        namespace,
+        services: &service_names,
+        waypoint,
+        gateways: &gateways,
+    };
+    let envoy_filters = envoy_filters(inventory, &workload.pod_labels, &scope, &mut gaps);
+    let peer_authentications = scoped(
+        &inventory.peer_authentications,
+        namespace,
+        &workload.pod_labels,
+        |pa| pa.selector.as_ref(),
+        // Istio applies the most specific one: mesh, then namespace, then workload (last wins).
+        [2, 1, 0],
+    );
+    let sidecars = scoped(
+        &inventory.sidecars,
+        namespace,
+        &workload.pod_labels,
+        |sidecar| sidecar.workload_selector.as_ref(),
+        // Istio uses the first: selecting the workload, then its namespace's, then the mesh's.
+        [0, 1, 2],
+    );
 
     Resolution {
         mesh: MeshContext {
@@ -187,50 +218,90 @@ fn binding(vs: &VirtualService) -> Binding {
 
 /// VirtualServices with an http route to one of `hosts`, visible from the workload's namespace (or
 /// from the gateway they bind to), whose own hosts name one of `hosts` — or that are bound to a
-/// gateway, where the hosts are the public names.
+/// gateway, where the hosts are the public names. A route that delegates counts by its delegate's
+/// routes, and the delegates whose routes reach `hosts` are kept too (they hold those routes'
+/// timeouts and retries). A delegate named by such a VirtualService that does not run is a gap.
 fn virtual_services(
     inventory: &Inventory,
     namespace: &str,
     hosts: &[String],
+    gaps: &mut Vec<Gap>,
 ) -> Vec<VirtualService> {
     if hosts.is_empty() {
         return Vec::new();
     }
     let covers = |pattern: &HostPattern| hosts.iter().any(|host| pattern.matches(host));
-    let mut found: Vec<VirtualService> = inventory
+    let reaches = |run: &RunRoute| {
+        let written = run.written();
+        let written_namespace = object_namespace(written.virtual_service);
+        written.route.route.iter().any(|destination| {
+            covers(&HostPattern::resolve(
+                &destination.destination.host,
+                written_namespace,
+            ))
+        })
+    };
+    let mut found: Vec<VirtualService> = Vec::new();
+    for vs in inventory
         .virtual_services
         .iter()
-        .filter(|vs| {
-            let vs_namespace = object_namespace(vs);
-            let reaches = vs.spec.http.iter().any(|route| {
-                route.route.iter().any(|destination| {
-                    covers(&HostPattern::resolve(
-                        &destination.destination.host,
-                        vs_namespace,
-                    ))
-                })
+        .filter(|vs| !delegation::is_delegate(vs))
+    {
+        let vs_namespace = object_namespace(vs);
+        let binding = binding(vs);
+        let named = vs
+            .spec
+            .hosts
+            .iter()
+            .any(|host| covers(&HostPattern::resolve(host, vs_namespace)));
+        let visible = exported_to(&vs.spec.export_to, vs_namespace, namespace)
+            || binding.gateways.iter().any(|(gw_namespace, _)| {
+                exported_to(&vs.spec.export_to, vs_namespace, gw_namespace)
             });
-            if !reaches {
-                return false;
+        if !visible || !(named || !binding.gateways.is_empty()) {
+            continue;
+        }
+        let expansion = delegation::expand(vs, &inventory.virtual_services);
+        if named {
+            for unrun in &expansion.unrun {
+                gaps.push(unrun_gap(vs, unrun));
             }
-            let binding = binding(vs);
-            let named = vs
-                .spec
-                .hosts
-                .iter()
-                .any(|host| covers(&HostPattern::resolve(host, vs_namespace)));
-            let visible = exported_to(&vs.spec.export_to, vs_namespace, namespace)
-                || binding.gateways.iter().any(|(gw_namespace, _)| {
-                    exported_to(&vs.spec.export_to, vs_namespace, gw_namespace)
-                });
-            visible && (named || !binding.gateways.is_empty())
-        })
-        .cloned()
-        .collect();
+        }
+        let reaching: Vec<&RunRoute> = expansion.routes.iter().filter(|run| reaches(run)).collect();
+        if reaching.is_empty() {
+            continue;
+        }
+        for delegate in reaching.iter().filter_map(|run| run.delegated) {
+            if !found.contains(delegate.virtual_service) {
+                found.push(delegate.virtual_service.clone());
+            }
+        }
+        if !found.contains(vs) {
+            found.push(vs.clone());
+        }
+    }
     found.sort_by(|a, b| {
         (object_namespace(a), object_name(a)).cmp(&(object_namespace(b), object_name(b)))
     });
     found
+}
+
+fn unrun_gap(root: &VirtualService, unrun: &delegation::Unrun) -> Gap {
+    let why = match unrun.why {
+        Unresolved::Missing => "not in the inventory",
+        Unresolved::HasHosts => "has hosts, so Istio does not take it as a delegate",
+        Unresolved::NotExported => "not exported to the delegating VirtualService's namespace",
+    };
+    Gap::new(
+        format!("VirtualService {}/{}", unrun.namespace, unrun.name),
+        format!(
+            "delegated to by VirtualService {}/{} spec/http[{}] but {why}: the timeouts and retries of \
+             the routes it would hold are unknown",
+            object_namespace(root),
+            object_name(root),
+            unrun.index
+        ),
+    )
 }
 
 /// The Gateways the VirtualServices bind to; one that is referenced but absent is a gap.
@@ -321,38 +392,82 @@ fn selector_labels(selector: Option<&WorkloadSelector>) -> Option<&BTreeMap<Stri
         .filter(|labels| !labels.is_empty())
 }
 
+/// Whether the workload is served by a waypoint: `istio.io/use-waypoint` on its namespace, its
+/// pods or one of its Services.
+fn uses_waypoint(
+    inventory: &Inventory,
+    workload: &Workload,
+    namespace_labels: Option<&BTreeMap<String, String>>,
+    service_names: &[String],
+) -> bool {
+    const USE_WAYPOINT: &str = "istio.io/use-waypoint";
+    let on_services = inventory
+        .services
+        .iter()
+        .filter(|service| service.metadata.namespace.as_deref() == Some(&workload.namespace))
+        .filter(|service| {
+            service_names
+                .iter()
+                .any(|name| service.metadata.name.as_deref() == Some(name))
+        })
+        .any(|service| {
+            service
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|labels| labels.contains_key(USE_WAYPOINT))
+        });
+    on_services
+        || workload.pod_labels.contains_key(USE_WAYPOINT)
+        || namespace_labels.is_some_and(|labels| labels.contains_key(USE_WAYPOINT))
+}
+
 /// EnvoyFilters that reach the workload's proxy (root namespace: mesh-wide or selecting its pods;
-/// its namespace: namespace-wide or selecting its pods), and those that reach a gateway in front
-/// of it. Ordered as Envoy gets the patches: priority, root namespace first, then name.
+/// its namespace: namespace-wide or selecting its pods), those that reach a gateway in front of
+/// it, and those whose `targetRefs` name one of these (see `target_refs`; one that may apply but
+/// cannot be told is a gap). Ordered as Envoy gets the patches: priority, root namespace first,
+/// then name.
 fn envoy_filters(
     inventory: &Inventory,
-    namespace: &str,
     pod_labels: &BTreeMap<String, String>,
-    gateways: &[Gateway],
+    scope: &target_refs::Scope,
+    gaps: &mut Vec<Gap>,
 ) -> Vec<EnvoyFilter> {
-    let applies_to =
+    let selects =
         |filter: &EnvoyFilter, pods_namespace: &str, labels: &BTreeMap<String, String>| {
             let filter_namespace = object_namespace(filter);
-            if filter_namespace != ROOT_NAMESPACE && filter_namespace != pods_namespace {
-                return false;
-            }
-            match selector_labels(filter.spec.workload_selector.as_ref()) {
-                Some(selector) => labels_match(selector, labels),
-                // `targetRefs` point at Gateway API objects we do not read; they are not mesh-wide.
-                None => filter.spec.target_refs.is_empty(),
+            (filter_namespace == ROOT_NAMESPACE || filter_namespace == pods_namespace)
+                && selector_labels(filter.spec.workload_selector.as_ref())
+                    .is_none_or(|selector| labels_match(selector, labels))
+        };
+    let mut found: Vec<EnvoyFilter> = Vec::new();
+    for filter in &inventory.envoy_filters {
+        let applies = if filter.spec.target_refs.is_empty() {
+            selects(filter, scope.namespace, pod_labels)
+                || scope.gateways.iter().any(|gateway| {
+                    selects(filter, object_namespace(gateway), &gateway.spec.selector)
+                })
+        } else {
+            match target_refs::reach(filter, scope) {
+                Reach::Applies => true,
+                Reach::DoesNot => false,
+                Reach::Unknown(reason) => {
+                    gaps.push(Gap::new(
+                        format!(
+                            "EnvoyFilter {}/{}",
+                            object_namespace(filter),
+                            object_name(filter)
+                        ),
+                        reason,
+                    ));
+                    false
+                }
             }
         };
-    let mut found: Vec<EnvoyFilter> = inventory
-        .envoy_filters
-        .iter()
-        .filter(|filter| {
-            applies_to(filter, namespace, pod_labels)
-                || gateways.iter().any(|gateway| {
-                    applies_to(filter, object_namespace(gateway), &gateway.spec.selector)
-                })
-        })
-        .cloned()
-        .collect();
+        if applies {
+            found.push(filter.clone());
+        }
+    }
     found.sort_by(|a, b| {
         let key = |f: &EnvoyFilter| {
             (
@@ -367,60 +482,47 @@ fn envoy_filters(
     found
 }
 
-/// PeerAuthentications in effect: mesh-wide (root namespace, no selector), namespace-wide, and
-/// those selecting the workload's pods, in that order (the last one wins in Istio).
-fn peer_authentications(
-    inventory: &Inventory,
-    namespace: &str,
-    pod_labels: &BTreeMap<String, String>,
-) -> Vec<PeerAuthentication> {
-    let scope = |pa: &PeerAuthentication| -> Option<u8> {
-        let pa_namespace = object_namespace(pa);
-        match selector_labels(pa.spec.selector.as_ref()) {
-            None if pa_namespace == ROOT_NAMESPACE => Some(0),
-            None if pa_namespace == namespace => Some(1),
-            Some(selector) if pa_namespace == namespace && labels_match(selector, pod_labels) => {
-                Some(2)
-            }
-            _ => None,
-        }
-    };
-    let mut found: Vec<(u8, PeerAuthentication)> = inventory
-        .peer_authentications
-        .iter()
-        .filter_map(|pa| Some((scope(pa)?, pa.clone())))
-        .collect();
-    found.sort_by(|a, b| (a.0, object_name(&a.1)).cmp(&(b.0, object_name(&b.1))));
-    found.into_iter().map(|(_, pa)| pa).collect()
+/// How far an object with a namespace and an optional selector reaches the workload.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    /// In the workload's namespace, selecting its pods.
+    Workload = 0,
+    /// In the workload's namespace, without a selector.
+    Namespace = 1,
+    /// In the root namespace, without a selector.
+    Mesh = 2,
 }
 
-/// Sidecar resources for the workload: selecting its pods first, then its namespace's default,
-/// then the mesh default in the root namespace (Istio uses the first).
-fn sidecars(
-    inventory: &Inventory,
+/// The objects of one kind (PeerAuthentication, Sidecar) that reach the workload's pods, ordered
+/// by `rank[scope]` and then by name: those of its namespace that select its pods, those of its
+/// namespace without a selector, those of the root namespace without a selector.
+fn scoped<Spec: Clone>(
+    objects: &[IstioObject<Spec>],
     namespace: &str,
     pod_labels: &BTreeMap<String, String>,
-) -> Vec<Sidecar> {
-    let scope = |sidecar: &Sidecar| -> Option<u8> {
-        let sidecar_namespace = object_namespace(sidecar);
-        match selector_labels(sidecar.spec.workload_selector.as_ref()) {
-            Some(selector)
-                if sidecar_namespace == namespace && labels_match(selector, pod_labels) =>
-            {
-                Some(0)
+    selector: impl Fn(&Spec) -> Option<&WorkloadSelector>,
+    rank: [u8; 3],
+) -> Vec<IstioObject<Spec>> {
+    let scope = |object: &IstioObject<Spec>| -> Option<Scope> {
+        let object_namespace = object_namespace(object);
+        match selector_labels(selector(&object.spec)) {
+            Some(labels) if object_namespace == namespace && labels_match(labels, pod_labels) => {
+                Some(Scope::Workload)
             }
-            None if sidecar_namespace == namespace => Some(1),
-            None if sidecar_namespace == ROOT_NAMESPACE => Some(2),
+            None if object_namespace == namespace => Some(Scope::Namespace),
+            None if object_namespace == ROOT_NAMESPACE => Some(Scope::Mesh),
             _ => None,
         }
     };
-    let mut found: Vec<(u8, Sidecar)> = inventory
-        .sidecars
+    let mut found: Vec<(u8, &IstioObject<Spec>)> = objects
         .iter()
-        .filter_map(|sidecar| Some((scope(sidecar)?, sidecar.clone())))
+        .filter_map(|object| Some((rank[scope(object)? as usize], object)))
         .collect();
-    found.sort_by(|a, b| (a.0, object_name(&a.1)).cmp(&(b.0, object_name(&b.1))));
-    found.into_iter().map(|(_, sidecar)| sidecar).collect()
+    found.sort_by(|a, b| (a.0, object_name(a.1)).cmp(&(b.0, object_name(b.1))));
+    found
+        .into_iter()
+        .map(|(_, object)| object.clone())
+        .collect()
 }
 
 #[cfg(test)]
