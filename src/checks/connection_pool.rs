@@ -735,6 +735,53 @@ spec:
     }
 
     #[test]
+    fn subsets_routed_by_a_delegate_are_the_clusters_in_use() {
+        let rule = r#"
+metadata: {name: vllm, namespace: llm}
+spec:
+  host: vllm
+  subsets:
+  - name: a
+    labels: {app: vllm}
+    trafficPolicy: {connectionPool: {http: {http2MaxRequests: 64}}}
+"#;
+        let mut target = with_rule(rule);
+        target.mesh.virtual_services.push(object(
+            "metadata: {name: vllm, namespace: llm}\nspec: {hosts: [vllm], http: [{delegate: {name: vllm-routes}}]}",
+        ));
+        // Alone, the root routes nowhere: only the plain cluster, without limits.
+        assert!(check(&target, &settings()).is_empty());
+        // Its delegate sends every mesh request to subset a, whose limit then applies.
+        target.mesh.virtual_services.push(object(
+            "metadata: {name: vllm-routes, namespace: llm}\nspec: {http: [{route: [{destination: {host: vllm, subset: a}}]}]}",
+        ));
+        let findings = check(&target, &settings());
+        assert_well_formed(&findings);
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert!(
+            findings[0]
+                .title
+                .contains("outbound|8000|a|vllm.llm.svc.cluster.local"),
+            "{}",
+            findings[0].title
+        );
+        // Bound to a gateway only, the root leaves mesh callers on the plain cluster: its
+        // delegate, though it names no gateway, is bound where its root is.
+        target.mesh.destination_rules[0]
+            .spec
+            .traffic_policy
+            .get_or_insert_with(Default::default)
+            .connection_pool = Some(object("{http: {http2MaxRequests: 32}}"));
+        target.mesh.virtual_services[0].spec.gateways = vec!["istio-system/public".into()];
+        let findings = check(&target, &settings());
+        let titles: Vec<&str> = findings.iter().map(|f| f.title.as_str()).collect();
+        assert!(
+            titles.iter().any(|t| t.contains("outbound|8000||vllm.llm")),
+            "{titles:#?}"
+        );
+    }
+
+    #[test]
     fn a_wildcard_rule_applies_and_a_rule_for_another_host_does_not() {
         let mut target = target();
         target.mesh.destination_rules = vec![

@@ -23,11 +23,12 @@
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::proxy;
-use super::target::{inference_path, route_reaches, service_ports, upstream_clusters};
+use super::target::{inference_path, run_route_reaches, service_ports, upstream_clusters};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::duration::{display, parse};
 use crate::evidence::{ObjectRef, TargetEvidence};
-use crate::mesh::objects::{DestinationRule, EnvoyFilter, VirtualService};
+use crate::mesh::delegation::{self, RouteAt};
+use crate::mesh::objects::{DestinationRule, EnvoyFilter, HttpRoute, VirtualService};
 use crate::mesh::patches::{fields, on_inference_path, set_at, value_path};
 use crate::mesh::policy::{effective_policy, pool_limits};
 use serde_json::Value;
@@ -42,10 +43,12 @@ pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
 /// What the configuration and the Envoys' counters show (the probe runs are judged apart).
 fn configured(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
     let expected = settings.expected_generation;
+    // A delegate runs only through its root: the root's finding covers the routes it holds.
     let written: Vec<(ObjectRef, Option<Finding>)> = target
         .mesh
         .virtual_services
         .iter()
+        .filter(|virtual_service| !delegation::is_delegate(virtual_service))
         .map(|virtual_service| {
             (
                 istio_ref(IstioKind::VirtualService, virtual_service),
@@ -100,77 +103,92 @@ fn shorter_note(expected: Duration) -> String {
     format!("shorter than the {} expected generation", display(expected))
 }
 
+/// The route deadlines `root` runs on routes to the target: its own routes', and those of the
+/// delegate routes in place of its delegating routes (a delegate route's `timeout` and `retries`
+/// win; unset, the root route's run). Each evidence line and the fix name the object that holds
+/// the value.
 fn virtual_service_finding(
     target: &TargetEvidence,
-    virtual_service: &VirtualService,
+    root: &VirtualService,
     expected: Duration,
 ) -> Option<Finding> {
-    let object = istio_ref(IstioKind::VirtualService, virtual_service);
-    let mut fixed = virtual_service.clone();
+    let mut fixed: Vec<VirtualService> = Vec::new();
     let mut lines = Vec::new();
-    let mut cut_at: Option<(Duration, &str)> = None;
-    let mut note_cut = |duration: Duration, what: &'static str| {
-        if cut_at.is_none_or(|(shortest, _)| duration < shortest) {
-            cut_at = Some((duration, what));
-        }
-    };
-    for (index, route) in virtual_service.spec.http.iter().enumerate() {
-        if !route_reaches(route, virtual_service, target) {
-            continue;
-        }
-        if let Some((timeout, duration)) = route
-            .timeout
-            .as_ref()
-            .and_then(|timeout| Some((timeout, shorter(timeout, expected)?)))
+    let mut judged: Vec<(ObjectRef, usize, &str)> = Vec::new();
+    let mut cut_at: Option<(Duration, &str, &VirtualService)> = None;
+    let expansion = delegation::expand(root, &target.mesh.virtual_services);
+    for run in expansion
+        .routes
+        .iter()
+        .filter(|run| run_route_reaches(run, target))
+    {
+        if let Some((at, timeout, duration)) = run
+            .timeout()
+            .and_then(|(at, timeout)| Some((at, timeout, shorter(timeout, expected)?)))
         {
-            lines.push(
-                EvidenceLine::new(
-                    object.clone(),
-                    format!("spec/http[{index}]/timeout"),
-                    timeout,
-                )
-                .with_note(format!(
-                    "{}: the route deadline cuts the stream at {}",
-                    shorter_note(expected),
-                    display(duration)
-                )),
-            );
-            note_cut(duration, "route timeout");
-            fixed.spec.http[index].timeout = Some(display(expected));
-        }
-        let per_try = route
-            .retries
-            .as_ref()
-            .filter(|retries| retries.attempts != Some(0))
-            .and_then(|retries| retries.per_try_timeout.as_ref())
-            .and_then(|per_try| Some((per_try, shorter(per_try, expected)?)));
-        if let Some((per_try, duration)) = per_try {
-            lines.push(
-                EvidenceLine::new(
-                    object.clone(),
-                    format!("spec/http[{index}]/retries/perTryTimeout"),
-                    per_try,
-                )
-                .with_note(format!(
-                    "{}: each attempt, streaming included, is cut at {}",
-                    shorter_note(expected),
-                    display(duration)
-                )),
-            );
-            note_cut(duration, "per-try timeout");
-            if let Some(retries) = fixed.spec.http[index].retries.as_mut() {
-                retries.per_try_timeout = None;
+            if first_time(&mut judged, at, "timeout") {
+                lines.push(
+                    EvidenceLine::new(
+                        istio_ref(IstioKind::VirtualService, at.virtual_service),
+                        format!("spec/http[{}]/timeout", at.index),
+                        timeout,
+                    )
+                    .with_note(format!(
+                        "{}: the route deadline cuts the stream at {}",
+                        shorter_note(expected),
+                        display(duration)
+                    )),
+                );
+                patch(&mut fixed, at, |route| {
+                    route.timeout = Some(display(expected));
+                });
             }
+            note_cut(&mut cut_at, duration, "route timeout", at.virtual_service);
+        }
+        let per_try = run
+            .retries()
+            .filter(|(_, retries)| retries.attempts != Some(0))
+            .and_then(|(at, retries)| Some((at, retries.per_try_timeout.as_deref()?)))
+            .and_then(|(at, per_try)| Some((at, per_try, shorter(per_try, expected)?)));
+        if let Some((at, per_try, duration)) = per_try {
+            if first_time(&mut judged, at, "perTryTimeout") {
+                lines.push(
+                    EvidenceLine::new(
+                        istio_ref(IstioKind::VirtualService, at.virtual_service),
+                        format!("spec/http[{}]/retries/perTryTimeout", at.index),
+                        per_try,
+                    )
+                    .with_note(format!(
+                        "{}: each attempt, streaming included, is cut at {}",
+                        shorter_note(expected),
+                        display(duration)
+                    )),
+                );
+                patch(&mut fixed, at, |route| {
+                    if let Some(retries) = route.retries.as_mut() {
+                        retries.per_try_timeout = None;
+                    }
+                });
+            }
+            note_cut(&mut cut_at, duration, "per-try timeout", at.virtual_service);
         }
     }
-    let (duration, what) = cut_at?;
+    let (duration, what, holder) = cut_at?;
+    let holder_label = if std::ptr::eq(holder, root) {
+        istio_label(IstioKind::VirtualService, root)
+    } else {
+        format!(
+            "{} (delegate of {})",
+            istio_label(IstioKind::VirtualService, holder),
+            istio_label(IstioKind::VirtualService, root)
+        )
+    };
     let mut finding = Finding::new(
         CheckId::StreamTimeout,
         Severity::Critical,
         Basis::Static,
         format!(
-            "{} cuts generations at {} ({what}); up to {} expected",
-            istio_label(IstioKind::VirtualService, virtual_service),
+            "{holder_label} cuts generations at {} ({what}); up to {} expected",
             display(duration),
             display(expected)
         ),
@@ -178,16 +196,71 @@ fn virtual_service_finding(
     for line in lines {
         finding = finding.evidence(line);
     }
-    match istio_manifest(IstioKind::VirtualService, &fixed) {
-        Some(yaml) => Some(finding.fix(
+    let manifests: Option<Vec<String>> = fixed
+        .iter()
+        .map(|object| istio_manifest(IstioKind::VirtualService, object))
+        .collect();
+    match manifests {
+        Some(documents) => Some(finding.fix(
             format!(
                 "Set the route timeout to at least the expected generation ({}) and drop perTryTimeout \
                  (each attempt then gets the route timeout); apply with `kubectl apply -f fix.yaml`.",
                 display(expected)
             ),
-            yaml,
+            documents.join("---\n"),
         )),
         None => Some(finding),
+    }
+}
+
+/// Keeps the shortest cut and the object that holds it.
+fn note_cut<'a>(
+    cut_at: &mut Option<(Duration, &'static str, &'a VirtualService)>,
+    duration: Duration,
+    what: &'static str,
+    holder: &'a VirtualService,
+) {
+    if cut_at.is_none_or(|(shortest, _, _)| duration < shortest) {
+        *cut_at = Some((duration, what, holder));
+    }
+}
+
+/// Whether this field of this route is judged for the first time (a root route's value runs
+/// under each of its delegate's routes that leave it unset).
+fn first_time<'a>(
+    judged: &mut Vec<(ObjectRef, usize, &'a str)>,
+    at: RouteAt,
+    field: &'a str,
+) -> bool {
+    let key = (
+        istio_ref(IstioKind::VirtualService, at.virtual_service),
+        at.index,
+        field,
+    );
+    if judged.contains(&key) {
+        return false;
+    }
+    judged.push(key);
+    true
+}
+
+/// Changes route `at.index` of the fix's copy of `at.virtual_service` (made on first change).
+fn patch(fixed: &mut Vec<VirtualService>, at: RouteAt, change: impl FnOnce(&mut HttpRoute)) {
+    let position = match fixed
+        .iter()
+        .position(|object| object.metadata == at.virtual_service.metadata)
+    {
+        Some(position) => position,
+        None => {
+            fixed.push(at.virtual_service.clone());
+            fixed.len() - 1
+        }
+    };
+    if let Some(route) = fixed
+        .get_mut(position)
+        .and_then(|object| object.spec.http.get_mut(at.index))
+    {
+        change(route);
     }
 }
 
@@ -436,6 +509,125 @@ spec:
     timeout: 15s
     retries: {attempts: 2, perTryTimeout: 10s, retryOn: connect-failure}
 "#;
+
+    /// Root llm/vllm delegates /v1 to routing/vllm-routes (another namespace), whose first route
+    /// sets its own timeout and whose second leaves it to the root's.
+    const DELEGATED: &str = r#"
+apiVersion: networking.istio.io/v1
+metadata: {name: vllm, namespace: llm}
+spec:
+  hosts: [vllm.llm.svc.cluster.local]
+  http:
+  - match: [{uri: {prefix: /v1}}]
+    timeout: 45s
+    delegate: {name: vllm-routes, namespace: routing}
+---
+apiVersion: networking.istio.io/v1
+metadata: {name: vllm-routes, namespace: routing}
+spec:
+  http:
+  - match: [{uri: {prefix: /v1/completions}}]
+    timeout: 30s
+    route: [{destination: {host: vllm.llm.svc.cluster.local}}]
+  - match: [{uri: {prefix: /v1/chat}}]
+    route: [{destination: {host: vllm.llm.svc.cluster.local}}]
+"#;
+
+    fn with_virtual_services(yaml: &str) -> TargetEvidence {
+        let mut target = target();
+        for document in yaml.split("\n---\n") {
+            target.mesh.virtual_services.push(object(document));
+        }
+        target
+    }
+
+    fn documents(yaml: &str) -> Vec<VirtualService> {
+        yaml.split("---\n")
+            .filter(|document| !document.trim().is_empty())
+            .map(|document| serde_yaml::from_str(document).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_delegates_timeout_is_the_cut_and_its_fix_patches_the_delegate() {
+        let findings = check(&with_virtual_services(DELEGATED), &settings());
+        assert_well_formed(&findings);
+        assert_eq!(
+            findings.len(),
+            1,
+            "one finding, for the root: {findings:#?}"
+        );
+        let finding = &findings[0];
+        assert_eq!(finding.id, CheckId::StreamTimeout);
+        assert_eq!(finding.severity, Severity::Critical);
+        assert!(
+            finding.title.starts_with(
+                "VirtualService routing/vllm-routes (delegate of VirtualService llm/vllm) cuts generations at 30s"
+            ),
+            "{}",
+            finding.title
+        );
+        let lines: Vec<String> = finding
+            .evidence
+            .iter()
+            .map(|line| format!("{} {} {}", line.object, line.path, line.value))
+            .collect();
+        // The delegate's own 30s, and the root's 45s that runs on the route leaving it unset.
+        assert_eq!(
+            lines,
+            [
+                "VirtualService routing/vllm-routes spec/http[0]/timeout 30s",
+                "VirtualService llm/vllm spec/http[0]/timeout 45s",
+            ]
+        );
+        let fixed = documents(&finding.fix.as_ref().unwrap().yaml);
+        let names: Vec<&str> = fixed
+            .iter()
+            .map(|vs| vs.metadata.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(names, ["vllm-routes", "vllm"]);
+        assert_eq!(fixed[0].spec.http[0].timeout.as_deref(), Some("300s"));
+        assert_eq!(fixed[0].spec.http[1].timeout, None, "left to the root");
+        assert!(
+            fixed[0].spec.hosts.is_empty(),
+            "the delegate stays a delegate"
+        );
+        assert_eq!(fixed[1].spec.http[0].timeout.as_deref(), Some("300s"));
+        assert!(fixed[1].spec.http[0].delegate.is_some());
+        // Applied, the fix heals both routes.
+        let mut healed = target();
+        healed.mesh.virtual_services = fixed;
+        assert!(check(&healed, &settings()).is_empty());
+    }
+
+    #[test]
+    fn a_delegates_own_timeout_wins_over_the_roots() {
+        // The delegate disables the deadline on both routes: the root's 10s never runs.
+        let yaml = DELEGATED
+            .replace("timeout: 45s", "timeout: 10s")
+            .replace("    timeout: 30s\n", "    timeout: 0s\n")
+            .replace(
+                "  - match: [{uri: {prefix: /v1/chat}}]\n",
+                "  - match: [{uri: {prefix: /v1/chat}}]\n    timeout: 0s\n",
+            );
+        assert!(check(&with_virtual_services(&yaml), &settings()).is_empty());
+        // Alone, without its root, a delegate runs nothing.
+        let mut target = target();
+        target
+            .mesh
+            .virtual_services
+            .push(object(DELEGATED.split("\n---\n").nth(1).unwrap()));
+        assert!(check(&target, &settings()).is_empty());
+    }
+
+    #[test]
+    fn a_delegate_route_the_roots_match_cannot_hold_does_not_run() {
+        let yaml = DELEGATED
+            .replace("timeout: 45s", "timeout: 600s")
+            .replace("prefix: /v1/completions", "prefix: /v2/completions");
+        let findings = check(&with_virtual_services(&yaml), &settings());
+        assert!(findings.is_empty(), "{findings:#?}");
+    }
 
     #[test]
     fn a_short_route_timeout_is_critical_and_the_fix_is_the_whole_virtual_service() {

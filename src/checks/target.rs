@@ -2,6 +2,7 @@
 //! workload's manifest, the service ports that reach vLLM, and the routes that reach it.
 
 use crate::evidence::{ServiceInfo, TargetEvidence, Workload, WorkloadKind};
+use crate::mesh::delegation::{self, RunRoute};
 use crate::mesh::objects::{DestinationRule, HttpRoute, VirtualService};
 use crate::mesh::patches::InferencePath;
 use crate::mesh::policy::{destination_rule_for, host_matches};
@@ -148,8 +149,25 @@ pub fn object_namespace<'a>(
 }
 
 /// Whether an HTTP route of `virtual_service` sends traffic to one of the target's services. Without
-/// any service known, every route of a resolved VirtualService counts.
+/// any service known, every route of a resolved VirtualService counts. A delegate (no `hosts`)
+/// never runs on its own: its routes count through the root route that delegates to them
+/// ([`run_route_reaches`]).
 pub fn route_reaches(
+    route: &HttpRoute,
+    virtual_service: &VirtualService,
+    target: &TargetEvidence,
+) -> bool {
+    !delegation::is_delegate(virtual_service) && destinations_reach(route, virtual_service, target)
+}
+
+/// Whether a route as Istio runs it (a delegate's route in its root route's place) sends traffic
+/// to one of the target's services.
+pub fn run_route_reaches(run: &RunRoute, target: &TargetEvidence) -> bool {
+    let written = run.written();
+    destinations_reach(written.route, written.virtual_service, target)
+}
+
+fn destinations_reach(
     route: &HttpRoute,
     virtual_service: &VirtualService,
     target: &TargetEvidence,
@@ -207,14 +225,15 @@ pub fn upstream_clusters(target: &TargetEvidence) -> Vec<UpstreamCluster<'_>> {
         let mut subsets = BTreeSet::new();
         let mut plain_route = false;
         let mut mesh_routes = false;
-        for virtual_service in &target.mesh.virtual_services {
-            let namespace = object_namespace(&virtual_service.metadata, target);
+        // Delegated routes: destinations from the delegate, binding from the root.
+        for run in delegation::run_routes(&target.mesh.virtual_services) {
+            let written = run.written();
+            let namespace = object_namespace(&written.virtual_service.metadata, target);
             let mut reaches = false;
-            for destination in virtual_service
-                .spec
-                .http
+            for destination in written
+                .route
+                .route
                 .iter()
-                .flat_map(|route| route.route.iter())
                 .map(|weighted| &weighted.destination)
             {
                 let port_matches = destination
@@ -232,7 +251,7 @@ pub fn upstream_clusters(target: &TargetEvidence) -> Vec<UpstreamCluster<'_>> {
                     }
                 }
             }
-            mesh_routes |= reaches && binds_mesh(virtual_service);
+            mesh_routes |= reaches && binds_mesh(run.root.virtual_service);
         }
         if plain_route || !mesh_routes {
             clusters.push(UpstreamCluster {

@@ -857,6 +857,190 @@ spec: {workloadSelector: {labels: {app: vllm}}}
     }
 
     #[test]
+    fn delegates_found_here_or_elsewhere_and_missing_ones_are_gaps() {
+        let resolution = resolve_vllm(&with(&format!(
+            "{SERVICES}---\n{}",
+            r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: root}
+spec:
+  hosts: [vllm]
+  http:
+  - match: [{uri: {prefix: /v1}}]
+    delegate: {name: local-routes}
+  - match: [{uri: {prefix: /v2}}]
+    delegate: {name: shared-routes, namespace: routing}
+  - match: [{uri: {prefix: /v3}}]
+    delegate: {name: gone}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: local-routes}
+spec:
+  http: [{timeout: 30s, route: [{destination: {host: vllm}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shared-routes, namespace: routing}
+spec:
+  http: [{route: [{destination: {host: vllm.inference.svc.cluster.local}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: canary-routes}
+spec:
+  http: [{route: [{destination: {host: vllm-canary}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: canary-root}
+spec:
+  hosts: [vllm-canary]
+  http: [{delegate: {name: canary-routes}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ingress-root}
+spec:
+  hosts: [llm.example.com]
+  gateways: [istio-system/public]
+  http: [{delegate: {name: local-routes}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: istio-system}
+spec: {selector: {istio: ingressgateway}}
+"#
+        )));
+        // Delegates have no hosts and are kept only through a root that reaches the workload.
+        assert_eq!(
+            ids(&resolution.mesh.virtual_services),
+            [
+                "inference/ingress-root",
+                "inference/local-routes",
+                "inference/root",
+                "routing/shared-routes",
+            ]
+        );
+        assert_eq!(ids(&resolution.mesh.gateways), ["istio-system/public"]);
+        let gaps: Vec<(&str, &str)> = resolution
+            .gaps
+            .iter()
+            .map(|gap| (gap.what.as_str(), gap.reason.as_str()))
+            .collect();
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert_eq!(gaps[0].0, "VirtualService inference/gone");
+        assert!(
+            gaps[0]
+                .1
+                .starts_with("delegated to by VirtualService inference/root spec/http[2] but not in the inventory"),
+            "{}",
+            gaps[0].1
+        );
+    }
+
+    #[test]
+    fn a_root_whose_only_delegate_is_missing_keeps_nothing_but_the_gap() {
+        let resolution = resolve_vllm(&with(&format!(
+            "{SERVICES}---\n{}",
+            r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: root}
+spec:
+  hosts: [vllm.inference.svc.cluster.local]
+  http: [{delegate: {name: routes, namespace: elsewhere}}]
+"#
+        )));
+        assert!(resolution.mesh.virtual_services.is_empty());
+        assert_eq!(resolution.gaps.len(), 1);
+        assert_eq!(resolution.gaps[0].what, "VirtualService elsewhere/routes");
+    }
+
+    #[test]
+    fn envoy_filter_target_refs_apply_as_istio_attaches_them() {
+        let objects = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ingress}
+spec:
+  hosts: [llm.example.com]
+  gateways: [istio-ingress/public]
+  http: [{route: [{destination: {host: vllm.inference.svc.cluster.local}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: istio-ingress}
+spec: {selector: {gateway.networking.k8s.io/gateway-name: public}}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: on-public, namespace: istio-ingress}
+spec: {targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: public}]}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: on-internal, namespace: istio-ingress}
+spec: {targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: internal}]}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: on-service}
+spec: {targetRefs: [{group: "", kind: Service, name: vllm}]}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: on-deployment}
+spec: {targetRefs: [{group: apps, kind: Deployment, name: vllm}]}
+"#;
+        let resolution = resolve_vllm(&with(&format!("{SERVICES}---\n{objects}")));
+        // A sidecar workload: the Service-targeted filter is for waypoints only.
+        assert_eq!(
+            ids(&resolution.mesh.envoy_filters),
+            ["istio-ingress/on-public"]
+        );
+        let gaps: Vec<&str> = resolution
+            .gaps
+            .iter()
+            .map(|gap| gap.what.as_str())
+            .collect();
+        assert_eq!(
+            gaps,
+            [
+                "EnvoyFilter istio-ingress/on-internal",
+                "EnvoyFilter inference/on-deployment"
+            ]
+        );
+        assert!(resolution.gaps[1].reason.contains("kind Deployment"));
+
+        // Ambient with a waypoint: the Service-targeted filter runs in that waypoint.
+        let ambient = inventory(&format!(
+            r#"
+apiVersion: v1
+kind: Namespace
+metadata: {{name: inference, labels: {{istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint}}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: vllm}}
+spec:
+  template:
+    metadata: {{labels: {{app: vllm}}}}
+    spec: {{containers: [{{name: vllm, image: vllm/vllm-openai}}]}}
+---
+{SERVICES}---
+{objects}"#
+        ));
+        let resolution = resolve_vllm(&ambient);
+        assert_eq!(resolution.mesh.sidecar_mode, SidecarMode::Ambient);
+        assert_eq!(
+            ids(&resolution.mesh.envoy_filters),
+            ["inference/on-service", "istio-ingress/on-public"]
+        );
+    }
+
+    #[test]
     fn peer_authentications_mesh_then_namespace_then_workload() {
         let resolution = resolve_vllm(&with(
             r#"
