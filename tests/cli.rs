@@ -250,6 +250,102 @@ fn healthy_example_exits_0_with_nothing_above_info() {
     );
 }
 
+/// The healthy example with its routes moved into a delegate VirtualService (Istio 1.8+) whose
+/// route sets `timeout: 30s`: the root names the service, the delegate holds the cut.
+const DELEGATED_TRAFFIC: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: llama-3-8b
+  namespace: llm-healthy
+spec:
+  hosts:
+  - llama-3-8b.llm-healthy.svc.cluster.local
+  http:
+  - name: openai
+    match:
+    - uri:
+        prefix: /v1/
+    delegate:
+      name: llama-3-8b-routes
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: llama-3-8b-routes
+  namespace: llm-healthy
+spec:
+  http:
+  - name: completions
+    match:
+    - uri:
+        prefix: /v1/completions
+    route:
+    - destination:
+        host: llama-3-8b.llm-healthy.svc.cluster.local
+        port:
+          number: 8000
+    timeout: 30s
+"#;
+
+#[test]
+fn a_timeout_in_a_delegate_virtual_service_is_the_root_cause_with_evidence_on_the_delegate() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root().join("examples/healthy")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "yaml") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(dir.path().join("25-delegated.yaml"), DELEGATED_TRAFFIC).unwrap();
+    // The healthy example's own VirtualService gives way to the root above.
+    let traffic = std::fs::read_to_string(dir.path().join("20-traffic.yaml")).unwrap();
+    let without_vs: Vec<&str> = traffic
+        .split("\n---\n")
+        .filter(|document| !document.contains("kind: VirtualService"))
+        .collect();
+    std::fs::write(
+        dir.path().join("20-traffic.yaml"),
+        without_vs.join("\n---\n"),
+    )
+    .unwrap();
+
+    let folder = format!("{}/", dir.path().display());
+    let run = run(&["diagnose", "-f", &folder, "-o", "json"]);
+    assert_eq!(run.code, 3, "{}\n{}", run.stderr, run.stdout);
+    let report = run.json();
+    let target = &report["targets"][0];
+    assert_eq!(
+        target["rootCause"]["id"], "stream-timeout",
+        "{}",
+        run.stdout
+    );
+    assert_eq!(target["rootCause"]["number"], 2);
+    let finding = &target["findings"][0];
+    assert_eq!(finding["id"], "stream-timeout");
+    assert_eq!(finding["severity"], "critical");
+    let line = &finding["evidence"][0];
+    assert_eq!(line["object"]["kind"], "VirtualService");
+    assert_eq!(line["object"]["namespace"], "llm-healthy");
+    assert_eq!(line["object"]["name"], "llama-3-8b-routes", "{finding}");
+    assert_eq!(line["path"], "spec/http[0]/timeout");
+    assert_eq!(line["value"], "30s");
+    // The fix patches the delegate, which holds the timeout, and keeps it a delegate.
+    let fix: Value = serde_yaml::from_str(finding["fix"]["yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(fix["metadata"]["name"], "llama-3-8b-routes", "{fix}");
+    assert_eq!(fix["spec"]["http"][0]["timeout"], "300s");
+    assert!(fix["spec"].get("hosts").is_none(), "{fix}");
+    assert!(
+        target["gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|gap| !gap["what"].as_str().unwrap().starts_with("VirtualService")),
+        "the delegate was found: {}",
+        target["gaps"]
+    );
+}
+
 #[test]
 fn exit_code_is_the_same_in_every_output_format() {
     for dir in MODES.iter().map(|(mode, _)| *mode).chain(["healthy"]) {

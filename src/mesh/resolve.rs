@@ -258,7 +258,8 @@ fn virtual_services(
             || binding.gateways.iter().any(|(gw_namespace, _)| {
                 exported_to(&vs.spec.export_to, vs_namespace, gw_namespace)
             });
-        if !visible || !(named || !binding.gateways.is_empty()) {
+        let bound_to_gateway = !binding.gateways.is_empty();
+        if !visible || !(named || bound_to_gateway) {
             continue;
         }
         let expansion = delegation::expand(vs, &inventory.virtual_services);
