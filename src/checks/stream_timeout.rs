@@ -28,7 +28,7 @@ use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::duration::{display, parse};
 use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::mesh::delegation::{self, RouteAt};
-use crate::mesh::objects::{DestinationRule, EnvoyFilter, HttpRoute, VirtualService};
+use crate::mesh::objects::{DestinationRule, EnvoyFilter, VirtualService};
 use crate::mesh::patches::{fields, on_inference_path, set_at, value_path};
 use crate::mesh::policy::{effective_policy, pool_limits};
 use serde_json::Value;
@@ -122,55 +122,48 @@ fn virtual_service_finding(
         .iter()
         .filter(|run| run_route_reaches(run, target))
     {
-        if let Some((at, timeout, duration)) = run
-            .timeout()
-            .and_then(|(at, timeout)| Some((at, timeout, shorter(timeout, expected)?)))
-        {
-            if first_time(&mut judged, at, "timeout") {
-                lines.push(
-                    EvidenceLine::new(
-                        istio_ref(IstioKind::VirtualService, at.virtual_service),
-                        format!("spec/http[{}]/timeout", at.index),
-                        timeout,
-                    )
-                    .with_note(format!(
-                        "{}: the route deadline cuts the stream at {}",
-                        shorter_note(expected),
-                        display(duration)
-                    )),
-                );
-                patch(&mut fixed, at, |route| {
-                    route.timeout = Some(display(expected));
-                });
-            }
-            note_cut(&mut cut_at, duration, "route timeout", at.virtual_service);
-        }
+        // (where, field under spec/http[i], value, what cuts, how it cuts)
+        let timeout = run.timeout().map(|(at, value)| {
+            (
+                at,
+                TIMEOUT,
+                value,
+                "route timeout",
+                "the route deadline cuts the stream at",
+            )
+        });
         let per_try = run
             .retries()
             .filter(|(_, retries)| retries.attempts != Some(0))
-            .and_then(|(at, retries)| Some((at, retries.per_try_timeout.as_deref()?)))
-            .and_then(|(at, per_try)| Some((at, per_try, shorter(per_try, expected)?)));
-        if let Some((at, per_try, duration)) = per_try {
-            if first_time(&mut judged, at, "perTryTimeout") {
+            .and_then(|(at, retries)| {
+                Some((
+                    at,
+                    PER_TRY_TIMEOUT,
+                    retries.per_try_timeout.as_deref()?,
+                    "per-try timeout",
+                    "each attempt, streaming included, is cut at",
+                ))
+            });
+        for (at, field, value, what, cuts) in timeout.into_iter().chain(per_try) {
+            let Some(duration) = shorter(value, expected) else {
+                continue;
+            };
+            if first_time(&mut judged, at, field) {
                 lines.push(
                     EvidenceLine::new(
                         istio_ref(IstioKind::VirtualService, at.virtual_service),
-                        format!("spec/http[{}]/retries/perTryTimeout", at.index),
-                        per_try,
+                        format!("spec/http[{}]/{field}", at.index),
+                        value,
                     )
                     .with_note(format!(
-                        "{}: each attempt, streaming included, is cut at {}",
+                        "{}: {cuts} {}",
                         shorter_note(expected),
                         display(duration)
                     )),
                 );
-                patch(&mut fixed, at, |route| {
-                    if let Some(retries) = route.retries.as_mut() {
-                        retries.per_try_timeout = None;
-                    }
-                });
+                patch(&mut fixed, at, field, expected);
             }
-            note_cut(&mut cut_at, duration, "per-try timeout", at.virtual_service);
+            note_cut(&mut cut_at, duration, what, at.virtual_service);
         }
     }
     let (duration, what, holder) = cut_at?;
@@ -244,8 +237,13 @@ fn first_time<'a>(
     true
 }
 
-/// Changes route `at.index` of the fix's copy of `at.virtual_service` (made on first change).
-fn patch(fixed: &mut Vec<VirtualService>, at: RouteAt, change: impl FnOnce(&mut HttpRoute)) {
+const TIMEOUT: &str = "timeout";
+const PER_TRY_TIMEOUT: &str = "retries/perTryTimeout";
+
+/// Fixes `field` of route `at.index` in the fix's copy of `at.virtual_service` (made on first
+/// change): the route timeout becomes `expected`; `perTryTimeout` goes, so that each attempt
+/// gets the route timeout.
+fn patch(fixed: &mut Vec<VirtualService>, at: RouteAt, field: &str, expected: Duration) {
     let position = match fixed
         .iter()
         .position(|object| object.metadata == at.virtual_service.metadata)
@@ -256,11 +254,16 @@ fn patch(fixed: &mut Vec<VirtualService>, at: RouteAt, change: impl FnOnce(&mut 
             fixed.len() - 1
         }
     };
-    if let Some(route) = fixed
+    let Some(route) = fixed
         .get_mut(position)
         .and_then(|object| object.spec.http.get_mut(at.index))
-    {
-        change(route);
+    else {
+        return;
+    };
+    if field == TIMEOUT {
+        route.timeout = Some(display(expected));
+    } else if let Some(retries) = route.retries.as_mut() {
+        retries.per_try_timeout = None;
     }
 }
 

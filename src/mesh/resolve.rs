@@ -631,10 +631,17 @@ metadata: {name: vllm-canary}
 spec: {selector: {app: vllm-canary}, ports: [{port: 8000}]}
 "#;
 
+    const PUBLIC_GATEWAY: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: istio-system}
+spec: {selector: {istio: ingressgateway}}
+"#;
+
     #[test]
     fn virtual_services_by_host_route_export_and_gateway() {
         let resolution = resolve_vllm(&with(&format!(
-            "{SERVICES}---\n{}",
+            "{SERVICES}---\n{PUBLIC_GATEWAY}---\n{}",
             r#"
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -694,11 +701,6 @@ spec:
   hosts: [vllm, llm2.example.com]
   gateways: [mesh, missing-gw]
   http: [{route: [{destination: {host: vllm}}]}]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: public, namespace: istio-system}
-spec: {selector: {istio: ingressgateway}}
 ---
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -785,7 +787,7 @@ spec: {host: vllm}
     #[test]
     fn envoy_filters_mesh_namespace_workload_and_gateway_scope() {
         let resolution = resolve_vllm(&with(&format!(
-            "{SERVICES}---\n{}",
+            "{SERVICES}---\n{PUBLIC_GATEWAY}---\n{}",
             r#"
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -794,11 +796,6 @@ spec:
   hosts: [llm.example.com]
   gateways: [istio-system/public]
   http: [{route: [{destination: {host: vllm}}]}]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: public, namespace: istio-system}
-spec: {selector: {istio: ingressgateway}}
 ---
 apiVersion: networking.istio.io/v1alpha3
 kind: EnvoyFilter
@@ -860,7 +857,7 @@ spec: {workloadSelector: {labels: {app: vllm}}}
     #[test]
     fn delegates_found_here_or_elsewhere_and_missing_ones_are_gaps() {
         let resolution = resolve_vllm(&with(&format!(
-            "{SERVICES}---\n{}",
+            "{SERVICES}---\n{PUBLIC_GATEWAY}---\n{}",
             r#"
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -907,11 +904,6 @@ spec:
   hosts: [llm.example.com]
   gateways: [istio-system/public]
   http: [{delegate: {name: local-routes}}]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: public, namespace: istio-system}
-spec: {selector: {istio: ingressgateway}}
 "#
         )));
         // Delegates have no hosts and are kept only through a root that reaches the workload.
