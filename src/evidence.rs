@@ -354,7 +354,9 @@ pub struct MeshContext {
     /// the workload); absent when the Service list could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_services: Option<u32>,
-    /// VirtualServices whose hosts match a Service of the workload and whose routes reach it.
+    /// VirtualServices whose hosts match a Service of the workload and whose routes reach it, and
+    /// the delegate VirtualServices (no `hosts`) whose routes run in their delegating routes' place
+    /// (`mesh::delegation`; a delegate never applies on its own).
     #[serde(default)]
     pub virtual_services: Vec<VirtualService>,
     /// DestinationRules for the workload's hosts, most specific first (the first one is the one
