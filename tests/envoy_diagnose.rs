@@ -39,6 +39,17 @@ impl Pair {
             self.server.admin_url().to_string(),
         ]
     }
+
+    /// `diagnose` of both admin APIs as JSON, with what every such run must show checked.
+    async fn diagnose_both_admins(&self) -> Value {
+        let mut args = self.admin_urls();
+        args.extend(strings(&["-o", "json"]));
+        let run = diagnose(&args, &[]).await;
+        assert_endpoint_target_with_both_sides(
+            &run,
+            &[self.client.admin_url(), self.server.admin_url()],
+        )
+    }
 }
 
 struct Run {
@@ -170,13 +181,7 @@ async fn healthy_pair_names_no_root_cause_and_bad_urls_are_gaps() {
     assert_eq!(reply.status, 200);
     assert!(reply.completed_stream(), "{}", reply.body);
 
-    let mut args = pair.admin_urls();
-    args.extend(strings(&["-o", "json"]));
-    let run = diagnose(&args, &[]).await;
-    let document = assert_endpoint_target_with_both_sides(
-        &run,
-        &[pair.client.admin_url(), pair.server.admin_url()],
-    );
+    let document = pair.diagnose_both_admins().await;
     let envoys = &document["targets"][0]["envoys"];
     assert!(
         envoys[0]["envoyVersion"]
@@ -391,13 +396,7 @@ async fn stream_idle_timeout_in_a_pause_is_stream_timeout() {
     )
     .await;
 
-    let mut args = pair.admin_urls();
-    args.extend(strings(&["-o", "json"]));
-    let run = diagnose(&args, &[]).await;
-    let document = assert_endpoint_target_with_both_sides(
-        &run,
-        &[pair.client.admin_url(), pair.server.admin_url()],
-    );
+    let document = pair.diagnose_both_admins().await;
     assert_eq!(
         root_cause(&document),
         runtime("stream-timeout"),
@@ -433,13 +432,7 @@ async fn circuit_breaker_overflow_is_connection_pool() {
     overflow.holding.await.unwrap();
     overflow.queued.await.unwrap();
 
-    let mut args = pair.admin_urls();
-    args.extend(strings(&["-o", "json"]));
-    let run = diagnose(&args, &[]).await;
-    let document = assert_endpoint_target_with_both_sides(
-        &run,
-        &[pair.client.admin_url(), pair.server.admin_url()],
-    );
+    let document = pair.diagnose_both_admins().await;
     assert_eq!(
         root_cause(&document),
         runtime("connection-pool"),
@@ -465,13 +458,7 @@ async fn buffering_filter_over_a_small_limit_is_buffer_limit() {
     assert_eq!(reply.status, 500, "{}", reply.body);
     wait_for_stat(&pair.client, "http.outbound_0.0.0.0_8000.rs_too_large", 1).await;
 
-    let mut args = pair.admin_urls();
-    args.extend(strings(&["-o", "json"]));
-    let run = diagnose(&args, &[]).await;
-    let document = assert_endpoint_target_with_both_sides(
-        &run,
-        &[pair.client.admin_url(), pair.server.admin_url()],
-    );
+    let document = pair.diagnose_both_admins().await;
     assert_eq!(
         root_cause(&document),
         runtime("buffer-limit"),
