@@ -7,7 +7,7 @@ pub mod vllm_args;
 
 use crate::evidence::{GpuRequest, VllmServer, Workload, WorkloadKind};
 use crate::inventory::Inventory;
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 pub use selector::{LabelSelector, SelectorError};
 use std::collections::BTreeMap;
@@ -52,55 +52,43 @@ impl PodSource<'_> {
 /// Every Deployment, StatefulSet and bare Pod (one not owned by a listed workload), whether it runs
 /// inference or not.
 pub fn pod_sources(inventory: &Inventory) -> Vec<PodSource<'_>> {
-    let mut out = Vec::new();
-    for deployment in &inventory.deployments {
-        let spec = &deployment.spec;
-        if let Some(source) = template_source(
+    let deployments = inventory.deployments.iter().filter_map(|deployment| {
+        template_source(
             WorkloadKind::Deployment,
             &deployment.metadata,
-            spec.replicas,
-            spec.template.metadata.as_ref(),
-            spec.template.spec.as_ref(),
-        ) {
-            out.push(source);
-        }
-    }
-    for set in &inventory.stateful_sets {
-        let spec = &set.spec;
-        if let Some(source) = template_source(
+            deployment.spec.replicas,
+            &deployment.spec.template,
+        )
+    });
+    let stateful_sets = inventory.stateful_sets.iter().filter_map(|set| {
+        template_source(
             WorkloadKind::StatefulSet,
             &set.metadata,
-            spec.replicas,
-            spec.template.metadata.as_ref(),
-            spec.template.spec.as_ref(),
-        ) {
-            out.push(source);
-        }
-    }
-    for pod in &inventory.pods {
-        if owner_workload(inventory, pod).is_none()
-            && let Some(source) = pod_source(pod)
-        {
-            out.push(source);
-        }
-    }
-    out
+            set.spec.replicas,
+            &set.spec.template,
+        )
+    });
+    let bare_pods = inventory
+        .pods
+        .iter()
+        .filter(|pod| owner_workload(inventory, pod).is_none())
+        .filter_map(pod_source);
+    deployments.chain(stateful_sets).chain(bare_pods).collect()
 }
 
 fn template_source<'a>(
     kind: WorkloadKind,
     owner: &'a ObjectMeta,
     replicas: Option<i32>,
-    template: Option<&'a ObjectMeta>,
-    spec: Option<&'a PodSpec>,
+    template: &'a PodTemplateSpec,
 ) -> Option<PodSource<'a>> {
     Some(PodSource {
         kind,
         namespace: owner.namespace.as_deref().unwrap_or("default"),
         name: owner.name.as_deref()?,
         replicas: replicas.map_or(1, |count| u32::try_from(count).unwrap_or(0)),
-        metadata: template,
-        spec: spec?,
+        metadata: template.metadata.as_ref(),
+        spec: template.spec.as_ref()?,
     })
 }
 

@@ -13,31 +13,21 @@
 
 mod support;
 use support::envoy_pair::{Pair, start_pair};
+use support::envoy_traffic::{admin_addr, completion, overflow_the_pool, post, wait_for_stat};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use kubectl_infermesh::envoy::bootstrap::{LAB_HOST, LAB_PORT};
-use kubectl_infermesh::envoy::launcher::EnvoyProcess;
 use kubectl_infermesh::lab::{Pause, ServerConfig};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::apiserver::{
     ApiServer, ApiServerConfig, NAMESPACE, PortForwardSession, load_fixtures,
 };
 use tempfile::TempDir;
-use tokio::net::TcpStream;
 
-/// The longest one request through the Envoys may take.
-const REQUEST_LIMIT: Duration = Duration::from_secs(15);
 /// The longest one run of the binary may take (a loaded machine, a debug build).
 const RUN_LIMIT: Duration = Duration::from_secs(120);
-/// How long to wait for a counter to show what already happened.
-const COUNTER_WAIT: Duration = Duration::from_secs(5);
 const VLLM_POD: &str = "vllm-7c9d5b8f6d-x2x7k";
 
 impl Pair {
@@ -50,79 +40,16 @@ impl Pair {
         ]
     }
 
-    /// Polls until the client or server Envoy shows `stat` above zero.
-    async fn wait_for_stat(&self, envoy: &EnvoyProcess, stat: &str) {
-        let deadline = Instant::now() + COUNTER_WAIT;
-        loop {
-            let stats = envoy.admin().stats().await.unwrap();
-            if stats.get(stat).is_some_and(|value| value > 0) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{stat} did not move on the {} Envoy",
-                envoy.name()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    /// `diagnose` of both admin APIs as JSON, with what every such run must show checked.
+    async fn diagnose_both_admins(&self) -> Value {
+        let mut args = self.admin_urls();
+        args.extend(strings(&["-o", "json"]));
+        let run = diagnose(&args, &[]).await;
+        assert_endpoint_target_with_both_sides(
+            &run,
+            &[self.client.admin_url(), self.server.admin_url()],
+        )
     }
-}
-
-struct Reply {
-    status: u16,
-    body: String,
-    cut: bool,
-}
-
-fn completion(max_tokens: u32, stream: bool) -> Value {
-    json!({
-        "model": "lab-model",
-        "prompt": "Tell me a long story",
-        "max_tokens": max_tokens,
-        "ignore_eos": true,
-        "stream": stream,
-    })
-}
-
-/// One request on its own HTTP/1.1 connection through the client Envoy, bounded.
-async fn post(entry: SocketAddr, body: Value) -> Reply {
-    tokio::time::timeout(REQUEST_LIMIT, async move {
-        let stream = TcpStream::connect(entry).await.unwrap();
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let request = Request::builder()
-            .method("POST")
-            .uri("/v1/completions")
-            .header("host", format!("{LAB_HOST}:{LAB_PORT}"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        let status = response.status().as_u16();
-        let mut body = response.into_body();
-        let mut bytes = Vec::new();
-        let mut cut = false;
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(frame) => {
-                    if let Some(data) = frame.data_ref() {
-                        bytes.extend_from_slice(data);
-                    }
-                }
-                Err(_) => {
-                    cut = true;
-                    break;
-                }
-            }
-        }
-        let body = String::from_utf8_lossy(&bytes).into_owned();
-        let cut = cut || !body.contains("[DONE]");
-        Reply { status, body, cut }
-    })
-    .await
-    .expect("request through Envoy did not finish in time")
 }
 
 struct Run {
@@ -252,15 +179,9 @@ async fn healthy_pair_names_no_root_cause_and_bad_urls_are_gaps() {
     .await;
     let reply = post(pair.entry, completion(20, true)).await;
     assert_eq!(reply.status, 200);
-    assert!(!reply.cut, "{}", reply.body);
+    assert!(reply.completed_stream(), "{}", reply.body);
 
-    let mut args = pair.admin_urls();
-    args.extend(strings(&["-o", "json"]));
-    let run = diagnose(&args, &[]).await;
-    let document = assert_endpoint_target_with_both_sides(
-        &run,
-        &[pair.client.admin_url(), pair.server.admin_url()],
-    );
+    let document = pair.diagnose_both_admins().await;
     let envoys = &document["targets"][0]["envoys"];
     assert!(
         envoys[0]["envoyVersion"]
@@ -365,9 +286,13 @@ async fn route_timeout_is_stream_timeout_from_admin_dumps_and_saved_evidence() {
     // 100 tokens at 20/s take 5s; the route allows 1s for the whole response.
     let reply = post(pair.entry, completion(100, true)).await;
     assert_eq!(reply.status, 200);
-    assert!(reply.cut, "the stream was cut: {}", reply.body);
+    assert!(
+        !reply.completed_stream(),
+        "the stream was cut: {}",
+        reply.body
+    );
     let stat = format!("cluster.outbound|{LAB_PORT}||{LAB_HOST}.upstream_rq_timeout");
-    pair.wait_for_stat(&pair.client, &stat).await;
+    wait_for_stat(&pair.client, &stat, 1).await;
 
     let dir = TempDir::new().unwrap();
     let saved = dir.path().join("evidence.json");
@@ -459,20 +384,19 @@ async fn stream_idle_timeout_in_a_pause_is_stream_timeout() {
     .await;
     let reply = post(pair.entry, completion(10, true)).await;
     assert_eq!(reply.status, 200);
-    assert!(reply.cut, "cut in the pause: {}", reply.body);
-    pair.wait_for_stat(
+    assert!(
+        !reply.completed_stream(),
+        "cut in the pause: {}",
+        reply.body
+    );
+    wait_for_stat(
         &pair.server,
         "http.inbound_0.0.0.0_8000.downstream_rq_idle_timeout",
+        1,
     )
     .await;
 
-    let mut args = pair.admin_urls();
-    args.extend(strings(&["-o", "json"]));
-    let run = diagnose(&args, &[]).await;
-    let document = assert_endpoint_target_with_both_sides(
-        &run,
-        &[pair.client.admin_url(), pair.server.admin_url()],
-    );
+    let document = pair.diagnose_both_admins().await;
     assert_eq!(
         root_cause(&document),
         runtime("stream-timeout"),
@@ -493,33 +417,22 @@ async fn circuit_breaker_overflow_is_connection_pool() {
         },
     )
     .await;
-    // One stream holds the only connection (2s), one waits in the queue, the third overflows.
-    let entry = pair.entry;
-    let first = tokio::spawn(post(entry, completion(40, true)));
-    let deadline = Instant::now() + COUNTER_WAIT;
-    while pair.lab.served().requests < 1 {
-        assert!(Instant::now() < deadline, "the first stream never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let second = tokio::spawn(post(entry, completion(5, true)));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let third = post(entry, completion(5, true)).await;
-    assert_eq!(third.status, 503, "{}", third.body);
-    pair.wait_for_stat(
+    let overflow = overflow_the_pool(&pair).await;
+    assert_eq!(
+        overflow.overflowed.status, 503,
+        "{}",
+        overflow.overflowed.body
+    );
+    wait_for_stat(
         &pair.client,
         &format!("cluster.outbound|{LAB_PORT}||{LAB_HOST}.upstream_rq_pending_overflow"),
+        1,
     )
     .await;
-    first.await.unwrap();
-    second.await.unwrap();
+    overflow.holding.await.unwrap();
+    overflow.queued.await.unwrap();
 
-    let mut args = pair.admin_urls();
-    args.extend(strings(&["-o", "json"]));
-    let run = diagnose(&args, &[]).await;
-    let document = assert_endpoint_target_with_both_sides(
-        &run,
-        &[pair.client.admin_url(), pair.server.admin_url()],
-    );
+    let document = pair.diagnose_both_admins().await;
     assert_eq!(
         root_cause(&document),
         runtime("connection-pool"),
@@ -543,16 +456,9 @@ async fn buffering_filter_over_a_small_limit_is_buffer_limit() {
     // A small request with a large non-streaming answer: the Lua filter buffers it past 16 KiB.
     let reply = post(pair.entry, completion(4000, false)).await;
     assert_eq!(reply.status, 500, "{}", reply.body);
-    pair.wait_for_stat(&pair.client, "http.outbound_0.0.0.0_8000.rs_too_large")
-        .await;
+    wait_for_stat(&pair.client, "http.outbound_0.0.0.0_8000.rs_too_large", 1).await;
 
-    let mut args = pair.admin_urls();
-    args.extend(strings(&["-o", "json"]));
-    let run = diagnose(&args, &[]).await;
-    let document = assert_endpoint_target_with_both_sides(
-        &run,
-        &[pair.client.admin_url(), pair.server.admin_url()],
-    );
+    let document = pair.diagnose_both_admins().await;
     assert_eq!(
         root_cause(&document),
         runtime("buffer-limit"),
@@ -614,21 +520,14 @@ async fn live_cluster_reads_both_sides_through_port_forward() {
     )
     .await;
     let reply = post(pair.entry, completion(100, true)).await;
-    assert!(reply.cut, "{}", reply.body);
-    pair.wait_for_stat(
+    assert!(!reply.completed_stream(), "{}", reply.body);
+    wait_for_stat(
         &pair.client,
         &format!("cluster.outbound|{LAB_PORT}||{LAB_HOST}.upstream_rq_timeout"),
+        1,
     )
     .await;
 
-    let admin_addr = |envoy: &EnvoyProcess| -> SocketAddr {
-        envoy
-            .admin_url()
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse()
-            .unwrap()
-    };
     let config = ApiServerConfig::new()
         .with_fixtures()
         .with_objects(gateway_objects())
@@ -800,14 +699,6 @@ async fn live_probe_runs_share_one_listing_and_one_port_forward_per_path() {
         |client, _| client.knobs.route_timeout = Duration::from_secs(2),
     )
     .await;
-    let admin_addr = |envoy: &EnvoyProcess| -> SocketAddr {
-        envoy
-            .admin_url()
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse()
-            .unwrap()
-    };
     let gateway_pod = "istio-ingressgateway-7d9f-a";
     let config = ApiServerConfig::new()
         .with_objects(short_probe_objects())

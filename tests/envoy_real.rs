@@ -10,11 +10,8 @@
 
 mod support;
 use support::envoy_pair::{start_envoy, start_pair};
+use support::envoy_traffic::{completion, overflow_the_pool, post};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use kubectl_infermesh::checks::CheckId;
 use kubectl_infermesh::envoy::EnvoyEvidence;
 use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, LAB_HOST, LAB_PORT, StatsKnobs};
@@ -24,13 +21,9 @@ use kubectl_infermesh::envoy::config_dump::{
 use kubectl_infermesh::envoy::counters::{Moved, Snapshot, Targets, delta};
 use kubectl_infermesh::envoy::launcher::EnvoyProcess;
 use kubectl_infermesh::lab::{self, Pause, ServerConfig};
-use serde_json::{Value, json};
-use std::net::SocketAddr;
+use serde_json::json;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
-/// The longest any one request may take before the test gives up.
-const REQUEST_LIMIT: Duration = Duration::from_secs(15);
 /// How long to wait for a counter to show what already happened.
 const COUNTER_WAIT: Duration = Duration::from_secs(5);
 
@@ -78,87 +71,6 @@ fn moved_key<'a>(moved: &'a [Moved], key: &str) -> &'a Moved {
         .iter()
         .find(|m| m.key == key)
         .unwrap_or_else(|| panic!("{key} did not move: {moved:?}"))
-}
-
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-    /// The body ended with an error (a reset or a cut connection), not a clean end.
-    body_error: Option<String>,
-    elapsed: Duration,
-}
-
-impl Reply {
-    fn completed_stream(&self) -> bool {
-        self.body.contains("data: [DONE]") && self.body_error.is_none()
-    }
-
-    fn tokens(&self) -> usize {
-        self.body
-            .split("\n\n")
-            .filter(|event| event.starts_with("data: {"))
-            .count()
-    }
-}
-
-fn completion(max_tokens: u32, stream: bool) -> Value {
-    json!({
-        "model": "lab-model",
-        "prompt": "Tell me a long story",
-        "max_tokens": max_tokens,
-        "ignore_eos": true,
-        "stream": stream,
-    })
-}
-
-/// One request on its own HTTP/1.1 connection, bounded by `REQUEST_LIMIT`.
-async fn post(entry: SocketAddr, body: Value) -> Reply {
-    tokio::time::timeout(REQUEST_LIMIT, post_inner(entry, body.to_string()))
-        .await
-        .expect("request through Envoy did not finish in time")
-}
-
-async fn post_inner(entry: SocketAddr, body: String) -> Reply {
-    let started = Instant::now();
-    let stream = TcpStream::connect(entry).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let request = Request::builder()
-        .method("POST")
-        .uri("/v1/completions")
-        .header("host", format!("{LAB_HOST}:{LAB_PORT}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let mut body = response.into_body();
-    let mut bytes = Vec::new();
-    let mut body_error = None;
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => {
-                if let Some(data) = frame.data_ref() {
-                    bytes.extend_from_slice(data);
-                }
-            }
-            Err(error) => {
-                body_error = Some(error.to_string());
-                break;
-            }
-        }
-    }
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-        body_error,
-        elapsed: started.elapsed(),
-    }
 }
 
 fn cluster_key(leaf: &str) -> String {
@@ -432,36 +344,26 @@ async fn circuit_breaker_overflow_answers_503_overloaded() {
     let targets = Targets::from_config(&config);
     let before = snapshot(&pair.client, &targets).await;
 
-    // One stream holds the only connection (2s), one waits in the queue, the third overflows.
-    let entry = pair.entry;
-    let first = tokio::spawn(post(entry, completion(40, true)));
-    wait_until(|| pair.lab.served().requests >= 1).await;
-    let second = tokio::spawn(post(entry, completion(5, true)));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let third = post(entry, completion(5, true)).await;
-    assert_eq!(third.status, 503, "{}", third.body);
-    assert_eq!(third.headers.get("x-envoy-overloaded").unwrap(), "true");
-    assert!(third.body.contains("overflow"), "{}", third.body);
+    let overflow = overflow_the_pool(&pair).await;
+    let overflowed = &overflow.overflowed;
+    assert_eq!(overflowed.status, 503, "{}", overflowed.body);
+    assert_eq!(
+        overflowed.headers.get("x-envoy-overloaded").unwrap(),
+        "true"
+    );
+    assert!(overflowed.body.contains("overflow"), "{}", overflowed.body);
 
     let key = cluster_key("upstream_rq_pending_overflow");
     let moved = wait_for_rise(&pair.client, &targets, &before, &key, 1).await;
     assert_eq!(moved_key(&moved, &key).mode, Some(CheckId::ConnectionPool));
-    let first = first.await.unwrap();
-    let second = second.await.unwrap();
-    assert!(first.completed_stream(), "{}", first.body);
+    let holding = overflow.holding.await.unwrap();
+    let queued = overflow.queued.await.unwrap();
+    assert!(holding.completed_stream(), "{}", holding.body);
     assert!(
-        second.completed_stream(),
+        queued.completed_stream(),
         "the queued stream ran later: {}",
-        second.body
+        queued.body
     );
-}
-
-async fn wait_until(condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + COUNTER_WAIT;
-    while !condition() {
-        assert!(Instant::now() < deadline, "condition not met in time");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

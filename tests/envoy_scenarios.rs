@@ -19,11 +19,8 @@
 
 mod support;
 use support::envoy_pair::{Pair, start_pair};
+use support::envoy_traffic::{Reply, completion, overflow_the_pool, post, wait_for_stat};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use kubectl_infermesh::checks::{Basis, CheckId, Settings, Severity};
 use kubectl_infermesh::envoy::EnvoyEvidence;
 use kubectl_infermesh::envoy::bootstrap::{LAB_HOST, LAB_PORT, StatsKnobs};
@@ -31,77 +28,11 @@ use kubectl_infermesh::envoy::launcher::EnvoyProcess;
 use kubectl_infermesh::evidence::{Evidence, TargetEvidence};
 use kubectl_infermesh::lab::{Pause, ServerConfig};
 use kubectl_infermesh::verdict::{Confidence, TargetDiagnosis, diagnose};
-use serde_json::{Value, json};
-use std::net::SocketAddr;
+use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
-const REQUEST_LIMIT: Duration = Duration::from_secs(15);
 const COUNTER_WAIT: Duration = Duration::from_secs(10);
-
-fn completion(max_tokens: u32, stream: bool) -> Value {
-    json!({
-        "model": "lab-model",
-        "prompt": "Tell me a long story",
-        "max_tokens": max_tokens,
-        "ignore_eos": true,
-        "stream": stream,
-    })
-}
-
-/// One request on its own connection: the status and the body as far as it came.
-async fn post(entry: SocketAddr, body: Value) -> (u16, String) {
-    tokio::time::timeout(REQUEST_LIMIT, async move {
-        let stream = TcpStream::connect(entry).await.unwrap();
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let request = Request::builder()
-            .method("POST")
-            .uri("/v1/completions")
-            .header("host", format!("{LAB_HOST}:{LAB_PORT}"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        let status = response.status().as_u16();
-        let mut body = response.into_body();
-        let mut bytes = Vec::new();
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Some(data) = frame.data_ref() {
-                bytes.extend_from_slice(data);
-            }
-        }
-        (status, String::from_utf8_lossy(&bytes).into_owned())
-    })
-    .await
-    .expect("request through Envoy did not finish in time")
-}
-
-/// Polls an Envoy's `/stats` until the stat whose name ends with `suffix` is at least `at_least`.
-async fn wait_for_stat(envoy: &EnvoyProcess, suffix: &str, at_least: u64) {
-    let deadline = Instant::now() + COUNTER_WAIT;
-    loop {
-        let text = envoy.admin().stats_text().await.unwrap();
-        let value = text
-            .lines()
-            .filter_map(|line| line.split_once(": "))
-            .filter(|(name, _)| name.ends_with(suffix))
-            .filter_map(|(_, value)| value.trim().parse::<u64>().ok())
-            .max();
-        if value.is_some_and(|value| value >= at_least) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{suffix} did not reach {at_least} on the {} Envoy (now {value:?})",
-            envoy.name()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// Waits for the upstream connect-time histogram to be flushed (1s in the lab bootstrap).
 async fn wait_for_connect_histogram(envoy: &EnvoyProcess) {
@@ -159,7 +90,7 @@ async fn run_healthy() -> Pair {
     )
     .await;
     for _ in 0..3 {
-        let (status, body) = post(pair.entry, completion(20, true)).await;
+        let Reply { status, body, .. } = post(pair.entry, completion(20, true)).await;
         assert_eq!(status, 200);
         assert!(body.contains("data: [DONE]"), "{body}");
     }
@@ -180,7 +111,7 @@ async fn run_route_timeout() -> Pair {
     )
     .await;
     // 100 tokens at 20/s take 5s; the route's deadline is 1s.
-    let (status, body) = post(pair.entry, completion(100, true)).await;
+    let Reply { status, body, .. } = post(pair.entry, completion(100, true)).await;
     assert_eq!(status, 200);
     assert!(!body.contains("data: [DONE]"), "cut: {body}");
     wait_for_stat(&pair.client, ".upstream_rq_timeout", 1).await;
@@ -207,7 +138,7 @@ async fn run_route_timeout_trimmed() -> Pair {
         },
     )
     .await;
-    let (status, body) = post(pair.entry, completion(100, true)).await;
+    let Reply { status, body, .. } = post(pair.entry, completion(100, true)).await;
     assert_eq!(status, 200);
     assert!(!body.contains("data: [DONE]"), "cut: {body}");
     let stats = pair.client.admin().stats_text().await.unwrap();
@@ -232,7 +163,7 @@ async fn run_stream_idle_timeout() -> Pair {
         |_, server| server.knobs.stream_idle_timeout = Duration::from_secs(1),
     )
     .await;
-    let (status, body) = post(pair.entry, completion(10, true)).await;
+    let Reply { status, body, .. } = post(pair.entry, completion(10, true)).await;
     assert_eq!(status, 200);
     assert!(!body.contains("data: [DONE]"), "cut in the pause: {body}");
     wait_for_stat(&pair.server, ".downstream_rq_idle_timeout", 1).await;
@@ -255,22 +186,13 @@ async fn run_circuit_breaker() -> Pair {
         },
     )
     .await;
-    // One stream holds the only connection (2s), one waits, the third overflows.
-    let entry = pair.entry;
-    let first = tokio::spawn(post(entry, completion(40, true)));
-    let deadline = Instant::now() + COUNTER_WAIT;
-    while pair.lab.served().requests < 1 {
-        assert!(Instant::now() < deadline, "first request never arrived");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let second = tokio::spawn(post(entry, completion(5, true)));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, body) = post(entry, completion(5, true)).await;
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("overflow"), "{body}");
+    let overflow = overflow_the_pool(&pair).await;
+    let overflowed = &overflow.overflowed;
+    assert_eq!(overflowed.status, 503, "{}", overflowed.body);
+    assert!(overflowed.body.contains("overflow"), "{}", overflowed.body);
     wait_for_stat(&pair.client, ".upstream_rq_pending_overflow", 1).await;
-    assert_eq!(first.await.unwrap().0, 200);
-    assert_eq!(second.await.unwrap().0, 200);
+    assert_eq!(overflow.holding.await.unwrap().status, 200);
+    assert_eq!(overflow.queued.await.unwrap().status, 200);
     pair
 }
 
@@ -289,13 +211,13 @@ async fn run_buffer_filter() -> Pair {
     )
     .await;
     // A large non-streamed answer held by the Lua filter past 16 KiB: 500, rs_too_large.
-    let (status, _) = post(pair.entry, completion(4000, false)).await;
+    let status = post(pair.entry, completion(4000, false)).await.status;
     assert_eq!(status, 500);
     wait_for_stat(&pair.client, ".rs_too_large", 1).await;
     // A prompt over the buffer filter's 2 KiB: 413, downstream_rq_too_large.
     let mut large = completion(5, false);
     large["prompt"] = json!("word ".repeat(1000));
-    let (status, _) = post(pair.entry, large).await;
+    let status = post(pair.entry, large).await.status;
     assert_eq!(status, 413);
     wait_for_stat(&pair.client, ".downstream_rq_too_large", 1).await;
     pair
@@ -319,7 +241,7 @@ async fn run_edge_gateway_profile() -> Pair {
         },
     )
     .await;
-    let (status, body) = post(pair.entry, completion(20, true)).await;
+    let Reply { status, body, .. } = post(pair.entry, completion(20, true)).await;
     assert_eq!(status, 200);
     assert!(body.contains("data: [DONE]"), "{body}");
     wait_for_stat(&pair.client, ".ssl.handshake", 1).await;

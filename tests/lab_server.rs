@@ -125,6 +125,16 @@ async fn send_inner(
     }
 }
 
+/// `POST /v1/completions` over HTTP/1.1 without an API key.
+async fn post_completion(addr: SocketAddr, body: Value) -> Reply {
+    send(addr, false, "POST", "/v1/completions", Some(body), None).await
+}
+
+/// `GET path` over HTTP/1.1 without an API key.
+async fn get(addr: SocketAddr, path: &str) -> Reply {
+    send(addr, false, "GET", path, None, None).await
+}
+
 async fn server(config: ServerConfig) -> RunningServer {
     lab::spawn(config).await.unwrap()
 }
@@ -146,15 +156,7 @@ fn completion(max_tokens: u32, stream: bool) -> Value {
 #[tokio::test]
 async fn completions_stream_is_framed_as_vllm_frames_it() {
     let server = server(fast()).await;
-    let reply = send(
-        server.addr(),
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(5, true)),
-        None,
-    )
-    .await;
+    let reply = post_completion(server.addr(), completion(5, true)).await;
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply.headers["content-type"],
@@ -282,15 +284,7 @@ async fn tokens_are_paced_and_the_pause_shows() {
         ..ServerConfig::default()
     })
     .await;
-    let reply = send(
-        server.addr(),
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(6, true)),
-        None,
-    )
-    .await;
+    let reply = post_completion(server.addr(), completion(6, true)).await;
     let times: Vec<Duration> = reply.data()[..6].iter().map(|(at, _)| *at).collect();
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(
@@ -328,15 +322,7 @@ async fn keepalive_comments_fill_a_pause() {
         ..ServerConfig::default()
     })
     .await;
-    let reply = send(
-        server.addr(),
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(2, true)),
-        None,
-    )
-    .await;
+    let reply = post_completion(server.addr(), completion(2, true)).await;
     let comments = reply
         .events()
         .into_iter()
@@ -357,15 +343,7 @@ async fn error_event_arrives_inside_the_200_stream() {
         ..fast()
     })
     .await;
-    let reply = send(
-        server.addr(),
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(10, true)),
-        None,
-    )
-    .await;
+    let reply = post_completion(server.addr(), completion(10, true)).await;
     assert_eq!(reply.status, 200);
     let data = reply.data();
     assert_eq!(data.len(), 4, "{}", reply.text());
@@ -391,15 +369,7 @@ async fn close_knob_ends_the_body_cleanly_without_done() {
         ..fast()
     })
     .await;
-    let reply = send(
-        server.addr(),
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(10, true)),
-        None,
-    )
-    .await;
+    let reply = post_completion(server.addr(), completion(10, true)).await;
     assert!(reply.body_error.is_none(), "{:?}", reply.body_error);
     let data = reply.data();
     assert_eq!(data.len(), 3);
@@ -462,15 +432,7 @@ async fn non_streaming_returns_a_large_complete_body() {
     })
     .await;
     let tokens = 400_000;
-    let reply = send(
-        server.addr(),
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(tokens, false)),
-        None,
-    )
-    .await;
+    let reply = post_completion(server.addr(), completion(tokens, false)).await;
     assert_eq!(reply.status, 200);
     let text = reply.text();
     assert!(text.len() > 3_500_000, "{} bytes", text.len());
@@ -496,15 +458,7 @@ async fn non_streaming_cut_announces_more_than_it_sends() {
         ..ServerConfig::default()
     })
     .await;
-    let reply = send(
-        server.addr(),
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(1000, false)),
-        None,
-    )
-    .await;
+    let reply = post_completion(server.addr(), completion(1000, false)).await;
     let announced: usize = reply.headers["content-length"]
         .to_str()
         .unwrap()
@@ -522,15 +476,7 @@ async fn api_key_guards_v1_only() {
     })
     .await;
     let addr = server.addr();
-    let denied = send(
-        addr,
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(2, true)),
-        None,
-    )
-    .await;
+    let denied = post_completion(addr, completion(2, true)).await;
     assert_eq!(denied.status, 401);
     assert_eq!(denied.text(), r#"{"error":"Unauthorized"}"#);
     let wrong = send(addr, false, "GET", "/v1/models", None, Some("nope")).await;
@@ -539,7 +485,7 @@ async fn api_key_guards_v1_only() {
     assert_eq!(models.status, 200);
     let models: Value = serde_json::from_str(&models.text()).unwrap();
     assert_eq!(models["data"][0]["id"], "lab-model");
-    let health = send(addr, false, "GET", "/health", None, None).await;
+    let health = get(addr, "/health").await;
     assert_eq!(health.status, 200);
     assert_eq!(server.served().unauthorized, 2);
 }
@@ -549,13 +495,13 @@ async fn bad_requests_get_vllm_errors() {
     let server = server(fast()).await;
     let addr = server.addr();
     let unknown = serde_json::json!({"model": "gpt-9", "prompt": "x"});
-    let reply = send(addr, false, "POST", "/v1/completions", Some(unknown), None).await;
+    let reply = post_completion(addr, unknown).await;
     assert_eq!(reply.status, 404);
     let error: Value = serde_json::from_str(&reply.text()).unwrap();
     assert_eq!(error["error"]["type"], "NotFoundError");
-    let missing = send(addr, false, "GET", "/nowhere", None, None).await;
+    let missing = get(addr, "/nowhere").await;
     assert_eq!(missing.status, 404);
-    let method = send(addr, false, "GET", "/v1/completions", None, None).await;
+    let method = get(addr, "/v1/completions").await;
     assert_eq!(method.status, 405);
 }
 
@@ -564,26 +510,12 @@ async fn dead_engine_fails_health_and_generation() {
     let server = server(fast()).await;
     server.set_dead(true);
     let addr = server.addr();
-    assert_eq!(
-        send(addr, false, "GET", "/health", None, None).await.status,
-        503
-    );
-    let reply = send(
-        addr,
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(2, true)),
-        None,
-    )
-    .await;
+    assert_eq!(get(addr, "/health").await.status, 503);
+    let reply = post_completion(addr, completion(2, true)).await;
     assert_eq!(reply.status, 500);
     server.set_dead(false);
-    assert_eq!(
-        send(addr, false, "GET", "/health", None, None).await.status,
-        200
-    );
-    let version = send(addr, false, "GET", "/version", None, None).await;
+    assert_eq!(get(addr, "/health").await.status, 200);
+    let version = get(addr, "/version").await;
     assert!(version.text().contains("\"version\""));
 }
 
@@ -594,24 +526,8 @@ async fn cold_model_delays_only_early_requests() {
         ..fast()
     })
     .await;
-    let cold = send(
-        server.addr(),
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(2, true)),
-        None,
-    )
-    .await;
-    let warm = send(
-        server.addr(),
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(2, true)),
-        None,
-    )
-    .await;
+    let cold = post_completion(server.addr(), completion(2, true)).await;
+    let warm = post_completion(server.addr(), completion(2, true)).await;
     let cold_ttft = cold.data()[0].0;
     let warm_ttft = warm.data()[0].0;
     assert!(
@@ -641,27 +557,11 @@ async fn max_num_seqs_makes_requests_wait_and_metrics_show_it() {
     })
     .await;
     let addr = server.addr();
-    let first = tokio::spawn(send(
-        addr,
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(15, true)),
-        None,
-    ));
-    let second = tokio::spawn(send(
-        addr,
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(15, true)),
-        None,
-    ));
+    let first = tokio::spawn(post_completion(addr, completion(15, true)));
+    let second = tokio::spawn(post_completion(addr, completion(15, true)));
     let mut seen_waiting = false;
     for _ in 0..100 {
-        let text = send(addr, false, "GET", "/metrics", None, None)
-            .await
-            .text();
+        let text = get(addr, "/metrics").await.text();
         if metric(&text, "vllm:num_requests_waiting") == 1.0
             && metric(&text, "vllm:num_requests_running") == 1.0
         {
@@ -682,9 +582,7 @@ async fn max_num_seqs_makes_requests_wait_and_metrics_show_it() {
         late.data()[0].0 >= last_token(&early),
         "the second did not wait for the first"
     );
-    let text = send(addr, false, "GET", "/metrics", None, None)
-        .await
-        .text();
+    let text = get(addr, "/metrics").await.text();
     assert_eq!(metric(&text, "vllm:num_requests_waiting"), 0.0);
     assert_eq!(metric(&text, "vllm:num_requests_running"), 0.0);
     assert_eq!(metric(&text, "vllm:time_to_first_token_seconds_count"), 2.0);
@@ -709,25 +607,10 @@ async fn a_client_that_leaves_frees_its_slot() {
     })
     .await;
     let addr = server.addr();
-    let abandoned = tokio::spawn(send(
-        addr,
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(1000, true)),
-        None,
-    ));
+    let abandoned = tokio::spawn(post_completion(addr, completion(1000, true)));
     tokio::time::sleep(Duration::from_millis(200)).await;
     abandoned.abort();
-    let next = send(
-        addr,
-        false,
-        "POST",
-        "/v1/completions",
-        Some(completion(2, true)),
-        None,
-    )
-    .await;
+    let next = post_completion(addr, completion(2, true)).await;
     assert_eq!(next.data().last().unwrap().1, "[DONE]");
     assert_eq!(server.served().abandoned, 1);
 }

@@ -10,12 +10,11 @@
 
 mod support;
 use support::envoy_pair::{Pair, start_pair};
+use support::envoy_traffic::admin_addr;
 
 use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, ServerBootstrap, StatsKnobs};
-use kubectl_infermesh::envoy::launcher::EnvoyProcess;
 use kubectl_infermesh::lab::{self, Pause, ServerConfig};
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 use support::apiserver::{ApiServer, ApiServerConfig, NAMESPACE};
@@ -503,16 +502,10 @@ async fn live_target_port_forwards_the_direct_path_and_the_sidecar_admin() {
         |client, _| client.knobs.route_timeout = Duration::from_secs(2),
     )
     .await;
-    let server_admin: SocketAddr = mesh
-        .server
-        .admin_url()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
     let config = ApiServerConfig::new()
         .with_fixtures()
         .port_forward(NAMESPACE, VLLM_POD, 8000, mesh.lab.addr())
-        .port_forward(NAMESPACE, VLLM_POD, 15000, server_admin);
+        .port_forward(NAMESPACE, VLLM_POD, 15000, admin_addr(&mesh.server));
     let api = ApiServer::start(config).await;
     let dir = TempDir::new().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
@@ -668,20 +661,13 @@ async fn live_target_finds_the_ingress_gateway_for_the_mesh_path() {
         |client, _| client.knobs.route_timeout = Duration::from_secs(2),
     )
     .await;
-    let admin_of = |envoy: &EnvoyProcess| -> SocketAddr {
-        envoy
-            .admin_url()
-            .trim_start_matches("http://")
-            .parse()
-            .unwrap()
-    };
     let config = ApiServerConfig::new()
         .with_fixtures()
         .with_objects(ingress_objects())
         .port_forward(NAMESPACE, VLLM_POD, 8000, mesh.lab.addr())
-        .port_forward(NAMESPACE, VLLM_POD, 15000, admin_of(&mesh.server))
+        .port_forward(NAMESPACE, VLLM_POD, 15000, admin_addr(&mesh.server))
         .port_forward("istio-system", GATEWAY_POD, 8080, mesh.entry)
-        .port_forward("istio-system", GATEWAY_POD, 15000, admin_of(&mesh.client));
+        .port_forward("istio-system", GATEWAY_POD, 15000, admin_addr(&mesh.client));
     let api = ApiServer::start(config).await;
     let dir = TempDir::new().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());

@@ -2,8 +2,8 @@
 //! reproduced each failure mode (`tests/envoy_scenarios.rs`, `tests/fixtures/envoy/scenarios/`).
 
 use super::test_support::{
-    assert_well_formed, endpoint_target, lab_target, object, scenario_envoy, scenario_pair,
-    settings,
+    assert_well_formed, endpoint_target, evidence_paths, lab_target, object, scenario_envoy,
+    scenario_pair, settings,
 };
 use super::{ALL, Basis, CheckId, Finding, Settings, Severity, run_all};
 use crate::envoy::EnvoyEvidence;
@@ -34,12 +34,21 @@ fn judged(target: &TargetEvidence, settings: &Settings) -> TargetDiagnosis {
     judge_target(target, per_check)
 }
 
-fn paths(finding: &Finding) -> Vec<&str> {
-    finding
-        .evidence
+/// Runs every check on `target`; there must be exactly one finding above info.
+fn only_finding_above_info(target: &TargetEvidence) -> Finding {
+    let findings = run_all(target, &settings());
+    assert_well_formed(&findings);
+    let above = above_info(&findings);
+    assert_eq!(above.len(), 1, "{above:#?}");
+    above[0].clone()
+}
+
+/// The finding whose title contains `words`.
+fn titled<'a>(findings: &'a [Finding], words: &str) -> &'a Finding {
+    findings
         .iter()
-        .map(|line| line.path.as_str())
-        .collect()
+        .find(|finding| finding.title.contains(words))
+        .unwrap_or_else(|| panic!("no finding titled {words:?}: {findings:#?}"))
 }
 
 fn line<'a>(finding: &'a Finding, path: &str) -> &'a crate::checks::EvidenceLine {
@@ -72,9 +81,9 @@ fn a_healthy_pair_finds_nothing_above_info_and_no_root_cause() {
     assert_eq!(cold[0].basis, Basis::Effective);
     assert!(cold[0].title.contains("1 so far"), "{}", cold[0].title);
     assert!(
-        paths(cold[0]).contains(&format!("cluster.{CLUSTER}.ssl.handshake").as_str()),
+        evidence_paths(cold[0]).contains(&format!("cluster.{CLUSTER}.ssl.handshake").as_str()),
         "{:?}",
-        paths(cold[0])
+        evidence_paths(cold[0])
     );
 
     let diagnosis = judged(&target, &settings());
@@ -110,11 +119,7 @@ fn a_healthy_pair_finds_nothing_above_info_and_no_root_cause() {
 #[test]
 fn a_route_timeout_that_cut_a_stream_is_critical_runtime_and_the_root_cause() {
     let target = endpoint_target(scenario_pair("route-timeout"));
-    let findings = run_all(&target, &settings());
-    assert_well_formed(&findings);
-    let above = above_info(&findings);
-    assert_eq!(above.len(), 1, "{above:#?}");
-    let finding = above[0];
+    let finding = &only_finding_above_info(&target);
     assert_eq!(
         (finding.id, finding.severity, finding.basis),
         (CheckId::StreamTimeout, Severity::Critical, Basis::Runtime)
@@ -195,11 +200,7 @@ fn without_route_metadata_the_fix_is_a_new_virtual_service_for_the_cluster_host(
 #[test]
 fn trimmed_stats_leave_an_effective_finding_that_says_so_and_brings_them_back() {
     let target = endpoint_target(scenario_pair("route-timeout-trimmed-stats"));
-    let findings = run_all(&target, &settings());
-    assert_well_formed(&findings);
-    let above = above_info(&findings);
-    assert_eq!(above.len(), 1, "{above:#?}");
-    let finding = above[0];
+    let finding = &only_finding_above_info(&target);
     // The cut happened, but Istio's default matcher trimmed the counter: configuration only.
     assert_eq!(
         (finding.id, finding.severity, finding.basis),
@@ -305,11 +306,7 @@ fn a_stream_idle_timeout_is_a_warning_until_its_counter_moves() {
 #[test]
 fn circuit_breaker_overflow_is_critical_runtime_with_the_delimited_stat_names() {
     let target = endpoint_target(scenario_pair("circuit-breaker"));
-    let findings = run_all(&target, &settings());
-    assert_well_formed(&findings);
-    let above = above_info(&findings);
-    assert_eq!(above.len(), 1, "{above:#?}");
-    let finding = above[0];
+    let finding = &only_finding_above_info(&target);
     assert_eq!(
         (finding.id, finding.severity, finding.basis),
         (CheckId::ConnectionPool, Severity::Critical, Basis::Runtime)
@@ -394,11 +391,7 @@ fn a_uo_response_flag_alone_makes_the_pool_finding_runtime() {
 #[test]
 fn buffering_filters_over_their_limit_are_critical_runtime() {
     let target = endpoint_target(scenario_pair("buffer-filter"));
-    let findings = run_all(&target, &settings());
-    assert_well_formed(&findings);
-    let above = above_info(&findings);
-    assert_eq!(above.len(), 1, "{above:#?}");
-    let finding = above[0];
+    let finding = &only_finding_above_info(&target);
     assert_eq!(
         (finding.id, finding.severity, finding.basis),
         (CheckId::BufferLimit, Severity::Critical, Basis::Runtime)
@@ -456,20 +449,17 @@ fn buffering_filters_over_their_limit_are_critical_runtime() {
         findings[0].title
     );
     assert!(
-        paths(&findings[0]).contains(&"listener 0.0.0.0_8000/per_connection_buffer_limit_bytes"),
+        evidence_paths(&findings[0])
+            .contains(&"listener 0.0.0.0_8000/per_connection_buffer_limit_bytes"),
         "{:?}",
-        paths(&findings[0])
+        evidence_paths(&findings[0])
     );
 }
 
 #[test]
 fn the_edge_gateway_profile_is_named_from_config() {
     let target = endpoint_target(scenario_pair("edge-gateway-profile"));
-    let findings = run_all(&target, &settings());
-    assert_well_formed(&findings);
-    let above = above_info(&findings);
-    assert_eq!(above.len(), 1, "{above:#?}");
-    let finding = above[0];
+    let finding = &only_finding_above_info(&target);
     assert_eq!(
         (finding.id, finding.severity, finding.basis),
         (CheckId::StreamTimeout, Severity::Warning, Basis::Effective)
@@ -552,10 +542,7 @@ fn a_virtual_service_that_the_proxy_does_not_run_is_a_disagreement() {
         .push(virtual_service("vllm", "300s", "[mesh]"));
     let findings = super::stream_timeout::check(&target, &settings());
     assert_well_formed(&findings);
-    let disagreement = findings
-        .iter()
-        .find(|finding| finding.title.contains(" says 300s"))
-        .unwrap_or_else(|| panic!("{findings:#?}"));
+    let disagreement = titled(&findings, " says 300s");
     assert_eq!(
         disagreement.title,
         "VirtualService inference/vllm says 300s, the route in gateway Envoy route-timeout/client has 1s: the proxy has \
@@ -566,7 +553,7 @@ fn a_virtual_service_that_the_proxy_does_not_run_is_a_disagreement() {
         (Severity::Warning, Basis::Effective)
     );
     assert_eq!(
-        paths(disagreement),
+        evidence_paths(disagreement),
         ["spec/http[0]/timeout", ROUTE_TIMEOUT_PATH]
     );
     // The runtime finding still leads, and its fix says the YAML is already right.
@@ -593,10 +580,7 @@ fn a_virtual_service_that_the_proxy_does_not_run_is_a_disagreement() {
         "[istio-system/public-gateway]",
     ));
     let findings = super::stream_timeout::check(&target, &settings());
-    let disagreement = findings
-        .iter()
-        .find(|finding| finding.title.contains(" says 300s"))
-        .unwrap_or_else(|| panic!("{findings:#?}"));
+    let disagreement = titled(&findings, " says 300s");
     assert!(
         disagreement.title.contains(
             "the route comes from VirtualService inference/vllm: the VirtualService is not bound to that gateway \
@@ -662,10 +646,7 @@ fn destination_rule_limits_are_compared_with_the_cluster_the_proxy_runs() {
         .push(destination_rule(1000, 1000));
     let findings = super::connection_pool::check(&target, &settings());
     assert_well_formed(&findings);
-    let disagreement = findings
-        .iter()
-        .find(|finding| finding.title.contains("disagree on connection limits"))
-        .unwrap_or_else(|| panic!("{findings:#?}"));
+    let disagreement = titled(&findings, "disagree on connection limits");
     assert_eq!(disagreement.severity, Severity::Warning);
     assert!(
         disagreement.title.contains("the cluster names this rule"),
@@ -673,7 +654,7 @@ fn destination_rule_limits_are_compared_with_the_cluster_the_proxy_runs() {
         disagreement.title
     );
     assert_eq!(
-        paths(disagreement),
+        evidence_paths(disagreement),
         [
             "spec/trafficPolicy/connectionPool/tcp/maxConnections",
             &format!("cluster {CLUSTER}/circuit_breakers/thresholds[0]/max_connections"),
@@ -689,7 +670,10 @@ fn destination_rule_limits_are_compared_with_the_cluster_the_proxy_runs() {
     assert_well_formed(&findings);
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0].basis, Basis::Runtime);
-    assert!(paths(&findings[0]).contains(&"spec/trafficPolicy/connectionPool/tcp/maxConnections"));
+    assert!(
+        evidence_paths(&findings[0])
+            .contains(&"spec/trafficPolicy/connectionPool/tcp/maxConnections")
+    );
     let fixed: DestinationRule =
         serde_yaml::from_str(&findings[0].fix.as_ref().unwrap().yaml).unwrap();
     let pool = fixed.spec.traffic_policy.unwrap().connection_pool.unwrap();
@@ -780,10 +764,10 @@ fn with_a_pod_spec_the_sidecar_checks_still_run_and_mtls_comes_from_the_proxies(
         cold[0].assumptions
     );
     assert!(
-        paths(cold[0])
+        evidence_paths(cold[0])
             .contains(&"listener virtualInbound/filter_chains[0.0.0.0_8000]/transport_socket"),
         "{:?}",
-        paths(cold[0])
+        evidence_paths(cold[0])
     );
 }
 

@@ -488,12 +488,31 @@ fn envoy_filter_finding(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::test_support::{assert_well_formed, object, settings, target};
+    use crate::checks::test_support::{
+        assert_well_formed, evidence_paths, object, settings, target,
+    };
 
     fn with_virtual_service(yaml: &str) -> TargetEvidence {
         let mut target = target();
         target.mesh.virtual_services.push(object(yaml));
         target
+    }
+
+    fn with_envoy_filter(yaml: &str) -> TargetEvidence {
+        let mut target = target();
+        target.mesh.envoy_filters.push(object(yaml));
+        target
+    }
+
+    /// The `patch.value` of the filter's patch at `index`.
+    fn patch_value(filter: &EnvoyFilter, index: usize) -> &serde_json::Value {
+        filter.spec.config_patches[index]
+            .patch
+            .as_ref()
+            .unwrap()
+            .value
+            .as_ref()
+            .unwrap()
     }
 
     const SHORT_TIMEOUT: &str = r#"
@@ -644,13 +663,8 @@ spec:
             "{}",
             finding.title
         );
-        let paths: Vec<&str> = finding
-            .evidence
-            .iter()
-            .map(|line| line.path.as_str())
-            .collect();
         assert_eq!(
-            paths,
+            evidence_paths(finding),
             ["spec/http[1]/timeout", "spec/http[1]/retries/perTryTimeout"]
         );
         assert_eq!(finding.evidence[0].value, "15s");
@@ -725,13 +739,8 @@ spec:
         assert_well_formed(&findings);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].severity, Severity::Info);
-        let paths: Vec<&str> = findings[0]
-            .evidence
-            .iter()
-            .map(|line| line.path.as_str())
-            .collect();
         assert_eq!(
-            paths,
+            evidence_paths(&findings[0]),
             [
                 "spec/trafficPolicy/connectionPool/http/idleTimeout",
                 "spec/trafficPolicy/connectionPool/tcp/maxConnectionDuration"
@@ -782,9 +791,7 @@ spec:
 
     #[test]
     fn envoy_filter_patches_are_classified_by_what_they_cut() {
-        let mut target = target();
-        target.mesh.envoy_filters.push(object(FILTER));
-        let findings = check(&target, &settings());
+        let findings = check(&with_envoy_filter(FILTER), &settings());
         assert_well_formed(&findings);
         assert_eq!(findings.len(), 1);
         let finding = &findings[0];
@@ -794,13 +801,8 @@ spec:
             "{}",
             finding.title
         );
-        let paths: Vec<&str> = finding
-            .evidence
-            .iter()
-            .map(|line| line.path.as_str())
-            .collect();
         assert_eq!(
-            paths,
+            evidence_paths(finding),
             [
                 "spec/configPatches[0]/patch/value/typed_config/common_http_protocol_options/idle_timeout",
                 "spec/configPatches[0]/patch/value/typed_config/request_timeout",
@@ -810,32 +812,19 @@ spec:
             "0s is disabled; the workload's own outbound patch is off the path; an ext_authz call timeout is no stream timeout"
         );
         let fixed: EnvoyFilter = serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
-        let first = fixed.spec.config_patches[0]
-            .patch
-            .as_ref()
-            .unwrap()
-            .value
-            .as_ref()
-            .unwrap();
+        let first = patch_value(&fixed, 0);
         assert_eq!(first["typed_config"]["stream_idle_timeout"], "300s");
         assert_eq!(
             first["typed_config"]["request_timeout"], "10s",
             "info-level limits are left alone"
         );
-        let second = fixed.spec.config_patches[1]
-            .patch
-            .as_ref()
-            .unwrap()
-            .value
-            .as_ref()
-            .unwrap();
+        let second = patch_value(&fixed, 1);
         assert_eq!(second["route"]["timeout"], "300s");
     }
 
     #[test]
     fn an_envoy_filter_with_only_connection_limits_is_info() {
-        let mut target = target();
-        target.mesh.envoy_filters.push(object(
+        let target = with_envoy_filter(
             r#"
 metadata: {name: upstream, namespace: llm}
 spec:
@@ -844,7 +833,7 @@ spec:
     match: {context: SIDECAR_OUTBOUND}
     patch: {operation: MERGE, value: {typed_extension_protocol_options: {x: {common_http_protocol_options: {max_connection_duration: 60s}}}}}
 "#,
-        ));
+        );
         let findings = check(&target, &settings());
         assert_well_formed(&findings);
         assert_eq!(findings.len(), 1);

@@ -102,6 +102,15 @@ pub fn pod_spec(yaml: &str) -> PodSpec {
     object(yaml)
 }
 
+/// The paths of a finding's evidence lines, in order.
+pub fn evidence_paths(finding: &Finding) -> Vec<&str> {
+    finding
+        .evidence
+        .iter()
+        .map(|line| line.path.as_str())
+        .collect()
+}
+
 /// Every fix's YAML parses (as one or more documents) and every finding has evidence.
 pub fn assert_well_formed(findings: &[Finding]) {
     for finding in findings {

@@ -167,34 +167,29 @@ fn limits(proxy: &Proxy, expected: Duration) -> Vec<Limit> {
         let route = view.route;
         let place = || Place::Route(route.istio_config.as_deref().and_then(istio_object));
         if let Some(duration) = shorter(&route.timeout.value, expected) {
-            let mut note = format!(
-                "{}: a deadline on the whole response cuts the stream at {}",
-                shorter_note(expected),
+            let mut consequence = format!(
+                "a deadline on the whole response cuts the stream at {}",
                 display(duration)
             );
             if route.timeout.is_default() {
-                note.push_str("; the field is absent, and raw Envoy's default is 15s (istiod always writes it, 0s when no VirtualService sets one)");
+                consequence.push_str("; the field is absent, and raw Envoy's default is 15s (istiod always writes it, 0s when no VirtualService sets one)");
             }
+            let mut item = deadline_item(
+                proxy,
+                route_path(&view, "timeout"),
+                duration,
+                "route timeout",
+                expected,
+                &consequence,
+                &["upstream_rq_timeout", "UT"],
+            );
+            item.line.value = duration_text(&route.timeout, "RouteAction.timeout");
             found.push(Limit {
-                item: Item {
-                    severity: Severity::Critical,
-                    headline: critical(duration, "route timeout", expected),
-                    line: proxy
-                        .line(
-                            route_path(&view, "timeout"),
-                            duration_text(&route.timeout, "RouteAction.timeout"),
-                        )
-                        .with_note(note),
-                    explains: &["upstream_rq_timeout", "UT"],
-                },
+                item,
                 place: place(),
             });
         }
-        if let Some(duration) = route
-            .idle_timeout
-            .as_ref()
-            .and_then(|idle| shorter(idle, expected))
-        {
+        if let Some(duration) = shorter_if_set(route.idle_timeout.as_ref(), expected) {
             found.push(Limit {
                 item: idle_item(
                     proxy,
@@ -206,59 +201,39 @@ fn limits(proxy: &Proxy, expected: Duration) -> Vec<Limit> {
                 place: place(),
             });
         }
-        if let Some(duration) = route
-            .max_stream_duration
-            .as_ref()
-            .and_then(|max| shorter(max, expected))
-        {
+        if let Some(duration) = shorter_if_set(route.max_stream_duration.as_ref(), expected) {
             found.push(Limit {
-                item: Item {
-                    severity: Severity::Critical,
-                    headline: critical(duration, "max stream duration", expected),
-                    line: proxy
-                        .line(
-                            route_path(&view, "max_stream_duration/max_stream_duration"),
-                            display(duration),
-                        )
-                        .with_note(format!(
-                            "{}: a deadline on the whole stream",
-                            shorter_note(expected)
-                        )),
-                    explains: &["upstream_rq_max_duration_reached", "UMSDR"],
-                },
+                item: deadline_item(
+                    proxy,
+                    route_path(&view, "max_stream_duration/max_stream_duration"),
+                    duration,
+                    "max stream duration",
+                    expected,
+                    "a deadline on the whole stream",
+                    &["upstream_rq_max_duration_reached", "UMSDR"],
+                ),
                 place: place(),
             });
         }
         if let Some(retry) = &route.retry {
-            if let Some(duration) = retry
-                .per_try_timeout
-                .as_ref()
-                .and_then(|per_try| shorter(per_try, expected))
-            {
+            if let Some(duration) = shorter_if_set(retry.per_try_timeout.as_ref(), expected) {
                 found.push(Limit {
-                    item: Item {
-                        severity: Severity::Critical,
-                        headline: critical(duration, "per-try timeout", expected),
-                        line: proxy
-                            .line(
-                                route_path(&view, "retry_policy/per_try_timeout"),
-                                display(duration),
-                            )
-                            .with_note(format!(
-                                "{}: each attempt, streaming included, is cut at {}",
-                                shorter_note(expected),
-                                display(duration)
-                            )),
-                        explains: &["upstream_rq_per_try_timeout", "UT"],
-                    },
+                    item: deadline_item(
+                        proxy,
+                        route_path(&view, "retry_policy/per_try_timeout"),
+                        duration,
+                        "per-try timeout",
+                        expected,
+                        &format!(
+                            "each attempt, streaming included, is cut at {}",
+                            display(duration)
+                        ),
+                        &["upstream_rq_per_try_timeout", "UT"],
+                    ),
                     place: place(),
                 });
             }
-            if let Some(duration) = retry
-                .per_try_idle_timeout
-                .as_ref()
-                .and_then(|idle| shorter(idle, expected))
-            {
+            if let Some(duration) = shorter_if_set(retry.per_try_idle_timeout.as_ref(), expected) {
                 found.push(Limit {
                     item: idle_item(
                         proxy,
@@ -312,38 +287,25 @@ fn limits(proxy: &Proxy, expected: Duration) -> Vec<Limit> {
                 place: Place::Hcm("request_timeout"),
             });
         }
-        if let Some(duration) = hcm
-            .max_stream_duration
-            .as_ref()
-            .and_then(|max| shorter(max, expected))
-        {
+        if let Some(duration) = shorter_if_set(hcm.max_stream_duration.as_ref(), expected) {
             found.push(Limit {
-                item: Item {
-                    severity: Severity::Critical,
-                    headline: critical(duration, "HCM max stream duration", expected),
-                    line: proxy
-                        .line(
-                            hcm_path(
-                                listener,
-                                hcm,
-                                "common_http_protocol_options/max_stream_duration",
-                            ),
-                            display(duration),
-                        )
-                        .with_note(format!(
-                            "{}: a deadline on every stream of this listener",
-                            shorter_note(expected)
-                        )),
-                    explains: &["UMSDR"],
-                },
+                item: deadline_item(
+                    proxy,
+                    hcm_path(
+                        listener,
+                        hcm,
+                        "common_http_protocol_options/max_stream_duration",
+                    ),
+                    duration,
+                    "HCM max stream duration",
+                    expected,
+                    "a deadline on every stream of this listener",
+                    &["UMSDR"],
+                ),
                 place: Place::Hcm("max_stream_duration"),
             });
         }
-        if let Some(duration) = hcm
-            .max_connection_duration
-            .as_ref()
-            .and_then(|max| shorter(max, expected))
-        {
+        if let Some(duration) = shorter_if_set(hcm.max_connection_duration.as_ref(), expected) {
             found.push(Limit {
                 item: Item {
                     severity: Severity::Warning,
@@ -382,30 +344,18 @@ fn limits(proxy: &Proxy, expected: Duration) -> Vec<Limit> {
         }
     }
     for cluster in &config.clusters {
-        if let Some(duration) = cluster
-            .http
-            .max_stream_duration
-            .as_ref()
-            .and_then(|max| shorter(max, expected))
+        if let Some(duration) = shorter_if_set(cluster.http.max_stream_duration.as_ref(), expected)
         {
             found.push(Limit {
-                item: Item {
-                    severity: Severity::Critical,
-                    headline: critical(duration, "upstream max stream duration", expected),
-                    line: proxy
-                        .line(
-                            cluster_path(
-                                cluster,
-                                "common_http_protocol_options/max_stream_duration",
-                            ),
-                            display(duration),
-                        )
-                        .with_note(format!(
-                            "{}: a deadline on every upstream stream",
-                            shorter_note(expected)
-                        )),
-                    explains: &["upstream_rq_max_duration_reached", "UMSDR"],
-                },
+                item: deadline_item(
+                    proxy,
+                    cluster_path(cluster, "common_http_protocol_options/max_stream_duration"),
+                    duration,
+                    "upstream max stream duration",
+                    expected,
+                    "a deadline on every upstream stream",
+                    &["upstream_rq_max_duration_reached", "UMSDR"],
+                ),
                 place: Place::Cluster,
             });
         }
@@ -428,6 +378,30 @@ fn configured_shorter(setting: &Setting<EnvoyDuration>, expected: Duration) -> O
     (!setting.is_default())
         .then(|| shorter(&setting.value, expected))
         .flatten()
+}
+
+fn shorter_if_set(duration: Option<&EnvoyDuration>, expected: Duration) -> Option<Duration> {
+    duration.and_then(|duration| shorter(duration, expected))
+}
+
+/// A deadline shorter than the expected generation: it cuts every generation that runs longer.
+fn deadline_item(
+    proxy: &Proxy,
+    path: String,
+    duration: Duration,
+    what: &str,
+    expected: Duration,
+    consequence: &str,
+    explains: &'static [&'static str],
+) -> Item {
+    Item {
+        severity: Severity::Critical,
+        headline: critical(duration, what, expected),
+        line: proxy
+            .line(path, display(duration))
+            .with_note(format!("{}: {consequence}", shorter_note(expected))),
+        explains,
+    }
 }
 
 fn idle_item(

@@ -53,19 +53,14 @@ impl Builder {
                 entry.draining_state,
             )?;
         }
-        for route_config in section
-            .static_route_configs
-            .into_iter()
-            .filter_map(|entry| entry.route_config)
-        {
-            self.add_route_config(route_config, ResourceState::Static)?;
-        }
-        for route_config in section
-            .dynamic_route_configs
-            .into_iter()
-            .filter_map(|entry| entry.route_config)
-        {
-            self.add_route_config(route_config, ResourceState::Active)?;
+        let route_config_groups = [
+            (section.static_route_configs, ResourceState::Static),
+            (section.dynamic_route_configs, ResourceState::Active),
+        ];
+        for (entries, state) in route_config_groups {
+            for route_config in entries.into_iter().filter_map(|entry| entry.route_config) {
+                self.add_route_config(route_config, state)?;
+            }
         }
         for assignment in section
             .static_endpoint_configs
@@ -93,16 +88,11 @@ impl Builder {
         if let Some(listener) = section.listener {
             self.add_listener(listener, ResourceState::Static)?;
         }
-        if section.active_state.is_some()
-            || section.warming_state.is_some()
-            || section.draining_state.is_some()
-        {
-            self.add_dynamic_listener(
-                section.active_state,
-                section.warming_state,
-                section.draining_state,
-            )?;
-        }
+        self.add_dynamic_listener(
+            section.active_state,
+            section.warming_state,
+            section.draining_state,
+        )?;
         if let Some(route_config) = section.route_config {
             self.add_route_config(route_config, single_state)?;
         }
@@ -184,9 +174,9 @@ impl Builder {
 
     fn add_dynamic_listener(
         &mut self,
-        active: Option<raw::ListenerState>,
-        warming: Option<raw::ListenerState>,
-        draining: Option<raw::ListenerState>,
+        active: Option<raw::ListenerEntry>,
+        warming: Option<raw::ListenerEntry>,
+        draining: Option<raw::ListenerEntry>,
     ) -> Result<(), ConfigDumpError> {
         let states = [
             (active, ResourceState::Active),
@@ -243,26 +233,14 @@ impl Builder {
         let common = options
             .and_then(|options| options.common_http_protocol_options.as_ref())
             .or(cluster.common_http_protocol_options.as_ref());
+        let durations = common_http_durations(common, &context)?;
         let http = UpstreamHttpSettings {
-            idle_timeout: duration_or(
-                common.and_then(|common| common.idle_timeout.as_deref()),
-                defaults::HTTP_IDLE_TIMEOUT,
-                &context,
-                "common_http_protocol_options.idle_timeout",
-            )?,
+            idle_timeout: durations.idle_timeout,
             max_requests_per_connection: common
                 .and_then(|common| common.max_requests_per_connection)
                 .or(cluster.max_requests_per_connection),
-            max_connection_duration: optional_duration(
-                common.and_then(|common| common.max_connection_duration.as_deref()),
-                &context,
-                "common_http_protocol_options.max_connection_duration",
-            )?,
-            max_stream_duration: optional_duration(
-                common.and_then(|common| common.max_stream_duration.as_deref()),
-                &context,
-                "common_http_protocol_options.max_stream_duration",
-            )?,
+            max_connection_duration: durations.max_connection_duration,
+            max_stream_duration: durations.max_stream_duration,
             protocol: options.and_then(upstream_protocol),
         };
         let endpoints = cluster
@@ -402,43 +380,34 @@ impl Builder {
         } else {
             HcmRoutes::None
         };
+        let stream_idle_timeout = duration_or(
+            hcm.stream_idle_timeout.as_deref(),
+            defaults::HCM_STREAM_IDLE_TIMEOUT,
+            &context,
+            "stream_idle_timeout",
+        )?;
+        let request_timeout = duration_or(
+            hcm.request_timeout.as_deref(),
+            defaults::HCM_REQUEST_TIMEOUT,
+            &context,
+            "request_timeout",
+        )?;
+        let request_headers_timeout = duration_or(
+            hcm.request_headers_timeout.as_deref(),
+            defaults::HCM_REQUEST_HEADERS_TIMEOUT,
+            &context,
+            "request_headers_timeout",
+        )?;
         let common = hcm.common_http_protocol_options.as_ref();
+        let durations = common_http_durations(common, &context)?;
         Ok(HcmConfig {
             routes,
-            stream_idle_timeout: duration_or(
-                hcm.stream_idle_timeout.as_deref(),
-                defaults::HCM_STREAM_IDLE_TIMEOUT,
-                &context,
-                "stream_idle_timeout",
-            )?,
-            request_timeout: duration_or(
-                hcm.request_timeout.as_deref(),
-                defaults::HCM_REQUEST_TIMEOUT,
-                &context,
-                "request_timeout",
-            )?,
-            request_headers_timeout: duration_or(
-                hcm.request_headers_timeout.as_deref(),
-                defaults::HCM_REQUEST_HEADERS_TIMEOUT,
-                &context,
-                "request_headers_timeout",
-            )?,
-            idle_timeout: duration_or(
-                common.and_then(|common| common.idle_timeout.as_deref()),
-                defaults::HTTP_IDLE_TIMEOUT,
-                &context,
-                "common_http_protocol_options.idle_timeout",
-            )?,
-            max_connection_duration: optional_duration(
-                common.and_then(|common| common.max_connection_duration.as_deref()),
-                &context,
-                "common_http_protocol_options.max_connection_duration",
-            )?,
-            max_stream_duration: optional_duration(
-                common.and_then(|common| common.max_stream_duration.as_deref()),
-                &context,
-                "common_http_protocol_options.max_stream_duration",
-            )?,
+            stream_idle_timeout,
+            request_timeout,
+            request_headers_timeout,
+            idle_timeout: durations.idle_timeout,
+            max_connection_duration: durations.max_connection_duration,
+            max_stream_duration: durations.max_stream_duration,
             max_requests_per_connection: common
                 .and_then(|common| common.max_requests_per_connection),
             delayed_close_timeout: duration_or(
@@ -814,6 +783,37 @@ fn endpoint_addresses(assignment: &raw::ClusterLoadAssignment) -> Vec<String> {
         .filter_map(|endpoint| endpoint.endpoint.as_ref()?.address.as_ref())
         .filter_map(describe_address)
         .collect()
+}
+
+/// The durations of a `config.core.v3.HttpProtocolOptions` (a cluster's or an HCM's).
+struct CommonHttpDurations {
+    idle_timeout: Setting<EnvoyDuration>,
+    max_connection_duration: Option<EnvoyDuration>,
+    max_stream_duration: Option<EnvoyDuration>,
+}
+
+fn common_http_durations(
+    common: Option<&raw::HttpProtocolOptions>,
+    context: &str,
+) -> Result<CommonHttpDurations, ConfigDumpError> {
+    Ok(CommonHttpDurations {
+        idle_timeout: duration_or(
+            common.and_then(|common| common.idle_timeout.as_deref()),
+            defaults::HTTP_IDLE_TIMEOUT,
+            context,
+            "common_http_protocol_options.idle_timeout",
+        )?,
+        max_connection_duration: optional_duration(
+            common.and_then(|common| common.max_connection_duration.as_deref()),
+            context,
+            "common_http_protocol_options.max_connection_duration",
+        )?,
+        max_stream_duration: optional_duration(
+            common.and_then(|common| common.max_stream_duration.as_deref()),
+            context,
+            "common_http_protocol_options.max_stream_duration",
+        )?,
+    })
 }
 
 fn duration_or(

@@ -20,7 +20,7 @@ pub struct Section {
     pub dynamic_active_clusters: Vec<ClusterEntry>,
     pub dynamic_warming_clusters: Vec<ClusterEntry>,
     // ListenersConfigDump
-    pub static_listeners: Vec<StaticListenerEntry>,
+    pub static_listeners: Vec<ListenerEntry>,
     pub dynamic_listeners: Vec<DynamicListenerEntry>,
     // RoutesConfigDump
     pub static_route_configs: Vec<RouteConfigEntry>,
@@ -34,9 +34,9 @@ pub struct Section {
     pub route_config: Option<RouteConfiguration>,
     pub endpoint_config: Option<ClusterLoadAssignment>,
     pub name: Option<String>,
-    pub active_state: Option<ListenerState>,
-    pub warming_state: Option<ListenerState>,
-    pub draining_state: Option<ListenerState>,
+    pub active_state: Option<ListenerEntry>,
+    pub warming_state: Option<ListenerEntry>,
+    pub draining_state: Option<ListenerEntry>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,22 +109,17 @@ pub struct ClusterEntry {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct StaticListenerEntry {
-    pub listener: Option<Listener>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
 pub struct DynamicListenerEntry {
     pub name: Option<String>,
-    pub active_state: Option<ListenerState>,
-    pub warming_state: Option<ListenerState>,
-    pub draining_state: Option<ListenerState>,
+    pub active_state: Option<ListenerEntry>,
+    pub warming_state: Option<ListenerEntry>,
+    pub draining_state: Option<ListenerEntry>,
 }
 
+/// A static listener, or one state (active, warming, draining) of a dynamic one.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct ListenerState {
+pub struct ListenerEntry {
     pub listener: Option<Listener>,
 }
 
