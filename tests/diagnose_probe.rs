@@ -380,3 +380,60 @@ async fn a_cold_pod_is_the_root_cause_when_its_first_request_goes_through_the_me
         "{cold:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffer_filter_refusing_long_prompts_is_the_root_cause_proven_by_a_large_prompt() {
+    let pair = Pair::start(|client| {
+        client.knobs.buffer_filter_max_request_bytes = Some(16 * 1024);
+    })
+    .await;
+    let (code, report, evidence) = pair.diagnose().await;
+    assert_eq!(code, 3, "{report:#}");
+    let root = &target(&report)["rootCause"];
+    assert_eq!(root["id"], "buffer-limit", "{report:#}");
+    assert_eq!(root["basis"], "runtime", "{root:#}");
+    let explanation = root["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("byte prompt was taken (200); through the mesh it was refused (413"),
+        "{explanation}"
+    );
+    // The buffer filter holds requests only: no large response body is asked for.
+    assert_eq!(probes(&evidence), ["cold", "stream", "large-prompt"]);
+    let prompt = &evidence["targets"][0]["probes"][2];
+    let bytes = prompt["planned"]["mode"]["bytes"].as_u64().unwrap();
+    assert!(bytes > 16 * 1024, "{prompt:#}");
+
+    // `probe --large-prompt` alone: the mesh refuses what vLLM takes, so it exits 3.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"))
+        .args([
+            "probe",
+            "--large-prompt",
+            "20000",
+            "-o",
+            "json",
+            "--direct-url",
+        ])
+        .arg(pair.lab.url())
+        .arg("--mesh-url")
+        .arg(format!("http://{}", pair.entry))
+        .env("KUBECONFIG", "/nonexistent/infermesh-no-cluster")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(RUN_LIMIT, output)
+        .await
+        .unwrap()
+        .unwrap();
+    let probed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(3), "{probed:#}");
+    let status_of = |kind: &str| {
+        probed["largePrompt"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|result| result["path"] == kind)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status_of("direct"), 200, "{probed:#}");
+    assert_eq!(status_of("mesh"), 413, "{probed:#}");
+}

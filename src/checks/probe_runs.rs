@@ -80,7 +80,9 @@ pub fn findings(target: &TargetEvidence, mode: CheckId) -> Vec<Finding> {
         .filter_map(|run| match mode {
             CheckId::StreamTimeout => stream_cut(run),
             CheckId::ConnectionPool => pool_rejected(run).or_else(|| stream_refused(run, mode)),
-            CheckId::BufferLimit => large_broken(run).or_else(|| stream_refused(run, mode)),
+            CheckId::BufferLimit => large_broken(run)
+                .or_else(|| prompt_refused(run))
+                .or_else(|| stream_refused(run, mode)),
             CheckId::ColdStart => cold_slow(run),
             CheckId::SidecarOverhead => None,
         })
@@ -343,6 +345,55 @@ fn large_broken(run: &ProbeRun) -> Option<Finding> {
             .evidence(EvidenceLine::new(
                 probe_ref(&mesh.url),
                 "plan/large",
+                run.planned.reason.clone(),
+            )),
+    )
+}
+
+fn large_prompt(run: &ProbeRun, kind: PathKind) -> Option<&LargeResult> {
+    run.report
+        .as_ref()?
+        .large_prompt
+        .iter()
+        .find(|result| result.path == kind)
+}
+
+/// A large request body taken on the direct path and refused (413, or cut) on the mesh.
+fn prompt_refused(run: &ProbeRun) -> Option<Finding> {
+    let ProbeMode::LargePrompt { bytes } = run.planned.mode else {
+        return None;
+    };
+    let direct = large_prompt(run, PathKind::Direct)?;
+    let mesh = large_prompt(run, PathKind::Mesh)?;
+    if !direct.complete || mesh.complete {
+        return None;
+    }
+    let status = |result: &LargeResult| {
+        result
+            .status
+            .map_or("no status".to_string(), |code| code.to_string())
+    };
+    let title = format!(
+        "without the sidecar a {bytes} byte prompt was taken ({}); through the mesh it was refused ({}, {}): the problem is in the mesh path",
+        status(direct),
+        status(mesh),
+        mesh.end.as_str()
+    );
+    Some(
+        runtime(CheckId::BufferLimit, title)
+            .evidence(EvidenceLine::new(
+                probe_ref(&mesh.url),
+                "mesh/largePrompt/status",
+                status(mesh),
+            ))
+            .evidence(EvidenceLine::new(
+                probe_ref(&direct.url),
+                "direct/largePrompt/status",
+                status(direct),
+            ))
+            .evidence(EvidenceLine::new(
+                probe_ref(&mesh.url),
+                "plan/largePrompt",
                 run.planned.reason.clone(),
             )),
     )

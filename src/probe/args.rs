@@ -76,6 +76,11 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub large: bool,
 
+    /// One non-streaming request per path whose prompt is about BYTES long (a long context), 16
+    /// tokens out: does the mesh take a request body that size (413 where a filter buffers it)?
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
+    pub large_prompt: Option<u64>,
+
     /// First request on a fresh connection against one on a warm connection, per path.
     #[arg(long)]
     pub cold: bool,
@@ -123,6 +128,7 @@ impl ProbeArgs {
             api_key_env: "OPENAI_API_KEY".to_string(),
             concurrency: None,
             large: false,
+            large_prompt: None,
             cold: false,
             mesh_first: false,
             repeat: 1,

@@ -227,6 +227,30 @@ pub fn describe_concurrency(result: &ConcurrencyResult) -> String {
     line
 }
 
+/// `mesh: a 20 KB request body was refused: status 413 …` / `direct: a 20 KB request body was taken (200) in 0.1 s`.
+pub fn describe_large_prompt(result: &LargeResult) -> String {
+    let status = result
+        .status
+        .map_or_else(|| "no status".to_string(), |s| s.to_string());
+    if result.complete {
+        return format!(
+            "{}: the large request body was taken ({status}) in {}",
+            result.path.as_str(),
+            seconds(result.total_ms)
+        );
+    }
+    format!(
+        "{}: the large request body was refused ({}, status {status}){}",
+        result.path.as_str(),
+        result.end.as_str(),
+        result
+            .end_detail
+            .as_deref()
+            .map(|d| format!(": {}", d.chars().take(100).collect::<String>()))
+            .unwrap_or_default()
+    )
+}
+
 pub fn describe_large(result: &LargeResult) -> String {
     let size = |bytes: u64| format!("{:.1} MB", bytes as f64 / 1e6);
     if result.complete {

@@ -57,7 +57,7 @@ impl ProbeReport {
         if self.interrupted {
             return Outcome::Interrupted;
         }
-        let mut kinds = [Failures::default(); 4];
+        let mut kinds = [Failures::default(); 5];
         let streams = if self.runs.is_empty() {
             &self.paths
         } else {
@@ -74,6 +74,9 @@ impl ProbeReport {
         }
         for result in &self.cold {
             kinds[3].add(result.path, cold_failed(result));
+        }
+        for result in &self.large_prompt {
+            kinds[4].add(result.path, usize::from(!result.complete));
         }
         if kinds.iter().any(|kind| kind.mesh > kind.direct) {
             Outcome::MeshFailure
@@ -149,6 +152,7 @@ mod tests {
             warmup: None,
             concurrency: Vec::new(),
             large: Vec::new(),
+            large_prompt: Vec::new(),
             cold: Vec::new(),
             counter_deltas: Vec::new(),
             counter_sources: Vec::new(),

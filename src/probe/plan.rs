@@ -26,6 +26,10 @@ pub const LARGE_MAX_TOKENS: u32 = 8192;
 /// Fewest bytes a token adds to a non-streaming body (English text averages about 4), so a body
 /// sized with it goes over the limit for real.
 const BODY_BYTES_PER_TOKEN: u64 = 3;
+/// The largest prompt a probe sends.
+pub const MAX_PROMPT_BYTES: u64 = 8 * 1024 * 1024;
+/// Seconds a large prompt is estimated to take per path.
+const LARGE_PROMPT_ESTIMATE_S: f64 = 5.0;
 /// Token rate assumed for the large body's cost estimate (one vLLM sequence).
 const ASSUMED_TOKENS_PER_SECOND: f64 = 50.0;
 /// A buffer limit below Envoy's 1 MiB default is a small one.
@@ -68,6 +72,8 @@ pub enum ProbeMode {
     /// A first request on a fresh connection, then one on the warm connection, per path; the
     /// mesh path goes first, as a user's first request would.
     Cold,
+    /// One non-streaming request per path whose prompt is `bytes` long (a long context).
+    LargePrompt { bytes: u64 },
 }
 
 impl ProbeMode {
@@ -77,6 +83,7 @@ impl ProbeMode {
             ProbeMode::Burst { .. } => "burst",
             ProbeMode::Large { .. } => "large",
             ProbeMode::Cold => "cold",
+            ProbeMode::LargePrompt { .. } => "large-prompt",
         }
     }
 }
@@ -197,6 +204,18 @@ pub fn plan_at(target: &TargetEvidence, gathered_at: Option<&Time>) -> Vec<Plann
             requests: PATHS,
         });
     }
+    if let Some(point) = request_buffering(target) {
+        let bytes = point
+            .limit_bytes
+            .saturating_add((point.limit_bytes / 4).max(1024))
+            .min(MAX_PROMPT_BYTES);
+        runs.push(PlannedRun {
+            mode: ProbeMode::LargePrompt { bytes },
+            reason: format!("{}; a {bytes} byte prompt goes over it", point.what),
+            cost_s: LARGE_PROMPT_ESTIMATE_S * f64::from(PATHS),
+            requests: PATHS,
+        });
+    }
     runs
 }
 
@@ -243,6 +262,7 @@ pub fn describe_cost(runs: &[PlannedRun]) -> String {
             ProbeMode::Large {
                 tokens: Some(tokens),
             } => format!("large {tokens} tokens"),
+            ProbeMode::LargePrompt { bytes } => format!("large prompt {bytes} bytes"),
             other => other.name().to_string(),
         })
         .collect();
@@ -417,8 +437,9 @@ pub fn smallest_pool_limit(target: &TargetEvidence) -> Option<Found<u64>> {
     found.into_iter().min_by_key(|found| found.value)
 }
 
-/// Where a body is held in memory on the path: an enabled buffering filter (held against its
-/// listener's buffer limit), or a listener or cluster buffer limit below Envoy's 1 MiB default.
+/// Where a response body is held in memory on the path: an enabled filter that holds responses
+/// (held against its listener's buffer limit), or a listener or cluster buffer limit below
+/// Envoy's 1 MiB default.
 pub fn buffering(target: &TargetEvidence) -> Option<BufferPoint> {
     for proxy in proxies(target) {
         let config = proxy.config();
@@ -429,7 +450,10 @@ pub fn buffering(target: &TargetEvidence) -> Option<BufferPoint> {
                 .iter()
                 .filter_map(|chain| chain.hcm.as_ref())
             {
-                if let Some(filter) = hcm.buffering_filters().next() {
+                if let Some(filter) = hcm
+                    .buffering_filters()
+                    .find(|filter| holds_responses(filter))
+                {
                     return Some(BufferPoint {
                         what: format!(
                             "{} buffers bodies on {} listener {} (per_connection_buffer_limit_bytes {limit_bytes})",
@@ -450,6 +474,57 @@ pub fn buffering(target: &TargetEvidence) -> Option<BufferPoint> {
                 small_limit(cluster.per_connection_buffer_limit_bytes.value, &place)
             {
                 return Some(point);
+            }
+        }
+    }
+    None
+}
+
+/// Whether an HTTP filter may hold a whole response (the buffer filter and ext_authz hold
+/// requests only).
+fn holds_responses(filter: &crate::envoy::config_dump::model::HttpFilterInfo) -> bool {
+    use crate::envoy::config_dump::model::Buffering;
+    match &filter.buffering {
+        Some(Buffering::Lua | Buffering::Wasm) => true,
+        Some(Buffering::ExtProcBuffered {
+            response_body_mode, ..
+        }) => response_body_mode
+            .as_deref()
+            .is_some_and(|mode| mode.contains("BUFFERED")),
+        _ => false,
+    }
+}
+
+/// Where a whole request body is held and refused (413) over a limit: an enabled buffer filter,
+/// or ext_authz sending the body without `allow_partial_message`.
+pub fn request_buffering(target: &TargetEvidence) -> Option<BufferPoint> {
+    use crate::envoy::config_dump::model::Buffering;
+    for proxy in proxies(target) {
+        for listener in &proxy.config().listeners {
+            for hcm in listener
+                .filter_chains
+                .iter()
+                .filter_map(|chain| chain.hcm.as_ref())
+            {
+                for filter in hcm.buffering_filters() {
+                    let limit = match &filter.buffering {
+                        Some(Buffering::Buffer { max_request_bytes }) => *max_request_bytes,
+                        Some(Buffering::ExtAuthzWithBody {
+                            max_request_bytes,
+                            allow_partial_message: false,
+                        }) => *max_request_bytes,
+                        _ => None,
+                    };
+                    if let Some(limit_bytes) = limit {
+                        return Some(BufferPoint {
+                            what: format!(
+                                "{} holds request bodies up to {limit_bytes} bytes on {} listener {}",
+                                filter.name, proxy.object, listener.name
+                            ),
+                            limit_bytes,
+                        });
+                    }
+                }
             }
         }
     }
@@ -552,6 +627,27 @@ mod tests {
         let target = endpoint_target(scenario_pair("buffer-filter"));
         let runs = plan(&target);
         assert!(modes(&runs).contains(&"large"), "{runs:?}");
+    }
+
+    #[test]
+    fn a_buffer_filter_adds_a_prompt_over_its_request_limit() {
+        let target = endpoint_target(scenario_pair("buffer-filter"));
+        let point = request_buffering(&target);
+        let runs = plan(&target);
+        match point {
+            Some(point) => {
+                let prompt = runs
+                    .iter()
+                    .find_map(|run| match run.mode {
+                        ProbeMode::LargePrompt { bytes } => Some(bytes),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| panic!("{runs:?}"));
+                assert!(prompt > point.limit_bytes, "{prompt} vs {point:?}");
+            }
+            None => assert!(!modes(&runs).contains(&"large-prompt"), "{runs:?}"),
+        }
+        assert!(request_buffering(&endpoint_target(scenario_pair("healthy"))).is_none());
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub fn args_for(run: &PlannedRun, base: &ProbeArgs) -> ProbeArgs {
     let mut args = base.clone();
     args.concurrency = None;
     args.large = false;
+    args.large_prompt = None;
     args.cold = false;
     args.duration = None;
     args.repeat = 1;
@@ -42,6 +43,10 @@ pub fn args_for(run: &PlannedRun, base: &ProbeArgs) -> ProbeArgs {
                 u64::from(tokens).div_ceil(SLOWEST_LARGE_TOKENS_PER_SECOND)
             });
             args.timeout = Some(MODE_TIMEOUT + Duration::from_secs(generation));
+        }
+        ProbeMode::LargePrompt { bytes } => {
+            args.large_prompt = Some(*bytes);
+            args.timeout = Some(MODE_TIMEOUT);
         }
         ProbeMode::Cold => {
             args.cold = true;

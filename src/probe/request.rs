@@ -214,6 +214,24 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<V
 }
 
 /// Tokens for a stream of about `duration` at `tokens_per_second`, at least 1, at most `cap`.
+/// `prompt` repeated (space-separated) to at least `bytes` bytes: a long context of real words.
+pub fn padded_prompt(prompt: &str, bytes: u64) -> String {
+    let unit = if prompt.trim().is_empty() {
+        "context"
+    } else {
+        prompt.trim()
+    };
+    let wanted = usize::try_from(bytes).unwrap_or(usize::MAX);
+    let mut padded = String::with_capacity(wanted.saturating_add(unit.len()));
+    while padded.len() < wanted {
+        if !padded.is_empty() {
+            padded.push(' ');
+        }
+        padded.push_str(unit);
+    }
+    padded
+}
+
 pub fn tokens_for_duration(tokens_per_second: f64, duration: Duration, cap: u32) -> u32 {
     let wanted = (tokens_per_second * duration.as_secs_f64()).ceil();
     if !wanted.is_finite() || wanted < 1.0 {
@@ -229,6 +247,15 @@ pub fn tokens_for_duration(tokens_per_second: f64, duration: Duration, cap: u32)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_padded_prompt_reaches_the_size_asked_in_whole_words() {
+        let padded = padded_prompt("tell me a story", 100);
+        assert!((100..=116).contains(&padded.len()), "{}", padded.len());
+        assert!(padded.starts_with("tell me a story tell"));
+        assert!(padded.ends_with("story"));
+        assert_eq!(padded_prompt("", 10), "context context");
+    }
 
     #[test]
     fn completions_body_asks_for_usage_and_exact_length() {

@@ -25,6 +25,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Default streamed tokens without --duration or --max-tokens.
 const DEFAULT_MAX_TOKENS: u32 = 256;
+/// Output tokens of --large-prompt: only the request body's size matters.
+const LARGE_PROMPT_TOKENS: u32 = 16;
 /// Default output of --large, capped by the model's context length.
 const DEFAULT_LARGE_TOKENS: u32 = 100_000;
 /// Without a known context length, --duration asks for at most this many tokens.
@@ -125,6 +127,9 @@ pub struct ProbeReport {
     pub concurrency: Vec<ConcurrencyResult>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub large: Vec<LargeResult>,
+    /// `--large-prompt`: the large request body per path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub large_prompt: Vec<LargeResult>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cold: Vec<ColdResult>,
     pub counter_deltas: Vec<CounterDelta>,
@@ -315,7 +320,8 @@ async fn probe(
     let exact_length = args.duration.is_some();
     let stream_spec = spec(args, api, &model.id, stream_tokens, exact_length, true);
 
-    let default_mode = !(args.large || args.cold || args.concurrency.is_some());
+    let default_mode =
+        !(args.large || args.cold || args.concurrency.is_some() || args.large_prompt.is_some());
     let mut report = ProbeReport {
         schema_version: SCHEMA_VERSION,
         request: RequestSummary {
@@ -332,6 +338,7 @@ async fn probe(
         warmup,
         concurrency: Vec::new(),
         large: Vec::new(),
+        large_prompt: Vec::new(),
         cold: Vec::new(),
         counter_deltas: Vec::new(),
         counter_sources: counters.names(),
@@ -419,6 +426,23 @@ async fn probe(
                 bar.finish_and_clear();
                 report.large.push(result);
             }
+            if let Some(bytes) = args.large_prompt {
+                let mut spec = spec(args, api, &model.id, LARGE_PROMPT_TOKENS, false, false);
+                spec.prompt = request::padded_prompt(&args.prompt, bytes);
+                let bar = progress.tokens(&format!("{} large prompt", path.kind.as_str()));
+                let result = modes::large(
+                    client,
+                    path.kind,
+                    &target,
+                    &spec.body(),
+                    LARGE_PROMPT_TOKENS,
+                    limits,
+                    stop,
+                )
+                .await;
+                bar.finish_and_clear();
+                report.large_prompt.push(result);
+            }
             if args.cold {
                 let bar = progress.tokens(&format!("{} cold/warm", path.kind.as_str()));
                 let result = modes::cold(
@@ -467,6 +491,12 @@ async fn probe(
     comparison
         .notes
         .extend(report.large.iter().map(compare::describe_large));
+    comparison.notes.extend(
+        report
+            .large_prompt
+            .iter()
+            .map(compare::describe_large_prompt),
+    );
     comparison
         .notes
         .extend(report.cold.iter().map(compare::describe_cold));
@@ -488,11 +518,19 @@ fn mode_verdict(report: &ProbeReport) -> String {
         .large
         .iter()
         .map(|r| (!r.complete, compare::describe_large(r)));
+    let large_prompt = report
+        .large_prompt
+        .iter()
+        .map(|r| (!r.complete, compare::describe_large_prompt(r)));
     let cold = report.cold.iter().map(|r| {
         let failed = r.cold.end != EndReason::Done || r.warm.end != EndReason::Done;
         (failed, compare::describe_cold(r))
     });
-    let lines: Vec<(bool, String)> = concurrency.chain(large).chain(cold).collect();
+    let lines: Vec<(bool, String)> = concurrency
+        .chain(large)
+        .chain(large_prompt)
+        .chain(cold)
+        .collect();
     lines
         .iter()
         .find(|(problem, _)| *problem)
