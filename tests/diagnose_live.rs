@@ -205,6 +205,24 @@ async fn a_small_buffer_limit_on_the_gateway_is_the_root_cause() {
     assert_probed_on_the_cluster(&diagnosis);
 }
 
+/// Row 4b: a buffer filter on the gateway holds request bodies up to 16 KiB: a long prompt that
+/// vLLM takes is refused with 413 through the mesh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffer_filter_refusing_long_prompts_on_the_gateway_is_the_root_cause() {
+    let mesh = LiveMesh::start(paced(), |client| {
+        client.knobs.buffer_filter_max_request_bytes = Some(16 * 1024);
+    })
+    .await;
+    let diagnosis = mesh.diagnose().await;
+    assert_runtime_root_cause(&diagnosis, "buffer-limit");
+    assert!(
+        diagnosis.probe_modes().contains(&"large-prompt"),
+        "{:?}",
+        diagnosis.probe_modes()
+    );
+    assert_probed_on_the_cluster(&diagnosis);
+}
+
 /// Row 5: the model is cold (its first request waits 3 s for the first token); the first
 /// request through the mesh pays it, a warm one does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
