@@ -113,6 +113,15 @@ fn target(report: &Value) -> &Value {
     &report["targets"][0]
 }
 
+/// Exit 3 and `id` as the root cause, proven at run time: the root cause.
+fn runtime_root_cause<'a>(code: i32, report: &'a Value, id: &str) -> &'a Value {
+    assert_eq!(code, 3, "{report:#}");
+    let root = &target(report)["rootCause"];
+    assert_eq!(root["id"], id, "{report:#}");
+    assert_eq!(root["basis"], "runtime", "{root:#}");
+    root
+}
+
 fn probes(evidence: &Value) -> Vec<&str> {
     evidence["targets"][0]["probes"]
         .as_array()
@@ -137,10 +146,7 @@ fn probe_sources(report: &Value) -> String {
 async fn a_route_timeout_is_the_root_cause_proven_by_the_probe() {
     let pair = Pair::start(|client| client.knobs.route_timeout = Duration::from_secs(2)).await;
     let (code, report, evidence) = pair.diagnose().await;
-    assert_eq!(code, 3, "{report:#}");
-    let root = &target(&report)["rootCause"];
-    assert_eq!(root["id"], "stream-timeout", "{report:#}");
-    assert_eq!(root["basis"], "runtime", "{root:#}");
+    let root = runtime_root_cause(code, &report, "stream-timeout");
     let explanation = root["explanation"].as_str().unwrap();
     assert!(
         explanation.contains("without the sidecar the stream completed in")
@@ -166,10 +172,7 @@ async fn a_circuit_breaker_is_the_root_cause_proven_by_a_burst() {
     })
     .await;
     let (code, report, evidence) = pair.diagnose().await;
-    assert_eq!(code, 3, "{report:#}");
-    let root = &target(&report)["rootCause"];
-    assert_eq!(root["id"], "connection-pool", "{report:#}");
-    assert_eq!(root["basis"], "runtime", "{root:#}");
+    let root = runtime_root_cause(code, &report, "connection-pool");
     let explanation = root["explanation"].as_str().unwrap();
     assert!(
         explanation.contains("concurrent streams completed; through the mesh"),
@@ -187,10 +190,8 @@ async fn a_route_timeout_and_a_circuit_breaker_are_both_reported_and_ranked() {
     })
     .await;
     let (code, report, _) = pair.diagnose().await;
-    assert_eq!(code, 3, "{report:#}");
+    runtime_root_cause(code, &report, "stream-timeout");
     let judged = target(&report);
-    assert_eq!(judged["rootCause"]["id"], "stream-timeout", "{report:#}");
-    assert_eq!(judged["rootCause"]["basis"], "runtime");
     let also: Vec<&str> = judged["alsoContributing"]
         .as_array()
         .unwrap()
@@ -230,10 +231,7 @@ async fn a_healthy_pair_has_no_root_cause_and_exits_0() {
 async fn with_the_two_urls_alone_the_probe_names_the_root_cause_without_envoy_or_cluster() {
     let pair = Pair::start(|client| client.knobs.route_timeout = Duration::from_secs(2)).await;
     let (code, report, evidence) = pair.diagnose_with(false).await;
-    assert_eq!(code, 3, "{report:#}");
-    let root = &target(&report)["rootCause"];
-    assert_eq!(root["id"], "stream-timeout", "{report:#}");
-    assert_eq!(root["basis"], "runtime", "{root:#}");
+    runtime_root_cause(code, &report, "stream-timeout");
     // No timeout was read, so the stream ran the short default and still outlasted the cut.
     assert_eq!(probes(&evidence), ["cold", "stream"]);
     let gaps = report["gaps"].to_string();
@@ -257,10 +255,7 @@ async fn a_stream_idle_timeout_during_a_pause_is_the_root_cause() {
     })
     .await;
     let (code, report, evidence) = pair.diagnose().await;
-    assert_eq!(code, 3, "{report:#}");
-    let root = &target(&report)["rootCause"];
-    assert_eq!(root["id"], "stream-timeout", "{report:#}");
-    assert_eq!(root["basis"], "runtime", "{root:#}");
+    let root = runtime_root_cause(code, &report, "stream-timeout");
     assert_eq!(root["severity"], "critical", "{root:#}");
     let explanation = root["explanation"].as_str().unwrap();
     assert!(
@@ -289,10 +284,7 @@ async fn a_buffering_filter_over_a_small_limit_is_the_root_cause_proven_by_a_lar
     })
     .await;
     let (code, report, evidence) = pair.diagnose().await;
-    assert_eq!(code, 3, "{report:#}");
-    let root = &target(&report)["rootCause"];
-    assert_eq!(root["id"], "buffer-limit", "{report:#}");
-    assert_eq!(root["basis"], "runtime", "{root:#}");
+    let root = runtime_root_cause(code, &report, "buffer-limit");
     let explanation = root["explanation"].as_str().unwrap();
     assert!(
         explanation.contains("the problem is in the mesh path"),
@@ -343,10 +335,7 @@ async fn a_cold_pod_is_the_root_cause_when_its_first_request_goes_through_the_me
     };
     let pair = Pair::start_with(lab, |_, _| {}).await;
     let (code, report, evidence) = pair.diagnose().await;
-    assert_eq!(code, 3, "{report:#}");
-    let root = &target(&report)["rootCause"];
-    assert_eq!(root["id"], "cold-start", "{report:#}");
-    assert_eq!(root["basis"], "runtime", "{root:#}");
+    let root = runtime_root_cause(code, &report, "cold-start");
     let explanation = root["explanation"].as_str().unwrap();
     assert!(
         explanation.contains("the first request through the mesh paid")
@@ -388,10 +377,7 @@ async fn a_buffer_filter_refusing_long_prompts_is_the_root_cause_proven_by_a_lar
     })
     .await;
     let (code, report, evidence) = pair.diagnose().await;
-    assert_eq!(code, 3, "{report:#}");
-    let root = &target(&report)["rootCause"];
-    assert_eq!(root["id"], "buffer-limit", "{report:#}");
-    assert_eq!(root["basis"], "runtime", "{root:#}");
+    let root = runtime_root_cause(code, &report, "buffer-limit");
     let explanation = root["explanation"].as_str().unwrap();
     assert!(
         explanation.contains("byte prompt was taken (200); through the mesh it was refused (413"),

@@ -101,6 +101,12 @@ fn runtime(mode: CheckId, title: String) -> Finding {
     Finding::new(mode, Severity::Critical, Basis::Runtime, title)
 }
 
+/// The direct and the mesh result among `results`, each naming its path.
+fn both_paths<T>(results: &[T], path: impl Fn(&T) -> PathKind) -> Option<(&T, &T)> {
+    let find = |kind: PathKind| results.iter().find(|result| path(result) == kind);
+    Some((find(PathKind::Direct)?, find(PathKind::Mesh)?))
+}
+
 fn path(run: &ProbeRun, kind: PathKind) -> Option<&PathResult> {
     let report = run.report.as_ref()?;
     report
@@ -248,14 +254,6 @@ fn stream_refused(run: &ProbeRun, mode: CheckId) -> Option<Finding> {
     )
 }
 
-fn concurrency(run: &ProbeRun, kind: PathKind) -> Option<&ConcurrencyResult> {
-    run.report
-        .as_ref()?
-        .concurrency
-        .iter()
-        .find(|result| result.path == kind)
-}
-
 fn rejected(result: &ConcurrencyResult) -> u32 {
     let status_503 = result.by_status.get("503").copied().unwrap_or(0);
     status_503.max(result.overloaded)
@@ -266,8 +264,7 @@ fn pool_rejected(run: &ProbeRun) -> Option<Finding> {
     let ProbeMode::Burst { streams } = run.planned.mode else {
         return None;
     };
-    let direct = concurrency(run, PathKind::Direct)?;
-    let mesh = concurrency(run, PathKind::Mesh)?;
+    let (direct, mesh) = both_paths(&run.report.as_ref()?.concurrency, |result| result.path)?;
     let on_mesh = rejected(mesh);
     if on_mesh == 0 || rejected(direct) > 0 {
         return None;
@@ -300,21 +297,12 @@ fn pool_rejected(run: &ProbeRun) -> Option<Finding> {
     )
 }
 
-fn large(run: &ProbeRun, kind: PathKind) -> Option<&LargeResult> {
-    run.report
-        .as_ref()?
-        .large
-        .iter()
-        .find(|result| result.path == kind)
-}
-
 /// A large body incomplete or answered 500 on the mesh, complete on the direct path.
 fn large_broken(run: &ProbeRun) -> Option<Finding> {
     if !matches!(run.planned.mode, ProbeMode::Large { .. }) {
         return None;
     }
-    let direct = large(run, PathKind::Direct)?;
-    let mesh = large(run, PathKind::Mesh)?;
+    let (direct, mesh) = both_paths(&run.report.as_ref()?.large, |result| result.path)?;
     if !direct.complete || (mesh.complete && mesh.status != Some(500)) {
         return None;
     }
@@ -350,21 +338,12 @@ fn large_broken(run: &ProbeRun) -> Option<Finding> {
     )
 }
 
-fn large_prompt(run: &ProbeRun, kind: PathKind) -> Option<&LargeResult> {
-    run.report
-        .as_ref()?
-        .large_prompt
-        .iter()
-        .find(|result| result.path == kind)
-}
-
 /// A large request body taken on the direct path and refused (413, or cut) on the mesh.
 fn prompt_refused(run: &ProbeRun) -> Option<Finding> {
     let ProbeMode::LargePrompt { bytes } = run.planned.mode else {
         return None;
     };
-    let direct = large_prompt(run, PathKind::Direct)?;
-    let mesh = large_prompt(run, PathKind::Mesh)?;
+    let (direct, mesh) = both_paths(&run.report.as_ref()?.large_prompt, |result| result.path)?;
     if !direct.complete || mesh.complete {
         return None;
     }
@@ -399,14 +378,6 @@ fn prompt_refused(run: &ProbeRun) -> Option<Finding> {
     )
 }
 
-fn cold(run: &ProbeRun, kind: PathKind) -> Option<&ColdResult> {
-    run.report
-        .as_ref()?
-        .cold
-        .iter()
-        .find(|result| result.path == kind)
-}
-
 /// Extra TTFT of the cold request over the warm one.
 fn penalty(result: &ColdResult) -> Option<(f64, f64, f64)> {
     let cold = result.cold.ttft_ms?;
@@ -420,8 +391,7 @@ fn cold_slow(run: &ProbeRun) -> Option<Finding> {
         return None;
     }
     let report = run.report.as_ref()?;
-    let mesh = cold(run, PathKind::Mesh)?;
-    let direct = cold(run, PathKind::Direct)?;
+    let (direct, mesh) = both_paths(&report.cold, |result| result.path)?;
     let (mesh_cold, mesh_warm, mesh_penalty) = penalty(mesh)?;
     let (_, _, direct_penalty) = penalty(direct)?;
     let slow = mesh_cold > mesh_warm * COLD_FACTOR
