@@ -2,9 +2,9 @@
 //! (targets < 20 ms) and a ~10 MB `/config_dump` (target < 100 ms). See docs/benchmarks.md.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use kubectl_infermesh::envoy::config_dump;
-use kubectl_infermesh::envoy::counters::{Snapshot, Targets};
-use kubectl_infermesh::envoy::stats::Stats;
+use kubectl_infermesh::evidence::envoy::counters::Targets;
+use kubectl_infermesh::sources::envoy::config_dump;
+use kubectl_infermesh::sources::envoy::stats::Stats;
 use serde_json::{Value, json};
 use std::hint::black_box;
 
@@ -238,7 +238,7 @@ fn stats_benches(c: &mut Criterion) {
         ..Targets::default()
     };
     c.bench_function("snapshot_of_one_path_in_50k_stats", |b| {
-        b.iter(|| Snapshot::take(black_box(&parsed), black_box(&targets)))
+        b.iter(|| black_box(&parsed).snapshot(black_box(&targets)))
     });
 }
 

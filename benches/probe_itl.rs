@@ -9,11 +9,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use kubectl_infermesh::evidence::probe::path::{EndReason, percentile};
+use kubectl_infermesh::evidence::probe::report::Api;
 use kubectl_infermesh::lab::{self, RunningServer, ServerConfig};
-use kubectl_infermesh::probe::client::{ClientOptions, HttpClient, parse_base_url};
-use kubectl_infermesh::probe::request::{Api, GenerationSpec, Target};
-use kubectl_infermesh::probe::sse::{self, EndReason, Limits, Stop, StreamRecord};
-use kubectl_infermesh::probe::summary::percentile;
+use kubectl_infermesh::sources::probe::client::{ClientOptions, HttpClient, parse_base_url};
+use kubectl_infermesh::sources::probe::request::{GenerationSpec, Target};
+use kubectl_infermesh::sources::probe::sse::{self, Limits, Stop, StreamRecord};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

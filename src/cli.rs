@@ -1,9 +1,10 @@
 //! Command line: kubectl-style flags and the subcommands.
 
 use crate::checks::Severity;
-use crate::cluster::args::ClusterArgs;
-use crate::probe::ProbeArgs;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::report::OutputFormat;
+use crate::sources::cluster::args::ClusterArgs;
+use crate::sources::probe::ProbeArgs;
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -87,15 +88,6 @@ pub struct ProbeCommand {
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Wide,
-    Json,
-    Yaml,
-    Markdown,
 }
 
 #[derive(Debug, Args)]
@@ -218,7 +210,7 @@ pub struct DiagnoseArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::duration::parse(text).map_err(|error| error.to_string())
+    crate::units::duration::parse(text).map_err(|error| error.to_string())
 }
 
 /// The name the help text uses: `kubectl infermesh` when run as a kubectl plugin (the binary is

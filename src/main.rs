@@ -87,7 +87,7 @@ fn colour_allowed() -> bool {
 }
 
 /// Tracing to stderr: warn by default, -v info, -vv debug, -vvv trace. `RUST_LOG` directives
-/// (e.g. `kubectl_infermesh::mesh=trace`) are added on top; without -v, `RUST_LOG` alone decides.
+/// (e.g. `kubectl_infermesh::evidence::resolve=trace`) are added on top; without -v, `RUST_LOG` alone decides.
 fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",

@@ -5,13 +5,13 @@
 mod support;
 
 use k8s_openapi::api::core::v1::Pod;
-use kubectl_infermesh::cluster::client::read_kubeconfig_with;
-use kubectl_infermesh::cluster::{
+use kubectl_infermesh::evidence::IstioPresence;
+use kubectl_infermesh::evidence::inventory::Inventory;
+use kubectl_infermesh::sources::cluster::client::read_kubeconfig_with;
+use kubectl_infermesh::sources::cluster::{
     ClusterArgs, ClusterClient, ClusterError, ListScope, PodPort, PortForward, list_inventory,
     open_stream,
 };
-use kubectl_infermesh::evidence::IstioPresence;
-use kubectl_infermesh::inventory::Inventory;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::apiserver::{
@@ -264,7 +264,7 @@ async fn older_istio_is_read_at_v1beta1() {
     );
     assert_eq!(
         inventory.virtual_services[0].spec,
-        typed::<kubectl_infermesh::mesh::objects::VirtualService>(fixtures_of_kind(
+        typed::<kubectl_infermesh::evidence::objects::VirtualService>(fixtures_of_kind(
             "VirtualService"
         ))[0]
             .spec
@@ -912,7 +912,7 @@ async fn rolled_out_manifests_give_live_pods_and_a_node_view() {
         assert_eq!(requests["cpu"].0, "2");
     }
 
-    let view = kubectl_infermesh::cluster::node_view::node_view(&inventory);
+    let view = kubectl_infermesh::evidence::nodes::node_view(&inventory);
     assert_eq!(view.len(), 1);
     assert_eq!(view[0].node, "gpu-node-a");
     assert_eq!(view[0].meshed_gpu_pods.len(), 3);

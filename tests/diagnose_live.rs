@@ -13,7 +13,7 @@
 mod support;
 use support::live_mesh::{Diagnosis, GATEWAY_POD, LiveMesh, NAMESPACE, PUBLIC_HOST};
 
-use kubectl_infermesh::envoy::bootstrap::ClientBootstrap;
+use kubectl_infermesh::lab::envoy::bootstrap::ClientBootstrap;
 use kubectl_infermesh::lab::{Pause, ServerConfig};
 use std::time::Duration;
 

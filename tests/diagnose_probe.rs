@@ -9,7 +9,7 @@
 mod support;
 use support::envoy_pair::{Pair, start_pair};
 
-use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, ServerBootstrap};
+use kubectl_infermesh::lab::envoy::bootstrap::{ClientBootstrap, ServerBootstrap};
 use kubectl_infermesh::lab::{Pause, ServerConfig};
 use serde_json::Value;
 use std::time::Duration;

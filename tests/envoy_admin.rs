@@ -3,9 +3,9 @@
 //! never answers, an HTML page, HTTP errors, oversized answers. Each gives its one-line error
 //! within a bounded time.
 
-use kubectl_infermesh::envoy::EnvoyEvidence;
-use kubectl_infermesh::envoy::admin::{AdminClient, AdminError};
-use kubectl_infermesh::envoy::config_dump::EnvoyRole;
+use kubectl_infermesh::evidence::envoy::EnvoyEvidence;
+use kubectl_infermesh::evidence::envoy::role::EnvoyRole;
+use kubectl_infermesh::sources::envoy::admin::{AdminClient, AdminError};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -15,7 +15,7 @@ mod support;
 use support::envoy_pair::{Pair, start_pair};
 use support::envoy_traffic::{admin_addr, completion, overflow_the_pool, post, wait_for_stat};
 
-use kubectl_infermesh::envoy::bootstrap::{LAB_HOST, LAB_PORT};
+use kubectl_infermesh::lab::envoy::bootstrap::{LAB_HOST, LAB_PORT};
 use kubectl_infermesh::lab::{Pause, ServerConfig};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

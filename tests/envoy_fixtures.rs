@@ -1,12 +1,15 @@
 #![allow(clippy::unwrap_used)]
 //! The Envoy parsers against real outputs from public repositories (tests/fixtures/envoy).
 
-use kubectl_infermesh::envoy::config_dump::{
-    self, Buffering, EnvoyRole, HcmRoutes, Origin, ResourceState, RouteSource, RouteTarget,
+use kubectl_infermesh::evidence::envoy::config::{
+    Buffering, EffectiveConfig, HcmRoutes, Origin, ResourceState, RouteSource, RouteTarget,
     UpstreamTls,
 };
-use kubectl_infermesh::envoy::counters::{Snapshot, Targets};
-use kubectl_infermesh::envoy::stats::{ScopeKind, Stats};
+use kubectl_infermesh::evidence::envoy::counters::{ScopeKind, Targets};
+use kubectl_infermesh::evidence::envoy::defaults;
+use kubectl_infermesh::evidence::envoy::role::{EnvoyRole, role_for};
+use kubectl_infermesh::sources::envoy::config_dump;
+use kubectl_infermesh::sources::envoy::stats::Stats;
 use std::time::Duration;
 
 fn fixture(name: &str) -> String {
@@ -70,7 +73,7 @@ fn istio_describe_dump_gives_routes_and_the_outbound_cluster() {
         &breakers.max_requests,
         &breakers.max_retries,
     ] {
-        assert_eq!(threshold.value, config_dump::defaults::ISTIO_UNLIMITED);
+        assert_eq!(threshold.value, defaults::ISTIO_UNLIMITED);
         assert_eq!(threshold.origin, Origin::Configured);
     }
     // Absent fields take Envoy's defaults, marked as such.
@@ -90,7 +93,7 @@ fn istio_describe_dump_gives_routes_and_the_outbound_cluster() {
         Some("/apis/networking.istio.io/v1alpha3/namespaces/default/destination-rule/productpage")
     );
 
-    let role = config_dump::role_for(&config, PRODUCTPAGE, 9080);
+    let role = role_for(&config, PRODUCTPAGE, 9080);
     assert_eq!(role.role, EnvoyRole::Client);
     assert_eq!(
         role.clusters,
@@ -98,7 +101,7 @@ fn istio_describe_dump_gives_routes_and_the_outbound_cluster() {
     );
     assert!(role.reason.contains("outbound cluster"), "{}", role.reason);
     assert_eq!(
-        config_dump::role_for(&config, PRODUCTPAGE, 8000).role,
+        role_for(&config, PRODUCTPAGE, 8000).role,
         EnvoyRole::Unrelated
     );
 }
@@ -190,7 +193,7 @@ fn istio_waypoint_dump_gives_listeners_hcms_and_the_waypoint_role() {
             .any(|chain| chain.tcp_proxy_cluster.as_deref() == Some("encap"))
     );
 
-    let role = config_dump::role_for(&config, "httpbin.default.svc.cluster.local", 8000);
+    let role = role_for(&config, "httpbin.default.svc.cluster.local", 8000);
     assert_eq!(role.role, EnvoyRole::Waypoint);
 
     let path = config.path_to("httpbin", 8000);
@@ -209,7 +212,7 @@ fn istio_waypoint_dump_gives_listeners_hcms_and_the_waypoint_role() {
     assert!(path.route_configs.iter().all(|rc| rc.name == vip));
     // The path value round-trips through evidence JSON unchanged.
     let json = serde_json::to_string(&path).unwrap();
-    let back: config_dump::EffectiveConfig = serde_json::from_str(&json).unwrap();
+    let back: EffectiveConfig = serde_json::from_str(&json).unwrap();
     assert_eq!(back, path);
 }
 
@@ -254,14 +257,11 @@ fn datadog_stats_text_parses_with_scopes() {
     // A raw (non-Istio) Envoy keeps every scope: nothing is trimmed. This old Envoy predates
     // some stats (circuit_breakers.*, upstream_rq_max_duration_reached): they are reported as
     // missing from a present scope, not as trimming.
-    let snapshot = Snapshot::take(
-        &stats,
-        &Targets {
-            clusters: vec!["service1".to_string()],
-            hcms: vec!["ingress_http".to_string()],
-            ..Targets::default()
-        },
-    );
+    let snapshot = stats.snapshot(&Targets {
+        clusters: vec!["service1".to_string()],
+        hcms: vec!["ingress_http".to_string()],
+        ..Targets::default()
+    });
     assert!(!snapshot.has_trimmed_stats());
     assert!(snapshot.missing.iter().all(|stat| stat.scope_present));
     assert!(
@@ -279,7 +279,7 @@ fn datadog_stats_text_parses_with_scopes() {
 
 #[test]
 fn server_info_fixture_is_understood() {
-    let info: kubectl_infermesh::envoy::admin::ServerInfo =
+    let info: kubectl_infermesh::sources::envoy::admin::ServerInfo =
         serde_json::from_str(&fixture("datadog-server-info.json")).unwrap();
     assert_eq!(info.envoy_version(), Some("1.18.3"));
     assert_eq!(info.state.as_deref(), Some("LIVE"));

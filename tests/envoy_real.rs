@@ -12,15 +12,18 @@ mod support;
 use support::envoy_pair::{start_envoy, start_pair};
 use support::envoy_traffic::{completion, overflow_the_pool, post};
 
-use kubectl_infermesh::checks::CheckId;
-use kubectl_infermesh::envoy::EnvoyEvidence;
-use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, LAB_HOST, LAB_PORT, StatsKnobs};
-use kubectl_infermesh::envoy::config_dump::{
-    self, Buffering, EffectiveConfig, EnvoyRole, HcmRoutes, Origin, UpstreamTls,
+use kubectl_infermesh::evidence::CheckId;
+use kubectl_infermesh::evidence::envoy::EnvoyEvidence;
+use kubectl_infermesh::evidence::envoy::config::{
+    Buffering, EffectiveConfig, HcmRoutes, Origin, UpstreamTls,
 };
-use kubectl_infermesh::envoy::counters::{Moved, Snapshot, Targets, delta};
-use kubectl_infermesh::envoy::launcher::EnvoyProcess;
+use kubectl_infermesh::evidence::envoy::counters::{Moved, Snapshot, Targets, delta};
+use kubectl_infermesh::evidence::envoy::defaults;
+use kubectl_infermesh::evidence::envoy::role::{EnvoyRole, role_for};
+use kubectl_infermesh::lab::envoy::bootstrap::{ClientBootstrap, LAB_HOST, LAB_PORT, StatsKnobs};
+use kubectl_infermesh::lab::envoy::launcher::EnvoyProcess;
 use kubectl_infermesh::lab::{self, Pause, ServerConfig};
+use kubectl_infermesh::sources::envoy::config_dump;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -38,7 +41,7 @@ async fn path_config(envoy: &EnvoyProcess) -> EffectiveConfig {
 }
 
 async fn snapshot(envoy: &EnvoyProcess, targets: &Targets) -> Snapshot {
-    Snapshot::take(&envoy.admin().stats().await.unwrap(), targets)
+    envoy.admin().stats().await.unwrap().snapshot(targets)
 }
 
 /// Polls until the stat `key` rose by at least `at_least` since `before`; returns what moved.
@@ -100,7 +103,7 @@ async fn healthy_pair_reads_back_and_pays_tls_handshakes_on_the_first_connection
         .config_dump(&Default::default())
         .await
         .unwrap();
-    let role = config_dump::role_for(&full_client, LAB_HOST, LAB_PORT);
+    let role = role_for(&full_client, LAB_HOST, LAB_PORT);
     assert_eq!(role.role, EnvoyRole::Client, "{}", role.reason);
     assert_eq!(client_config.clusters.len(), 1);
     let cluster = &client_config.clusters[0];
@@ -108,7 +111,7 @@ async fn healthy_pair_reads_back_and_pays_tls_handshakes_on_the_first_connection
     assert_eq!(cluster.connect_timeout.value.text, "10s");
     assert_eq!(
         cluster.circuit_breakers.max_connections.value,
-        config_dump::defaults::ISTIO_UNLIMITED
+        defaults::ISTIO_UNLIMITED
     );
     assert!(matches!(cluster.tls, UpstreamTls::IstioMutual { .. }));
     assert!(cluster.per_connection_buffer_limit_bytes.is_default());
@@ -131,7 +134,7 @@ async fn healthy_pair_reads_back_and_pays_tls_handshakes_on_the_first_connection
         .await
         .unwrap();
     assert_eq!(
-        config_dump::role_for(&full_server, LAB_HOST, LAB_PORT).role,
+        role_for(&full_server, LAB_HOST, LAB_PORT).role,
         EnvoyRole::Server
     );
     assert_eq!(server_config.clusters[0].name, "inbound|8000||");
@@ -337,10 +340,7 @@ async fn circuit_breaker_overflow_answers_503_overloaded() {
     let breakers = &config.clusters[0].circuit_breakers;
     assert_eq!(breakers.max_connections.value, 1);
     assert_eq!(breakers.max_pending_requests.value, 1);
-    assert_eq!(
-        breakers.max_requests.value,
-        config_dump::defaults::ISTIO_UNLIMITED
-    );
+    assert_eq!(breakers.max_requests.value, defaults::ISTIO_UNLIMITED);
     let targets = Targets::from_config(&config);
     let before = snapshot(&pair.client, &targets).await;
 
@@ -490,7 +490,7 @@ async fn trimmed_stats_are_detected_and_the_advised_prefixes_bring_them_back() {
         stats.get("server.live").is_some(),
         "server.* survives trimming"
     );
-    let snapshot = Snapshot::take(&stats, &targets);
+    let snapshot = stats.snapshot(&targets);
     assert!(snapshot.has_trimmed_stats());
     assert!(
         snapshot
@@ -513,7 +513,7 @@ async fn trimmed_stats_are_detected_and_the_advised_prefixes_bring_them_back() {
         extra_prefixes: advice.inclusion_prefixes.clone(),
     };
     let restored = start_envoy("restored", bootstrap.to_json()).await;
-    let snapshot = Snapshot::take(&restored.admin().stats().await.unwrap(), &targets);
+    let snapshot = restored.admin().stats().await.unwrap().snapshot(&targets);
     assert!(snapshot.missing.is_empty(), "{:?}", snapshot.missing);
 }
 
@@ -523,7 +523,7 @@ async fn admin_client_narrows_config_dump_and_reads_clusters() {
     let envoy = start_envoy("admin", ClientBootstrap::new(lab.addr()).to_json()).await;
     let admin = envoy.admin();
     let only_clusters = admin
-        .config_dump(&kubectl_infermesh::envoy::admin::ConfigDumpQuery {
+        .config_dump(&kubectl_infermesh::sources::envoy::admin::ConfigDumpQuery {
             resource: Some("static_clusters".to_string()),
             ..Default::default()
         })
@@ -533,7 +533,7 @@ async fn admin_client_narrows_config_dump_and_reads_clusters() {
     assert!(only_clusters.listeners.is_empty());
     assert!(only_clusters.route_configs.is_empty());
     let masked = admin
-        .config_dump_text(&kubectl_infermesh::envoy::admin::ConfigDumpQuery {
+        .config_dump_text(&kubectl_infermesh::sources::envoy::admin::ConfigDumpQuery {
             resource: Some("static_clusters".to_string()),
             mask: Some("cluster.name,cluster.circuit_breakers".to_string()),
             ..Default::default()

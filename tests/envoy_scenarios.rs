@@ -21,11 +21,12 @@ mod support;
 use support::envoy_pair::{Pair, start_pair};
 use support::envoy_traffic::{Reply, completion, overflow_the_pool, post, wait_for_stat};
 
-use kubectl_infermesh::checks::{Basis, CheckId, Settings, Severity};
-use kubectl_infermesh::envoy::EnvoyEvidence;
-use kubectl_infermesh::envoy::bootstrap::{LAB_HOST, LAB_PORT, StatsKnobs};
-use kubectl_infermesh::envoy::launcher::EnvoyProcess;
+use kubectl_infermesh::checks::{Basis, Settings, Severity};
+use kubectl_infermesh::evidence::CheckId;
+use kubectl_infermesh::evidence::envoy::EnvoyEvidence;
 use kubectl_infermesh::evidence::{Evidence, TargetEvidence};
+use kubectl_infermesh::lab::envoy::bootstrap::{LAB_HOST, LAB_PORT, StatsKnobs};
+use kubectl_infermesh::lab::envoy::launcher::EnvoyProcess;
 use kubectl_infermesh::lab::{Pause, ServerConfig};
 use kubectl_infermesh::verdict::{Confidence, TargetDiagnosis, diagnose};
 use serde_json::json;

@@ -12,7 +12,7 @@ mod support;
 use support::envoy_pair::{Pair, start_pair};
 use support::envoy_traffic::admin_addr;
 
-use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, ServerBootstrap, StatsKnobs};
+use kubectl_infermesh::lab::envoy::bootstrap::{ClientBootstrap, ServerBootstrap, StatsKnobs};
 use kubectl_infermesh::lab::{self, Pause, ServerConfig};
 use serde_json::Value;
 use std::path::Path;

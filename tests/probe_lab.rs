@@ -2,11 +2,12 @@
 //! The probe against the lab server directly (no Envoy): each end reason, gaps, keep-alives,
 //! concurrency with vLLM's queue visible in /metrics, large bodies, cold starts, --duration.
 
+use kubectl_infermesh::evidence::probe::path::EndReason;
+use kubectl_infermesh::evidence::probe::report::ProbeReport;
 use kubectl_infermesh::lab::{self, Pause, RunningServer, ServerConfig};
-use kubectl_infermesh::probe::progress::Progress;
-use kubectl_infermesh::probe::render::render;
-use kubectl_infermesh::probe::sse::EndReason;
-use kubectl_infermesh::probe::{ProbeArgs, ProbeOutput, ProbeReport, run_with};
+use kubectl_infermesh::report::probe;
+use kubectl_infermesh::sources::probe::progress::Progress;
+use kubectl_infermesh::sources::probe::{ProbeArgs, run_with};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -91,7 +92,7 @@ async fn both_paths_and_chat_complete_and_render() {
     );
     assert!(report.comparison.ttft_delta_ms.is_some());
     assert_eq!(server.served().chat_completions, 2);
-    let json: Value = serde_json::from_str(&render(&report, ProbeOutput::Json).unwrap()).unwrap();
+    let json: Value = serde_json::from_str(&probe::json(&report).unwrap()).unwrap();
     assert_eq!(json["schemaVersion"], 1);
     assert_eq!(json["paths"][0]["path"], "direct");
     assert_eq!(json["paths"][1]["path"], "mesh");
@@ -101,7 +102,7 @@ async fn both_paths_and_chat_complete_and_render() {
         assert!(json["paths"][0].get(key).is_some(), "{key} missing");
     }
     assert!(json["counterDeltas"].is_array());
-    let table = render(&report, ProbeOutput::Table).unwrap();
+    let table = probe::table(&report);
     for word in ["metric", "direct", "mesh", "verdict", "TTFT", "ITL p99"] {
         assert!(table.contains(word), "{word} missing in\n{table}");
     }
@@ -251,8 +252,8 @@ async fn missing_key_is_an_http_error_with_the_body_and_the_key_works() {
     args.api_key_env = variable.to_string();
     let report = probe(&args).await;
     assert_eq!(report.paths[0].result.end, EndReason::Done);
-    let json = render(&report, ProbeOutput::Json).unwrap();
-    let table = render(&report, ProbeOutput::Table).unwrap();
+    let json = probe::json(&report).unwrap();
+    let table = probe::table(&report);
     assert!(!json.contains("lab-secret-key") && !table.contains("lab-secret-key"));
 }
 

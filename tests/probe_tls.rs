@@ -12,8 +12,8 @@ mod support;
 use support::apiserver::{ApiServer, ApiServerConfig, NAMESPACE};
 use support::envoy_pair::{Pair, start_pair};
 
-use kubectl_infermesh::envoy::bootstrap::GatewayCertificate;
 use kubectl_infermesh::lab::ServerConfig;
+use kubectl_infermesh::lab::envoy::bootstrap::GatewayCertificate;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -30,12 +30,14 @@
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::proxy;
 use super::proxy::buffers::{FilterKind, WrittenFilter};
-use super::quantity::display_memory;
 use super::target::{inference_path, service_ports};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
+use crate::evidence::objects::{EnvoyConfigPatch, EnvoyFilter};
+use crate::evidence::resolve::patches::{
+    Segment, as_bytes, fields, on_inference_path, set_at, value_path,
+};
 use crate::evidence::{ObjectRef, TargetEvidence};
-use crate::mesh::objects::{EnvoyConfigPatch, EnvoyFilter};
-use crate::mesh::patches::{Segment, as_bytes, fields, on_inference_path, set_at, value_path};
+use crate::units::quantity::display_memory;
 use serde_json::Value;
 
 const BYTES_PER_TOKEN: u64 = 4;

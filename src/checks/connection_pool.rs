@@ -30,11 +30,13 @@ use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::proxy;
 use super::target::upstream_clusters;
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
-use crate::evidence::{ObjectRef, TargetEvidence};
-use crate::mesh::objects::{
+use crate::evidence::objects::{
     ConnectionPool, DestinationRule, OutlierDetection, Sidecar, TrafficPolicy,
 };
-use crate::mesh::policy::{Sourced, effective_policy, pool_limits, sidecar_inbound_pool};
+use crate::evidence::resolve::policy::{
+    Sourced, effective_policy, pool_limits, sidecar_inbound_pool,
+};
+use crate::evidence::{ObjectRef, TargetEvidence};
 
 /// `maxRequestsPerConnection` at or below this forces frequent reconnects.
 const FEW_REQUESTS_PER_CONNECTION: i64 = 10;

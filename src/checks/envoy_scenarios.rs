@@ -6,9 +6,9 @@ use super::test_support::{
     scenario_pair, settings,
 };
 use super::{ALL, Basis, CheckId, Finding, Settings, Severity, run_all};
-use crate::envoy::EnvoyEvidence;
 use crate::evidence::TargetEvidence;
-use crate::mesh::objects::{DestinationRule, VirtualService};
+use crate::evidence::envoy::EnvoyEvidence;
+use crate::evidence::objects::{DestinationRule, VirtualService};
 use crate::verdict::{CheckStatus, Confidence, TargetDiagnosis, judge_target};
 use std::time::Duration;
 
@@ -879,7 +879,7 @@ fn an_envoy_filter_timeout_the_sidecar_runs_joins_its_finding_with_the_real_fix(
     );
     assert_eq!(written.object.kind, "EnvoyFilter");
     // The fix edits the EnvoyFilter that sets it, not a new one.
-    let fixed: crate::mesh::objects::EnvoyFilter =
+    let fixed: crate::evidence::objects::EnvoyFilter =
         serde_yaml::from_str(&finding.fix.as_ref().unwrap().yaml).unwrap();
     assert_eq!(fixed.metadata.name.as_deref(), Some("idle"));
 

@@ -3,7 +3,7 @@
 
 use super::{CheckId, Finding, Settings, Severity, run_all};
 use crate::evidence::TargetEvidence;
-use crate::gather::{Scope, gather};
+use crate::evidence::resolve::{Scope, gather};
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ fn assemble(folder: &str) -> TargetEvidence {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(folder);
-    let inventory = crate::manifest::load(&[dir], "default").unwrap();
+    let inventory = crate::sources::manifest::load(&[dir], "default").unwrap();
     let scope = Scope {
         namespace: None,
         all_namespaces: false,

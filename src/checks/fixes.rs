@@ -1,8 +1,8 @@
 //! Fix YAML: whole Istio objects for `kubectl apply -f`, and patch documents for workloads
 //! (whose full manifest the evidence does not hold) for `kubectl patch --patch-file`.
 
+use crate::evidence::objects::IstioObject;
 use crate::evidence::{ObjectRef, Workload, WorkloadKind};
-use crate::mesh::objects::IstioObject;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -147,7 +147,7 @@ pub fn patch_instruction(workload: &Workload) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::objects::VirtualService;
+    use crate::evidence::objects::VirtualService;
 
     #[test]
     fn manifests_keep_unmodelled_fields_and_drop_server_metadata() {

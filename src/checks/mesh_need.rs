@@ -20,9 +20,9 @@
 use super::fixes::{IstioKind, istio_ref, patch_instruction, workload_patch};
 use super::target::{pod_metadata_path, route_reaches};
 use super::{EvidenceLine, Fix};
+use crate::evidence::objects::{DestinationRule, HttpRoute, TrafficPolicy, VirtualService};
+use crate::evidence::resolve::policy::destination_rule_for;
 use crate::evidence::{IstioPresence, ObjectRef, SidecarMode, TargetEvidence};
-use crate::mesh::objects::{DestinationRule, HttpRoute, TrafficPolicy, VirtualService};
-use crate::mesh::policy::destination_rule_for;
 use serde::Serialize;
 use serde_json::json;
 
@@ -416,7 +416,7 @@ mod tests {
     use crate::checks::test_support::{object, target};
     use crate::evidence::WorkloadKind;
 
-    fn strict(namespace: &str) -> crate::mesh::objects::PeerAuthentication {
+    fn strict(namespace: &str) -> crate::evidence::objects::PeerAuthentication {
         object(&format!(
             "metadata: {{name: default, namespace: {namespace}}}\nspec: {{mtls: {{mode: STRICT}}}}"
         ))
@@ -447,7 +447,7 @@ mod tests {
     #[test]
     fn a_more_specific_permissive_policy_lifts_the_need() {
         let mut target = target();
-        let workload: crate::mesh::objects::PeerAuthentication = object(
+        let workload: crate::evidence::objects::PeerAuthentication = object(
             "metadata: {name: vllm, namespace: llm}\nspec: {selector: {matchLabels: {app: vllm}}, portLevelMtls: {\"8000\": {mode: PERMISSIVE}}}",
         );
         target.mesh.peer_authentications = vec![strict("llm"), workload];

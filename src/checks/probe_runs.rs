@@ -3,11 +3,10 @@
 //! finding's title states the with/without-sidecar comparison. Pure.
 
 use super::{Basis, CheckId, EvidenceLine, Finding, Severity};
+use crate::evidence::probe::modes::{ColdResult, ConcurrencyResult, LargeResult};
+use crate::evidence::probe::path::{EndReason, PathKind, PathResult};
+use crate::evidence::probe::{ProbeMode, ProbeRun};
 use crate::evidence::{ObjectRef, TargetEvidence};
-use crate::probe::modes::{ColdResult, ConcurrencyResult, LargeResult};
-use crate::probe::plan::{ProbeMode, ProbeRun};
-use crate::probe::sse::EndReason;
-use crate::probe::summary::{PathKind, PathResult};
 
 /// A cut counts as "near" a timeout when it came within this much after it (Envoy closes a reset
 /// stream about a second late per hop) or 20% before it; for an idle timeout, the silence before

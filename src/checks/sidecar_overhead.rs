@@ -17,12 +17,12 @@
 //! Nothing for an Endpoint target: the proxy's resources are read from a pod spec it lacks.
 
 use super::fixes::{patch_instruction, workload_patch};
-use super::quantity::{cpu_millis, display_cpu, display_memory, memory_bytes};
 use super::target::{app_containers, pod_metadata_path, pod_spec_path, proxy_container};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
 use crate::evidence::{
     LivePod, LiveProxy, NodeSidecarLoad, ObjectRef, SidecarMode, TargetEvidence, Workload,
 };
+use crate::units::quantity::{cpu_millis, display_cpu, display_memory, memory_bytes};
 use k8s_openapi::api::core::v1::Container;
 use serde_json::{Map, Value, json};
 

@@ -25,12 +25,12 @@ use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::proxy;
 use super::target::{inference_path, run_route_reaches, service_ports, upstream_clusters};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
-use crate::duration::{display, parse};
+use crate::evidence::objects::{DestinationRule, EnvoyFilter, VirtualService};
+use crate::evidence::resolve::delegation::{self, RouteAt};
+use crate::evidence::resolve::patches::{fields, on_inference_path, set_at, value_path};
+use crate::evidence::resolve::policy::{effective_policy, pool_limits};
 use crate::evidence::{ObjectRef, TargetEvidence};
-use crate::mesh::delegation::{self, RouteAt};
-use crate::mesh::objects::{DestinationRule, EnvoyFilter, VirtualService};
-use crate::mesh::patches::{fields, on_inference_path, set_at, value_path};
-use crate::mesh::policy::{effective_policy, pool_limits};
+use crate::units::duration::{display, parse};
 use serde_json::Value;
 use std::time::Duration;
 

@@ -1,11 +1,11 @@
 //! Facts about a target that several checks read: its containers and where they sit in the
 //! workload's manifest, the service ports that reach vLLM, and the routes that reach it.
 
+use crate::evidence::objects::{DestinationRule, HttpRoute, VirtualService};
+use crate::evidence::resolve::delegation::{self, RunRoute};
+use crate::evidence::resolve::patches::InferencePath;
+use crate::evidence::resolve::policy::{destination_rule_for, host_matches};
 use crate::evidence::{ServiceInfo, TargetEvidence, Workload, WorkloadKind};
-use crate::mesh::delegation::{self, RunRoute};
-use crate::mesh::objects::{DestinationRule, HttpRoute, VirtualService};
-use crate::mesh::patches::InferencePath;
-use crate::mesh::policy::{destination_rule_for, host_matches};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use std::collections::BTreeSet;
 

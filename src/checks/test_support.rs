@@ -130,8 +130,8 @@ pub fn assert_well_formed(findings: &[Finding]) {
 /// One Envoy of a scenario captured from a real Envoy pair by `tests/envoy_scenarios.rs`
 /// (`tests/fixtures/envoy/scenarios/<scenario>/<side>.{config_dump.json,stats.txt}`), read as
 /// saved evidence for the lab's service `vllm.inference.svc.cluster.local:8000`.
-pub fn scenario_envoy(scenario: &str, side: &str) -> crate::envoy::EnvoyEvidence {
-    use crate::envoy::bootstrap::{LAB_HOST, LAB_PORT};
+pub fn scenario_envoy(scenario: &str, side: &str) -> crate::evidence::envoy::EnvoyEvidence {
+    use crate::lab::envoy::bootstrap::{LAB_HOST, LAB_PORT};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/envoy/scenarios")
         .join(scenario);
@@ -141,7 +141,7 @@ pub fn scenario_envoy(scenario: &str, side: &str) -> crate::envoy::EnvoyEvidence
     };
     let dump = read(format!("{side}.config_dump.json"));
     let stats = read(format!("{side}.stats.txt"));
-    crate::envoy::EnvoyEvidence::from_saved(
+    crate::evidence::envoy::EnvoyEvidence::from_saved(
         &format!("{scenario}/{side}"),
         LAB_HOST,
         LAB_PORT,
@@ -152,7 +152,7 @@ pub fn scenario_envoy(scenario: &str, side: &str) -> crate::envoy::EnvoyEvidence
 }
 
 /// Both Envoys of a scenario: client (gateway-like) first, then the vLLM pod's sidecar.
-pub fn scenario_pair(scenario: &str) -> Vec<crate::envoy::EnvoyEvidence> {
+pub fn scenario_pair(scenario: &str) -> Vec<crate::evidence::envoy::EnvoyEvidence> {
     vec![
         scenario_envoy(scenario, "client"),
         scenario_envoy(scenario, "server"),
@@ -160,7 +160,7 @@ pub fn scenario_pair(scenario: &str) -> Vec<crate::envoy::EnvoyEvidence> {
 }
 
 /// The lab's service known only through Envoy admin: no pod spec, no mesh objects.
-pub fn endpoint_target(envoy: Vec<crate::envoy::EnvoyEvidence>) -> TargetEvidence {
+pub fn endpoint_target(envoy: Vec<crate::evidence::envoy::EnvoyEvidence>) -> TargetEvidence {
     let mut target = lab_target(envoy);
     target.workload.kind = WorkloadKind::Endpoint;
     target.workload.replicas = 1;
@@ -182,7 +182,7 @@ pub fn endpoint_target(envoy: Vec<crate::envoy::EnvoyEvidence>) -> TargetEvidenc
 }
 
 /// [`target`] moved to the lab's namespace `inference` (Service vllm:8000), with `envoy`.
-pub fn lab_target(envoy: Vec<crate::envoy::EnvoyEvidence>) -> TargetEvidence {
+pub fn lab_target(envoy: Vec<crate::evidence::envoy::EnvoyEvidence>) -> TargetEvidence {
     let mut target = target();
     target.workload.namespace = "inference".into();
     for service in &mut target.mesh.services {

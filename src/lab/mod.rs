@@ -4,6 +4,7 @@
 //! It speaks HTTP/1.1 (chunked) and h2c on one port.
 
 mod config;
+pub mod envoy;
 mod generation;
 mod metrics;
 mod openai;

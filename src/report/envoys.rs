@@ -2,8 +2,8 @@
 //! inferred from its config (client or server side of the path to vLLM), and what could not be
 //! read. Rendered from the evidence; nothing is judged here.
 
-use crate::envoy::EnvoyEvidence;
-use crate::envoy::config_dump::EnvoyRole;
+use crate::evidence::envoy::EnvoyEvidence;
+use crate::evidence::envoy::role::EnvoyRole;
 use crate::evidence::{Evidence, Gap};
 use serde::Serialize;
 
@@ -78,8 +78,7 @@ pub(crate) fn of(envoys: &[Vec<EnvoyLine>], index: usize) -> &[EnvoyLine] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::OutputFormat;
-    use crate::report::{Style, render_with_envoys, sample};
+    use crate::report::{OutputFormat, Style, render_with_envoys, sample};
 
     fn lines() -> Vec<Vec<EnvoyLine>> {
         vec![vec![

@@ -26,7 +26,7 @@ use super::merge::merge3;
 use crate::checks::fixes::{IstioKind, istio_manifest};
 use crate::checks::{Finding, Severity};
 use crate::evidence::Evidence;
-use crate::mesh::objects::IstioObject;
+use crate::evidence::objects::IstioObject;
 use crate::verdict::{Diagnosis, TargetDiagnosis, TargetSummary};
 use serde::Serialize;
 use serde_yaml::Value;
@@ -392,8 +392,8 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::{Basis, CheckId};
-    use crate::evidence::{IstioPresence, SidecarMode, TargetEvidence, WorkloadKind};
+    use crate::checks::Basis;
+    use crate::evidence::{CheckId, IstioPresence, SidecarMode, TargetEvidence, WorkloadKind};
     use crate::report::sample;
     use crate::verdict;
     use serde::Deserialize;

@@ -1,6 +1,7 @@
 //! Joining the fixes of several findings into one YAML stream that `kubectl apply -f -` accepts.
 
-use crate::checks::{CheckId, Finding, Fix};
+use crate::checks::{Finding, Fix};
+use crate::evidence::CheckId;
 
 /// The fixes of one failure mode's findings, in rank order, each once.
 pub fn for_mode(findings: &[Finding], id: CheckId) -> Vec<&Fix> {

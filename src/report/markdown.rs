@@ -7,8 +7,9 @@ use super::envoys::{self, EnvoyLine};
 use super::{
     evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text, sidecar_mode_text,
 };
+use crate::checks::Severity;
 use crate::checks::mesh_need::{self, MeshNeed};
-use crate::checks::{CheckId, Severity};
+use crate::evidence::CheckId;
 use crate::verdict::{CheckStatus, Diagnosis, TargetDiagnosis};
 use std::fmt::Write;
 use std::time::Duration;
@@ -25,7 +26,7 @@ pub fn render_with_envoys(diagnosis: &Diagnosis, envoys: &[Vec<EnvoyLine>]) -> S
     let _ = writeln!(
         out,
         "\nExpected generation: {} · Sources: {} · Result: {}",
-        crate::duration::display(diagnosis.expected_generation),
+        crate::units::duration::display(diagnosis.expected_generation),
         diagnosis.sources.join(", "),
         outcome_text(diagnosis)
     );
@@ -176,7 +177,7 @@ fn render_verify(out: &mut String, target: &TargetDiagnosis, id: CheckId, expect
     let probe = match id {
         CheckId::StreamTimeout => Some(format!(
             "`kubectl infermesh probe {urls} --duration {}`: the stream ends with `[DONE]` on both paths, not cut on the mesh path.",
-            crate::duration::display(expected + Duration::from_secs(30))
+            crate::units::duration::display(expected + Duration::from_secs(30))
         )),
         CheckId::ConnectionPool => Some(format!(
             "`kubectl infermesh probe {urls} --concurrency N` with N above the old limit: no 503 (`x-envoy-overloaded`) on the mesh path."

@@ -5,11 +5,11 @@ pub mod fix_stream;
 pub mod fixes;
 pub mod markdown;
 mod merge;
+pub mod probe;
 pub mod structured;
 pub mod table;
 
 use crate::checks::{EvidenceLine, Severity};
-use crate::cli::OutputFormat;
 use crate::evidence::{Gap, SidecarMode};
 use crate::verdict::{CheckStatus, Diagnosis, TargetDiagnosis, TargetSummary};
 
@@ -20,6 +20,16 @@ pub struct Style {
     pub colour: bool,
     /// stdout is a terminal: the table may wrap to its width.
     pub terminal: bool,
+}
+
+/// The formats `diagnose -o` renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Wide,
+    Json,
+    Yaml,
+    Markdown,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +139,7 @@ mod tests {
     fn nothing_applicable_is_not_called_healthy() {
         let outside = verdict::judge_target(
             &verdict::tests::target(SidecarMode::None, IstioPresence::NotInstalled),
-            crate::checks::CheckId::ALL
+            crate::evidence::CheckId::ALL
                 .iter()
                 .map(|id| (*id, Vec::new()))
                 .collect(),
@@ -144,8 +154,8 @@ mod tests {
 pub(crate) mod sample {
     //! A diagnosis built by hand, for the renderer tests.
 
-    use crate::checks::{Basis, CheckId, EvidenceLine, Finding, Severity};
-    use crate::evidence::{Gap, IstioPresence, ObjectRef, SidecarMode};
+    use crate::checks::{Basis, EvidenceLine, Finding, Severity};
+    use crate::evidence::{CheckId, Gap, IstioPresence, ObjectRef, SidecarMode};
     use crate::verdict::{self, Diagnosis};
 
     pub fn stream_timeout_finding() -> Finding {

@@ -76,7 +76,7 @@ pub fn document_with_envoys<'a>(
 ) -> Document<'a> {
     Document {
         schema_version: REPORT_SCHEMA_VERSION,
-        expected_generation: crate::duration::display(diagnosis.expected_generation),
+        expected_generation: crate::units::duration::display(diagnosis.expected_generation),
         sources: &diagnosis.sources,
         fail_on: diagnosis.fail_on,
         worst_severity: diagnosis.worst,

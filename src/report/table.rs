@@ -28,7 +28,7 @@ pub fn render_with_envoys(
     let _ = writeln!(
         out,
         "Expected generation {} · sources: {}",
-        crate::duration::display(diagnosis.expected_generation),
+        crate::units::duration::display(diagnosis.expected_generation),
         diagnosis.sources.join(", ")
     );
     for (index, target) in diagnosis.targets.iter().enumerate() {

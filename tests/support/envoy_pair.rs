@@ -1,8 +1,10 @@
 //! A real Envoy pair in front of the lab server, shaped like Istio's ingress path: a gateway-like
 //! client Envoy, a sidecar-like server Envoy, mTLS between them.
 
-use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, MeshCertificates, ServerBootstrap};
-use kubectl_infermesh::envoy::launcher::{EnvoyProcess, LaunchOptions};
+use kubectl_infermesh::lab::envoy::bootstrap::{
+    ClientBootstrap, MeshCertificates, ServerBootstrap,
+};
+use kubectl_infermesh::lab::envoy::launcher::{EnvoyProcess, LaunchOptions};
 use kubectl_infermesh::lab::{self, RunningServer, ServerConfig};
 use std::net::SocketAddr;
 

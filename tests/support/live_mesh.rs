@@ -8,9 +8,9 @@
 use super::apiserver::rollout::roll_out;
 use super::apiserver::{ApiServer, ApiServerConfig};
 use super::envoy_pair::{Pair, start_pair};
-use kubectl_infermesh::envoy::bootstrap::{ClientBootstrap, LAB_HOST, LAB_PORT};
-use kubectl_infermesh::envoy::launcher::EnvoyProcess;
 use kubectl_infermesh::lab::ServerConfig;
+use kubectl_infermesh::lab::envoy::bootstrap::{ClientBootstrap, LAB_HOST, LAB_PORT};
+use kubectl_infermesh::lab::envoy::launcher::EnvoyProcess;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;

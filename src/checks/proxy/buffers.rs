@@ -11,13 +11,13 @@ use super::fixes::{self, FixText};
 use super::observed::{self, Happened, Item};
 use super::{Proxy, cluster_path, hcm_path, listener_path};
 use crate::checks::buffer_limit::{Estimate, estimate, raised_limit};
-use crate::checks::quantity::display_memory;
-use crate::checks::{CheckId, Finding, Severity};
-use crate::envoy::config_dump::{
+use crate::checks::{Finding, Severity};
+use crate::evidence::envoy::config::{
     Buffering, EffectiveConfig, HcmConfig, HcmRoutes, HttpFilterInfo, ListenerConfig, RouteEntry,
     RouteSource,
 };
-use crate::evidence::TargetEvidence;
+use crate::evidence::{CheckId, TargetEvidence};
+use crate::units::quantity::display_memory;
 use serde_json::json;
 
 const MODE: CheckId = CheckId::BufferLimit;
@@ -514,7 +514,7 @@ fn change_fix(
         None => format!("{} (covers 256k tokens at ~4 bytes each)", size(raised)),
     };
     let namespace = match proxy.role() {
-        crate::envoy::config_dump::EnvoyRole::Server => target.workload.namespace.clone(),
+        crate::evidence::envoy::role::EnvoyRole::Server => target.workload.namespace.clone(),
         _ => proxy
             .object
             .namespace
@@ -566,7 +566,7 @@ fn change_fix(
                 _ => super::service_host(target).1,
             };
             let mut listener = json!({});
-            if proxy.role() == crate::envoy::config_dump::EnvoyRole::Server || port > 0 {
+            if proxy.role() == crate::evidence::envoy::role::EnvoyRole::Server || port > 0 {
                 listener["portNumber"] = json!(port);
             }
             let document = json!({

@@ -8,12 +8,13 @@
 use super::{Proxy, cluster_path, count_text, istio_object, route_path, shorter};
 use crate::checks::fixes::{IstioKind, istio_label, istio_ref};
 use crate::checks::target::{route_reaches, upstream_clusters};
-use crate::checks::{Basis, CheckId, EvidenceLine, Finding, Severity};
-use crate::duration::{display, parse};
-use crate::envoy::config_dump::{EnvoyRole, RouteView, Setting};
-use crate::evidence::TargetEvidence;
-use crate::mesh::objects::VirtualService;
-use crate::mesh::policy::{Sourced, effective_policy, pool_limits};
+use crate::checks::{Basis, EvidenceLine, Finding, Severity};
+use crate::evidence::envoy::config::{RouteView, Setting};
+use crate::evidence::envoy::role::EnvoyRole;
+use crate::evidence::objects::VirtualService;
+use crate::evidence::resolve::policy::{Sourced, effective_policy, pool_limits};
+use crate::evidence::{CheckId, TargetEvidence};
+use crate::units::duration::{display, parse};
 use std::time::Duration;
 
 fn client_side(proxy: &Proxy) -> bool {

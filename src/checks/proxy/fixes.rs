@@ -7,7 +7,7 @@
 use super::{Proxy, Trimmed};
 use crate::checks::fixes::{patch_instruction, workload_patch};
 use crate::checks::{Finding, Severity};
-use crate::envoy::config_dump::EnvoyRole;
+use crate::evidence::envoy::role::EnvoyRole;
 use crate::evidence::{ObjectRef, TargetEvidence};
 use serde_json::{Map, Value, json};
 

@@ -12,13 +12,14 @@ pub mod stream;
 pub mod tls;
 
 use super::EvidenceLine;
-use crate::checks::CheckId;
-use crate::envoy::EnvoyEvidence;
-use crate::envoy::config_dump::{
-    ClusterConfig, EffectiveConfig, EnvoyDuration, EnvoyRole, FilterChainConfig, HcmConfig,
-    IstioClusterName, ListenerConfig, RouteView, Setting,
+use crate::evidence::CheckId;
+use crate::evidence::envoy::EnvoyEvidence;
+use crate::evidence::envoy::config::{
+    ClusterConfig, EffectiveConfig, EnvoyDuration, FilterChainConfig, HcmConfig, ListenerConfig,
+    RouteView, Setting,
 };
-use crate::envoy::counters::{MissingStat, Reading, StatKind, StatsMatcherAdvice};
+use crate::evidence::envoy::counters::{MissingStat, Reading, StatKind, StatsMatcherAdvice};
+use crate::evidence::envoy::role::{EnvoyRole, IstioClusterName};
 use crate::evidence::{ObjectRef, TargetEvidence};
 use std::time::Duration;
 

@@ -4,8 +4,9 @@
 //! proxy's effective configuration as its basis.
 
 use super::{Proxy, tag};
-use crate::checks::{Basis, CheckId, EvidenceLine, Finding, Severity};
-use crate::envoy::counters::{COUNTERS, Reading};
+use crate::checks::{Basis, EvidenceLine, Finding, Severity};
+use crate::evidence::CheckId;
+use crate::evidence::envoy::counters::{COUNTERS, Reading};
 
 /// One setting of the proxy that matters for a failure mode.
 #[derive(Debug, Clone)]

@@ -10,8 +10,10 @@
 use super::fixes::{self, FixText, PoolFields};
 use super::observed::{self, Happened, Item};
 use super::{Proxy, cluster_path, count_text, istio_object, service_host};
-use crate::checks::{CheckId, EvidenceLine, Finding, Severity};
-use crate::envoy::config_dump::{ClusterConfig, EnvoyRole, Setting};
+use crate::checks::{EvidenceLine, Finding, Severity};
+use crate::evidence::CheckId;
+use crate::evidence::envoy::config::{ClusterConfig, Setting};
+use crate::evidence::envoy::role::EnvoyRole;
 use crate::evidence::{ObjectRef, TargetEvidence, WorkloadKind};
 
 const MODE: CheckId = CheckId::ConnectionPool;

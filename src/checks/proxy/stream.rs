@@ -20,10 +20,12 @@ use super::{
     Proxy, cluster_path, duration_text, hcm_path, istio_object, listener_path, route_path,
     service_host, shorter,
 };
-use crate::checks::{Basis, CheckId, EvidenceLine, Finding, Severity};
-use crate::duration::display;
-use crate::envoy::config_dump::{EnvoyDuration, EnvoyRole, Setting};
+use crate::checks::{Basis, EvidenceLine, Finding, Severity};
+use crate::evidence::CheckId;
+use crate::evidence::envoy::config::{EnvoyDuration, Setting};
+use crate::evidence::envoy::role::EnvoyRole;
 use crate::evidence::{ObjectRef, TargetEvidence};
+use crate::units::duration::display;
 use serde_json::json;
 use std::time::Duration;
 

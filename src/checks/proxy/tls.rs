@@ -5,9 +5,10 @@
 
 use super::{Proxy, chain_label, cluster_path};
 use crate::checks::EvidenceLine;
-use crate::envoy::config_dump::{EnvoyRole, UpstreamTls};
-use crate::envoy::counters::StatKind;
 use crate::evidence::TargetEvidence;
+use crate::evidence::envoy::config::UpstreamTls;
+use crate::evidence::envoy::counters::StatKind;
+use crate::evidence::envoy::role::EnvoyRole;
 
 /// What the proxies show about TLS on the path.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,31 @@
+//! Inventory: the objects a source found, by kind. Manifests (`-f`) and the live cluster both fill
+//! one; `resolve::gather` turns it into Evidence. Nothing here judges.
+
+use crate::evidence::objects::{
+    DestinationRule, EnvoyFilter, Gateway, PeerAuthentication, Sidecar, VirtualService,
+};
+use crate::evidence::{Gap, IstioPresence};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Inventory {
+    pub pods: Vec<Pod>,
+    pub deployments: Vec<Deployment>,
+    pub stateful_sets: Vec<StatefulSet>,
+    pub replica_sets: Vec<ReplicaSet>,
+    pub services: Vec<Service>,
+    pub namespaces: Vec<Namespace>,
+    pub nodes: Vec<Node>,
+    pub virtual_services: Vec<VirtualService>,
+    pub destination_rules: Vec<DestinationRule>,
+    pub envoy_filters: Vec<EnvoyFilter>,
+    pub peer_authentications: Vec<PeerAuthentication>,
+    pub sidecars: Vec<Sidecar>,
+    pub gateways: Vec<Gateway>,
+    pub istio: Option<IstioPresence>,
+    /// Kinds or sources that could not be read, and why.
+    pub gaps: Vec<Gap>,
+}

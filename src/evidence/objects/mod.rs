@@ -1,0 +1,6 @@
+//! The routing and policy objects as read from the cluster or manifests (typed subsets, unjudged).
+//! A new routing API is one file here beside `istio`, plus its resolution in `resolve`.
+
+pub mod istio;
+
+pub use istio::*;

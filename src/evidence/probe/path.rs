@@ -1,0 +1,163 @@
+//! One request on one path, in the numbers `vllm bench serve` names: TTFT, ITL percentiles, TPOT,
+//! gaps, in milliseconds, shaped for `-o json`; and why its stream ended.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A gap between content chunks longer than this is counted (a pause, a buffer, a stall).
+pub const LONG_GAP: Duration = Duration::from_secs(1);
+
+/// What the report says TTFT measures.
+pub const TTFT_DEFINITION: &str = "first non-empty content chunk";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathKind {
+    Direct,
+    Mesh,
+}
+
+impl PathKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathKind::Direct => "direct",
+            PathKind::Mesh => "mesh",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Linear-interpolated percentiles (as numpy's default, which `vllm bench` uses); `None` for
+    /// no samples.
+    pub fn of(samples: &[f64]) -> Option<Self> {
+        let mut sorted: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        Some(Self {
+            p50: percentile(&sorted, 50.0),
+            p90: percentile(&sorted, 90.0),
+            p99: percentile(&sorted, 99.0),
+            max: sorted[sorted.len() - 1],
+        })
+    }
+}
+
+/// The `q`th percentile of sorted, non-empty samples, interpolating between ranks.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let Some(last) = sorted.len().checked_sub(1) else {
+        return f64::NAN;
+    };
+    let rank = (q / 100.0).clamp(0.0, 1.0) * last as f64;
+    let low = rank.floor() as usize;
+    let high = rank.ceil() as usize;
+    let weight = rank - low as f64;
+    sorted[low] + (sorted[high.min(last)] - sorted[low]) * weight
+}
+
+/// One request on one path, as `-o json` shows it. Times are ms from sending the request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathResult {
+    pub path: PathKind,
+    pub url: String,
+    pub status: Option<u16>,
+    pub end: EndReason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_detail: Option<String>,
+    /// Time to a ready connection when this request opened one (DNS, TCP and, for https, the
+    /// TLS handshake); `None` when it reused one.
+    pub connect_ms: Option<f64>,
+    /// The TLS handshake's share of `connectMs` (ClientHello to handshake done), https only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ms: Option<f64>,
+    pub new_connection: bool,
+    pub headers_ms: Option<f64>,
+    pub first_chunk_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub ttft_definition: String,
+    pub itl_ms: Option<Percentiles>,
+    pub gaps_over_1s: u32,
+    pub longest_gap_ms: Option<f64>,
+    /// Content chunks received before the longest gap began.
+    pub longest_gap_after_chunks: Option<u64>,
+    /// (last content − TTFT) / (tokens − 1).
+    pub tpot_ms: Option<f64>,
+    pub last_content_ms: Option<f64>,
+    pub done_ms: Option<f64>,
+    /// When the response body ended (Envoy closes a cut stream late: compare with lastContentMs).
+    pub total_ms: f64,
+    pub tokens: u64,
+    pub tokens_source: TokenSource,
+    pub chunks: u64,
+    pub keepalives: u64,
+    pub bytes: u64,
+    pub headers: HeadersOfInterest,
+}
+
+/// Why a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    /// `data: [DONE]` arrived.
+    Done,
+    /// The body ended (cleanly, or the connection closed mid-body) before `[DONE]`: a cut.
+    EofWithoutDone,
+    /// The connection or HTTP/2 stream was reset.
+    Reset,
+    /// The connection could not be made (refused, unreachable, connect timeout).
+    ConnectError,
+    /// A non-2xx status.
+    HttpError,
+    /// An `error` event inside the 200 stream, or malformed SSE.
+    StreamError,
+    /// The probe's own overall or idle timeout fired.
+    ClientTimeout,
+    /// Stopped by the user (Ctrl-C).
+    Interrupted,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Done => "done",
+            EndReason::EofWithoutDone => "eof-without-done",
+            EndReason::Reset => "reset",
+            EndReason::ConnectError => "connect-error",
+            EndReason::HttpError => "http-error",
+            EndReason::StreamError => "stream-error",
+            EndReason::ClientTimeout => "client-timeout",
+            EndReason::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Response headers that tell which proxy answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadersOfInterest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(
+        rename = "x-envoy-upstream-service-time",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub envoy_upstream_service_time: Option<String>,
+    #[serde(rename = "x-envoy-overloaded", skip_serializing_if = "Option::is_none")]
+    pub envoy_overloaded: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenSource {
+    Usage,
+    Chunks,
+}

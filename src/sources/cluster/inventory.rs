@@ -1,0 +1,338 @@
+//! The live cluster as an `Inventory`: one paged list call per kind, all kinds at once, never a
+//! request per pod. A kind the user may not list (403) or the server does not serve (404)
+//! becomes a `Gap`; the rest is still returned.
+
+use super::client::ClusterClient;
+use super::discovery::{
+    self, DESTINATION_RULE, ENVOY_FILTER, GATEWAY, IstioDiscovery, IstioKind, PEER_AUTHENTICATION,
+    SIDECAR, VIRTUAL_SERVICE,
+};
+use super::error::ClusterError;
+use super::list::{collection_path, list_all};
+use crate::evidence::Gap;
+use crate::evidence::inventory::Inventory;
+use crate::evidence::objects::IstioObject;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use serde::de::DeserializeOwned;
+
+/// Which namespaces to read: `-n NAME` or `-A`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListScope {
+    Namespace(String),
+    AllNamespaces,
+}
+
+impl ListScope {
+    /// kubectl's rule: `-A` for all, else `-n`, else the context's namespace (`default` when the
+    /// context names none).
+    pub fn from_flags(
+        namespace: Option<&str>,
+        all_namespaces: bool,
+        client: &ClusterClient,
+    ) -> Self {
+        if all_namespaces {
+            ListScope::AllNamespaces
+        } else {
+            ListScope::Namespace(
+                namespace
+                    .unwrap_or_else(|| client.default_namespace())
+                    .to_string(),
+            )
+        }
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            ListScope::Namespace(name) => Some(name),
+            ListScope::AllNamespaces => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            ListScope::Namespace(name) => format!("in namespace {name}"),
+            ListScope::AllNamespaces => "in all namespaces".to_string(),
+        }
+    }
+}
+
+/// What one kind's listing gave: its objects, and what could not be read.
+#[derive(Debug)]
+struct Listing<T> {
+    items: Vec<T>,
+    gaps: Vec<Gap>,
+}
+
+impl<T> Listing<T> {
+    fn items(items: Vec<T>) -> Self {
+        Self {
+            items,
+            gaps: Vec::new(),
+        }
+    }
+
+    fn gap(what: String, reason: String) -> Self {
+        Self {
+            items: Vec::new(),
+            gaps: vec![Gap::new(what, reason)],
+        }
+    }
+}
+
+/// Lists every kind the checks need within `scope`, concurrently. Istio objects are listed in all
+/// namespaces (root-namespace and exported objects apply across namespaces), falling back to the
+/// scope's namespace when that is forbidden.
+pub async fn list_inventory(
+    client: &ClusterClient,
+    scope: &ListScope,
+) -> Result<Inventory, ClusterError> {
+    let namespace = scope.namespace();
+    let (pods, deployments, stateful_sets, replica_sets, services, namespaces, nodes, istio) = tokio::try_join!(
+        list_kind::<Pod>(client, PODS, Some(scope)),
+        list_kind::<Deployment>(client, DEPLOYMENTS, Some(scope)),
+        list_kind::<StatefulSet>(client, STATEFUL_SETS, Some(scope)),
+        list_kind::<ReplicaSet>(client, REPLICA_SETS, Some(scope)),
+        list_kind::<Service>(client, SERVICES, Some(scope)),
+        list_namespaces(client, namespace),
+        list_kind::<Node>(client, NODES, None),
+        list_istio(client, scope),
+    )?;
+    let mut inventory = Inventory {
+        istio: Some(istio.discovery.presence),
+        ..Inventory::default()
+    };
+    let mut gaps = Vec::new();
+    inventory.pods = take(pods, &mut gaps);
+    inventory.deployments = take(deployments, &mut gaps);
+    inventory.stateful_sets = take(stateful_sets, &mut gaps);
+    inventory.replica_sets = take(replica_sets, &mut gaps);
+    inventory.services = take(services, &mut gaps);
+    inventory.namespaces = take(namespaces, &mut gaps);
+    inventory.nodes = take(nodes, &mut gaps);
+    gaps.extend(istio.discovery.gaps);
+    inventory.virtual_services = take(istio.virtual_services, &mut gaps);
+    inventory.destination_rules = take(istio.destination_rules, &mut gaps);
+    inventory.gateways = take(istio.gateways, &mut gaps);
+    inventory.sidecars = take(istio.sidecars, &mut gaps);
+    inventory.envoy_filters = take(istio.envoy_filters, &mut gaps);
+    inventory.peer_authentications = take(istio.peer_authentications, &mut gaps);
+    inventory.gaps = gaps;
+    Ok(inventory)
+}
+
+fn take<T>(listing: Listing<T>, gaps: &mut Vec<Gap>) -> Vec<T> {
+    gaps.extend(listing.gaps);
+    listing.items
+}
+
+/// `(group, version, plural, kind)` of a built-in kind.
+type BuiltIn = (&'static str, &'static str, &'static str, &'static str);
+
+const PODS: BuiltIn = ("", "v1", "pods", "Pod");
+const DEPLOYMENTS: BuiltIn = ("apps", "v1", "deployments", "Deployment");
+const STATEFUL_SETS: BuiltIn = ("apps", "v1", "statefulsets", "StatefulSet");
+const REPLICA_SETS: BuiltIn = ("apps", "v1", "replicasets", "ReplicaSet");
+const SERVICES: BuiltIn = ("", "v1", "services", "Service");
+const NODES: BuiltIn = ("", "v1", "nodes", "Node");
+
+/// A built-in kind in the scope; `None` for a cluster-scoped kind.
+async fn list_kind<T>(
+    client: &ClusterClient,
+    (group, version, plural, kind): BuiltIn,
+    scope: Option<&ListScope>,
+) -> Result<Listing<T>, ClusterError>
+where
+    T: DeserializeOwned + Clone,
+{
+    let what = match scope {
+        Some(scope) => format!("{kind} list {}", scope.describe()),
+        None => format!("{kind} list"),
+    };
+    let path = collection_path(group, version, scope.and_then(ListScope::namespace), plural);
+    match list_all::<T>(client, &path, &what).await {
+        Ok(items) => Ok(Listing::items(items)),
+        Err(error) if error.is_forbidden() || error.is_not_found() => {
+            Ok(Listing::gap(what, error.gap_reason()))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Namespaces (for their injection labels). With `-n`, the namespace must exist; when listing
+/// namespaces is forbidden, the one namespace is read on its own.
+async fn list_namespaces(
+    client: &ClusterClient,
+    namespace: Option<&str>,
+) -> Result<Listing<Namespace>, ClusterError> {
+    let listed = list_all::<Namespace>(client, "/api/v1/namespaces", "Namespace list").await;
+    match (listed, namespace) {
+        (Ok(items), Some(name)) => {
+            if items
+                .iter()
+                .any(|item| item.metadata.name.as_deref() == Some(name))
+            {
+                Ok(Listing::items(items))
+            } else {
+                Err(ClusterError::NamespaceNotFound(name.to_string()))
+            }
+        }
+        (Ok(items), None) => Ok(Listing::items(items)),
+        (Err(error), Some(name)) if error.is_forbidden() => {
+            let api: kube::Api<Namespace> = kube::Api::all(client.kube().clone());
+            let what = format!("Namespace {name}");
+            match client.call(&what, api.get(name)).await {
+                Ok(item) => Ok(Listing::items(vec![item])),
+                Err(error) if error.is_not_found() => {
+                    Err(ClusterError::NamespaceNotFound(name.to_string()))
+                }
+                Err(error) if error.is_forbidden() => Ok(Listing::gap(what, error.gap_reason())),
+                Err(error) => Err(error),
+            }
+        }
+        (Err(error), None) if error.is_forbidden() => Ok(Listing::gap(
+            "Namespace list".to_string(),
+            error.gap_reason(),
+        )),
+        (Err(error), _) => Err(error),
+    }
+}
+
+struct IstioListings {
+    discovery: IstioDiscovery,
+    virtual_services: Listing<crate::evidence::objects::VirtualService>,
+    destination_rules: Listing<crate::evidence::objects::DestinationRule>,
+    gateways: Listing<crate::evidence::objects::Gateway>,
+    sidecars: Listing<crate::evidence::objects::Sidecar>,
+    envoy_filters: Listing<crate::evidence::objects::EnvoyFilter>,
+    peer_authentications: Listing<crate::evidence::objects::PeerAuthentication>,
+}
+
+async fn list_istio(
+    client: &ClusterClient,
+    scope: &ListScope,
+) -> Result<IstioListings, ClusterError> {
+    let discovery = discovery::discover_istio(client).await?;
+    let (
+        virtual_services,
+        destination_rules,
+        gateways,
+        sidecars,
+        envoy_filters,
+        peer_authentications,
+    ) = tokio::try_join!(
+        list_istio_kind(client, &discovery, &VIRTUAL_SERVICE, scope),
+        list_istio_kind(client, &discovery, &DESTINATION_RULE, scope),
+        list_istio_kind(client, &discovery, &GATEWAY, scope),
+        list_istio_kind(client, &discovery, &SIDECAR, scope),
+        list_istio_kind(client, &discovery, &ENVOY_FILTER, scope),
+        list_istio_kind(client, &discovery, &PEER_AUTHENTICATION, scope),
+    )?;
+    Ok(IstioListings {
+        discovery,
+        virtual_services,
+        destination_rules,
+        gateways,
+        sidecars,
+        envoy_filters,
+        peer_authentications,
+    })
+}
+
+/// One Istio kind at its discovered version, read as raw JSON and typed object by object, so one
+/// odd object becomes a gap instead of failing the kind.
+async fn list_istio_kind<Spec>(
+    client: &ClusterClient,
+    discovery: &IstioDiscovery,
+    kind: &IstioKind,
+    scope: &ListScope,
+) -> Result<Listing<IstioObject<Spec>>, ClusterError>
+where
+    Spec: DeserializeOwned + Default,
+{
+    let Some(served) = discovery.served(kind) else {
+        // Not served: discovery already recorded why.
+        return Ok(Listing::items(Vec::new()));
+    };
+    let what = format!("{} list in all namespaces", kind.kind);
+    let path = collection_path(served.group, &served.version, None, &served.plural);
+    let mut gaps = Vec::new();
+    let raw = match list_all::<serde_json::Value>(client, &path, &what).await {
+        Ok(raw) => raw,
+        Err(error) if error.is_forbidden() => match scope.namespace() {
+            Some(namespace) => {
+                let narrow = format!("{} list in namespace {namespace}", kind.kind);
+                let path = collection_path(
+                    served.group,
+                    &served.version,
+                    Some(namespace),
+                    &served.plural,
+                );
+                match list_all::<serde_json::Value>(client, &path, &narrow).await {
+                    Ok(raw) => {
+                        gaps.push(Gap::new(
+                            format!("{} list outside namespace {namespace}", kind.kind),
+                            error.gap_reason(),
+                        ));
+                        raw
+                    }
+                    Err(error) if error.is_forbidden() || error.is_not_found() => {
+                        return Ok(Listing::gap(narrow, error.gap_reason()));
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            None => return Ok(Listing::gap(what, error.gap_reason())),
+        },
+        Err(error) if error.is_not_found() => return Ok(Listing::gap(what, error.gap_reason())),
+        Err(error) => return Err(error),
+    };
+    let mut items = Vec::with_capacity(raw.len());
+    for value in raw {
+        let name = object_name(&value);
+        match serde_json::from_value::<IstioObject<Spec>>(value) {
+            Ok(mut object) => {
+                if object.api_version.is_none() {
+                    object.api_version = Some(served.api_version());
+                }
+                items.push(object);
+            }
+            Err(error) => gaps.push(Gap::new(
+                format!("{} {name}", kind.kind),
+                format!("cannot read its spec: {error}"),
+            )),
+        }
+    }
+    Ok(Listing { items, gaps })
+}
+
+/// `namespace/name` of a raw object, for messages.
+fn object_name(value: &serde_json::Value) -> String {
+    let metadata = &value["metadata"];
+    let name = metadata["name"].as_str().unwrap_or("(unnamed)");
+    match metadata["namespace"].as_str() {
+        Some(namespace) => format!("{namespace}/{name}"),
+        None => name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_describes_itself() {
+        assert_eq!(
+            ListScope::Namespace("inference".into()).describe(),
+            "in namespace inference"
+        );
+        assert_eq!(ListScope::AllNamespaces.namespace(), None);
+    }
+
+    #[test]
+    fn object_names_read_namespace_and_name() {
+        let value = serde_json::json!({"metadata": {"name": "vllm", "namespace": "inference"}});
+        assert_eq!(object_name(&value), "inference/vllm");
+        assert_eq!(object_name(&serde_json::json!({})), "(unnamed)");
+    }
+}

@@ -1,0 +1,137 @@
+//! Pods outside the listed scope that the paths need: the ingress gateway pods a Gateway's
+//! `selector` picks (usually in `istio-system`, outside `-n`), and the Services in front of them
+//! (for the listener port). Label-selector list calls, cluster-wide, one bounded page each; a
+//! 403 becomes a `Gap`.
+
+use super::client::ClusterClient;
+use super::error::ClusterError;
+use super::list::collection_path;
+use super::paths::selector_text;
+use crate::evidence::Gap;
+use crate::evidence::inventory::Inventory;
+use crate::evidence::objects::Gateway;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::ListParams;
+use kube::core::ObjectList;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeSet;
+
+/// The most pods read per selector: gateways run a few replicas; a selector that matches more
+/// is too broad to be a gateway's, and the first page is enough to reach one.
+pub const MAX_SELECTED_PODS: u32 = 100;
+
+/// Adds to `inventory` the pods each Gateway's selector matches (any namespace) and the
+/// Services of those pods' namespaces, when they are not there yet. Returns what could not be
+/// read as gaps (also added to the inventory's gaps).
+pub async fn add_gateway_pods(
+    client: &ClusterClient,
+    inventory: &mut Inventory,
+    gateways: &[Gateway],
+) -> Result<Vec<Gap>, ClusterError> {
+    let mut gaps = Vec::new();
+    let mut selectors: BTreeSet<String> = BTreeSet::new();
+    for gateway in gateways {
+        if !gateway.spec.selector.is_empty() {
+            selectors.insert(selector_text(&gateway.spec.selector));
+        }
+    }
+    for selector in &selectors {
+        match list_selected_pods(client, None, selector).await {
+            Ok(pods) => add_pods(inventory, pods),
+            Err(error) if error.is_forbidden() || error.is_not_found() => gaps.push(Gap::new(
+                format!("gateway Pod list with selector {selector} in all namespaces"),
+                error.gap_reason(),
+            )),
+            Err(error) => return Err(error),
+        }
+    }
+    let listed_service_namespaces: BTreeSet<String> = inventory
+        .services
+        .iter()
+        .filter_map(|service| service.metadata.namespace.clone())
+        .collect();
+    let gateway_namespaces: BTreeSet<String> = inventory
+        .pods
+        .iter()
+        .filter(|pod| {
+            gateways.iter().any(|gateway| {
+                !gateway.spec.selector.is_empty()
+                    && gateway.spec.selector.iter().all(|(key, value)| {
+                        pod.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|labels| labels.get(key))
+                            == Some(value)
+                    })
+            })
+        })
+        .filter_map(|pod| pod.metadata.namespace.clone())
+        .filter(|namespace| !listed_service_namespaces.contains(namespace))
+        .collect();
+    for namespace in gateway_namespaces {
+        let what = format!("Service list in namespace {namespace}");
+        let path = collection_path("", "v1", Some(&namespace), "services");
+        match list_page::<Service>(client, &path, None, &what).await {
+            Ok(services) => inventory.services.extend(services),
+            Err(error) if error.is_forbidden() || error.is_not_found() => {
+                gaps.push(Gap::new(what, error.gap_reason()))
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    inventory.gaps.extend(gaps.iter().cloned());
+    Ok(gaps)
+}
+
+/// Pods matching a label selector, in `namespace` or (None) all namespaces; at most
+/// [`MAX_SELECTED_PODS`].
+pub async fn list_selected_pods(
+    client: &ClusterClient,
+    namespace: Option<&str>,
+    selector: &str,
+) -> Result<Vec<Pod>, ClusterError> {
+    let what = match namespace {
+        Some(namespace) => format!("Pod list with selector {selector} in namespace {namespace}"),
+        None => format!("Pod list with selector {selector} in all namespaces"),
+    };
+    let path = collection_path("", "v1", namespace, "pods");
+    list_page(client, &path, Some(selector), &what).await
+}
+
+async fn list_page<T>(
+    client: &ClusterClient,
+    path: &str,
+    selector: Option<&str>,
+    what: &str,
+) -> Result<Vec<T>, ClusterError>
+where
+    T: DeserializeOwned + Clone,
+{
+    let mut params = ListParams::default().limit(MAX_SELECTED_PODS);
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    let request = kube::core::Request::new(path)
+        .list(&params)
+        .map_err(|error| ClusterError::Other {
+            what: what.to_string(),
+            reason: error.to_string(),
+        })?;
+    let page: ObjectList<T> = client
+        .call(what, client.kube().request::<ObjectList<T>>(request))
+        .await?;
+    Ok(page.items)
+}
+
+/// Adds pods not yet in the inventory (same namespace and name).
+pub fn add_pods(inventory: &mut Inventory, pods: Vec<Pod>) {
+    for pod in pods {
+        let known = inventory.pods.iter().any(|have| {
+            have.metadata.namespace == pod.metadata.namespace
+                && have.metadata.name == pod.metadata.name
+        });
+        if !known {
+            inventory.pods.push(pod);
+        }
+    }
+}
