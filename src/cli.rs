@@ -202,8 +202,12 @@ pub struct DiagnoseArgs {
 
     /// With --probe: do not verify the certificate of https URLs (the gateway's); the report
     /// says it was not verified. The cluster API is still verified.
-    #[arg(long, requires = "probe", conflicts_with = "mesh_ca")]
-    pub insecure_skip_tls_verify: bool,
+    #[arg(
+        long = "mesh-insecure-skip-tls-verify",
+        requires = "probe",
+        conflicts_with = "mesh_ca"
+    )]
+    pub mesh_insecure_skip_tls_verify: bool,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,

@@ -7,7 +7,7 @@ mod support;
 use k8s_openapi::api::core::v1::Pod;
 use kubectl_infermesh::evidence::IstioPresence;
 use kubectl_infermesh::evidence::inventory::Inventory;
-use kubectl_infermesh::sources::cluster::client::read_kubeconfig_with;
+use kubectl_infermesh::sources::cluster::kubeconfig::read_kubeconfig_with;
 use kubectl_infermesh::sources::cluster::{
     ClusterArgs, ClusterClient, ClusterError, ListScope, PodPort, PortForward, list_inventory,
     open_stream,

@@ -297,7 +297,7 @@ async fn without_the_gateway_ca_the_certificate_is_untrusted() {
         "not signed by a trusted CA",
         GATEWAY_HOST,
         "--mesh-ca FILE",
-        "--insecure-skip-tls-verify",
+        "--mesh-insecure-skip-tls-verify",
     ]);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(!line.contains("PRIVATE KEY"));
@@ -307,7 +307,11 @@ async fn without_the_gateway_ca_the_certificate_is_untrusted() {
 async fn skipping_verification_completes_and_the_report_says_so() {
     let mesh = TlsMesh::start(200.0, None).await;
     let run = mesh
-        .probe(&["--mesh-host", GATEWAY_HOST, "--insecure-skip-tls-verify"])
+        .probe(&[
+            "--mesh-host",
+            GATEWAY_HOST,
+            "--mesh-insecure-skip-tls-verify",
+        ])
         .await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = run.json();
@@ -321,14 +325,18 @@ async fn skipping_verification_completes_and_the_report_says_so() {
         .find(|gap| gap.contains("not verified"))
         .unwrap_or_else(|| panic!("no gap says the certificate was not verified: {report:#}"));
     assert!(
-        gap.contains(&mesh.mesh_url()) && gap.contains("--insecure-skip-tls-verify"),
+        gap.contains(&mesh.mesh_url()) && gap.contains("--mesh-insecure-skip-tls-verify"),
         "{gap}"
     );
     // The table says it too.
     let table = mesh
         .probe_as(
             "table",
-            &["--mesh-host", GATEWAY_HOST, "--insecure-skip-tls-verify"],
+            &[
+                "--mesh-host",
+                GATEWAY_HOST,
+                "--mesh-insecure-skip-tls-verify",
+            ],
         )
         .await;
     assert_eq!(table.code, 0, "{}", table.stderr);
@@ -388,7 +396,7 @@ async fn a_listener_that_wants_a_client_certificate_is_named() {
         url.clone(),
         "--mesh-host".to_string(),
         GATEWAY_HOST.to_string(),
-        "--insecure-skip-tls-verify".to_string(),
+        "--mesh-insecure-skip-tls-verify".to_string(),
         "--model".to_string(),
         "m".to_string(),
     ])

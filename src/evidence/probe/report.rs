@@ -76,7 +76,7 @@ pub struct TlsPath {
     /// The address connected to, when the URL named one and `--mesh-host` the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_to: Option<String>,
-    /// False with `--insecure-skip-tls-verify`.
+    /// False with `--mesh-insecure-skip-tls-verify`.
     pub verified: bool,
     /// What the certificate was checked against.
     pub trust: String,

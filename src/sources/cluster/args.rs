@@ -1,11 +1,37 @@
-//! kubectl's connection flags, to be flattened into a subcommand's arguments.
+//! kubectl's connection flags, to be flattened into a subcommand's arguments: the kubeconfig
+//! selectors and the global flags that override what the kubeconfig says, spelled as kubectl
+//! spells them.
 
 use clap::Args;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The default bound on each API request when `--request-timeout` is not given.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A credential given on the command line: never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Ok(Secret(text.to_string()))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ClusterArgs {
@@ -34,6 +60,48 @@ pub struct ClusterArgs {
         value_parser = parse_request_timeout
     )]
     pub request_timeout: Duration,
+
+    /// The API server's address, instead of the kubeconfig cluster's (as kubectl's -s).
+    #[arg(short = 's', long, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// A bearer token for the API server, instead of the kubeconfig user's credentials.
+    #[arg(long, value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
+
+    /// A CA certificate file (PEM) that the API server's certificate must chain to.
+    #[arg(long, value_name = "PATH")]
+    pub certificate_authority: Option<PathBuf>,
+
+    /// A client certificate file (PEM) for TLS client authentication.
+    #[arg(long, value_name = "PATH")]
+    pub client_certificate: Option<PathBuf>,
+
+    /// The client certificate's key file (PEM: PKCS#1, PKCS#8 or SEC1).
+    #[arg(long, value_name = "PATH")]
+    pub client_key: Option<PathBuf>,
+
+    /// Do not check the API server's certificate (as kubectl); on `probe` and `diagnose --probe`
+    /// an https mesh URL's certificate is not checked either.
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+
+    /// The name the API server's certificate must carry, when it differs from the server's
+    /// host (sent as SNI).
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+
+    /// The user to impersonate (a user or a service account: system:serviceaccount:NS:NAME).
+    #[arg(long = "as", value_name = "USER")]
+    pub impersonate: Option<String>,
+
+    /// A group to impersonate; repeat for several.
+    #[arg(long = "as-group", value_name = "GROUP")]
+    pub impersonate_groups: Vec<String>,
+
+    /// The UID to impersonate.
+    #[arg(long = "as-uid", value_name = "UID")]
+    pub impersonate_uid: Option<String>,
 }
 
 impl Default for ClusterArgs {
@@ -44,11 +112,38 @@ impl Default for ClusterArgs {
             cluster: None,
             user: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            server: None,
+            token: None,
+            certificate_authority: None,
+            client_certificate: None,
+            client_key: None,
+            insecure_skip_tls_verify: false,
+            tls_server_name: None,
+            impersonate: None,
+            impersonate_groups: Vec::new(),
+            impersonate_uid: None,
         }
     }
 }
 
 impl ClusterArgs {
+    /// Whether a flag names a cluster or how to reach it (a run without one may be Envoy-only).
+    pub fn points_at_a_cluster(&self) -> bool {
+        self.kubeconfig.is_some()
+            || self.context.is_some()
+            || self.cluster.is_some()
+            || self.user.is_some()
+            || self.server.is_some()
+            || self.token.is_some()
+            || self.certificate_authority.is_some()
+            || self.client_certificate.is_some()
+            || self.client_key.is_some()
+            || self.tls_server_name.is_some()
+            || self.impersonate.is_some()
+            || !self.impersonate_groups.is_empty()
+            || self.impersonate_uid.is_some()
+    }
+
     /// The per-request deadline: `None` for `--request-timeout 0`.
     pub fn request_deadline(&self) -> Option<Duration> {
         (!self.request_timeout.is_zero()).then_some(self.request_timeout)
@@ -104,6 +199,51 @@ mod tests {
         assert_eq!(args.cluster.as_deref(), Some("c1"));
         assert_eq!(args.user.as_deref(), Some("u1"));
         assert_eq!(args.request_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn reads_kubectl_global_flags_and_hides_the_token() {
+        let args = parse(&[
+            "-s",
+            "https://10.0.0.1:6443",
+            "--token",
+            "flag-token-value",
+            "--certificate-authority",
+            "ca.pem",
+            "--client-certificate",
+            "c.pem",
+            "--client-key",
+            "k.pem",
+            "--insecure-skip-tls-verify",
+            "--tls-server-name",
+            "kube.internal",
+            "--as",
+            "jane",
+            "--as-group",
+            "ops",
+            "--as-group",
+            "sre",
+            "--as-uid",
+            "42",
+        ])
+        .unwrap();
+        assert_eq!(args.server.as_deref(), Some("https://10.0.0.1:6443"));
+        assert_eq!(
+            args.token.as_ref().map(Secret::expose),
+            Some("flag-token-value")
+        );
+        assert_eq!(args.certificate_authority, Some(PathBuf::from("ca.pem")));
+        assert_eq!(args.client_certificate, Some(PathBuf::from("c.pem")));
+        assert_eq!(args.client_key, Some(PathBuf::from("k.pem")));
+        assert!(args.insecure_skip_tls_verify);
+        assert_eq!(args.tls_server_name.as_deref(), Some("kube.internal"));
+        assert_eq!(args.impersonate.as_deref(), Some("jane"));
+        assert_eq!(args.impersonate_groups, vec!["ops", "sre"]);
+        assert_eq!(args.impersonate_uid.as_deref(), Some("42"));
+        assert!(args.points_at_a_cluster());
+        assert!(!ClusterArgs::default().points_at_a_cluster());
+        let debug = format!("{args:?}");
+        assert!(!debug.contains("flag-token-value"), "{debug}");
     }
 
     #[test]

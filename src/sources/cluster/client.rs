@@ -1,8 +1,11 @@
-//! A kube client built the way kubectl picks its target: `--kubeconfig` or `KUBECONFIG` (merged),
-//! `--context`, `--cluster`, `--user`; every request bounded by `--request-timeout`.
+//! A kube client built the way kubectl builds its own: the kubeconfig and flags as kubectl reads
+//! them (`kubeconfig`), the connection as kubectl makes it (`transport`: proxy, TLS trust); every
+//! request bounded by `--request-timeout`.
 
 use super::args::ClusterArgs;
-use super::error::{ClusterError, name_list};
+use super::error::ClusterError;
+use super::kubeconfig;
+use super::transport;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::future::Future;
 use std::time::Duration;
@@ -41,8 +44,8 @@ impl ClusterClient {
     /// Reads the kubeconfig the flags and `KUBECONFIG` point at and builds a client for the chosen
     /// context. Sends no request.
     pub async fn connect(args: &ClusterArgs) -> Result<Self, ClusterError> {
-        let kubeconfig = read_kubeconfig(args)?;
-        Self::from_kubeconfig(kubeconfig, args).await
+        let (kubeconfig, context) = kubeconfig::resolve(args)?;
+        Self::build(kubeconfig, context, args).await
     }
 
     /// Builds a client from an already read kubeconfig (flags other than `--kubeconfig` apply).
@@ -50,8 +53,17 @@ impl ClusterClient {
         kubeconfig: Kubeconfig,
         args: &ClusterArgs,
     ) -> Result<Self, ClusterError> {
+        let (kubeconfig, context) = kubeconfig::resolve_from(kubeconfig, args)?;
+        Self::build(kubeconfig, context, args).await
+    }
+
+    async fn build(
+        kubeconfig: Kubeconfig,
+        context: String,
+        args: &ClusterArgs,
+    ) -> Result<Self, ClusterError> {
         install_crypto_provider();
-        let context = choose_context(&kubeconfig, args)?;
+        let proxy_url = proxy_url_of(&kubeconfig, &context, args);
         let options = KubeConfigOptions {
             context: Some(context.clone()),
             cluster: args.cluster.clone(),
@@ -63,15 +75,25 @@ impl ClusterClient {
                 ClusterError::Kubeconfig(super::error::one_line(&error.to_string()))
             })?;
         let deadline = args.request_deadline();
-        config.connect_timeout = Some(deadline.unwrap_or(CONNECT_TIMEOUT_WITHOUT_DEADLINE));
         // Reads stay unbounded at the socket so port-forward streams may idle; each request is
         // bounded as a whole by `call`.
         config.read_timeout = None;
         let server = config.cluster_url.to_string();
         let server = server.trim_end_matches('/').to_string();
         let default_namespace = config.default_namespace.clone();
-        let client = kube::Client::try_from(config)
-            .map_err(|error| ClusterError::from_kube(error, &server, "building the client"))?;
+        let environment = |name: &str| std::env::var(name).ok();
+        let client = transport::client(
+            config,
+            proxy_url.as_deref(),
+            deadline.unwrap_or(CONNECT_TIMEOUT_WITHOUT_DEADLINE),
+            &environment,
+        )
+        .map_err(|error| match error {
+            transport::TransportError::Kube(error) => {
+                ClusterError::from_kube(error, &server, "building the client")
+            }
+            other => ClusterError::Kubeconfig(other.to_string()),
+        })?;
         Ok(Self {
             client,
             context,
@@ -121,104 +143,28 @@ impl ClusterClient {
     }
 }
 
-/// `--kubeconfig` alone when given (as kubectl), else `KUBECONFIG` merged, else `~/.kube/config`.
-pub fn read_kubeconfig(args: &ClusterArgs) -> Result<Kubeconfig, ClusterError> {
-    read_kubeconfig_with(args, std::env::var_os("KUBECONFIG").as_deref())
-}
-
-/// [`read_kubeconfig`] with the value of `KUBECONFIG` given, so it can be tested without the
-/// process environment. Several paths are merged as kubectl does: the first to set a value wins.
-pub fn read_kubeconfig_with(
-    args: &ClusterArgs,
-    kubeconfig_env: Option<&std::ffi::OsStr>,
-) -> Result<Kubeconfig, ClusterError> {
-    let unreadable = |error: kube::config::KubeconfigError| {
-        ClusterError::Kubeconfig(super::error::one_line(&error.to_string()))
-    };
-    if let Some(path) = &args.kubeconfig {
-        return Kubeconfig::read_from(path).map_err(unreadable);
-    }
-    let paths: Vec<std::path::PathBuf> = kubeconfig_env
-        .map(|value| {
-            std::env::split_paths(value)
-                .filter(|path| !path.as_os_str().is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    if paths.is_empty() {
-        return match home_kubeconfig() {
-            Some(path) if path.exists() => Kubeconfig::read_from(path).map_err(unreadable),
-            _ => Err(ClusterError::NoKubeconfig),
-        };
-    }
-    let mut merged: Option<Kubeconfig> = None;
-    for path in &paths {
-        // kubectl skips KUBECONFIG entries that do not exist.
-        if !path.exists() {
-            continue;
-        }
-        let next = Kubeconfig::read_from(path).map_err(unreadable)?;
-        merged = Some(match merged {
-            Some(merged) => merged.merge(next).map_err(unreadable)?,
-            None => next,
-        });
-    }
-    merged.ok_or_else(|| {
-        ClusterError::Kubeconfig(format!(
-            "no file named in KUBECONFIG exists ({})",
-            paths
-                .iter()
-                .map(|path| path.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
-}
-
-fn home_kubeconfig() -> Option<std::path::PathBuf> {
-    std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".kube").join("config"))
-}
-
-/// The context name to use, checked against the kubeconfig along with `--cluster` and `--user`.
-pub fn choose_context(kubeconfig: &Kubeconfig, args: &ClusterArgs) -> Result<String, ClusterError> {
-    let contexts = || name_list(kubeconfig.contexts.iter().map(|c| c.name.as_str()));
-    let name = match (&args.context, &kubeconfig.current_context) {
-        (Some(name), _) => name.clone(),
-        (None, Some(current)) if !current.is_empty() => current.clone(),
-        (None, _) => {
-            return Err(ClusterError::NoCurrentContext {
-                available: contexts(),
-            });
-        }
-    };
-    if !kubeconfig.contexts.iter().any(|c| c.name == name) {
-        return Err(ClusterError::UnknownContext {
-            name,
-            available: contexts(),
-        });
-    }
-    if let Some(cluster) = &args.cluster
-        && !kubeconfig.clusters.iter().any(|c| &c.name == cluster)
-    {
-        return Err(ClusterError::UnknownCluster {
-            name: cluster.clone(),
-            available: name_list(kubeconfig.clusters.iter().map(|c| c.name.as_str())),
-        });
-    }
-    if let Some(user) = &args.user
-        && !kubeconfig.auth_infos.iter().any(|u| &u.name == user)
-    {
-        return Err(ClusterError::UnknownUser {
-            name: user.clone(),
-            available: name_list(kubeconfig.auth_infos.iter().map(|u| u.name.as_str())),
-        });
-    }
-    Ok(name)
+/// The `proxy-url` of the cluster the context (or `--cluster`) uses.
+fn proxy_url_of(kubeconfig: &Kubeconfig, context: &str, args: &ClusterArgs) -> Option<String> {
+    let cluster = args.cluster.clone().or_else(|| {
+        kubeconfig
+            .contexts
+            .iter()
+            .find(|named| named.name == context)
+            .and_then(|named| named.context.as_ref())
+            .map(|context| context.cluster.clone())
+    })?;
+    kubeconfig
+        .clusters
+        .iter()
+        .find(|named| named.name == cluster)
+        .and_then(|named| named.cluster.as_ref())
+        .and_then(|cluster| cluster.proxy_url.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::cluster::kubeconfig::choose_context;
 
     const KUBECONFIG: &str = r#"
 apiVersion: v1

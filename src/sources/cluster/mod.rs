@@ -7,10 +7,14 @@ pub mod client;
 pub mod discovery;
 pub mod error;
 pub mod inventory;
+pub mod kubeconfig;
 pub mod list;
 pub mod paths;
 pub mod portforward;
+pub mod proxy;
 pub mod selected;
+pub mod transport;
+pub mod trust;
 
 pub use args::ClusterArgs;
 pub use client::ClusterClient;

@@ -37,7 +37,7 @@ pub struct ProbeArgs {
     /// Do not verify the certificate of https URLs (the gateway's): any certificate for any
     /// name is accepted, and the report says it was not verified. The cluster API is still
     /// verified.
-    #[arg(long, conflicts_with = "mesh_ca")]
+    #[arg(long = "mesh-insecure-skip-tls-verify", conflicts_with = "mesh_ca")]
     pub insecure_skip_tls_verify: bool,
 
     /// Model name; default: the first model listed by /v1/models.
@@ -204,11 +204,17 @@ mod tests {
         .args;
         assert_eq!(tls.tls().ca_file, Some(PathBuf::from("ca.pem")));
         assert!(!tls.tls().insecure_skip_verify);
-        let insecure = Harness::try_parse_from(["probe", "--insecure-skip-tls-verify"]).unwrap();
+        let insecure =
+            Harness::try_parse_from(["probe", "--mesh-insecure-skip-tls-verify"]).unwrap();
         assert!(insecure.args.tls().insecure_skip_verify);
         assert!(
-            Harness::try_parse_from(["probe", "--insecure-skip-tls-verify", "--mesh-ca", "ca.pem"])
-                .is_err()
+            Harness::try_parse_from([
+                "probe",
+                "--mesh-insecure-skip-tls-verify",
+                "--mesh-ca",
+                "ca.pem"
+            ])
+            .is_err()
         );
         assert!(Harness::try_parse_from(["probe", "--concurrency", "0"]).is_err());
         assert!(Harness::try_parse_from(["probe", "--duration", "soon"]).is_err());

@@ -34,7 +34,7 @@ pub enum ProbeError {
     )]
     MeshCa { path: String, reason: String },
     #[error(
-        "no CA certificates found on this system to verify https URLs; give the gateway's CA with --mesh-ca FILE, or --insecure-skip-tls-verify"
+        "no CA certificates found on this system to verify https URLs; give the gateway's CA with --mesh-ca FILE, or --mesh-insecure-skip-tls-verify"
     )]
     NoTrustRoots,
     #[error("--mesh-host {host:?} cannot be a TLS server name: {reason}")]

@@ -497,7 +497,7 @@ async fn lanes(
             }
             if !trust.verified() {
                 gaps.push(format!(
-                    "{} {}: the server's TLS certificate was not verified (--insecure-skip-tls-verify): the gateway's identity is unproven",
+                    "{} {}: the server's TLS certificate was not verified (--mesh-insecure-skip-tls-verify): the gateway's identity is unproven",
                     path.kind.as_str(),
                     path.given
                 ));

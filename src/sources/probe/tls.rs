@@ -1,5 +1,5 @@
 //! HTTPS for the probe: whom to trust (the system's CA roots plus `--mesh-ca`, or nobody checked
-//! with `--insecure-skip-tls-verify`), which name TLS sends and checks when the URL names an
+//! with `--mesh-insecure-skip-tls-verify`), which name TLS sends and checks when the URL names an
 //! address (a port-forward to a gateway's 443 listener), a handshake check before the timed
 //! requests that turns certificate problems into one-line errors, and a clock on the handshake
 //! so a new connection's time splits into TCP and TLS.
@@ -30,7 +30,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Names of a certificate shown in a name-mismatch error.
 const SHOWN_NAMES: usize = 4;
 
-/// The TLS flags: `--mesh-ca FILE` and `--insecure-skip-tls-verify`. They apply to every https
+/// The TLS flags: `--mesh-ca FILE` and `--mesh-insecure-skip-tls-verify`. They apply to every https
 /// URL the probe is given (mesh and direct).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
@@ -46,7 +46,7 @@ pub enum TrustBasis {
         system_roots: usize,
         ca_file: Option<(String, usize)>,
     },
-    /// `--insecure-skip-tls-verify`: any certificate is accepted.
+    /// `--mesh-insecure-skip-tls-verify`: any certificate is accepted.
     NotVerified,
 }
 
@@ -63,7 +63,7 @@ impl TrustBasis {
                 system_roots,
                 ca_file: None,
             } => format!("verified against {system_roots} system roots"),
-            TrustBasis::NotVerified => "NOT verified (--insecure-skip-tls-verify)".to_string(),
+            TrustBasis::NotVerified => "NOT verified (--mesh-insecure-skip-tls-verify)".to_string(),
         }
     }
 }
@@ -86,7 +86,7 @@ impl std::fmt::Debug for TlsTrust {
 
 impl TlsTrust {
     /// Reads the system's CA roots and `--mesh-ca`, or trusts anything with
-    /// `--insecure-skip-tls-verify`.
+    /// `--mesh-insecure-skip-tls-verify`.
     pub fn load(options: &TlsOptions) -> Result<Self, ProbeError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         if options.insecure_skip_verify {
@@ -182,7 +182,7 @@ fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, ProbeError>
     Ok(certificates)
 }
 
-/// `--insecure-skip-tls-verify`: any certificate for any name is accepted; the handshake's
+/// `--mesh-insecure-skip-tls-verify`: any certificate for any name is accepted; the handshake's
 /// signatures are still checked, so the connection is encrypted, only not authenticated.
 #[derive(Debug)]
 struct AnyCertificate {
@@ -505,7 +505,7 @@ pub async fn check_handshake(
     }
 }
 
-const TRUST_FIX: &str = "give the CA that signed it with --mesh-ca FILE (PEM), or --insecure-skip-tls-verify to skip the check";
+const TRUST_FIX: &str = "give the CA that signed it with --mesh-ca FILE (PEM), or --mesh-insecure-skip-tls-verify to skip the check";
 
 /// What went wrong in a handshake, and what to do, in words.
 fn handshake_problem(error: &std::io::Error, name: &str) -> String {
@@ -548,7 +548,7 @@ fn certificate_problem(error: &CertificateError, name: &str) -> String {
             "the server's TLS certificate for {name} is not signed by a trusted CA (unknown issuer); {TRUST_FIX}"
         ),
         CertificateError::NotValidForName => format!(
-            "the server's TLS certificate is not valid for {name}; give --mesh-host a name the certificate carries, or --insecure-skip-tls-verify"
+            "the server's TLS certificate is not valid for {name}; give --mesh-host a name the certificate carries, or --mesh-insecure-skip-tls-verify"
         ),
         CertificateError::NotValidForNameContext { presented, .. } => {
             let mut shown: Vec<&str> = presented
@@ -560,15 +560,15 @@ fn certificate_problem(error: &CertificateError, name: &str) -> String {
                 shown.push("…");
             }
             format!(
-                "the server's TLS certificate is not valid for {name} (it names {}); give --mesh-host a name the certificate carries, or --insecure-skip-tls-verify",
+                "the server's TLS certificate is not valid for {name} (it names {}); give --mesh-host a name the certificate carries, or --mesh-insecure-skip-tls-verify",
                 shown.join(", ")
             )
         }
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => format!(
-            "the server's TLS certificate for {name} has expired; renew the gateway's certificate, or --insecure-skip-tls-verify to skip the check"
+            "the server's TLS certificate for {name} has expired; renew the gateway's certificate, or --mesh-insecure-skip-tls-verify to skip the check"
         ),
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => format!(
-            "the server's TLS certificate for {name} is not valid yet (check this machine's clock); or --insecure-skip-tls-verify to skip the check"
+            "the server's TLS certificate for {name} is not valid yet (check this machine's clock); or --mesh-insecure-skip-tls-verify to skip the check"
         ),
         other => format!(
             "the server's TLS certificate for {name} was rejected ({}); {TRUST_FIX}",
@@ -674,7 +674,8 @@ mod tests {
     fn certificate_errors_name_the_fix() {
         let unknown = certificate_problem(&CertificateError::UnknownIssuer, "llm.example.com");
         assert!(
-            unknown.contains("--mesh-ca FILE") && unknown.contains("--insecure-skip-tls-verify"),
+            unknown.contains("--mesh-ca FILE")
+                && unknown.contains("--mesh-insecure-skip-tls-verify"),
             "{unknown}"
         );
         let mismatch = certificate_problem(
