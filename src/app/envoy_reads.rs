@@ -56,8 +56,7 @@ pub fn envoy_only(args: &DiagnoseArgs) -> bool {
         && args.namespace.is_none()
         && !args.all_namespaces
         && args.selector.is_none()
-        && args.cluster.context.is_none()
-        && args.cluster.kubeconfig.is_none()
+        && !args.cluster.points_at_a_cluster()
         && args.clients.is_empty()
         && args.client_selector.is_none()
 }

@@ -14,10 +14,11 @@ pub mod resources;
 pub mod rollout;
 mod status;
 mod store;
-mod tls;
+pub mod tls;
 
 pub use fixtures::{fixture_dir, generate_pods, load_fixtures};
 pub use resources::IstioApis;
+pub use tls::Serving;
 
 use super::kubeconfig::KubeconfigFile;
 use bytes::Bytes;
@@ -30,7 +31,7 @@ use resources::ResourceType;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,6 +74,10 @@ pub struct ApiServerConfig {
     istio: IstioApis,
     forbidden: Vec<Forbid>,
     port_forwards: HashMap<(String, String, u16), SocketAddr>,
+    serving: Serving,
+    serving_names: Option<Vec<String>>,
+    bind: IpAddr,
+    path_prefix: String,
 }
 
 impl Default for ApiServerConfig {
@@ -90,7 +95,35 @@ impl ApiServerConfig {
             istio: IstioApis::Current,
             forbidden: Vec::new(),
             port_forwards: HashMap::new(),
+            serving: Serving::CaSigned,
+            serving_names: None,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            path_prefix: String::new(),
         }
+    }
+
+    /// How the serving certificate is made (default: signed by a CA the kubeconfig trusts).
+    pub fn serving(mut self, serving: Serving) -> Self {
+        self.serving = serving;
+        self
+    }
+
+    /// The names the serving certificate carries (default `127.0.0.1`, `localhost`, `::1`).
+    pub fn serving_names(mut self, names: &[&str]) -> Self {
+        self.serving_names = Some(names.iter().map(|name| name.to_string()).collect());
+        self
+    }
+
+    /// Listen on this loopback address (default `127.0.0.1`; `::1` for IPv6).
+    pub fn bind(mut self, address: IpAddr) -> Self {
+        self.bind = address;
+        self
+    }
+
+    /// Serve the API under a path, as Rancher serves `/k8s/clusters/c-xxxxx`.
+    pub fn path_prefix(mut self, prefix: &str) -> Self {
+        self.path_prefix = prefix.trim_end_matches('/').to_string();
+        self
     }
 
     /// Adds every object under `tests/fixtures/cluster/`.
@@ -143,6 +176,10 @@ pub struct RecordedRequest {
     pub method: String,
     pub path: String,
     pub query: String,
+    /// The `Impersonate-User` header, when sent.
+    pub impersonate_user: Option<String>,
+    /// How the caller authenticated: `token` or `client-certificate`.
+    pub credential: Option<&'static str>,
 }
 
 impl std::fmt::Display for RecordedRequest {
@@ -182,6 +219,7 @@ struct State {
     served: Vec<ResourceType>,
     forbidden: Vec<Forbid>,
     port_forwards: HashMap<(String, String, u16), SocketAddr>,
+    path_prefix: String,
     requests: Mutex<Vec<RecordedRequest>>,
     sessions: Mutex<Vec<SessionRecord>>,
     /// Ticks once per port-forward upgrade and per end, from 1.
@@ -192,6 +230,8 @@ struct State {
 pub struct ApiServer {
     address: SocketAddr,
     ca_pem: String,
+    client_ca: tls::ClientCa,
+    path_prefix: String,
     state: Arc<State>,
     task: JoinHandle<()>,
 }
@@ -205,9 +245,16 @@ impl Drop for ApiServer {
 impl ApiServer {
     /// Starts serving on `127.0.0.1:<free port>` in the current tokio runtime.
     pub async fn start(config: ApiServerConfig) -> ApiServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(SocketAddr::new(config.bind, 0))
+            .await
+            .unwrap();
         let address = listener.local_addr().unwrap();
-        let ca = tls::make_ca("infermesh test cluster CA");
+        let names = config.serving_names.clone().unwrap_or_else(|| {
+            ["127.0.0.1", "localhost", "::1"]
+                .map(str::to_string)
+                .to_vec()
+        });
+        let ca = tls::make(config.serving, &names, "infermesh test cluster CA");
         let served = resources::served_resources(config.istio);
         let injector = config.istio != IstioApis::Absent;
         let rolled_out = config
@@ -230,6 +277,7 @@ impl ApiServer {
             served,
             forbidden: config.forbidden,
             port_forwards: config.port_forwards,
+            path_prefix: config.path_prefix.clone(),
             requests: Mutex::new(Vec::new()),
             sessions: Mutex::new(Vec::new()),
             events: Arc::new(AtomicU64::new(0)),
@@ -239,7 +287,9 @@ impl ApiServer {
         let task = tokio::spawn(accept_loop(listener, acceptor, state.clone()));
         ApiServer {
             address,
-            ca_pem: ca.ca_pem,
+            ca_pem: ca.trust_pem,
+            client_ca: ca.client_ca,
+            path_prefix: config.path_prefix,
             state,
             task,
         }
@@ -263,14 +313,20 @@ impl ApiServer {
         self.address
     }
 
-    /// `https://127.0.0.1:PORT`
+    /// `https://127.0.0.1:PORT` (`https://[::1]:PORT` on IPv6), with the path prefix if any.
     pub fn url(&self) -> String {
-        format!("https://{}", self.address)
+        format!("https://{}{}", self.address, self.path_prefix)
     }
 
-    /// The CA that signed the serving certificate, PEM.
+    /// What a kubeconfig trusts for this server, PEM: the CA that signed the serving
+    /// certificate, or the serving certificate itself when it is self-signed.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// A client certificate (PEM) the server accepts as a credential, for the PKCS#8 key given.
+    pub fn client_certificate(&self, key_pkcs8_pem: &str, user: &str) -> String {
+        self.client_ca.issue(key_pkcs8_pem, user)
     }
 
     /// How many objects the server holds (after dropping those of absent groups).
@@ -371,9 +427,12 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
                 connections.spawn(async move {
                     // A client that rejects our certificate ends the handshake: nothing to serve.
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let client_certificate = tls.get_ref().1.peer_certificates().is_some();
                     let service = service_fn(move |request| {
                         let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(state, request).await) }
+                        async move {
+                            Ok::<_, Infallible>(handle(state, request, client_certificate).await)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
@@ -437,20 +496,41 @@ fn parse_query(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let path = request.uri().path().to_string();
+async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+    client_certificate: bool,
+) -> Response<Full<Bytes>> {
+    let full_path = request.uri().path().to_string();
     let raw_query = request.uri().query().unwrap_or_default().to_string();
-    state.requests.lock().unwrap().push(RecordedRequest {
-        method: request.method().to_string(),
-        path: path.clone(),
-        query: raw_query.clone(),
-    });
-    let authorized = request
+    let token = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         == Some(format!("Bearer {TOKEN}").as_str());
-    if !authorized {
+    let credential = if token {
+        Some("token")
+    } else if client_certificate {
+        Some("client-certificate")
+    } else {
+        None
+    };
+    state.requests.lock().unwrap().push(RecordedRequest {
+        method: request.method().to_string(),
+        path: full_path.clone(),
+        query: raw_query.clone(),
+        impersonate_user: request
+            .headers()
+            .get("impersonate-user")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string),
+        credential,
+    });
+    let Some(path) = full_path.strip_prefix(state.path_prefix.as_str()) else {
+        return status_response(status::not_found_resource());
+    };
+    let path = path.to_string();
+    if credential.is_none() {
         return status_response(status::unauthorized());
     }
     if request.method() != Method::GET {

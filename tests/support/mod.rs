@@ -8,3 +8,4 @@ pub mod envoy_traffic;
 pub mod kubeconfig;
 pub mod live_mesh;
 pub mod local_http;
+pub mod proxies;

@@ -11,6 +11,9 @@ pub enum ClusterError {
     #[error("cannot read kubeconfig: {0}")]
     Kubeconfig(String),
 
+    #[error("cannot read kubeconfig: no file named in KUBECONFIG exists ({paths})")]
+    KubeconfigFilesMissing { paths: String },
+
     #[error("context {name:?} not found in kubeconfig; available contexts: {available}")]
     UnknownContext { name: String, available: String },
 

@@ -58,15 +58,12 @@ pub fn read_kubeconfig_with(
             None => next,
         });
     }
-    merged.ok_or_else(|| {
-        ClusterError::Kubeconfig(format!(
-            "no file named in KUBECONFIG exists ({})",
-            paths
-                .iter()
-                .map(|path| path.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+    merged.ok_or_else(|| ClusterError::KubeconfigFilesMissing {
+        paths: paths
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
@@ -118,7 +115,12 @@ pub fn resolve(args: &ClusterArgs) -> Result<(Kubeconfig, String), ClusterError>
     let read = read_kubeconfig(args);
     let kubeconfig = match read {
         Ok(kubeconfig) => kubeconfig,
-        Err(ClusterError::NoKubeconfig) if args.server.is_some() => Kubeconfig::default(),
+        // kubectl runs on its flags alone when no kubeconfig exists.
+        Err(ClusterError::NoKubeconfig | ClusterError::KubeconfigFilesMissing { .. })
+            if args.server.is_some() =>
+        {
+            Kubeconfig::default()
+        }
         Err(error) => return Err(error),
     };
     resolve_from(kubeconfig, args)

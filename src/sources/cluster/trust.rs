@@ -127,8 +127,7 @@ fn check_name(der: &CertificateDer<'_>, server_name: &ServerName<'_>) -> Result<
 mod tests {
     use super::*;
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     };
     use std::sync::atomic::{AtomicU32, Ordering};
 
