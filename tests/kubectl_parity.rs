@@ -682,3 +682,62 @@ fn make_executable(path: &Path) {
     permissions.set_mode(0o755);
     std::fs::set_permissions(path, permissions).unwrap();
 }
+
+/// `diagnose --probe` through a SOCKS5 proxy to an API server only the proxy resolves: the list
+/// calls and every port-forward (the direct path, the gateway, both Envoys' admin) go through
+/// the proxy and the TLS kubectl would use, and the probe proves the gateway's route timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_port_forward_through_the_proxy() {
+    use kubectl_infermesh::lab::ServerConfig;
+    use support::live_mesh::LiveMesh;
+    let lab = ServerConfig {
+        tokens_per_second: 20.0,
+        ..ServerConfig::default()
+    };
+    let mesh = LiveMesh::start_with(
+        lab,
+        |client| client.knobs.route_timeout = Duration::from_secs(2),
+        |config| config.serving_names(&[PROXIED_HOST]),
+    )
+    .await;
+    let proxy = TestProxy::start(ProxyKind::Socks5, &[(PROXIED_HOST, mesh.api.address())]).await;
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("kubeconfig");
+    let document = json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {
+            "server": format!("https://{PROXIED_HOST}:{}", mesh.api.address().port()),
+            "certificate-authority-data": base64(mesh.api.ca_pem()),
+            "proxy-url": proxy.url(),
+        }}],
+        "users": [{"name": "u", "user": token_user()}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "inference"}}],
+    });
+    std::fs::write(&path, document.to_string()).unwrap();
+    let diagnosis = mesh.diagnose_with(&path).await;
+    assert_eq!(diagnosis.code, 3, "{}", diagnosis.dump());
+    assert_eq!(
+        diagnosis.root_cause()["id"],
+        "stream-timeout",
+        "{}",
+        diagnosis.dump()
+    );
+    assert_eq!(
+        diagnosis.root_cause()["basis"],
+        "runtime",
+        "{}",
+        diagnosis.dump()
+    );
+    let forwards = mesh
+        .api
+        .requests()
+        .iter()
+        .filter(|request| request.path.ends_with("/portforward"))
+        .count() as u64;
+    assert!(forwards >= 4, "port-forwards: {forwards}");
+    assert!(
+        proxy.tunnels() >= forwards,
+        "every port-forward and the list calls went through the proxy: {} tunnels for {forwards} port-forwards",
+        proxy.tunnels()
+    );
+}

@@ -121,6 +121,16 @@ impl LiveMesh {
     /// The lab configured by `lab` behind an Envoy pair whose client (the gateway) has the
     /// knobs `configure` sets, and the cluster in front of both.
     pub async fn start(lab: ServerConfig, configure: impl FnOnce(&mut ClientBootstrap)) -> Self {
+        Self::start_with(lab, configure, |config| config).await
+    }
+
+    /// [`LiveMesh::start`] with the API server's transport changed by `serve` (its certificate's
+    /// names, its address).
+    pub async fn start_with(
+        lab: ServerConfig,
+        configure: impl FnOnce(&mut ClientBootstrap),
+        serve: impl FnOnce(ApiServerConfig) -> ApiServerConfig,
+    ) -> Self {
         let pair = start_pair(lab, |client, _| configure(client)).await;
         let objects = objects();
         let vllm_pod = objects
@@ -140,7 +150,7 @@ impl LiveMesh {
                 ENVOY_ADMIN,
                 admin_addr(&pair.client),
             );
-        let api = ApiServer::start(config).await;
+        let api = ApiServer::start(serve(config)).await;
         let dir = TempDir::new().unwrap();
         let kubeconfig = api.write_kubeconfig(dir.path());
         LiveMesh {
@@ -155,13 +165,18 @@ impl LiveMesh {
     /// `kubectl-infermesh diagnose deploy/vllm -n inference --probe -o json --save-evidence F`,
     /// with nothing but the kubeconfig: the binary finds every path itself.
     pub async fn diagnose(&self) -> Diagnosis {
+        self.diagnose_with(&self.kubeconfig).await
+    }
+
+    /// [`LiveMesh::diagnose`] with another kubeconfig (a proxy, other credentials).
+    pub async fn diagnose_with(&self, kubeconfig: &std::path::Path) -> Diagnosis {
         let saved = self.dir.path().join("evidence.json");
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"));
         command
             .args(["diagnose", "deploy/vllm", "-n", NAMESPACE, "--probe"])
             .args(["-o", "json", "--save-evidence"])
             .arg(&saved)
-            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .kill_on_drop(true);
