@@ -230,3 +230,38 @@ pub fn display_name(argv0: Option<&std::ffi::OsStr>) -> &'static str {
         "infermesh"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap checks the whole command line (unique ids, conflicts that name real flags) here, so
+    /// a clash between flattened flag groups fails a test instead of the binary at start.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn kubectls_flag_is_the_api_servers_and_the_mesh_has_its_own() {
+        let cli = Cli::try_parse_from([
+            "kubectl-infermesh",
+            "probe",
+            "--insecure-skip-tls-verify",
+            "--mesh-insecure-skip-tls-verify",
+        ])
+        .unwrap();
+        let Command::Probe(probe) = cli.command else {
+            panic!("not the probe command");
+        };
+        assert!(probe.cluster.insecure_skip_tls_verify);
+        assert!(probe.probe.mesh_insecure_skip_tls_verify);
+        let cli = Cli::try_parse_from(["kubectl-infermesh", "probe", "--insecure-skip-tls-verify"])
+            .unwrap();
+        let Command::Probe(probe) = cli.command else {
+            panic!("not the probe command");
+        };
+        assert!(!probe.probe.mesh_insecure_skip_tls_verify);
+    }
+}

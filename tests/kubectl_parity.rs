@@ -233,26 +233,44 @@ impl Setup {
     }
 }
 
+/// Runs `command` to its end, reading its output meanwhile (so a chatty `-vvv` cannot fill a
+/// pipe and stall it), and fails the test if it takes longer than `RUN_TIMEOUT`.
 fn run_bounded(mut command: Command) -> std::process::Output {
+    use std::io::Read;
     let mut child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().unwrap()));
+    let stderr = reader(Box::new(child.stderr.take().unwrap()));
     let deadline = std::time::Instant::now() + RUN_TIMEOUT;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap();
             panic!(
                 "{command:?} did not finish within {RUN_TIMEOUT:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
+                String::from_utf8_lossy(&stderr)
             );
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
 }
 
@@ -469,6 +487,41 @@ fn credentials_are_read_as_kubectl_reads_them() {
     );
 }
 
+/// An OIDC id-token (a JWT whose `exp` is an hour away) from the `oidc` auth-provider.
+#[test]
+fn an_oidc_user_with_a_current_id_token_authenticates() {
+    let kubectl = kubectl();
+    let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let id_token = format!(
+        "{}.{}.{}",
+        url_safe.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+        url_safe.encode(format!(
+            r#"{{"iss":"https://issuer.test","sub":"jane","aud":"kubernetes","exp":{expires}}}"#
+        )),
+        url_safe.encode("not-checked-by-the-test-server"),
+    );
+    let setup = Setup::new(ApiServerConfig::new().accept_token(&id_token));
+    let document = kubeconfig(
+        trusting(&setup.server),
+        json!({"auth-provider": {"name": "oidc", "config": {
+            "client-id": "kubernetes",
+            "id-token": id_token,
+            "idp-issuer-url": "https://issuer.test",
+        }}}),
+    );
+    check(
+        "oidc auth-provider",
+        &setup.kubeconfig(document),
+        true,
+        &kubectl,
+    );
+}
+
 #[test]
 fn client_certificates_with_rsa_and_ec_keys_authenticate() {
     let kubectl = kubectl();
@@ -599,7 +652,10 @@ fn merged_kubeconfigs_and_global_flags_work_as_in_kubectl() {
     let document = kubeconfig(trusting(&setup.server), json!({"token": "not-the-token"}));
     let setup = setup.kubeconfig(document);
     check("a wrong token", &setup, false, &kubectl);
-    check("--token", &setup.flags(&["--token", TOKEN]), true, &kubectl);
+    let setup = setup.flags(&["--token", TOKEN]);
+    check("--token", &setup, true, &kubectl);
+    // The token is not in the output, nor in the logs at -vvv (run_tool checks both).
+    assert!(setup.flags(&["-vvv"]).run_tool().reached);
 
     // No kubeconfig at all: -s, --certificate-authority and --token.
     let setup = Setup::new(ApiServerConfig::new());

@@ -245,7 +245,7 @@ async fn probe_targets(evidence: &mut Evidence, listed: Option<&Listed>, args: &
     let mut base = ProbeArgs::for_urls(args.direct_url.clone(), args.mesh_url.clone());
     base.mesh_host = args.mesh_host.clone();
     base.mesh_ca = args.mesh_ca.clone();
-    base.insecure_skip_tls_verify = args.mesh_insecure_skip_tls_verify;
+    base.mesh_insecure_skip_tls_verify = args.mesh_insecure_skip_tls_verify;
     let (stop, ctrl_c) = ctrl_c_stop();
     let mut planned_cost = Vec::new();
     let gathered_at = evidence.gathered_at.clone();

@@ -78,6 +78,7 @@ pub struct ApiServerConfig {
     serving_names: Option<Vec<String>>,
     bind: IpAddr,
     path_prefix: String,
+    extra_tokens: Vec<String>,
 }
 
 impl Default for ApiServerConfig {
@@ -99,7 +100,14 @@ impl ApiServerConfig {
             serving_names: None,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             path_prefix: String::new(),
+            extra_tokens: Vec::new(),
         }
+    }
+
+    /// Accept this bearer token too (an OIDC id-token, say).
+    pub fn accept_token(mut self, token: &str) -> Self {
+        self.extra_tokens.push(token.to_string());
+        self
     }
 
     /// How the serving certificate is made (default: signed by a CA the kubeconfig trusts).
@@ -220,6 +228,7 @@ struct State {
     forbidden: Vec<Forbid>,
     port_forwards: HashMap<(String, String, u16), SocketAddr>,
     path_prefix: String,
+    tokens: Vec<String>,
     requests: Mutex<Vec<RecordedRequest>>,
     sessions: Mutex<Vec<SessionRecord>>,
     /// Ticks once per port-forward upgrade and per end, from 1.
@@ -278,6 +287,9 @@ impl ApiServer {
             forbidden: config.forbidden,
             port_forwards: config.port_forwards,
             path_prefix: config.path_prefix.clone(),
+            tokens: std::iter::once(TOKEN.to_string())
+                .chain(config.extra_tokens.clone())
+                .collect(),
             requests: Mutex::new(Vec::new()),
             sessions: Mutex::new(Vec::new()),
             events: Arc::new(AtomicU64::new(0)),
@@ -507,7 +519,8 @@ async fn handle(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        == Some(format!("Bearer {TOKEN}").as_str());
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|bearer| state.tokens.iter().any(|token| token == bearer));
     let credential = if token {
         Some("token")
     } else if client_certificate {

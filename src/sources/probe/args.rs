@@ -37,8 +37,8 @@ pub struct ProbeArgs {
     /// Do not verify the certificate of https URLs (the gateway's): any certificate for any
     /// name is accepted, and the report says it was not verified. The cluster API is still
     /// verified.
-    #[arg(long = "mesh-insecure-skip-tls-verify", conflicts_with = "mesh_ca")]
-    pub insecure_skip_tls_verify: bool,
+    #[arg(long, conflicts_with = "mesh_ca")]
+    pub mesh_insecure_skip_tls_verify: bool,
 
     /// Model name; default: the first model listed by /v1/models.
     #[arg(long)]
@@ -119,7 +119,7 @@ impl ProbeArgs {
             mesh_url,
             mesh_host: None,
             mesh_ca: None,
-            insecure_skip_tls_verify: false,
+            mesh_insecure_skip_tls_verify: false,
             model: None,
             prompt: "Write a long story about a lighthouse keeper and the sea.".to_string(),
             max_tokens: None,
@@ -145,7 +145,7 @@ impl ProbeArgs {
     pub fn tls(&self) -> TlsOptions {
         TlsOptions {
             ca_file: self.mesh_ca.clone(),
-            insecure_skip_verify: self.insecure_skip_tls_verify,
+            insecure_skip_verify: self.mesh_insecure_skip_tls_verify,
         }
     }
 }
