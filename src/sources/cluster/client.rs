@@ -44,8 +44,7 @@ impl ClusterClient {
     /// Reads the kubeconfig the flags and `KUBECONFIG` point at and builds a client for the chosen
     /// context. Sends no request.
     pub async fn connect(args: &ClusterArgs) -> Result<Self, ClusterError> {
-        let (kubeconfig, context) = kubeconfig::resolve(args)?;
-        Self::build(kubeconfig, context, args).await
+        Self::build(kubeconfig::resolve(args)?, args).await
     }
 
     /// Builds a client from an already read kubeconfig (flags other than `--kubeconfig` apply).
@@ -53,17 +52,19 @@ impl ClusterClient {
         kubeconfig: Kubeconfig,
         args: &ClusterArgs,
     ) -> Result<Self, ClusterError> {
-        let (kubeconfig, context) = kubeconfig::resolve_from(kubeconfig, args)?;
-        Self::build(kubeconfig, context, args).await
+        Self::build(kubeconfig::resolve_from(kubeconfig, args)?, args).await
     }
 
     async fn build(
-        kubeconfig: Kubeconfig,
-        context: String,
+        resolved: kubeconfig::Resolved,
         args: &ClusterArgs,
     ) -> Result<Self, ClusterError> {
         install_crypto_provider();
-        let proxy_url = proxy_url_of(&kubeconfig, &context, args);
+        let kubeconfig::Resolved {
+            kubeconfig,
+            context,
+            proxy_url,
+        } = resolved;
         let options = KubeConfigOptions {
             context: Some(context.clone()),
             cluster: args.cluster.clone(),
@@ -141,24 +142,6 @@ impl ClusterClient {
         };
         result.map_err(|error| ClusterError::from_kube(error, &self.server, what))
     }
-}
-
-/// The `proxy-url` of the cluster the context (or `--cluster`) uses.
-fn proxy_url_of(kubeconfig: &Kubeconfig, context: &str, args: &ClusterArgs) -> Option<String> {
-    let cluster = args.cluster.clone().or_else(|| {
-        kubeconfig
-            .contexts
-            .iter()
-            .find(|named| named.name == context)
-            .and_then(|named| named.context.as_ref())
-            .map(|context| context.cluster.clone())
-    })?;
-    kubeconfig
-        .clusters
-        .iter()
-        .find(|named| named.name == cluster)
-        .and_then(|named| named.cluster.as_ref())
-        .and_then(|cluster| cluster.proxy_url.clone())
 }
 
 #[cfg(test)]

@@ -108,10 +108,17 @@ pub fn choose_context(kubeconfig: &Kubeconfig, args: &ClusterArgs) -> Result<Str
     Ok(name)
 }
 
+/// The kubeconfig for this run, the context to use, and that context's cluster's `proxy-url`.
+pub struct Resolved {
+    pub kubeconfig: Kubeconfig,
+    pub context: String,
+    pub proxy_url: Option<String>,
+}
+
 /// The kubeconfig for this run: the one read, with `args`' overrides on the chosen context's
 /// cluster and user; with `--server` and no usable kubeconfig, one made of the flags alone (as
-/// kubectl). Returns it and the context to use.
-pub fn resolve(args: &ClusterArgs) -> Result<(Kubeconfig, String), ClusterError> {
+/// kubectl).
+pub fn resolve(args: &ClusterArgs) -> Result<Resolved, ClusterError> {
     let read = read_kubeconfig(args);
     let kubeconfig = match read {
         Ok(kubeconfig) => kubeconfig,
@@ -130,7 +137,7 @@ pub fn resolve(args: &ClusterArgs) -> Result<(Kubeconfig, String), ClusterError>
 pub fn resolve_from(
     mut kubeconfig: Kubeconfig,
     args: &ClusterArgs,
-) -> Result<(Kubeconfig, String), ClusterError> {
+) -> Result<Resolved, ClusterError> {
     let context = match choose_context(&kubeconfig, args) {
         Ok(context) => context,
         Err(ClusterError::NoCurrentContext { .. }) if args.server.is_some() => {
@@ -154,8 +161,10 @@ pub fn resolve_from(
                 .or_else(|| chosen.and_then(|c| c.user.clone())),
         )
     };
+    let mut proxy_url = None;
     if let Some(cluster) = cluster_name.and_then(|name| cluster_mut(&mut kubeconfig, &name)) {
         override_cluster(cluster, args);
+        proxy_url = cluster.proxy_url.clone();
     }
     let user = match user_name {
         Some(name) => user_mut(&mut kubeconfig, &name),
@@ -167,7 +176,11 @@ pub fn resolve_from(
         read_token_file(user)?;
         check_exec_plugin(user)?;
     }
-    Ok((kubeconfig, context))
+    Ok(Resolved {
+        kubeconfig,
+        context,
+        proxy_url,
+    })
 }
 
 fn add_flags_only_context(kubeconfig: &mut Kubeconfig) {

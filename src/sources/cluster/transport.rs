@@ -47,7 +47,7 @@ pub fn client(
         }
         Route::Socks5(proxy_uri) => {
             let socks = SocksV5::new(proxy_uri.clone(), tcp);
-            let socks = match socks_credentials(&proxy_uri) {
+            let socks = match userinfo(&proxy_uri) {
                 Some((user, password)) => socks.with_auth(user, password),
                 None => socks,
             };
@@ -129,10 +129,6 @@ fn basic_auth(proxy: &http::Uri) -> Option<http::HeaderValue> {
     Some(header)
 }
 
-fn socks_credentials(proxy: &http::Uri) -> Option<(String, String)> {
-    userinfo(proxy)
-}
-
 fn userinfo(proxy: &http::Uri) -> Option<(String, String)> {
     let authority = proxy.authority()?.as_str();
     let (userinfo, _) = authority.rsplit_once('@')?;
@@ -141,23 +137,9 @@ fn userinfo(proxy: &http::Uri) -> Option<(String, String)> {
 }
 
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%'
-            && let Some(value) = text
-                .get(index + 1..index + 3)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-        {
-            out.push(value);
-            index += 3;
-            continue;
-        }
-        out.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
