@@ -121,6 +121,7 @@ pub struct Finding {
     pub basis: Basis,
     /// One line that names the problem in this workload's terms.
     pub title: String,
+    /// The first line is the one that decides the finding: the root cause quotes it.
     pub evidence: Vec<EvidenceLine>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix: Option<Fix>,

@@ -116,6 +116,8 @@ fn virtual_service_finding(
     let mut lines = Vec::new();
     let mut judged: Vec<(ObjectRef, usize, &str)> = Vec::new();
     let mut cut_at: Option<(Duration, &str, &VirtualService)> = None;
+    // The evidence line of the deadline in `cut_at`: it goes first, so the root cause quotes it.
+    let mut cut_line: Option<usize> = None;
     let expansion = delegation::expand(root, &target.mesh.virtual_services);
     for run in expansion
         .routes
@@ -163,10 +165,19 @@ fn virtual_service_finding(
                 );
                 patch(&mut fixed, at, field, expected);
             }
-            note_cut(&mut cut_at, duration, what, at.virtual_service);
+            if note_cut(&mut cut_at, duration, what, at.virtual_service) {
+                let object = istio_ref(IstioKind::VirtualService, at.virtual_service);
+                let path = format!("spec/http[{}]/{field}", at.index);
+                cut_line = lines
+                    .iter()
+                    .position(|line: &EvidenceLine| line.object == object && line.path == path);
+            }
         }
     }
     let (duration, what, holder) = cut_at?;
+    if let Some(index) = cut_line {
+        lines[..=index].rotate_right(1);
+    }
     let holder_label = if std::ptr::eq(holder, root) {
         istio_label(IstioKind::VirtualService, root)
     } else {
@@ -212,10 +223,12 @@ fn note_cut<'a>(
     duration: Duration,
     what: &'static str,
     holder: &'a VirtualService,
-) {
-    if cut_at.is_none_or(|(shortest, _, _)| duration < shortest) {
+) -> bool {
+    let shorter = cut_at.is_none_or(|(shortest, _, _)| duration < shortest);
+    if shorter {
         *cut_at = Some((duration, what, holder));
     }
+    shorter
 }
 
 /// Whether this field of this route is judged for the first time (a root route's value runs
@@ -665,9 +678,9 @@ spec:
         );
         assert_eq!(
             evidence_paths(finding),
-            ["spec/http[1]/timeout", "spec/http[1]/retries/perTryTimeout"]
+            ["spec/http[1]/retries/perTryTimeout", "spec/http[1]/timeout"]
         );
-        assert_eq!(finding.evidence[0].value, "15s");
+        assert_eq!(finding.evidence[0].value, "10s");
         assert!(
             finding.evidence[0]
                 .note

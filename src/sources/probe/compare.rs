@@ -237,33 +237,51 @@ pub fn describe_large_prompt(result: &LargeResult) -> String {
 }
 
 pub fn describe_large(result: &LargeResult) -> String {
-    let size = |bytes: u64| format!("{:.1} MB", bytes as f64 / 1e6);
     if result.complete {
         return format!(
             "{}: complete body of {} in {}",
             result.path.as_str(),
-            size(result.bytes),
+            size_text(result.bytes),
             seconds(result.total_ms)
         );
     }
-    let of = result
-        .content_length
-        .map(|length| format!(" of {}", size(length)))
-        .unwrap_or_default();
+    let status = result.status;
+    let refused = status.is_some_and(|status| !(200..300).contains(&status));
+    let arrived = if refused {
+        // What came back is the answering proxy's or server's error page, not the completion.
+        let by = match result.headers.server.as_deref() {
+            Some(server) if server.contains("envoy") => "Envoy's error body",
+            _ => "the error body",
+        };
+        format!("{} ({by})", size_text(result.bytes))
+    } else {
+        let of = result
+            .content_length
+            .map(|length| format!(" of {}", size_text(length)))
+            .unwrap_or_default();
+        format!("{}{of}", size_text(result.bytes))
+    };
     format!(
-        "{}: body NOT complete ({}): {}{of} arrived, status {}{}",
+        "{}: body NOT complete ({}): {arrived} arrived, status {}{}",
         result.path.as_str(),
         result.end.as_str(),
-        size(result.bytes),
-        result
-            .status
-            .map_or_else(|| "none".to_string(), |s| s.to_string()),
+        status.map_or_else(|| "none".to_string(), |s| s.to_string()),
         result
             .end_detail
             .as_deref()
             .map(|d| format!("; {}", d.chars().take(100).collect::<String>()))
             .unwrap_or_default()
     )
+}
+
+/// `21 bytes`, `512.0 KB`, `3.4 MB`.
+fn size_text(bytes: u64) -> String {
+    match bytes {
+        1 => "1 byte".to_string(),
+        0..1_000 => format!("{bytes} bytes"),
+        1_000..1_000_000 => format!("{:.1} KB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
 }
 
 pub fn describe_cold(result: &ColdResult) -> String {
@@ -435,5 +453,43 @@ mod tests {
             None
         );
         assert_eq!(cold_start(&[("direct".into(), 3000.0)]), None);
+    }
+
+    #[test]
+    fn a_refused_large_body_reads_as_the_error_body_it_was() {
+        let refused = LargeResult {
+            path: PathKind::Mesh,
+            url: "http://x".to_string(),
+            status: Some(500),
+            end: EndReason::HttpError,
+            end_detail: None,
+            complete: false,
+            bytes: 21,
+            content_length: Some(21),
+            tokens_asked: 8192,
+            tokens: None,
+            headers_ms: Some(3.0),
+            total_ms: 4.0,
+            headers: HeadersOfInterest {
+                server: Some("envoy".to_string()),
+                ..HeadersOfInterest::default()
+            },
+        };
+        assert_eq!(
+            describe_large(&refused),
+            "mesh: body NOT complete (http-error): 21 bytes (Envoy's error body) arrived, status 500"
+        );
+        let cut = LargeResult {
+            status: Some(200),
+            end: EndReason::Reset,
+            bytes: 65_536,
+            content_length: Some(3_200_000),
+            headers: HeadersOfInterest::default(),
+            ..refused
+        };
+        assert_eq!(
+            describe_large(&cut),
+            "mesh: body NOT complete (reset): 65.5 KB of 3.2 MB arrived, status 200"
+        );
     }
 }
