@@ -185,6 +185,11 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "URL", requires = "probe")]
     pub direct_url: Option<String>,
 
+    /// With --probe: how long the probe runs may take per target (e.g. 2m, 90s; 0 for no
+    /// limit). Runs that do not fit are listed as not run, with the budget that would run them.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub probe_budget: Duration,
+
     /// With --probe: base URL through the mesh (e.g. an ingress gateway). On a cluster without
     /// it, a port-forward to the gateway that routes to the target is opened.
     #[arg(long, value_name = "URL", requires = "probe")]

@@ -2,6 +2,7 @@
 //! render -> exit code. `main` only parses arguments, sets up logging and prints errors.
 
 pub mod envoy_reads;
+mod probe_runs;
 
 use crate::checks::Settings;
 use crate::cli::{Cli, Command, DiagnoseArgs, ProbeCommand};
@@ -14,12 +15,11 @@ use crate::sources::cluster::client::ClusterClient;
 use crate::sources::cluster::error::ClusterError;
 use crate::sources::cluster::inventory::{ListScope, list_inventory};
 use crate::sources::manifest::{self, ManifestError};
-use crate::sources::probe::live::{self, Found, LiveError, LiveRequest};
+use crate::sources::probe::ProbeOutput;
+use crate::sources::probe::live::{self, LiveError, LiveRequest};
 use crate::sources::probe::progress::Progress;
-use crate::sources::probe::{ProbeArgs, ProbeOutput, planned, run::ctrl_c_stop};
 use crate::verdict;
 use crate::verdict::probe_outcome::Outcome;
-use crate::verdict::probe_plan as plan;
 use envoy_reads::EnvoySourceError;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::io::Write;
@@ -126,7 +126,7 @@ async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Res
         None => {
             let (mut evidence, listed) = gather_evidence(args).await?;
             if args.probe {
-                probe_targets(&mut evidence, listed.as_ref(), args).await;
+                probe_runs::probe_targets(&mut evidence, listed.as_ref(), args).await;
             }
             evidence
         }
@@ -234,69 +234,6 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<(Evidence, Option<Listed
     envoy_reads::attach_explicit(&mut evidence, &inventory, args, &explicit);
     let listed = cluster.map(|client| Listed { client, inventory });
     Ok((evidence, listed))
-}
-
-/// `--probe`: the runs each target's evidence calls for, through `--direct-url`/`--mesh-url` or
-/// paths opened on the cluster (from what `listed` holds, without listing again), kept in the
-/// evidence. A run that cannot run is a gap, not an error: the diagnosis goes on with what was
-/// read.
-async fn probe_targets(evidence: &mut Evidence, listed: Option<&Listed>, args: &DiagnoseArgs) {
-    let by_url = args.direct_url.is_some() || args.mesh_url.is_some();
-    let mut base = ProbeArgs::for_urls(args.direct_url.clone(), args.mesh_url.clone());
-    base.mesh_host = args.mesh_host.clone();
-    base.mesh_ca = args.mesh_ca.clone();
-    base.mesh_insecure_skip_tls_verify = args.mesh_insecure_skip_tls_verify;
-    let (stop, ctrl_c) = ctrl_c_stop();
-    let mut planned_cost = Vec::new();
-    let gathered_at = evidence.gathered_at.clone();
-    for (index, target) in evidence.targets.iter_mut().enumerate() {
-        if by_url && index > 0 {
-            target.gaps.push(Gap::new(
-                "probe runs",
-                "--direct-url and --mesh-url reach one service: only the first target was probed",
-            ));
-            continue;
-        }
-        let name = target.workload.target_name();
-        let on_cluster = target.workload.spec_known() && args.filenames.is_empty();
-        let both_urls = args.direct_url.is_some() && args.mesh_url.is_some();
-        if !(on_cluster || both_urls) {
-            target.gaps.push(Gap::new(
-                "probe runs",
-                "no cluster to open the paths on: give both --direct-url and --mesh-url",
-            ));
-            continue;
-        }
-        let runs = plan::plan_at(target, gathered_at.as_ref());
-        planned_cost.push(plan::describe_cost(&runs));
-        let found = listed.filter(|_| on_cluster).map(|listed| Found {
-            client: &listed.client,
-            inventory: &listed.inventory,
-            target: &*target,
-        });
-        let request = LiveRequest {
-            target: on_cluster.then_some(name.as_str()),
-            namespace: Some(target.workload.namespace.as_str()),
-            cluster: &args.cluster,
-            admin_urls: &args.admin_urls,
-            probe: &base,
-            found,
-        };
-        let done = planned::run_all(runs, request, &stop).await;
-        for run in &done {
-            if let Some(error) = &run.error {
-                target.gaps.push(Gap::new(
-                    format!("probe run {}", run.planned.mode.name()),
-                    error.clone(),
-                ));
-            }
-        }
-        target.probes = done;
-    }
-    ctrl_c.abort();
-    for cost in planned_cost {
-        evidence.sources.push(format!("probe: {cost}"));
-    }
 }
 
 /// With `-n`, only that namespace's pods were listed: a node's share of sidecar CPU counts them

@@ -70,6 +70,20 @@ pub fn display(duration: Duration) -> String {
     }
 }
 
+/// A span of time as a person says it: `5m30s`, `6m`, `1h2m`; under a minute as [`display`].
+pub fn human(duration: Duration) -> String {
+    if duration < Duration::from_secs(60) {
+        return display(duration);
+    }
+    let seconds = duration.as_secs();
+    match (seconds / 3600, seconds % 3600 / 60, seconds % 60) {
+        (0, minutes, 0) => format!("{minutes}m"),
+        (0, minutes, secs) => format!("{minutes}m{secs}s"),
+        (hours, 0, _) => format!("{hours}h"),
+        (hours, minutes, _) => format!("{hours}h{minutes}m"),
+    }
+}
+
 /// `3d4h`, `5h12m`, `7m30s`, `42s`.
 pub fn age_text(seconds: u64) -> String {
     let (days, hours, minutes, secs) = (
@@ -106,6 +120,16 @@ pub mod serde_text {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn human_spans_read_in_minutes_from_a_minute_up() {
+        assert_eq!(human(Duration::from_secs(42)), "42s");
+        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(human(Duration::from_secs(360)), "6m");
+        assert_eq!(human(Duration::from_secs(330)), "5m30s");
+        assert_eq!(human(Duration::from_secs(3600)), "1h");
+        assert_eq!(human(Duration::from_secs(3720)), "1h2m");
+    }
+
     use super::*;
 
     #[test]

@@ -86,4 +86,20 @@ pub struct ProbeRun {
     pub report: Option<ProbeReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Left out of the plan by the time budget: `a stream of 5m30s would prove the 300s route
+    /// timeout (raise --probe-budget to 6m)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
+}
+
+impl ProbeRun {
+    /// A run that could not run, and why.
+    pub fn failed(planned: PlannedRun, error: String) -> Self {
+        Self {
+            planned,
+            report: None,
+            error: Some(error),
+            not_run: None,
+        }
+    }
 }

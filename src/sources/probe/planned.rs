@@ -59,56 +59,45 @@ pub fn args_for(run: &PlannedRun, base: &ProbeArgs) -> ProbeArgs {
     args
 }
 
-/// Runs `runs` one after the other through `request`'s paths (its `probe` flags are the base),
-/// opened once for all of them and closed at the end; a run that cannot run keeps its error.
-/// Stops early when `stop` fires.
-pub async fn run_all(
-    runs: Vec<PlannedRun>,
-    request: LiveRequest<'_>,
-    stop: &Stop,
-) -> Vec<ProbeRun> {
-    let paths = match LivePaths::open(request, stop).await {
-        Ok(paths) => paths,
-        Err(error) => {
-            let error = error.to_string();
-            return runs
-                .into_iter()
-                .map(|planned| ProbeRun {
-                    planned,
-                    report: None,
-                    error: Some(error.clone()),
-                })
-                .collect();
-        }
-    };
-    let mut done = Vec::new();
-    for planned in runs {
+/// The paths of one target, opened once for every planned run and closed at the end.
+pub struct PlannedPaths<'a> {
+    paths: LivePaths,
+    base: &'a ProbeArgs,
+}
+
+impl<'a> PlannedPaths<'a> {
+    /// Opens `request`'s paths; its `probe` flags are the base of every run.
+    pub async fn open(request: LiveRequest<'a>, stop: &Stop) -> Result<Self, String> {
+        let paths = LivePaths::open(request, stop)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(Self {
+            paths,
+            base: request.probe,
+        })
+    }
+
+    /// Makes one planned run, keeping what it measured or why it could not run.
+    pub async fn run(&self, planned: PlannedRun, progress: Progress, stop: &Stop) -> ProbeRun {
         if stop.is_stopped() {
-            done.push(ProbeRun {
-                planned,
-                report: None,
-                error: Some("interrupted before it ran".to_string()),
-            });
-            continue;
+            return ProbeRun::failed(planned, "interrupted before it ran".to_string());
         }
-        let args = args_for(&planned, request.probe);
+        let args = args_for(&planned, self.base);
         tracing::info!(mode = planned.mode.name(), reason = %planned.reason, "probe run");
-        let outcome = paths.probe(&args, Progress::detect(), stop).await;
-        done.push(match outcome {
+        match self.paths.probe(&args, progress, stop).await {
             Ok(report) => ProbeRun {
                 planned,
                 report: Some(report),
                 error: None,
+                not_run: None,
             },
-            Err(error) => ProbeRun {
-                planned,
-                report: None,
-                error: Some(error.to_string()),
-            },
-        });
+            Err(error) => ProbeRun::failed(planned, error.to_string()),
+        }
     }
-    paths.close().await;
-    done
+
+    pub async fn close(self) {
+        self.paths.close().await;
+    }
 }
 
 #[cfg(test)]

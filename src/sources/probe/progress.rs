@@ -1,35 +1,57 @@
 //! Progress on stderr, only when stderr is a terminal: data goes to stdout untouched.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy)]
+/// Where progress is drawn: nowhere, or stderr, where a whole plan's line and the running
+/// request's spinner share the screen.
+#[derive(Debug, Clone)]
 pub struct Progress {
-    enabled: bool,
+    screen: Option<MultiProgress>,
 }
 
 impl Progress {
     /// Enabled when stderr is a terminal.
     pub fn detect() -> Self {
-        Self {
-            enabled: std::io::stderr().is_terminal(),
+        if std::io::stderr().is_terminal() {
+            Self {
+                screen: Some(MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            }
+        } else {
+            Self::disabled()
         }
     }
 
     pub fn disabled() -> Self {
-        Self { enabled: false }
+        Self { screen: None }
     }
 
     /// A spinner counting tokens for one request or batch; hidden when disabled.
     pub fn tokens(&self, label: &str) -> ProgressBar {
-        if !self.enabled {
-            return ProgressBar::hidden();
+        self.spinner("{spinner} {prefix}: {pos} tokens, {elapsed_precise}", label)
+    }
+
+    /// The line of a whole plan (`{prefix}` the run, `{msg}` what it proves and the time
+    /// left); hidden when disabled.
+    pub fn plan(&self, label: &str) -> ProgressBar {
+        self.spinner("{spinner} {prefix} {msg} [{elapsed}]", label)
+    }
+
+    /// A line printed above the bars (or to stderr when disabled it is not printed at all: the
+    /// same words go to the log).
+    pub fn say(&self, line: &str) {
+        if let Some(screen) = &self.screen {
+            let _ = screen.println(line);
         }
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        if let Ok(style) =
-            ProgressStyle::with_template("{spinner} {prefix}: {pos} tokens, {elapsed_precise}")
-        {
+    }
+
+    fn spinner(&self, template: &str, label: &str) -> ProgressBar {
+        let Some(screen) = &self.screen else {
+            return ProgressBar::hidden();
+        };
+        let bar = screen.add(ProgressBar::new_spinner());
+        if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
         bar.set_prefix(label.to_string());
