@@ -115,6 +115,22 @@ fn path(run: &ProbeRun, kind: PathKind) -> Option<&PathResult> {
         .map(|path| &path.result)
 }
 
+/// `without the sidecar the stream completed in 5.1 s`, or, stopped by the probe once the mesh
+/// stream had failed, `… ran on to 3.2 s (stopped there, past the mesh stream's end)`.
+fn direct_stream_words(direct: &PathResult) -> String {
+    if direct.end == EndReason::Answered {
+        format!(
+            "without the sidecar the stream ran on to {} (stopped there, past the mesh stream's end)",
+            seconds(direct.total_ms)
+        )
+    } else {
+        format!(
+            "without the sidecar the stream completed in {}",
+            seconds(direct.done_ms.unwrap_or(direct.total_ms))
+        )
+    }
+}
+
 /// A stream cut (or answered 504) on the mesh that completed on the direct path.
 fn stream_cut(run: &ProbeRun) -> Option<Finding> {
     let ProbeMode::Stream {
@@ -125,7 +141,8 @@ fn stream_cut(run: &ProbeRun) -> Option<Finding> {
     };
     let direct = path(run, PathKind::Direct)?;
     let mesh = path(run, PathKind::Mesh)?;
-    if direct.end != EndReason::Done {
+    // `answered`: stopped by the probe after streaming on past the mesh stream's end.
+    if !matches!(direct.end, EndReason::Done | EndReason::Answered) {
         return None;
     }
     let cut = matches!(mesh.end, EndReason::EofWithoutDone | EndReason::Reset);
@@ -160,10 +177,18 @@ fn stream_cut(run: &ProbeRun) -> Option<Finding> {
             mesh.end.as_str()
         )
     };
-    let title = format!(
-        "without the sidecar the stream completed in {}; through the mesh {how}: the problem is in the mesh path",
-        seconds(completed)
-    );
+    let direct_words = if direct.end == EndReason::Answered {
+        format!(
+            "without the sidecar the stream ran on to {} (stopped there, past the mesh stream's end)",
+            seconds(direct.total_ms)
+        )
+    } else {
+        format!(
+            "without the sidecar the stream completed in {}",
+            seconds(completed)
+        )
+    };
+    let title = format!("{direct_words}; through the mesh {how}: the problem is in the mesh path");
     let kind = if *idle { "idle timeout" } else { "timeout" };
     let severity_note = match timeout_s {
         Some(timeout) if near || timed_out => {
@@ -185,9 +210,16 @@ fn stream_cut(run: &ProbeRun) -> Option<Finding> {
                 )),
         )
         .evidence(
-            EvidenceLine::new(probe_ref(&direct.url), "direct/stream/end", "done").with_note(
-                format!("{} tokens in {}", direct.tokens, seconds(completed)),
-            ),
+            EvidenceLine::new(
+                probe_ref(&direct.url),
+                "direct/stream/end",
+                direct.end.as_str(),
+            )
+            .with_note(format!(
+                "{} tokens in {}",
+                direct.tokens,
+                seconds(completed)
+            )),
         )
         .evidence(EvidenceLine::new(
             probe_ref(&mesh.url),
@@ -213,7 +245,9 @@ fn stream_refused(run: &ProbeRun, mode: CheckId) -> Option<Finding> {
     let direct = path(run, PathKind::Direct)?;
     let mesh = path(run, PathKind::Mesh)?;
     let status = mesh.status.filter(|status| REFUSALS.contains(status))?;
-    if direct.end != EndReason::Done || mesh.end != EndReason::HttpError {
+    if !matches!(direct.end, EndReason::Done | EndReason::Answered)
+        || mesh.end != EndReason::HttpError
+    {
         return None;
     }
     let report = run.report.as_ref()?;
@@ -221,8 +255,8 @@ fn stream_refused(run: &ProbeRun, mode: CheckId) -> Option<Finding> {
         delta.path == PathKind::Mesh && delta.mode == Some(mode) && delta.delta > 0.0
     })?;
     let title = format!(
-        "without the sidecar the stream completed in {}; through the mesh it was answered {status} after {} and Envoy counted {} +{}: the problem is in the mesh path",
-        seconds(direct.done_ms.unwrap_or(direct.total_ms)),
+        "{}; through the mesh it was answered {status} after {} and Envoy counted {} +{}: the problem is in the mesh path",
+        direct_stream_words(direct),
         seconds(mesh.total_ms),
         counted.name,
         counted.delta

@@ -124,6 +124,9 @@ pub enum EndReason {
     ClientTimeout,
     /// Stopped by the user (Ctrl-C).
     Interrupted,
+    /// Stopped by the probe once the run's question was answered: the other path had failed
+    /// and this one streamed on past that point.
+    Answered,
 }
 
 impl EndReason {
@@ -137,6 +140,7 @@ impl EndReason {
             EndReason::StreamError => "stream-error",
             EndReason::ClientTimeout => "client-timeout",
             EndReason::Interrupted => "interrupted",
+            EndReason::Answered => "answered",
         }
     }
 }

@@ -90,6 +90,11 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub mesh_first: bool,
 
+    /// Stream (and ask for --large bodies) on both paths at once: about half the wall time.
+    /// Once the mesh stream fails, the direct one runs on a little past that point and stops.
+    #[arg(long)]
+    pub side_by_side: bool,
+
     /// Run each measurement this many times.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub repeat: u32,
@@ -131,6 +136,7 @@ impl ProbeArgs {
             large_prompt: None,
             cold: false,
             mesh_first: false,
+            side_by_side: false,
             repeat: 1,
             http2: false,
             timeout: None,

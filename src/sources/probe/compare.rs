@@ -51,6 +51,11 @@ pub fn describe(result: &PathResult) -> String {
             result.tokens
         ),
         EndReason::Interrupted => format!("interrupted after {} tokens", result.tokens),
+        EndReason::Answered => format!(
+            "streamed {} tokens to {} and was stopped there, past the other path's end",
+            result.tokens,
+            seconds(result.total_ms)
+        ),
     }
 }
 
@@ -71,7 +76,9 @@ pub fn compare(direct: Option<&PathResult>, mesh: Option<&PathResult>) -> Compar
                     _ => "both paths completed".to_string(),
                 }
             }
-            (EndReason::Done, _) => format!("mesh {}; direct {}", describe(m), describe(d)),
+            (EndReason::Done | EndReason::Answered, _) => {
+                format!("mesh {}; direct {}", describe(m), describe(d))
+            }
             (_, EndReason::Done) => format!(
                 "direct {} while the mesh {}: check the direct URL (port-forward) and the model",
                 describe(d),

@@ -26,8 +26,10 @@ pub fn args_for(run: &PlannedRun, base: &ProbeArgs) -> ProbeArgs {
     args.duration = None;
     args.repeat = 1;
     args.mesh_first = false;
+    args.side_by_side = false;
     match &run.mode {
         ProbeMode::Stream { duration, .. } => {
+            args.side_by_side = true;
             args.duration = Some(*duration);
             args.timeout = Some(*duration * 2 + STREAM_SLACK);
         }
@@ -37,6 +39,7 @@ pub fn args_for(run: &PlannedRun, base: &ProbeArgs) -> ProbeArgs {
             args.timeout = Some(MODE_TIMEOUT);
         }
         ProbeMode::Large { tokens } => {
+            args.side_by_side = true;
             args.large = true;
             args.max_tokens = *tokens;
             let generation = tokens.map_or(0, |tokens| {
@@ -127,17 +130,18 @@ mod tests {
         );
         assert_eq!(stream.duration, Some(Duration::from_secs(5)));
         assert!(!stream.cold && !stream.large && stream.concurrency.is_none());
+        assert!(stream.side_by_side);
         assert_eq!(stream.timeout, Some(Duration::from_secs(40)));
         let burst = args_for(&planned(ProbeMode::Burst { streams: 4 }), &base);
         assert_eq!(burst.concurrency, Some(4));
         assert_eq!(burst.max_tokens, Some(BURST_TOKENS));
         assert!(burst.duration.is_none());
         let large = args_for(&planned(ProbeMode::Large { tokens: Some(6000) }), &base);
-        assert!(large.large && !large.mesh_first);
+        assert!(large.large && !large.mesh_first && large.side_by_side);
         assert_eq!(large.max_tokens, Some(6000));
         assert_eq!(large.timeout, Some(Duration::from_secs(420)));
         let cold = args_for(&planned(ProbeMode::Cold), &base);
-        assert!(cold.cold && cold.mesh_first);
+        assert!(cold.cold && cold.mesh_first && !cold.side_by_side);
         assert_eq!(cold.direct_url.as_deref(), Some("http://d"));
         assert_eq!(cold.mesh_url.as_deref(), Some("http://m"));
     }

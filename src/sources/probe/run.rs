@@ -35,6 +35,8 @@ const FALLBACK_TOKEN_CAP: u32 = 100_000;
 const SIDE_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often /metrics is sampled while a concurrency batch runs.
 const METRICS_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
+/// Least time the direct stream runs on past the mesh stream's failure.
+const ANSWER_MARGIN: Duration = Duration::from_secs(1);
 /// Wait after a path before reading Envoy's counters again, so a counter bumped as the
 /// connection closes is in the "after" snapshot.
 const COUNTER_SETTLE: Duration = Duration::from_millis(200);
@@ -244,7 +246,82 @@ async fn probe(
         base: direct.map(|lane| lane.path.base()),
     };
 
+    let side_by_side = args.side_by_side && lanes.len() == 2;
     for run in 1..=args.repeat {
+        if side_by_side && (default_mode || args.large) && !stop.is_stopped() {
+            let counters_before = counters.snapshot(&mut report.gaps).await;
+            if default_mode {
+                let bar = progress.tokens("direct and mesh streams");
+                let records = streams_side_by_side(
+                    &lanes,
+                    &|path| target(path),
+                    &stream_spec.body(),
+                    limits,
+                    stop,
+                    &|n| bar.set_position(n),
+                )
+                .await;
+                bar.finish_and_clear();
+                for (lane, record) in lanes.iter().zip(records) {
+                    let url = target(&lane.path).url.to_string();
+                    let result = PathResult::from_record(lane.path.kind, &url, &record);
+                    if let Some(ttft) = result.ttft_ms {
+                        ordered_ttfts.push((lane.path.kind.as_str().to_string(), ttft));
+                    }
+                    // vLLM's counters move for both streams at once: not split by path.
+                    let entry = PathReport {
+                        result,
+                        server_side: None,
+                        run,
+                    };
+                    if run == 1 {
+                        report.paths.push(entry.clone());
+                    }
+                    if args.repeat > 1 {
+                        report.runs.push(entry);
+                    }
+                }
+            }
+            if args.large {
+                let tokens = args
+                    .max_tokens
+                    .unwrap_or(DEFAULT_LARGE_TOKENS)
+                    .min(token_cap)
+                    .max(1);
+                let spec = spec(args, api, &model.id, tokens, true, false);
+                let body = spec.body();
+                let bar = progress.tokens("direct and mesh large bodies");
+                let bodies = lanes.iter().map(|lane| {
+                    let target = target(&lane.path);
+                    let body = &body;
+                    async move {
+                        modes::large(
+                            &lane.timed,
+                            lane.path.kind,
+                            &target,
+                            body,
+                            tokens,
+                            limits,
+                            stop,
+                        )
+                        .await
+                    }
+                });
+                let results = futures_util::future::join_all(bodies).await;
+                bar.finish_and_clear();
+                report.large.extend(results);
+            }
+            if !counters.is_empty() {
+                tokio::time::sleep(COUNTER_SETTLE).await;
+                let counters_after = counters.snapshot(&mut report.gaps).await;
+                // Only the mesh path runs through the Envoys whose counters are read.
+                report.counter_deltas.extend(counters.deltas(
+                    PathKind::Mesh,
+                    &counters_before,
+                    &counters_after,
+                ));
+            }
+        }
         for lane in &lanes {
             let path = &lane.path;
             let client = &lane.timed;
@@ -252,8 +329,15 @@ async fn probe(
                 break;
             }
             let target = target(path);
+            let per_path_mode = !side_by_side
+                || args.concurrency.is_some()
+                || args.large_prompt.is_some()
+                || args.cold;
+            if !per_path_mode {
+                continue;
+            }
             let counters_before = counters.snapshot(&mut report.gaps).await;
-            if default_mode {
+            if default_mode && !side_by_side {
                 let before = side.scrape(&mut report.gaps).await;
                 let bar = progress.tokens(&format!("{} stream", path.kind.as_str()));
                 let record =
@@ -296,7 +380,7 @@ async fn probe(
                 bar.finish_and_clear();
                 report.concurrency.push(result);
             }
-            if args.large {
+            if args.large && !side_by_side {
                 let tokens = args
                     .max_tokens
                     .unwrap_or(DEFAULT_LARGE_TOKENS)
@@ -397,6 +481,64 @@ async fn probe(
     report.comparison = comparison;
     dedup(&mut report.gaps);
     Ok(report)
+}
+
+/// A stream on each of the two lanes at once. When the mesh stream ends short of `[DONE]` while
+/// the direct one streams on, the direct one runs a margin past that point (a tenth of the
+/// mesh's time, at least a second) and is stopped, ending `answered`: it outlived the cut, which
+/// is all the run asks. Records come back in the lanes' order.
+async fn streams_side_by_side(
+    lanes: &[Lane],
+    target: &dyn Fn(&Path) -> Target,
+    body: &serde_json::Value,
+    limits: Limits,
+    stop: &Stop,
+    on_content: sse::OnContent<'_>,
+) -> Vec<sse::StreamRecord> {
+    let (answered, answered_stop) = Stop::new();
+    let answered = std::sync::Arc::new(answered);
+    // The user's stop reaches the direct stream through its own stop.
+    let forward = {
+        let answered = answered.clone();
+        let mut user = stop.clone();
+        tokio::spawn(async move {
+            user.stopped().await;
+            let _ = answered.send(true);
+        })
+    };
+    let streams = lanes.iter().map(|lane| {
+        let target = target(&lane.path);
+        let answered = answered.clone();
+        let lane_stop = match lane.path.kind {
+            PathKind::Direct => answered_stop.clone(),
+            PathKind::Mesh => stop.clone(),
+        };
+        async move {
+            let mut record =
+                sse::stream(&lane.timed, &target, body, limits, &lane_stop, on_content).await;
+            match lane.path.kind {
+                PathKind::Mesh if record.end != EndReason::Done => {
+                    let margin = (record.ended_at / 10).max(ANSWER_MARGIN);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(margin).await;
+                        let _ = answered.send(true);
+                    });
+                }
+                PathKind::Direct if record.end == EndReason::Interrupted && !stop.is_stopped() => {
+                    record.end = EndReason::Answered;
+                    record.detail = Some(
+                        "stopped once the mesh stream had failed: it streamed on past that point"
+                            .to_string(),
+                    );
+                }
+                _ => {}
+            }
+            record
+        }
+    });
+    let records = futures_util::future::join_all(streams).await;
+    forward.abort();
+    records
 }
 
 /// The verdict when only modes ran: their first line that names a problem, else the first line.
