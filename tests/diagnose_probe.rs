@@ -39,10 +39,17 @@ impl Pair {
 
     /// [`Pair::diagnose`], with or without the Envoys' admin URLs.
     async fn diagnose_with(&self, admin: bool) -> (i32, Value, Value) {
+        self.diagnose_args(admin, &[]).await
+    }
+
+    /// [`Pair::diagnose_with`], with more flags.
+    async fn diagnose_args(&self, admin: bool, extra: &[&str]) -> (i32, Value, Value) {
         let dir = tempfile::tempdir().unwrap();
         let saved = dir.path().join("evidence.json");
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"));
-        command.args(["diagnose", "--probe", "-o", "json"]);
+        command
+            .args(["diagnose", "--probe", "-o", "json"])
+            .args(extra);
         if admin {
             command
                 .arg("--admin-url")
@@ -429,4 +436,94 @@ async fn a_buffer_filter_refusing_long_prompts_is_the_root_cause_proven_by_a_lar
     };
     assert_eq!(status_of("direct"), 200, "{probed:#}");
     assert_eq!(status_of("mesh"), 413, "{probed:#}");
+}
+
+/// The probe's line in the report's sources: `…; estimated 14 s, took 12 s (budget 2m)`.
+fn estimated_and_took(report: &Value) -> (f64, f64) {
+    let line = probe_sources(report);
+    let number = |after: &str| -> f64 {
+        let rest = &line[line
+            .find(after)
+            .unwrap_or_else(|| panic!("{after}: {line}"))
+            + after.len()..];
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    (number("estimated "), number("took "))
+}
+
+fn gap_reasons<'a>(report: &'a Value, what: &str) -> Vec<&'a str> {
+    target(report)["gaps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|gap| gap["what"] == what)
+        .filter_map(|gap| gap["reason"].as_str())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_profile_gateway_that_buffers_responses_is_proven_without_a_330s_stream() {
+    // The case: Istio's EDGE profile on the gateway (stream idle 300s, request timeout
+    // 300s, 32 KiB buffers) and a Lua filter reading whole responses.
+    let pair = Pair::start_with(lab_at(200.0), |client, _| {
+        client.knobs.stream_idle_timeout = Duration::from_secs(300);
+        client.knobs.request_timeout = Some(Duration::from_secs(300));
+        client.knobs.listener_buffer_limit_bytes = Some(32 * 1024);
+        client.knobs.cluster_buffer_limit_bytes = Some(32 * 1024);
+        client.knobs.lua_buffers_response = true;
+    })
+    .await;
+    let (code, report, evidence) = pair.diagnose().await;
+    let root = runtime_root_cause(code, &report, "buffer-limit");
+    assert_eq!(root["severity"], "critical", "{root:#}");
+    for run in evidence["targets"][0]["probes"].as_array().unwrap() {
+        if let Some(duration) = run["planned"]["mode"]["duration"].as_str() {
+            assert_eq!(
+                duration, "5s",
+                "no stream sized on an idle timeout: {run:#}"
+            );
+        }
+    }
+    let idle = gap_reasons(&report, "probe of an idle timeout");
+    assert!(
+        idle.iter()
+            .any(|reason| reason.contains("stream_idle_timeout 300s")),
+        "{:#}",
+        target(&report)["gaps"]
+    );
+    let (estimated, took) = estimated_and_took(&report);
+    assert!(
+        estimated <= 120.0,
+        "the plan fits the 2m budget: {estimated} s"
+    );
+    assert!(took > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_budget_cannot_hold_is_listed_as_not_run_and_the_configured_finding_stays() {
+    let pair = Pair::start(|client| client.knobs.route_timeout = Duration::from_secs(60)).await;
+    let (code, report, evidence) = pair
+        .diagnose_args(
+            true,
+            &["--probe-budget", "30s", "--expected-generation", "10m"],
+        )
+        .await;
+    assert_eq!(code, 3, "{report:#}");
+    let root = &target(&report)["rootCause"];
+    assert_eq!(root["id"], "stream-timeout", "{report:#}");
+    assert_ne!(
+        root["basis"], "runtime",
+        "nothing was run against it: {root:#}"
+    );
+    let not_run = gap_reasons(&report, "probe run stream");
+    assert_eq!(
+        not_run,
+        ["not run: a stream of 1m6s would prove the 60s route timeout (raise --probe-budget to 2m)"],
+        "{:#}",
+        target(&report)["gaps"]
+    );
+    // The short comparison stream still ran.
+    assert_eq!(probes(&evidence), ["cold", "stream", "stream"]);
+    let (estimated, _) = estimated_and_took(&report);
+    assert!(estimated <= 30.0, "{estimated}");
 }
