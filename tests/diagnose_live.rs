@@ -63,7 +63,11 @@ fn assert_probed_on_the_cluster(diagnosis: &Diagnosis) {
         .iter()
         .find(|path| path["path"] == "direct")
         .unwrap();
-    assert_eq!(direct["end"], "done", "{direct:#}");
+    // `answered`: it streamed on past the mesh stream's failure and was stopped there.
+    assert!(
+        direct["end"] == "done" || direct["end"] == "answered",
+        "{direct:#}"
+    );
 }
 
 /// The port-forwards the binary asked the API server for, as `namespace/pod:ports`.
@@ -134,7 +138,8 @@ async fn a_route_timeout_on_the_gateway_is_the_root_cause() {
             )
         })
         .collect();
-    assert!(ends.contains(&("direct", "done")), "{ends:?}");
+    // Side by side: the direct stream runs on a margin past the mesh's cut, then stops.
+    assert!(ends.contains(&("direct", "answered")), "{ends:?}");
     assert!(ends.contains(&("mesh", "eof-without-done")), "{ends:?}");
 
     // The saved evidence decides the same offline.
