@@ -518,7 +518,9 @@ async fn a_stream_the_budget_cannot_hold_is_listed_as_not_run_and_the_configured
     let not_run = gap_reasons(&report, "probe run stream");
     assert_eq!(
         not_run,
-        ["not run: a stream of 1m6s would prove the 60s route timeout (raise --probe-budget to 2m)"],
+        [
+            "not run: a stream of 1m6s would prove the 60s route timeout (raise --probe-budget to 2m)"
+        ],
         "{:#}",
         target(&report)["gaps"]
     );

@@ -233,10 +233,11 @@ async fn probe_target(
     let took = started.elapsed().as_secs_f64();
     let planned: Vec<_> = done.iter().map(|run| run.planned.clone()).collect();
     let summary = format!(
-        "{}; estimated {:.0} s, took {:.0} s ({})",
+        "{}; estimated {:.0} s ({:.0} s before the pace was measured), took {:.1} s ({})",
         plan::describe_cost(&planned),
         estimate.ceil(),
-        took.ceil(),
+        first_estimate.ceil(),
+        took,
         settings.budget.text()
     );
     done.extend(not_run(&plan));
