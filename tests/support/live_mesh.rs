@@ -168,6 +168,21 @@ impl LiveMesh {
         self.diagnose_with(&self.kubeconfig).await
     }
 
+    /// The binary with `args` and this cluster's kubeconfig, bounded by the run limit.
+    pub async fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"));
+        command
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true);
+        tokio::time::timeout(RUN_LIMIT, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("{args:?} did not finish in time"))
+            .unwrap()
+    }
+
     /// [`LiveMesh::diagnose`] with another kubeconfig (a proxy, other credentials).
     pub async fn diagnose_with(&self, kubeconfig: &std::path::Path) -> Diagnosis {
         let saved = self.dir.path().join("evidence.json");
