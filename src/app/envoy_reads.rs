@@ -187,6 +187,7 @@ fn probe_only_evidence(
         targets: vec![attach::endpoint_target(&choice, &[])],
         gaps,
         gathered_at: None,
+        redacted: Vec::new(),
     })
 }
 
@@ -224,6 +225,7 @@ pub fn envoy_only_evidence(
         targets: vec![target],
         gaps,
         gathered_at: None,
+        redacted: Vec::new(),
     })
 }
 

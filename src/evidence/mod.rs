@@ -7,6 +7,7 @@ pub mod inventory;
 pub mod nodes;
 pub mod objects;
 pub mod probe;
+pub mod redact;
 pub mod resolve;
 
 use crate::evidence::objects::{
@@ -40,6 +41,10 @@ pub struct Evidence {
     /// checks need no clock. Absent for manifests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gathered_at: Option<Time>,
+    /// Secrets taken out of the pod specs before they became evidence:
+    /// `Deployment inference/vllm: container vllm env HF_TOKEN`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
 }
 
 /// A reference to a Kubernetes or Istio object, or to an Envoy proxy, that evidence points at.

@@ -176,9 +176,16 @@ pub fn gather(
     }
 
     let node_loads = node_view(inventory);
+    let mut redacted = Vec::new();
     let targets = workloads
         .into_iter()
-        .map(|workload| {
+        .map(|mut workload| {
+            let object = workload.object_ref();
+            redacted.extend(
+                crate::evidence::redact::pod_spec(&mut workload.pod_spec)
+                    .into_iter()
+                    .map(|what| format!("{object}: {what}")),
+            );
             let resolution = resolve(inventory, &workload);
             let mut mesh = resolution.mesh;
             let live_pods = live_pods(inventory, &workload);
@@ -203,6 +210,7 @@ pub fn gather(
         targets,
         gaps,
         gathered_at: None,
+        redacted,
     })
 }
 
