@@ -86,6 +86,9 @@ fn colour_allowed() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
+/// Crates whose traces would print credentials, at the most they may log.
+const WIRE_CAPS: &str = "tungstenite=debug,tokio_tungstenite=debug,h2::hpack=debug,h2::codec=debug";
+
 /// Tracing to stderr: warn by default, -v info, -vv debug, -vvv trace. `RUST_LOG` directives
 /// (e.g. `kubectl_infermesh::evidence::resolve=trace`) are added on top; without -v, `RUST_LOG` alone decides.
 fn init_logging(verbose: u8) {
@@ -110,6 +113,10 @@ fn init_logging(verbose: u8) {
     } else {
         format!("{level},{from_env}")
     };
+    // Wire-level traces carry the bytes sent: tungstenite's the port-forwarded HTTP requests
+    // with their Authorization headers, h2's HPACK the header values. Capped whatever was
+    // asked (a crate's own directive wins over a general one in any order).
+    let directives = format!("{directives},{WIRE_CAPS}");
     let stderr = std::io::stderr();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(directives))

@@ -131,8 +131,19 @@ impl LiveMesh {
         configure: impl FnOnce(&mut ClientBootstrap),
         serve: impl FnOnce(ApiServerConfig) -> ApiServerConfig,
     ) -> Self {
+        Self::start_edited(lab, configure, serve, |_| {}).await
+    }
+
+    /// [`LiveMesh::start_with`] with the cluster's objects changed by `edit` first.
+    pub async fn start_edited(
+        lab: ServerConfig,
+        configure: impl FnOnce(&mut ClientBootstrap),
+        serve: impl FnOnce(ApiServerConfig) -> ApiServerConfig,
+        edit: impl FnOnce(&mut Vec<Value>),
+    ) -> Self {
         let pair = start_pair(lab, |client, _| configure(client)).await;
-        let objects = objects();
+        let mut objects = objects();
+        edit(&mut objects);
         let vllm_pod = objects
             .iter()
             .find(|object| object["kind"] == "Pod" && object["metadata"]["labels"]["app"] == "vllm")
@@ -170,10 +181,21 @@ impl LiveMesh {
 
     /// The binary with `args` and this cluster's kubeconfig, bounded by the run limit.
     pub async fn run(&self, args: &[&str]) -> std::process::Output {
+        self.run_with(args, &self.kubeconfig, &[]).await
+    }
+
+    /// [`LiveMesh::run`] with another kubeconfig and more environment.
+    pub async fn run_with(
+        &self,
+        args: &[&str],
+        kubeconfig: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> std::process::Output {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"));
         command
             .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
+            .envs(env.iter().copied())
+            .env("KUBECONFIG", kubeconfig)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .kill_on_drop(true);
@@ -181,6 +203,15 @@ impl LiveMesh {
             .await
             .unwrap_or_else(|_| panic!("{args:?} did not finish in time"))
             .unwrap()
+    }
+
+    /// Where this cluster's kubeconfig is, and a scratch folder beside it.
+    pub fn kubeconfig_path(&self) -> &std::path::Path {
+        &self.kubeconfig
+    }
+
+    pub fn scratch(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// [`LiveMesh::diagnose`] with another kubeconfig (a proxy, other credentials).
