@@ -165,6 +165,11 @@ pub struct DiagnoseArgs {
     #[arg(long, value_name = "PORT", default_value_t = 15000)]
     pub admin_port: u16,
 
+    /// How long the Envoy admin reads on the cluster may take in all; the report goes out with
+    /// what was read by then (0 for no limit).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub envoy_timeout: Duration,
+
     /// Do not read Envoy admin APIs on the cluster (no port-forwards to 15000).
     #[arg(long, conflicts_with_all = ["admin_urls", "clients", "client_selector"])]
     pub no_envoy: bool,

@@ -7,6 +7,7 @@ use crate::evidence::inventory::Inventory;
 use crate::evidence::objects::Gateway;
 use crate::evidence::resolve::workloads::LabelSelector;
 use crate::evidence::{EVIDENCE_SCHEMA_VERSION, Evidence, Gap, ObjectRef};
+use crate::sources::cluster::admin_failures;
 use crate::sources::cluster::admin_reads::{self, PODS_PER_SIDE};
 use crate::sources::cluster::client::ClusterClient;
 use crate::sources::cluster::paths::{self, has_proxy, pod_ref};
@@ -16,6 +17,7 @@ use crate::sources::envoy::attach;
 use crate::sources::envoy::discover::{self, DiscoverError};
 use crate::sources::envoy::reading::EnvoyReading;
 use crate::sources::envoy::saved::{self, DumpError};
+use crate::sources::probe::progress::Progress;
 use futures_util::StreamExt;
 use std::time::Duration;
 
@@ -286,8 +288,22 @@ pub async fn read_live(
         return;
     }
     tracing::info!(pods = plan.pods.len(), "reading Envoy admin APIs");
-    let readings =
-        admin_reads::read_pods(client, &plan.pods, args.admin_port, admin_timeout(args)).await;
+    let deadline = (!args.envoy_timeout.is_zero()).then_some(args.envoy_timeout);
+    let progress = Progress::detect();
+    let bar = progress.counter(
+        &format!("reading {} Envoy admin APIs", plan.pods.len()),
+        plan.pods.len() as u64,
+    );
+    let readings = admin_reads::read_pods(
+        client,
+        &plan.pods,
+        args.admin_port,
+        admin_timeout(args),
+        deadline,
+        &|done| bar.set_position(done as u64),
+    )
+    .await;
+    bar.finish_and_clear();
     admin_reads::attach_readings(
         &mut evidence.targets,
         &plan,
@@ -295,6 +311,9 @@ pub async fn read_live(
         &client_pods,
         &mut evidence.gaps,
     );
+    for cause in admin_failures::aggregate(&mut evidence.targets, &plan.pods, &mut evidence.gaps) {
+        tracing::warn!("Envoy admin: {cause}");
+    }
     add_source(evidence, "envoy-admin");
 }
 

@@ -9,3 +9,4 @@ pub mod kubeconfig;
 pub mod live_mesh;
 pub mod local_http;
 pub mod proxies;
+pub mod scale_cluster;

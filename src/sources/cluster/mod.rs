@@ -1,6 +1,7 @@
 //! The live cluster as a source: a kube client from kubeconfig, the inventory by list calls, and
 //! port-forward streams to pods.
 
+pub mod admin_failures;
 pub mod admin_reads;
 pub mod args;
 pub mod client;

@@ -145,7 +145,13 @@ pub struct PortForward {
     target: PodPort,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    /// The last message the kubelet sent about a forwarded connection (e.g. connection refused
+    /// inside the pod).
+    pod_error: PodErrorSlot,
 }
+
+/// Where forwarded connections leave the kubelet's message about the pod's port.
+type PodErrorSlot = std::sync::Arc<std::sync::Mutex<Option<String>>>;
 
 impl std::fmt::Debug for PortForward {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,10 +163,12 @@ impl std::fmt::Debug for PortForward {
 }
 
 impl PortForward {
-    /// Checks that the API server lets us port-forward to the pod (one upgrade, closed again),
-    /// then listens on loopback.
+    /// Opens one port-forward stream, which shows whether the API server lets us forward to the
+    /// pod, then listens on loopback; the first connection accepted goes over that stream (a
+    /// client that keeps its connection alive costs one port-forward request in all), later
+    /// ones over streams of their own.
     pub async fn start(client: &ClusterClient, target: PodPort) -> Result<Self, ClusterError> {
-        open_stream(client, &target).await?.close().await;
+        let first = open_stream(client, &target).await?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(|error| ClusterError::Other {
@@ -172,10 +180,15 @@ impl PortForward {
             reason: error.to_string(),
         })?;
         let (stop, stopped) = watch::channel(false);
+        let pod_error = PodErrorSlot::default();
         let task = tokio::spawn(accept_loop(
             listener,
-            client.clone(),
-            target.clone(),
+            Upstreams {
+                client: client.clone(),
+                target: target.clone(),
+                first: Some(first),
+                pod_error: pod_error.clone(),
+            },
             stopped,
         ));
         tracing::debug!(%local_addr, %target, "port-forward listening");
@@ -184,7 +197,18 @@ impl PortForward {
             target,
             stop,
             task: Some(task),
+            pod_error,
         })
+    }
+
+    /// The kubelet's message about the pod's port from a connection forwarded so far
+    /// (`connection refused` when nothing listens there).
+    pub fn pod_error(&self) -> Option<String> {
+        self.pod_error
+            .lock()
+            .ok()
+            .and_then(|slot| slot.clone())
+            .map(|message| message.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -236,10 +260,30 @@ impl Drop for PortForward {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// Where accepted connections go: the stream opened by `start` first, then new ones.
+struct Upstreams {
     client: ClusterClient,
     target: PodPort,
+    first: Option<PodStream>,
+    pod_error: PodErrorSlot,
+}
+
+impl Upstreams {
+    async fn next(
+        first: Option<PodStream>,
+        client: &ClusterClient,
+        target: &PodPort,
+    ) -> Result<PodStream, ClusterError> {
+        match first {
+            Some(stream) => Ok(stream),
+            None => open_stream(client, target).await,
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    mut upstreams: Upstreams,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -252,24 +296,37 @@ async fn accept_loop(
             () = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, _)) => {
-                    connections.spawn(forward_connection(socket, client.clone(), target.clone()));
+                    connections.spawn(forward_connection(
+                        socket,
+                        upstreams.first.take(),
+                        upstreams.client.clone(),
+                        upstreams.target.clone(),
+                        upstreams.pod_error.clone(),
+                    ));
                 }
                 Err(error) => {
-                    tracing::warn!(%target, "port-forward accept failed: {error}");
+                    tracing::warn!(target = %upstreams.target, "port-forward accept failed: {error}");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
-    // Dropping the JoinSet aborts the open connections; their websockets close with them.
+    // Dropping the JoinSet aborts the open connections; their websockets close with them. A
+    // first stream never used is dropped with `upstreams`, which ends its forward.
 }
 
-async fn forward_connection(mut socket: TcpStream, client: ClusterClient, target: PodPort) {
-    let mut upstream = match open_stream(&client, &target).await {
+async fn forward_connection(
+    mut socket: TcpStream,
+    first: Option<PodStream>,
+    client: ClusterClient,
+    target: PodPort,
+    pod_error_slot: PodErrorSlot,
+) {
+    let mut upstream = match Upstreams::next(first, &client, &target).await {
         Ok(upstream) => upstream,
         Err(error) => {
-            tracing::warn!("{error}");
+            tracing::debug!("{error}");
             return;
         }
     };
@@ -290,7 +347,11 @@ async fn forward_connection(mut socket: TcpStream, client: ClusterClient, target
             }
         }
         message = pod_error => {
-            tracing::warn!(%target, "port-forward failed inside the pod: {message}");
+            // Said once per cause by whoever reads the forward (`PortForward::pod_error`).
+            tracing::debug!(%target, "port-forward failed inside the pod: {message}");
+            if let Ok(mut slot) = pod_error_slot.lock() {
+                *slot = Some(message);
+            }
         }
     }
     upstream.close().await;

@@ -65,7 +65,9 @@ impl EnvoyReading {
             }
         }
         let query = ConfigDumpQuery::default();
-        let (config, stats) = tokio::join!(admin.config_dump(&query), admin.stats());
+        // One after the other, so a kept-alive connection (one port-forward) carries both.
+        let config = admin.config_dump(&query).await;
+        let stats = admin.stats().await;
         match config {
             Ok(config) => reading.config = Some(config),
             Err(error) => reading.gaps.push(Gap::new(
@@ -91,6 +93,11 @@ impl EnvoyReading {
             gaps: vec![gap],
             ..EnvoyReading::default()
         }
+    }
+
+    pub fn with_side(mut self, side: EnvoySide) -> Self {
+        self.side = Some(side);
+        self
     }
 
     pub fn with_pod(mut self, pod: ObjectRef, side: EnvoySide) -> Self {

@@ -46,6 +46,21 @@ impl Progress {
         }
     }
 
+    /// A bar counting `total` items of one phase (`reading 500 Envoy admin APIs 120/500`);
+    /// hidden when disabled.
+    pub fn counter(&self, label: &str, total: u64) -> ProgressBar {
+        let Some(screen) = &self.screen else {
+            return ProgressBar::hidden();
+        };
+        let bar = screen.add(ProgressBar::new(total));
+        if let Ok(style) = ProgressStyle::with_template("{prefix} {pos}/{len} [{elapsed}]") {
+            bar.set_style(style);
+        }
+        bar.set_prefix(label.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+
     fn spinner(&self, template: &str, label: &str) -> ProgressBar {
         let Some(screen) = &self.screen else {
             return ProgressBar::hidden();

@@ -1,0 +1,102 @@
+#![allow(clippy::unwrap_used)]
+//! `diagnose -A` on a generated cluster (kept small for CI) whose Envoy admin ports all refuse,
+//! as on a locked-down cluster: one port-forward per workload and per gateway at most, and the
+//! refusals said once, with a count, in the report and on stderr.
+
+mod support;
+use support::apiserver::{ApiServer, ApiServerConfig};
+use support::scale_cluster::{self, Shape};
+
+use serde_json::Value;
+use std::time::Duration;
+
+const SHAPE: Shape = Shape {
+    namespaces: 6,
+    deployments: 4,
+    replicas: 3,
+    other_pods: 30,
+    gateway_pods: 2,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusing_admin_ports_cost_one_forward_each_and_one_line_in_all() {
+    let api =
+        ApiServer::start(ApiServerConfig::new().with_objects(scale_cluster::objects(SHAPE))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"))
+            .args(["diagnose", "-A", "-o", "json"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("diagnose -A did not finish in time")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("no JSON ({error}); stderr: {stderr}"));
+    assert_eq!(
+        report["targets"].as_array().unwrap().len(),
+        SHAPE.workloads(),
+        "{stderr}"
+    );
+
+    let forwards = api
+        .requests()
+        .iter()
+        .filter(|request| request.path.ends_with("/portforward"))
+        .count();
+    let gateways = 1;
+    assert!(forwards > 0, "no Envoy admin was tried");
+    assert!(
+        forwards <= SHAPE.workloads() + gateways * SHAPE.gateway_pods,
+        "{forwards} port-forwards for {} workloads and one gateway",
+        SHAPE.workloads()
+    );
+
+    let admin_gaps: Vec<&str> = report["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|gap| gap["what"] == "Envoy admin")
+        .filter_map(|gap| gap["reason"].as_str())
+        .collect();
+    let sidecars = admin_gaps
+        .iter()
+        .find(|reason| reason.contains("sidecars"))
+        .unwrap_or_else(|| panic!("no aggregated sidecar gap: {:#}", report["gaps"]));
+    let expected = format!(
+        "on {} of {} sidecars (e.g. ",
+        SHAPE.workloads(),
+        SHAPE.workloads()
+    );
+    assert!(sidecars.contains(&expected), "{sidecars}");
+    assert!(
+        sidecars.ends_with("): counters and effective config not read"),
+        "{sidecars}"
+    );
+    for target in report["targets"].as_array().unwrap() {
+        let per_pod = target["gaps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|gap| {
+                gap["what"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("Envoy admin of pod")
+            })
+            .count();
+        assert_eq!(per_pod, 0, "said per target too: {:#}", target["gaps"]);
+    }
+    let warnings = stderr.lines().filter(|line| line.contains("WARN")).count();
+    assert!(
+        warnings <= admin_gaps.len(),
+        "{warnings} warnings for {} causes:\n{stderr}",
+        admin_gaps.len()
+    );
+}
