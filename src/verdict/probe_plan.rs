@@ -30,6 +30,11 @@ const UPLOAD_BYTES_PER_SECOND: f64 = 10.0 * 1024.0 * 1024.0;
 const DEFAULT_BUFFER_LIMIT: u64 = 1024 * 1024;
 /// Tokens the warm-up before a stream reads for (its window is 1.5 s after the first token).
 const WARMUP_WINDOW_S: f64 = 1.5;
+/// Bytes one streamed token adds to an SSE body (`data: {"id":…,"choices":[{"text":…}]}`, as
+/// vLLM and the lab write it: about 200).
+const SSE_BYTES_PER_TOKEN: f64 = 200.0;
+/// Least time the direct stream runs on past the mesh stream's failure (the probe's margin).
+const ANSWER_MARGIN_S: f64 = 1.0;
 /// The default budget of `--probe-budget`.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(120);
 
@@ -269,7 +274,13 @@ fn candidates(input: &PlanInput<'_>) -> (Vec<Candidate>, Option<PlannedRun>, Vec
             idle.what
         ));
     }
-    let short = short_stream(idle.as_ref(), input.expected_generation, pace);
+    let holding = holding_responses(target);
+    let short = short_stream(
+        idle.as_ref(),
+        input.expected_generation,
+        pace,
+        holding.as_ref(),
+    );
     let deadline =
         shortest_deadline(target).filter(|found| found.value < input.expected_generation);
     match deadline {
@@ -287,7 +298,7 @@ fn candidates(input: &PlanInput<'_>) -> (Vec<Candidate>, Option<PlannedRun>, Vec
                         display(input.expected_generation),
                         deadline.what
                     ),
-                    cost_s: stream_cost(duration, pace),
+                    cost_s: stream_cost(duration, pace, holding.as_ref()),
                     requests: 3,
                 },
                 proves: format!("the {} {}", display(deadline.value), deadline.kind),
@@ -364,7 +375,12 @@ fn candidates(input: &PlanInput<'_>) -> (Vec<Candidate>, Option<PlannedRun>, Vec
 
 /// The short stream that compares the paths; it names the idle timeout its silences are judged
 /// against, if any.
-fn short_stream(idle: Option<&Found<Duration>>, expected: Duration, pace: Pace) -> PlannedRun {
+fn short_stream(
+    idle: Option<&Found<Duration>>,
+    expected: Duration,
+    pace: Pace,
+    holding: Option<&BufferPoint>,
+) -> PlannedRun {
     let mut reason = format!(
         "no whole-stream deadline under the {} expected generation: a {} stream compares the paths",
         display(expected),
@@ -380,14 +396,48 @@ fn short_stream(idle: Option<&Found<Duration>>, expected: Duration, pace: Pace) 
             idle: idle.is_some(),
         },
         reason,
-        cost_s: stream_cost(MIN_STREAM, pace),
+        cost_s: stream_cost(MIN_STREAM, pace, holding),
         requests: 3,
     }
 }
 
-/// A warm-up that measures the decode rate, then both paths side by side for `duration`.
-fn stream_cost(duration: Duration, pace: Pace) -> f64 {
-    pace.first_token_s * 2.0 + WARMUP_WINDOW_S + duration.as_secs_f64() + pace.run_overhead_s
+/// A warm-up that measures the decode rate, then both paths side by side for `duration`; where a
+/// filter holds whole responses, the mesh stream is expected to fail once its limit is reached
+/// and the direct one to stop a margin later.
+fn stream_cost(duration: Duration, pace: Pace, holding: Option<&BufferPoint>) -> f64 {
+    let mut streaming = duration.as_secs_f64();
+    if let Some(point) = holding {
+        let tokens_to_limit = point.limit_bytes as f64 / SSE_BYTES_PER_TOKEN;
+        let failed_at = pace.first_token_s + tokens_to_limit / pace.tokens_per_second.max(0.1);
+        let stopped_at = failed_at + (failed_at / 10.0).max(ANSWER_MARGIN_S);
+        streaming = streaming.min(stopped_at);
+    }
+    pace.first_token_s * 2.0 + WARMUP_WINDOW_S + streaming + pace.run_overhead_s
+}
+
+/// A filter on the path that holds whole responses, streams included (Lua `body()`, Wasm,
+/// ext_proc with a BUFFERED response mode), and the limit the held response must stay under.
+pub fn holding_responses(target: &TargetEvidence) -> Option<BufferPoint> {
+    for proxy in proxies(target) {
+        for listener in &proxy.config().listeners {
+            for hcm in listener
+                .filter_chains
+                .iter()
+                .filter_map(|chain| chain.hcm.as_ref())
+            {
+                if let Some(filter) = hcm
+                    .buffering_filters()
+                    .find(|filter| holds_responses(filter))
+                {
+                    return Some(BufferPoint {
+                        what: format!("{} on {}", filter.name, proxy.object),
+                        limit_bytes: listener.per_connection_buffer_limit_bytes.value,
+                    });
+                }
+            }
+        }
+    }
+    None
 }
 
 /// `vllm-7c9d-x2x7k, 4m10s old (1 restart)`: the ready pod that started last.
@@ -1012,6 +1062,28 @@ mod tests {
             .unwrap_or_else(|| panic!("{plan:#?}"));
         assert!(prompt > point.limit_bytes, "{prompt} vs {point:?}");
         assert!(request_buffering(&scenario("healthy")).is_none());
+    }
+
+    #[test]
+    fn a_stream_through_a_filter_holding_responses_is_costed_to_its_expected_failure() {
+        let target = scenario("buffer-filter");
+        let point = holding_responses(&target).unwrap();
+        assert_eq!(point.limit_bytes, 16 * 1024);
+        let stream = |target: &TargetEvidence| {
+            plan(&PlanInput {
+                pace: FAST,
+                ..input(target, Some(DEFAULT_BUDGET))
+            })
+            .runs
+            .into_iter()
+            .find(|run| run.mode.name() == "stream")
+            .unwrap()
+            .cost_s
+        };
+        let held = stream(&target);
+        let free = stream(&scenario("healthy"));
+        assert!(held < free - 3.0, "{held} vs {free}");
+        assert!(holding_responses(&scenario("healthy")).is_none());
     }
 
     #[test]
