@@ -8,7 +8,8 @@ use super::discovery::{
     SIDECAR, VIRTUAL_SERVICE,
 };
 use super::error::ClusterError;
-use super::list::{collection_path, list_all};
+use super::list::{collection_path, list_all, list_slimmed};
+use super::slim;
 use crate::evidence::Gap;
 use crate::evidence::inventory::Inventory;
 use crate::evidence::objects::IstioObject;
@@ -89,13 +90,21 @@ pub async fn list_inventory(
 ) -> Result<Inventory, ClusterError> {
     let namespace = scope.namespace();
     let (pods, deployments, stateful_sets, replica_sets, services, namespaces, nodes, istio) = tokio::try_join!(
-        list_kind::<Pod>(client, PODS, Some(scope)),
-        list_kind::<Deployment>(client, DEPLOYMENTS, Some(scope)),
-        list_kind::<StatefulSet>(client, STATEFUL_SETS, Some(scope)),
-        list_kind::<ReplicaSet>(client, REPLICA_SETS, Some(scope)),
-        list_kind::<Service>(client, SERVICES, Some(scope)),
+        list_kind::<Pod>(client, PODS, Some(scope), slim::pod),
+        list_kind::<Deployment>(client, DEPLOYMENTS, Some(scope), |d| slim::meta(
+            &mut d.metadata
+        )),
+        list_kind::<StatefulSet>(client, STATEFUL_SETS, Some(scope), |s| slim::meta(
+            &mut s.metadata
+        )),
+        list_kind::<ReplicaSet>(client, REPLICA_SETS, Some(scope), |r| slim::meta(
+            &mut r.metadata
+        )),
+        list_kind::<Service>(client, SERVICES, Some(scope), |s| slim::meta(
+            &mut s.metadata
+        )),
         list_namespaces(client, namespace),
-        list_kind::<Node>(client, NODES, None),
+        list_kind::<Node>(client, NODES, None, |n| slim::meta(&mut n.metadata)),
         list_istio(client, scope),
     )?;
     let mut inventory = Inventory {
@@ -141,6 +150,7 @@ async fn list_kind<T>(
     client: &ClusterClient,
     (group, version, plural, kind): BuiltIn,
     scope: Option<&ListScope>,
+    slim: fn(&mut T),
 ) -> Result<Listing<T>, ClusterError>
 where
     T: DeserializeOwned + Clone,
@@ -150,7 +160,7 @@ where
         None => format!("{kind} list"),
     };
     let path = collection_path(group, version, scope.and_then(ListScope::namespace), plural);
-    match list_all::<T>(client, &path, &what).await {
+    match list_slimmed::<T>(client, &path, &what, slim).await {
         Ok(items) => Ok(Listing::items(items)),
         Err(error) if error.is_forbidden() || error.is_not_found() => {
             Ok(Listing::gap(what, error.gap_reason()))
@@ -257,7 +267,7 @@ where
     let what = format!("{} list in all namespaces", kind.kind);
     let path = collection_path(served.group, &served.version, None, &served.plural);
     let mut gaps = Vec::new();
-    let raw = match list_all::<serde_json::Value>(client, &path, &what).await {
+    let raw = match list_slimmed::<serde_json::Value>(client, &path, &what, slim::value).await {
         Ok(raw) => raw,
         Err(error) if error.is_forbidden() => match scope.namespace() {
             Some(namespace) => {
@@ -268,7 +278,7 @@ where
                     Some(namespace),
                     &served.plural,
                 );
-                match list_all::<serde_json::Value>(client, &path, &narrow).await {
+                match list_slimmed::<serde_json::Value>(client, &path, &narrow, slim::value).await {
                     Ok(raw) => {
                         gaps.push(Gap::new(
                             format!("{} list outside namespace {namespace}", kind.kind),

@@ -40,6 +40,20 @@ pub async fn list_all<T>(
 where
     T: DeserializeOwned + Clone,
 {
+    list_slimmed(client, path, what, |_: &mut T| {}).await
+}
+
+/// [`list_all`], each object passed through `slim` as its page is decoded, before the next page
+/// is asked for.
+pub async fn list_slimmed<T>(
+    client: &ClusterClient,
+    path: &str,
+    what: &str,
+    slim: impl Fn(&mut T),
+) -> Result<Vec<T>, ClusterError>
+where
+    T: DeserializeOwned + Clone,
+{
     let mut items = Vec::new();
     let mut continue_token: Option<String> = None;
     for _ in 0..MAX_PAGES {
@@ -56,7 +70,10 @@ where
         let page: ObjectList<T> = client
             .call(what, client.kube().request::<ObjectList<T>>(request))
             .await?;
-        items.extend(page.items);
+        items.extend(page.items.into_iter().map(|mut item| {
+            slim(&mut item);
+            item
+        }));
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => continue_token = Some(token),
             _ => return Ok(items),

@@ -14,6 +14,7 @@ pub mod paths;
 pub mod portforward;
 pub mod proxy;
 pub mod selected;
+pub mod slim;
 pub mod transport;
 pub mod trust;
 

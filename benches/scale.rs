@@ -1,0 +1,148 @@
+//! How `diagnose -A` scales with the cluster: a generated cluster (tests/support/scale_cluster.rs:
+//! vLLM Deployments with sidecars, other pods, a VirtualService and a DestinationRule per
+//! Deployment, one ingress gateway; every Envoy admin port refuses) in the loopback API server,
+//! then `diagnose -A -o json` (Envoy reads on) and `kubectl get pods -A -o json` against it in the
+//! same run: wall time, peak RSS (`/usr/bin/time -v`), API requests and port-forwards.
+//! Needs /usr/bin/time (Debian `time`) and kubectl (`KUBECTL`, else `kubectl` on PATH).
+//! Run: `cargo bench --bench scale [SIZE]` with SIZE 500, 5800 or 20000. Results: docs/benchmarks.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::time::Instant;
+use support::apiserver::{ApiServer, ApiServerConfig};
+use support::scale_cluster::{self, Shape};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_kubectl-infermesh");
+
+fn shapes() -> Vec<(&'static str, Shape)> {
+    vec![
+        (
+            "500",
+            Shape {
+                namespaces: 10,
+                deployments: 5,
+                replicas: 8,
+                other_pods: 100,
+                gateway_pods: 2,
+            },
+        ),
+        ("5800", Shape::LARGE),
+        (
+            "20000",
+            Shape {
+                namespaces: 200,
+                deployments: 10,
+                replicas: 9,
+                other_pods: 2000,
+                gateway_pods: 2,
+            },
+        ),
+    ]
+}
+
+struct Measured {
+    wall_s: f64,
+    peak_rss_mb: f64,
+    code: Option<i32>,
+    stderr_lines: usize,
+}
+
+/// Runs `program args` under `/usr/bin/time -v`, output to /dev/null.
+fn measure(program: &str, args: &[&str], kubeconfig: &Path) -> Measured {
+    let started = Instant::now();
+    let output = std::process::Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(program)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("/usr/bin/time is needed: apt-get install time");
+    let wall_s = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let peak_kb: f64 = stderr
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|kb| kb.trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    // /usr/bin/time's own report is the last 23 lines.
+    let own = stderr.lines().count().saturating_sub(23);
+    Measured {
+        wall_s,
+        peak_rss_mb: peak_kb / 1024.0,
+        code: output.status.code(),
+        stderr_lines: own,
+    }
+}
+
+fn kubectl() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let filter = std::env::args().nth(1).filter(|arg| !arg.starts_with('-'));
+    println!(
+        "| pods | workloads | tool | wall s | peak RSS MB | API requests | port-forwards | stderr lines | exit |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (name, shape) in shapes() {
+        if filter.as_deref().is_some_and(|filter| filter != name) {
+            continue;
+        }
+        let api =
+            ApiServer::start(ApiServerConfig::new().with_objects(scale_cluster::objects(shape)))
+                .await;
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api.write_kubeconfig(dir.path());
+        let kubectl = kubectl();
+        let runs: [(&str, &str, Vec<&str>); 3] = [
+            (
+                "kubectl get pods -A -o json",
+                kubectl.as_str(),
+                vec!["get", "pods", "-A", "-o", "json"],
+            ),
+            (
+                "diagnose -A --no-envoy",
+                BINARY,
+                vec!["diagnose", "-A", "--no-envoy", "-o", "json"],
+            ),
+            ("diagnose -A", BINARY, vec!["diagnose", "-A", "-o", "json"]),
+        ];
+        for (label, program, args) in runs {
+            api.clear_requests();
+            let kubeconfig = kubeconfig.clone();
+            let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+            let program = program.to_string();
+            let measured = tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                measure(&program, &args, &kubeconfig)
+            })
+            .await
+            .unwrap();
+            let requests = api.requests();
+            let forwards = requests
+                .iter()
+                .filter(|request| request.path.ends_with("/portforward"))
+                .count();
+            println!(
+                "| {} | {} | {label} | {:.2} | {:.0} | {} | {forwards} | {} | {:?} |",
+                shape.pods(),
+                shape.workloads(),
+                measured.wall_s,
+                measured.peak_rss_mb,
+                requests.len() - forwards,
+                measured.stderr_lines,
+                measured.code.unwrap_or(-1)
+            );
+        }
+    }
+}
