@@ -266,7 +266,14 @@ async fn read_cluster(
         ?scope,
         "reading cluster"
     );
-    let inventory = list_inventory(&client, &scope).await?;
+    let bar = Progress::detect().plan("listing");
+    bar.set_message(format!(
+        "pods, workloads and mesh objects {}",
+        scope.describe()
+    ));
+    let inventory = list_inventory(&client, &scope).await;
+    bar.finish_and_clear();
+    let inventory = inventory?;
     let namespace = scope.namespace().map(str::to_string);
     Ok((client, inventory, namespace))
 }

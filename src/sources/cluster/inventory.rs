@@ -50,7 +50,7 @@ impl ListScope {
         }
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match self {
             ListScope::Namespace(name) => format!("in namespace {name}"),
             ListScope::AllNamespaces => "in all namespaces".to_string(),
