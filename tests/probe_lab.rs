@@ -465,6 +465,70 @@ async fn malformed_sse_is_a_stream_error_not_a_panic() {
     assert_eq!(result.tokens, 1);
 }
 
+/// A server that answers each completion with 200 and then `total` bytes of one line with no
+/// line break (anything else, /metrics included, gets a 404).
+async fn endless_line_server(total: usize) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // The whole request first (headers and JSON body may come apart): unread
+                // bytes at close would make the kernel reset the connection.
+                let mut request = Vec::new();
+                let mut buffer = vec![0u8; 8192];
+                while let Ok(Ok(read @ 1..)) =
+                    tokio::time::timeout(Duration::from_millis(200), socket.read(&mut buffer)).await
+                {
+                    request.extend_from_slice(&buffer[..read]);
+                }
+                if !request.starts_with(b"POST /v1/completions") {
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\ndata: ";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let block = vec![b'x'; 64 * 1024];
+                let mut sent = 0;
+                while sent < total {
+                    if socket.write_all(&block).await.is_err() {
+                        return;
+                    }
+                    sent += block.len();
+                }
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_100_mb_line_without_a_break_is_cut_at_the_line_cap_not_buffered() {
+    let args = raw_args(endless_line_server(100 * 1024 * 1024).await);
+    let report = probe(&args).await;
+    let result = &report.paths[0].result;
+    assert_eq!(
+        result.end,
+        EndReason::StreamError,
+        "{:?}",
+        result.end_detail
+    );
+    let detail = result.end_detail.as_deref().unwrap();
+    assert!(detail.contains("without a line break"), "{detail}");
+    // Read up to the cap (and a chunk past it), not the whole 100 MB.
+    let cap = kubectl_infermesh::sources::probe::sse::MAX_LINE_BYTES;
+    assert!(
+        result.bytes > cap && result.bytes < cap + 4 * 1024 * 1024,
+        "{}",
+        result.bytes
+    );
+}
+
 #[tokio::test]
 async fn a_connection_closed_mid_body_is_eof_without_done() {
     // What a client of Envoy sees after a route timeout: tokens, then the connection closes

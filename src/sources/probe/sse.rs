@@ -154,12 +154,20 @@ impl Stop {
 /// Called with the number of content chunks so far, for progress display.
 pub type OnContent<'a> = &'a (dyn Fn(u64) + Sync);
 
-/// Counts body bytes and `:` comment lines as they arrive, before SSE parsing drops comments.
+/// The longest SSE line taken: the SSE parser holds a line until its end, so a peer that never
+/// ends one would otherwise grow memory without bound. vLLM's lines are a few hundred bytes.
+pub const MAX_LINE_BYTES: u64 = 1024 * 1024;
+
+/// Counts body bytes and `:` comment lines as they arrive, before SSE parsing drops comments,
+/// and the length of the line being read.
 #[derive(Debug, Default)]
 struct Tap {
     bytes: u64,
     comments: u64,
     mid_line: bool,
+    line_bytes: u64,
+    /// A line grew past [`MAX_LINE_BYTES`]: the body is read no further.
+    overlong: bool,
 }
 
 impl Tap {
@@ -170,7 +178,13 @@ impl Tap {
                 self.comments += 1;
             }
             self.mid_line = !(byte == b'\n' || byte == b'\r');
+            self.line_bytes = if self.mid_line {
+                self.line_bytes + 1
+            } else {
+                0
+            };
         }
+        self.overlong |= self.line_bytes > MAX_LINE_BYTES;
     }
 }
 
@@ -224,12 +238,17 @@ pub async fn stream(
     let mut tap = Tap::default();
     let mut error_event: Option<String> = None;
     let outcome = {
-        let bytes = response.bytes_stream().map(|chunk| {
-            if let Ok(chunk) = &chunk {
-                tap.observe(chunk);
-            }
-            chunk
-        });
+        let overlong = std::cell::Cell::new(false);
+        let bytes = response
+            .bytes_stream()
+            .map(|chunk| {
+                if let Ok(chunk) = &chunk {
+                    tap.observe(chunk);
+                    overlong.set(tap.overlong);
+                }
+                chunk
+            })
+            .take_while(|_| std::future::ready(!overlong.get()));
         let mut events = bytes.eventsource();
         loop {
             let now = Instant::now();
@@ -261,6 +280,15 @@ pub async fn stream(
                         )
                     };
                     break Some((EndReason::ClientTimeout, detail));
+                }
+                Ok(None) if overlong.get() => {
+                    break Some((
+                        EndReason::StreamError,
+                        format!(
+                            "a line of over {} MiB without a line break: not an SSE stream; read no further",
+                            MAX_LINE_BYTES / (1024 * 1024)
+                        ),
+                    ));
                 }
                 Ok(None) => break None,
                 Ok(Some(Err(EventStreamError::Transport(error)))) => {
