@@ -23,7 +23,8 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     if text.is_empty() {
         return Err(error());
     }
-    let mut total = 0f64;
+    // Whole nanoseconds, exactly: a float would turn `8542516.469s` into 8542516.469000001 s.
+    let mut nanos: u128 = 0;
     let mut rest = text;
     while !rest.is_empty() {
         let number_len = rest
@@ -32,27 +33,58 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
         if number_len == 0 {
             return Err(error());
         }
-        let value: f64 = rest[..number_len].parse().map_err(|_| error())?;
+        let number = &rest[..number_len];
         rest = &rest[number_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
+        let nanos_per_unit: u128 = match &rest[..unit_len] {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return Err(error()),
         };
-        total += value * seconds_per_unit;
+        nanos = nanos
+            .checked_add(number_nanos(number, nanos_per_unit).ok_or_else(error)?)
+            .ok_or_else(error)?;
         rest = &rest[unit_len..];
     }
-    if !total.is_finite() || !(0.0..=1e12).contains(&total) {
+    if nanos > MAX_SECONDS * 1_000_000_000 {
         return Err(error());
     }
-    Ok(Duration::from_secs_f64(total))
+    let seconds = u64::try_from(nanos / 1_000_000_000).map_err(|_| error())?;
+    let sub = u32::try_from(nanos % 1_000_000_000).map_err(|_| error())?;
+    Ok(Duration::new(seconds, sub))
+}
+
+/// The longest duration read (about 31,700 years): more is a mistake, not a timeout.
+const MAX_SECONDS: u128 = 1_000_000_000_000;
+
+/// `12.5` of a unit of `per_unit` nanoseconds, rounded down to whole nanoseconds.
+fn number_nanos(number: &str, per_unit: u128) -> Option<u128> {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+        return None;
+    }
+    // Digits past these cannot change whole nanoseconds of any unit up to an hour.
+    let fraction = &fraction[..fraction.len().min(24)];
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else if whole.len() > 24 {
+        return None;
+    } else {
+        whole.parse().ok()?
+    };
+    let mut nanos = whole.checked_mul(per_unit)?;
+    if !fraction.is_empty() {
+        let digits: u128 = fraction.parse().ok()?;
+        let scale = 10u128.checked_pow(u32::try_from(fraction.len()).ok()?)?;
+        nanos = nanos.checked_add(digits.checked_mul(per_unit)? / scale)?;
+    }
+    Some(nanos)
 }
 
 /// Renders a duration the short way a human reads it: `300s`, `1.5s`, `250ms`, `0s`.
@@ -120,6 +152,19 @@ pub mod serde_text {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn large_decimal_durations_read_exactly() {
+        // Found by the property durations_read_back_as_displayed (tests/properties.rs).
+        assert_eq!(
+            parse("8542516.469s").unwrap(),
+            Duration::from_millis(8_542_516_469)
+        );
+        assert_eq!(parse("0.000000001s").unwrap(), Duration::from_nanos(1));
+        assert_eq!(parse("1.5h").unwrap(), Duration::from_secs(5400));
+        assert!(parse("1..5s").is_err() && parse(".s").is_err());
+        assert!(parse("99999999999999999999999999h").is_err());
+    }
+
     #[test]
     fn human_spans_read_in_minutes_from_a_minute_up() {
         assert_eq!(human(Duration::from_secs(42)), "42s");

@@ -377,6 +377,26 @@ struct UsageWire {
     completion_tokens: u64,
 }
 
+/// Reads a whole SSE body as [`stream`] does, in small chunks: events split by
+/// `eventsource-stream`, each `data:` payload but `[DONE]` inspected; one entry per event, the
+/// parser's own errors included (what the fuzz target and the properties drive).
+pub fn read_body(body: &[u8]) -> Vec<Result<(), String>> {
+    use futures_util::FutureExt;
+    let chunks: Vec<Result<Vec<u8>, std::convert::Infallible>> =
+        body.chunks(7).map(|chunk| Ok(chunk.to_vec())).collect();
+    let mut events = futures_util::stream::iter(chunks).eventsource();
+    let mut read = Vec::new();
+    // Every chunk is ready at once, so each step completes without waiting.
+    while let Some(Some(event)) = events.next().now_or_never() {
+        read.push(match event {
+            Ok(event) if event.data.trim() == "[DONE]" => Ok(()),
+            Ok(event) => inspect_event(&event.data).map(|_| ()),
+            Err(error) => Err(format!("malformed SSE: {error}")),
+        });
+    }
+    read
+}
+
 /// Reads one `data:` payload: an error event, or a chunk with or without content and usage.
 fn inspect_event(data: &str) -> Result<Seen, String> {
     let value: Value = serde_json::from_str(data).map_err(|error| {
