@@ -617,9 +617,8 @@ async fn port_forward_reaches_a_local_http_server_and_sends_only_gets() {
         .iter()
         .filter(|request| request.path.ends_with("/portforward"))
         .count();
-    // One check at start (which carries the first connection), two more connections, one
-    // bare stream.
-    assert_eq!(forwards, 4, "{requests:#?}");
+    // One check at start, three connections, one bare stream.
+    assert_eq!(forwards, 5, "{requests:#?}");
     assert!(
         requests.iter().all(|request| request.method == "GET"),
         "the tool is read-only: {requests:#?}"

@@ -145,7 +145,7 @@ async fn read_pod(
         pod: pod.name.clone(),
         port: admin_port,
     };
-    let forward = match PortForward::start(client, target.clone()).await {
+    let forward = match PortForward::start_reusing(client, target.clone()).await {
         Ok(forward) => forward,
         Err(error) => {
             let gap = Gap::new(

@@ -166,9 +166,31 @@ impl PortForward {
     /// Opens one port-forward stream, which shows whether the API server lets us forward to the
     /// pod, then listens on loopback; the first connection accepted goes over that stream (a
     /// client that keeps its connection alive costs one port-forward request in all), later
-    /// ones over streams of their own.
+    /// ones over streams of their own. For reads that do not care which connection is fresh
+    /// (the Envoy admin).
+    pub async fn start_reusing(
+        client: &ClusterClient,
+        target: PodPort,
+    ) -> Result<Self, ClusterError> {
+        Self::open(client, target, true).await
+    }
+
+    /// [`PortForward::start_reusing`], but the checking stream is closed again and every
+    /// connection gets a stream of its own (a fresh connection is a fresh forward, as the
+    /// probe's cold requests need).
     pub async fn start(client: &ClusterClient, target: PodPort) -> Result<Self, ClusterError> {
-        let first = open_stream(client, &target).await?;
+        Self::open(client, target, false).await
+    }
+
+    async fn open(
+        client: &ClusterClient,
+        target: PodPort,
+        reuse_first: bool,
+    ) -> Result<Self, ClusterError> {
+        let mut first = Some(open_stream(client, &target).await?);
+        if !reuse_first && let Some(check) = first.take() {
+            check.close().await;
+        }
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(|error| ClusterError::Other {
@@ -186,7 +208,7 @@ impl PortForward {
             Upstreams {
                 client: client.clone(),
                 target: target.clone(),
-                first: Some(first),
+                first,
                 pod_error: pod_error.clone(),
             },
             stopped,
