@@ -925,3 +925,59 @@ async fn rolled_out_manifests_give_live_pods_and_a_node_view() {
     assert_eq!(view[0].allocatable_cpu_millis, Some(95_690));
     assert_eq!(view[0].allocatable_gpus["nvidia.com/gpu"], 8);
 }
+
+#[tokio::test]
+async fn a_busy_server_is_asked_again_and_a_failing_one_is_a_gap() {
+    // 429 twice, then the pods: the list succeeds after two back-offs.
+    let (server, inventory) = inventory_of(
+        ApiServerConfig::new()
+            .with_fixtures()
+            .fail_lists("pods", 429, 2),
+        in_namespace(),
+    )
+    .await;
+    let inventory = inventory.unwrap();
+    assert!(!inventory.pods.is_empty(), "{:?}", inventory.gaps);
+    let pod_lists = server
+        .requests()
+        .iter()
+        .filter(|request| request.path.ends_with("/pods"))
+        .count();
+    assert_eq!(pod_lists, 3, "two refused, one answered");
+
+    // A 500 that does not stop: bounded tries, then the run ends with the server's words.
+    let (server, inventory) = inventory_of(
+        ApiServerConfig::new()
+            .with_fixtures()
+            .fail_lists("pods", 500, 1000),
+        in_namespace(),
+    )
+    .await;
+    let error = inventory.unwrap_err().to_string();
+    assert!(error.contains("500"), "{error}");
+    let pod_lists = server
+        .requests()
+        .iter()
+        .filter(|request| request.path.ends_with("/pods"))
+        .count();
+    assert_eq!(pod_lists, 4, "bounded tries");
+}
+
+#[tokio::test]
+async fn pages_that_never_end_are_cut_off_with_a_one_line_error() {
+    let (server, inventory) = inventory_of(
+        ApiServerConfig::new()
+            .with_fixtures()
+            .endless_pages("services"),
+        in_namespace(),
+    )
+    .await;
+    let error = inventory.unwrap_err().to_string();
+    assert!(error.contains("go round in a circle"), "{error}");
+    let service_lists = server
+        .requests()
+        .iter()
+        .filter(|request| request.path.ends_with("/services"))
+        .count();
+    assert_eq!(service_lists, 2, "stopped at the first token seen again");
+}

@@ -28,7 +28,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use resources::ResourceType;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -59,6 +59,34 @@ pub enum ForbidScope {
     Namespace(String),
 }
 
+/// A misbehaviour of the server for lists of one resource.
+#[derive(Debug, Clone)]
+struct Fault {
+    plural: String,
+    kind: FaultKind,
+    /// How many more lists it applies to.
+    left: Arc<AtomicU64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FaultKind {
+    Status(u16),
+    EndlessContinue,
+}
+
+impl Fault {
+    /// Whether this list is hit (and counts it).
+    fn hits(&self, plural: &str) -> bool {
+        self.plural == plural
+            && self
+                .left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok()
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Forbid {
     plural: String,
@@ -79,6 +107,7 @@ pub struct ApiServerConfig {
     bind: IpAddr,
     path_prefix: String,
     extra_tokens: Vec<String>,
+    faults: Vec<Fault>,
 }
 
 impl Default for ApiServerConfig {
@@ -101,7 +130,28 @@ impl ApiServerConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             path_prefix: String::new(),
             extra_tokens: Vec::new(),
+            faults: Vec::new(),
         }
+    }
+
+    /// Lists of `plural` answer `code` (429, 500, …) the first `times` times.
+    pub fn fail_lists(mut self, plural: &str, code: u16, times: usize) -> Self {
+        self.faults.push(Fault {
+            plural: plural.to_string(),
+            kind: FaultKind::Status(code),
+            left: Arc::new(AtomicU64::new(times as u64)),
+        });
+        self
+    }
+
+    /// Lists of `plural` hand back the same `continue` token on every page, forever.
+    pub fn endless_pages(mut self, plural: &str) -> Self {
+        self.faults.push(Fault {
+            plural: plural.to_string(),
+            kind: FaultKind::EndlessContinue,
+            left: Arc::new(AtomicU64::new(u64::MAX)),
+        });
+        self
     }
 
     /// Accept this bearer token too (an OIDC id-token, say).
@@ -226,6 +276,7 @@ struct State {
     store: Store,
     served: Vec<ResourceType>,
     forbidden: Vec<Forbid>,
+    faults: Vec<Fault>,
     port_forwards: HashMap<(String, String, u16), SocketAddr>,
     path_prefix: String,
     tokens: Vec<String>,
@@ -285,6 +336,7 @@ impl ApiServer {
             store: Store::new(objects),
             served,
             forbidden: config.forbidden,
+            faults: config.faults,
             port_forwards: config.port_forwards,
             path_prefix: config.path_prefix.clone(),
             tokens: std::iter::once(TOKEN.to_string())
@@ -632,11 +684,41 @@ async fn resource_request(
             if state.is_forbidden(plural, namespace, true) {
                 return status_response(status::forbidden(USER, "list", group, plural, namespace));
             }
-            let list_query = match ListQuery::from_query(query) {
+            let mut list_query = match ListQuery::from_query(query) {
                 Ok(list_query) => list_query,
                 Err(failure) => return status_response(failure),
             };
+            for fault in &state.faults {
+                if fault.kind != FaultKind::EndlessContinue && fault.hits(plural) {
+                    let FaultKind::Status(code) = fault.kind else {
+                        continue;
+                    };
+                    let reason = if code == 429 {
+                        "TooManyRequests"
+                    } else {
+                        "InternalError"
+                    };
+                    return status_response(status::status(
+                        code,
+                        reason,
+                        "the server is busy (a fault the test asked for)",
+                        json!({}),
+                    ));
+                }
+            }
+            let endless = state
+                .faults
+                .iter()
+                .any(|fault| fault.kind == FaultKind::EndlessContinue && fault.hits(plural));
+            if endless {
+                // Its own tokens mean nothing: every page is the first one again.
+                list_query.continue_token = None;
+            }
             match state.store.list(resource, namespace, &list_query) {
+                Ok(mut list) if endless => {
+                    list["metadata"]["continue"] = json!("endless");
+                    json_response(200, &list)
+                }
                 Ok(list) => json_response(200, &list),
                 Err(failure) => status_response(failure),
             }

@@ -82,6 +82,17 @@ impl ClusterError {
         matches!(self, ClusterError::Api { code: 404, .. })
     }
 
+    /// The server is busy or failing for now (429 Too Many Requests, a 5xx): worth asking again.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Api {
+                code: 429 | 500..=599,
+                ..
+            }
+        )
+    }
+
     /// The short reason a gap shows: `403 Forbidden: …`.
     pub fn gap_reason(&self) -> String {
         match self {

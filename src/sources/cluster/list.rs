@@ -12,6 +12,46 @@ pub const PAGE_SIZE: u32 = 500;
 /// A bound on pages so a server that keeps handing out `continue` tokens cannot loop us forever
 /// (at 500 a page this is five million objects).
 const MAX_PAGES: usize = 10_000;
+/// Tries of one page when the server answers 429 or a 5xx (busy, restarting), and the wait
+/// before the second; it doubles after each.
+const PAGE_TRIES: u32 = 4;
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// One page, asked again (with back-off) while the server says it is busy or failing.
+async fn page_with_retries<T>(
+    client: &ClusterClient,
+    what: &str,
+    request: http::Request<Vec<u8>>,
+) -> Result<ObjectList<T>, ClusterError>
+where
+    T: DeserializeOwned + Clone,
+{
+    let mut wait = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        let again = clone_request(&request);
+        match client
+            .call(what, client.kube().request::<ObjectList<T>>(again))
+            .await
+        {
+            Err(error) if attempt < PAGE_TRIES && error.is_transient() => {
+                tracing::debug!(%what, attempt, "the API server is busy ({error}); asking again in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn clone_request(request: &http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+    let mut copy = http::Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
 
 /// Where a list call points: `/api/v1/namespaces/inference/pods`, `/apis/apps/v1/deployments`.
 pub fn collection_path(
@@ -56,6 +96,7 @@ where
 {
     let mut items = Vec::new();
     let mut continue_token: Option<String> = None;
+    let mut seen_tokens = std::collections::HashSet::new();
     for _ in 0..MAX_PAGES {
         let mut params = ListParams::default().limit(PAGE_SIZE);
         if let Some(token) = &continue_token {
@@ -67,15 +108,21 @@ where
                 what: what.to_string(),
                 reason: error.to_string(),
             })?;
-        let page: ObjectList<T> = client
-            .call(what, client.kube().request::<ObjectList<T>>(request))
-            .await?;
+        let page: ObjectList<T> = page_with_retries(client, what, request).await?;
         items.extend(page.items.into_iter().map(|mut item| {
             slim(&mut item);
             item
         }));
         match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => continue_token = Some(token),
+            Some(token) if !token.is_empty() => {
+                if !seen_tokens.insert(token.clone()) {
+                    return Err(ClusterError::Other {
+                        what: what.to_string(),
+                        reason: "the server handed back a continue token it had given before: its pages go round in a circle".to_string(),
+                    });
+                }
+                continue_token = Some(token);
+            }
             _ => return Ok(items),
         }
     }
