@@ -116,7 +116,12 @@ fn init_logging(verbose: u8) {
     // Wire-level traces carry the bytes sent: tungstenite's the port-forwarded HTTP requests
     // with their Authorization headers, h2's HPACK the header values. Capped whatever was
     // asked (a crate's own directive wins over a general one in any order).
-    let directives = format!("{directives},{WIRE_CAPS}");
+    // Only where trace was asked for: a cap at debug would raise them above a warn default.
+    let directives = if directives.contains("trace") {
+        format!("{directives},{WIRE_CAPS}")
+    } else {
+        directives
+    };
     let stderr = std::io::stderr();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(directives))
