@@ -93,7 +93,10 @@ async fn refusing_admin_ports_cost_one_forward_each_and_one_line_in_all() {
             .count();
         assert_eq!(per_pod, 0, "said per target too: {:#}", target["gaps"]);
     }
-    let warnings = stderr.lines().filter(|line| !line.trim().is_empty()).count();
+    let warnings = stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .count();
     assert!(
         warnings <= admin_gaps.len(),
         "{warnings} warnings for {} causes:\n{stderr}",
