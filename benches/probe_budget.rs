@@ -34,6 +34,15 @@ struct Scenario {
     extra: &'static [&'static str],
 }
 
+/// Istio's EDGE connection profile on the gateway and a Lua filter reading whole responses.
+fn edge_profile_with_lua(client: &mut ClientBootstrap) {
+    client.knobs.stream_idle_timeout = Duration::from_secs(300);
+    client.knobs.request_timeout = Some(Duration::from_secs(300));
+    client.knobs.listener_buffer_limit_bytes = Some(32 * 1024);
+    client.knobs.cluster_buffer_limit_bytes = Some(32 * 1024);
+    client.knobs.lua_buffers_response = true;
+}
+
 fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
@@ -81,25 +90,13 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "EDGE profile + Lua body(), 200 tok/s",
             lab: lab_at(200.0),
-            configure: |client| {
-                client.knobs.stream_idle_timeout = Duration::from_secs(300);
-                client.knobs.request_timeout = Some(Duration::from_secs(300));
-                client.knobs.listener_buffer_limit_bytes = Some(32 * 1024);
-                client.knobs.cluster_buffer_limit_bytes = Some(32 * 1024);
-                client.knobs.lua_buffers_response = true;
-            },
+            configure: edge_profile_with_lua,
             extra: &[],
         },
         Scenario {
             name: "EDGE profile + Lua body(), 20 tok/s",
             lab: lab_at(20.0),
-            configure: |client| {
-                client.knobs.stream_idle_timeout = Duration::from_secs(300);
-                client.knobs.request_timeout = Some(Duration::from_secs(300));
-                client.knobs.listener_buffer_limit_bytes = Some(32 * 1024);
-                client.knobs.cluster_buffer_limit_bytes = Some(32 * 1024);
-                client.knobs.lua_buffers_response = true;
-            },
+            configure: edge_profile_with_lua,
             extra: &[],
         },
         Scenario {

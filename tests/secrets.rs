@@ -37,7 +37,6 @@ fn fixture(name: &str) -> String {
 /// The vLLM container gets a token in its env and an API key on its command line.
 #[allow(clippy::ptr_arg)] // the shape LiveMesh::start_edited hands over
 fn plant_in_the_pod_spec(objects: &mut Vec<Value>) {
-    let objects: &mut [Value] = objects;
     for object in objects.iter_mut() {
         let spec = match object["kind"].as_str() {
             Some("Deployment" | "ReplicaSet") => &mut object["spec"]["template"]["spec"],

@@ -17,7 +17,7 @@ use crate::sources::envoy::attach;
 use crate::sources::envoy::discover::{self, DiscoverError};
 use crate::sources::envoy::reading::EnvoyReading;
 use crate::sources::envoy::saved::{self, DumpError};
-use crate::sources::probe::progress::Progress;
+use crate::sources::progress::Progress;
 use futures_util::StreamExt;
 use std::time::Duration;
 

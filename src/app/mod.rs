@@ -17,7 +17,7 @@ use crate::sources::cluster::inventory::{ListScope, list_inventory};
 use crate::sources::manifest::{self, ManifestError};
 use crate::sources::probe::ProbeOutput;
 use crate::sources::probe::live::{self, LiveError, LiveRequest};
-use crate::sources::probe::progress::Progress;
+use crate::sources::progress::Progress;
 use crate::verdict;
 use crate::verdict::probe_outcome::Outcome;
 use envoy_reads::EnvoySourceError;

@@ -177,18 +177,10 @@ fn stream_cut(run: &ProbeRun) -> Option<Finding> {
             mesh.end.as_str()
         )
     };
-    let direct_words = if direct.end == EndReason::Answered {
-        format!(
-            "without the sidecar the stream ran on to {} (stopped there, past the mesh stream's end)",
-            seconds(direct.total_ms)
-        )
-    } else {
-        format!(
-            "without the sidecar the stream completed in {}",
-            seconds(completed)
-        )
-    };
-    let title = format!("{direct_words}; through the mesh {how}: the problem is in the mesh path");
+    let title = format!(
+        "{}; through the mesh {how}: the problem is in the mesh path",
+        direct_stream_words(direct)
+    );
     let kind = if *idle { "idle timeout" } else { "timeout" };
     let severity_note = match timeout_s {
         Some(timeout) if near || timed_out => {

@@ -7,3 +7,4 @@ pub mod cluster;
 pub mod envoy;
 pub mod manifest;
 pub mod probe;
+pub mod progress;

@@ -163,7 +163,7 @@ const COMPARISON: f64 = 1.0;
 /// The runs `input`'s evidence calls for that fit its budget: the cold pair first (any other run
 /// would warm the pod), then by worth per second of cost; the rest as not run.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
-    let (mut candidates, stream_fallback, unprovable) = candidates(input);
+    let (mut candidates, short, unprovable) = candidates(input);
     let cold = if input.cold_done {
         None
     } else {
@@ -201,16 +201,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         });
     }
     // Without its long stream a plan still compares the paths with a short one.
-    if !stream_planned
-        && let Some(fallback) = stream_fallback
-        && budget.is_none_or(|budget| spent + fallback.cost_s <= budget)
-    {
+    if !stream_planned && budget.is_none_or(|budget| spent + short.cost_s <= budget) {
         let at = plan
             .runs
             .iter()
             .position(|run| !matches!(run.mode, ProbeMode::Cold))
             .unwrap_or(plan.runs.len());
-        plan.runs.insert(at, fallback);
+        plan.runs.insert(at, short);
     }
     plan
 }
@@ -261,7 +258,7 @@ fn cold_candidate(input: &PlanInput<'_>) -> Candidate {
 
 /// The runs besides the cold pair, the short stream to run when the planned stream does not fit,
 /// and the deadlines no run can prove.
-fn candidates(input: &PlanInput<'_>) -> (Vec<Candidate>, Option<PlannedRun>, Vec<String>) {
+fn candidates(input: &PlanInput<'_>) -> (Vec<Candidate>, PlannedRun, Vec<String>) {
     let target = input.target;
     let pace = input.pace;
     let mut candidates = Vec::new();
@@ -370,7 +367,7 @@ fn candidates(input: &PlanInput<'_>) -> (Vec<Candidate>, Option<PlannedRun>, Vec
             worth: PROOF,
         });
     }
-    (candidates, Some(short), unprovable)
+    (candidates, short, unprovable)
 }
 
 /// The short stream that compares the paths; it names the idle timeout its silences are judged
@@ -418,26 +415,28 @@ fn stream_cost(duration: Duration, pace: Pace, holding: Option<&BufferPoint>) ->
 /// A filter on the path that holds whole responses, streams included (Lua `body()`, Wasm,
 /// ext_proc with a BUFFERED response mode), and the limit the held response must stay under.
 pub fn holding_responses(target: &TargetEvidence) -> Option<BufferPoint> {
-    for proxy in proxies(target) {
-        for listener in &proxy.config().listeners {
-            for hcm in listener
-                .filter_chains
-                .iter()
-                .filter_map(|chain| chain.hcm.as_ref())
-            {
-                if let Some(filter) = hcm
-                    .buffering_filters()
-                    .find(|filter| holds_responses(filter))
-                {
-                    return Some(BufferPoint {
-                        what: format!("{} on {}", filter.name, proxy.object),
-                        limit_bytes: listener.per_connection_buffer_limit_bytes.value,
-                    });
-                }
-            }
-        }
-    }
-    None
+    proxies(target).into_iter().find_map(|proxy| {
+        proxy.config().listeners.iter().find_map(|listener| {
+            holding_filter(listener).map(|filter| BufferPoint {
+                what: format!("{} on {}", filter.name, proxy.object),
+                limit_bytes: listener.per_connection_buffer_limit_bytes.value,
+            })
+        })
+    })
+}
+
+/// The first enabled filter of `listener`'s HTTP chains that holds whole responses.
+fn holding_filter(
+    listener: &crate::evidence::envoy::config::ListenerConfig,
+) -> Option<&crate::evidence::envoy::config::HttpFilterInfo> {
+    listener
+        .filter_chains
+        .iter()
+        .filter_map(|chain| chain.hcm.as_ref())
+        .find_map(|hcm| {
+            hcm.buffering_filters()
+                .find(|filter| holds_responses(filter))
+        })
 }
 
 /// `vllm-7c9d-x2x7k, 4m10s old (1 restart)`: the ready pod that started last.
@@ -730,23 +729,14 @@ pub fn buffering(target: &TargetEvidence) -> Option<BufferPoint> {
         let config = proxy.config();
         for listener in &config.listeners {
             let limit_bytes = listener.per_connection_buffer_limit_bytes.value;
-            for hcm in listener
-                .filter_chains
-                .iter()
-                .filter_map(|chain| chain.hcm.as_ref())
-            {
-                if let Some(filter) = hcm
-                    .buffering_filters()
-                    .find(|filter| holds_responses(filter))
-                {
-                    return Some(BufferPoint {
-                        what: format!(
-                            "{} buffers bodies on {} listener {} (per_connection_buffer_limit_bytes {limit_bytes})",
-                            filter.name, proxy.object, listener.name
-                        ),
-                        limit_bytes,
-                    });
-                }
+            if let Some(filter) = holding_filter(listener) {
+                return Some(BufferPoint {
+                    what: format!(
+                        "{} buffers bodies on {} listener {} (per_connection_buffer_limit_bytes {limit_bytes})",
+                        filter.name, proxy.object, listener.name
+                    ),
+                    limit_bytes,
+                });
             }
             let place = format!("{} listener {}", proxy.object, listener.name);
             if let Some(point) = small_limit(limit_bytes, &place) {

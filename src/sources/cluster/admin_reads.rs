@@ -86,16 +86,7 @@ pub async fn read_pods(
         let Some(until) = until else {
             return read_pod(client, pod, side, admin_port, timeout).await;
         };
-        let source = format!(
-            "pod {}/{} (port-forward to {admin_port})",
-            pod.namespace.as_deref().unwrap_or_default(),
-            pod.name
-        );
-        let what = format!(
-            "Envoy admin of pod {}/{}",
-            pod.namespace.as_deref().unwrap_or_default(),
-            pod.name
-        );
+        let (_, source, what) = names(&pod, admin_port);
         match tokio::time::timeout_at(
             until,
             read_pod(client, pod.clone(), side, admin_port, timeout),
@@ -129,6 +120,19 @@ pub async fn read_pods(
         .await
 }
 
+/// How a pod's reading is named: `pod ns/name`, its source `pod ns/name (port-forward to
+/// 15000)`, and the `what` of its gaps `Envoy admin of pod ns/name`.
+fn names(pod: &ObjectRef, admin_port: u16) -> (String, String, String) {
+    let where_ = format!(
+        "pod {}/{}",
+        pod.namespace.as_deref().unwrap_or_default(),
+        pod.name
+    );
+    let source = format!("{where_} (port-forward to {admin_port})");
+    let what = format!("Envoy admin of {where_}");
+    (where_, source, what)
+}
+
 async fn read_pod(
     client: &ClusterClient,
     pod: ObjectRef,
@@ -137,9 +141,7 @@ async fn read_pod(
     timeout: Duration,
 ) -> EnvoyReading {
     let namespace = pod.namespace.clone().unwrap_or_default();
-    let where_ = format!("pod {namespace}/{}", pod.name);
-    let source = format!("{where_} (port-forward to {admin_port})");
-    let what = format!("Envoy admin of {where_}");
+    let (where_, source, what) = names(&pod, admin_port);
     let target = PodPort {
         namespace,
         pod: pod.name.clone(),

@@ -10,7 +10,6 @@ use super::ProbeError;
 use super::args::ProbeArgs;
 use super::client::https_base;
 use super::envoy_counters::{AdminEndpoint, EnvoyCounters};
-use super::progress::Progress;
 use super::run::{ctrl_c_stop, run_in};
 use super::sse::Stop;
 use crate::evidence::inventory::Inventory;
@@ -26,6 +25,7 @@ use crate::sources::cluster::paths::{
 };
 use crate::sources::cluster::portforward::{PodPort, PortForward};
 use crate::sources::cluster::selected::add_gateway_pods;
+use crate::sources::progress::Progress;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::evidence::probe::report::{ClusterPaths, Forward};

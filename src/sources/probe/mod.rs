@@ -8,7 +8,6 @@ pub mod envoy_counters;
 pub mod live;
 pub mod modes;
 pub mod planned;
-pub mod progress;
 pub mod request;
 pub mod run;
 pub mod sse;

@@ -7,7 +7,6 @@ use super::client::{ClientOptions, HttpClient, parse_base_url};
 use super::compare;
 use super::envoy_counters::EnvoyCounters;
 use super::modes;
-use super::progress::Progress;
 use super::request::{self, ApiKey, GenerationSpec, ModelInfo, Target};
 use super::sse::{self, Limits, Stop};
 use super::tls::{self, PathAddress, TlsTrust};
@@ -19,6 +18,7 @@ use crate::evidence::probe::report::{
     Api, Comparison, PROBE_SCHEMA_VERSION, PathReport, ProbeReport, RequestSummary, TlsPath,
 };
 use crate::evidence::probe::server_side::ServerSide;
+use crate::sources::progress::Progress;
 use reqwest::Url;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -269,25 +269,19 @@ async fn probe(
                         ordered_ttfts.push((lane.path.kind.as_str().to_string(), ttft));
                     }
                     // vLLM's counters move for both streams at once: not split by path.
-                    let entry = PathReport {
-                        result,
-                        server_side: None,
-                        run,
-                    };
-                    if run == 1 {
-                        report.paths.push(entry.clone());
-                    }
-                    if args.repeat > 1 {
-                        report.runs.push(entry);
-                    }
+                    keep_path(
+                        &mut report,
+                        PathReport {
+                            result,
+                            server_side: None,
+                            run,
+                        },
+                        args.repeat,
+                    );
                 }
             }
             if args.large {
-                let tokens = args
-                    .max_tokens
-                    .unwrap_or(DEFAULT_LARGE_TOKENS)
-                    .min(token_cap)
-                    .max(1);
+                let tokens = large_tokens(args, token_cap);
                 let spec = spec(args, api, &model.id, tokens, true, false);
                 let body = spec.body();
                 let bar = progress.tokens("direct and mesh large bodies");
@@ -351,17 +345,15 @@ async fn probe(
                 if let Some(ttft) = result.ttft_ms {
                     ordered_ttfts.push((path.kind.as_str().to_string(), ttft));
                 }
-                let entry = PathReport {
-                    result,
-                    server_side: before.zip(after).map(|(b, a)| ServerSide::between(&b, &a)),
-                    run,
-                };
-                if run == 1 {
-                    report.paths.push(entry.clone());
-                }
-                if args.repeat > 1 {
-                    report.runs.push(entry);
-                }
+                keep_path(
+                    &mut report,
+                    PathReport {
+                        result,
+                        server_side: before.zip(after).map(|(b, a)| ServerSide::between(&b, &a)),
+                        run,
+                    },
+                    args.repeat,
+                );
             }
             if let Some(streams) = args.concurrency {
                 let bar = progress.tokens(&format!("{} x{streams}", path.kind.as_str()));
@@ -381,11 +373,7 @@ async fn probe(
                 report.concurrency.push(result);
             }
             if args.large && !side_by_side {
-                let tokens = args
-                    .max_tokens
-                    .unwrap_or(DEFAULT_LARGE_TOKENS)
-                    .min(token_cap)
-                    .max(1);
+                let tokens = large_tokens(args, token_cap);
                 let spec = spec(args, api, &model.id, tokens, true, false);
                 let bar = progress.tokens(&format!("{} large body", path.kind.as_str()));
                 let result = modes::large(
@@ -539,6 +527,24 @@ async fn streams_side_by_side(
     let records = futures_util::future::join_all(streams).await;
     forward.abort();
     records
+}
+
+/// The stream of one path: the first run's goes in `paths`, every run's in `runs` when repeated.
+fn keep_path(report: &mut ProbeReport, entry: PathReport, repeat: u32) {
+    if entry.run == 1 {
+        report.paths.push(entry.clone());
+    }
+    if repeat > 1 {
+        report.runs.push(entry);
+    }
+}
+
+/// Output tokens of a `--large` body: asked, else the default, within the model's length.
+fn large_tokens(args: &ProbeArgs, token_cap: u32) -> u32 {
+    args.max_tokens
+        .unwrap_or(DEFAULT_LARGE_TOKENS)
+        .min(token_cap)
+        .max(1)
 }
 
 /// The verdict when only modes ran: their first line that names a problem, else the first line.

@@ -1,4 +1,5 @@
-//! Progress on stderr, only when stderr is a terminal: data goes to stdout untouched.
+//! Progress on stderr, only when stderr is a terminal, for any long phase (listing, Envoy reads,
+//! probe runs): data goes to stdout untouched.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
