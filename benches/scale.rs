@@ -5,6 +5,8 @@
 //! same run: wall time, peak RSS (`/usr/bin/time -v`), API requests and port-forwards.
 //! Needs /usr/bin/time (Debian `time`) and kubectl (`KUBECTL`, else `kubectl` on PATH).
 //! Run: `cargo bench --bench scale [SIZE]` with SIZE 500, 5800 or 20000. Results: docs/benchmarks.md.
+//! `cargo bench --bench scale -- serve SIZE` only serves that cluster (for a profiler): it prints
+//! the kubeconfig's path and stops after 30 minutes or on Ctrl-C.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -89,7 +91,33 @@ fn kubectl() -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let filter = std::env::args().nth(1).filter(|arg| !arg.starts_with('-'));
+    let mut words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let serve = words.first().is_some_and(|word| word == "serve");
+    if serve {
+        words.remove(0);
+    }
+    let filter = words.first().cloned();
+    if serve {
+        let name = filter.as_deref().unwrap_or("5800");
+        let (_, shape) = shapes()
+            .into_iter()
+            .find(|(size, _)| *size == name)
+            .expect("serve SIZE: SIZE is 500, 5800 or 20000");
+        let api =
+            ApiServer::start(ApiServerConfig::new().with_objects(scale_cluster::objects(shape)))
+                .await;
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api.write_kubeconfig(dir.path());
+        println!("serving {} pods; KUBECONFIG={}", shape.pods(), kubeconfig.display());
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1800)) => {}
+        }
+        return;
+    }
     println!(
         "| pods | workloads | tool | wall s | peak RSS MB | API requests | port-forwards | stderr lines | exit |"
     );
