@@ -111,7 +111,11 @@ async fn main() {
                 .await;
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = api.write_kubeconfig(dir.path());
-        println!("serving {} pods; KUBECONFIG={}", shape.pods(), kubeconfig.display());
+        println!(
+            "serving {} pods; KUBECONFIG={}",
+            shape.pods(),
+            kubeconfig.display()
+        );
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = tokio::time::sleep(std::time::Duration::from_secs(1800)) => {}
