@@ -76,6 +76,7 @@ struct Issue {
 
 pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
     let mut findings = configured(target, settings);
+    findings.extend(super::http_routes::retry_findings(target));
     super::probe_runs::add(&mut findings, target, super::CheckId::ConnectionPool);
     findings
 }

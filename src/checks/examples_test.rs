@@ -36,6 +36,16 @@ fn findings(folder: &str) -> Vec<Finding> {
     findings
 }
 
+trait PathText {
+    fn to_string_path(&self) -> String;
+}
+
+impl PathText for super::EvidenceLine {
+    fn to_string_path(&self) -> String {
+        format!("{} {} = {}", self.object, self.path, self.value)
+    }
+}
+
 /// The failure mode is the only one at the highest severity, and that severity is above info.
 fn assert_top(folder: &str, expected: CheckId, severity: Severity) {
     let findings = findings(folder);
@@ -64,6 +74,81 @@ fn sidecar_overhead_example() {
 #[test]
 fn stream_timeout_example() {
     assert_top("stream-timeout", CheckId::StreamTimeout, Severity::Critical);
+}
+
+#[test]
+fn gateway_api_timeout_example() {
+    assert_top(
+        "gateway-api-timeout",
+        CheckId::StreamTimeout,
+        Severity::Critical,
+    );
+    let findings = findings("gateway-api-timeout");
+    let top = findings
+        .iter()
+        .find(|finding| finding.severity == Severity::Critical)
+        .unwrap();
+    assert_eq!(
+        top.title,
+        "HTTPRoute llm-gateway-api-timeout/llama-3-8b cuts generations at 60s (route timeout); up to 300s expected"
+    );
+    let line = &top.evidence[0];
+    assert_eq!(
+        (
+            line.object.kind.as_str(),
+            line.path.as_str(),
+            line.value.as_str()
+        ),
+        ("HTTPRoute", "spec/rules[0]/timeouts/request", "60s")
+    );
+    let yaml = &top.fix.as_ref().unwrap().yaml;
+    let fixed: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+    assert_eq!(fixed["kind"], "HTTPRoute");
+    assert_eq!(fixed["apiVersion"], "gateway.networking.k8s.io/v1");
+    assert_eq!(fixed["spec"]["rules"][0]["timeouts"]["request"], "300s");
+    // The rest of the route is re-emitted whole.
+    assert_eq!(fixed["spec"]["parentRefs"][0]["name"], "inference-gateway");
+    assert_eq!(
+        fixed["spec"]["rules"][0]["matches"][0]["path"]["value"],
+        "/v1/"
+    );
+}
+
+#[test]
+fn inference_pool_example() {
+    assert_top(
+        "inference-pool",
+        CheckId::EndpointPicker,
+        Severity::Critical,
+    );
+    let findings = findings("inference-pool");
+    let top = findings
+        .iter()
+        .find(|finding| finding.severity == Severity::Critical)
+        .unwrap();
+    assert_eq!(
+        top.title,
+        "InferencePool llm-inference-pool/llama-3-8b serves deploy/llama-3-8b but its endpoint picker llama-3-8b-epp \
+         is scaled to zero: every request through the gateway fails"
+    );
+    assert_eq!(
+        top.evidence[0].to_string_path(),
+        "Deployment llm-inference-pool/llama-3-8b-epp spec/replicas = 0"
+    );
+    assert_eq!(
+        top.evidence[1].value,
+        "FailClose (not set: the API's default)"
+    );
+    let fixed: serde_yaml::Value = serde_yaml::from_str(&top.fix.as_ref().unwrap().yaml).unwrap();
+    assert_eq!(fixed["kind"], "InferencePool");
+    assert_eq!(
+        fixed["spec"]["endpointPickerRef"]["failureMode"],
+        "FailOpen"
+    );
+    assert_eq!(
+        fixed["spec"]["selector"]["matchLabels"]["app"],
+        "llama-3-8b"
+    );
 }
 
 #[test]
@@ -103,6 +188,8 @@ fn show() {
     for folder in [
         "sidecar-overhead",
         "stream-timeout",
+        "gateway-api-timeout",
+        "inference-pool",
         "connection-pool",
         "buffer-limit",
         "cold-start",

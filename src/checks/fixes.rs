@@ -16,6 +16,9 @@ pub enum IstioKind {
     EnvoyFilter,
     PeerAuthentication,
     Sidecar,
+    /// Gateway API kinds, whose objects the evidence holds in the same shape.
+    HttpRoute,
+    InferencePool,
 }
 
 impl IstioKind {
@@ -26,6 +29,8 @@ impl IstioKind {
             IstioKind::EnvoyFilter => "EnvoyFilter",
             IstioKind::PeerAuthentication => "PeerAuthentication",
             IstioKind::Sidecar => "Sidecar",
+            IstioKind::HttpRoute => "HTTPRoute",
+            IstioKind::InferencePool => "InferencePool",
         }
     }
 
@@ -36,6 +41,8 @@ impl IstioKind {
             }
             IstioKind::EnvoyFilter => "networking.istio.io/v1alpha3",
             IstioKind::PeerAuthentication => "security.istio.io/v1beta1",
+            IstioKind::HttpRoute => "gateway.networking.k8s.io/v1",
+            IstioKind::InferencePool => "inference.networking.k8s.io/v1",
         }
     }
 }

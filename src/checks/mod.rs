@@ -1,4 +1,4 @@
-//! The five failure-mode checks. Each is a pure function `fn check(&TargetEvidence, &Settings) ->
+//! The failure-mode checks (six; JSON consumers must expect more). Each is a pure function `fn check(&TargetEvidence, &Settings) ->
 //! Vec<Finding>`: no I/O, no clock. A new failure mode is one file here plus its line in `ALL`.
 //! `proxy/` reads the Envoys on the path (`TargetEvidence::envoy`) for every check: what they run
 //! wins over YAML, and what their counters show makes a finding runtime.
@@ -6,11 +6,13 @@
 pub mod buffer_limit;
 pub mod cold_start;
 pub mod connection_pool;
+pub mod endpoint_picker;
 #[cfg(test)]
 mod envoy_scenarios;
 #[cfg(test)]
 mod examples_test;
 pub mod fixes;
+pub mod http_routes;
 pub mod mesh_need;
 pub mod probe_runs;
 pub mod proxy;
@@ -173,12 +175,13 @@ pub struct Settings {
 pub type CheckFn = fn(&TargetEvidence, &Settings) -> Vec<Finding>;
 
 /// Every check, in failure-mode order.
-pub const ALL: [(CheckId, CheckFn); 5] = [
+pub const ALL: [(CheckId, CheckFn); 6] = [
     (CheckId::SidecarOverhead, sidecar_overhead::check),
     (CheckId::StreamTimeout, stream_timeout::check),
     (CheckId::ConnectionPool, connection_pool::check),
     (CheckId::BufferLimit, buffer_limit::check),
     (CheckId::ColdStart, cold_start::check),
+    (CheckId::EndpointPicker, endpoint_picker::check),
 ];
 
 /// Runs every check on one target.

@@ -66,6 +66,9 @@ fn remedy(mode: CheckId, target: &TargetEvidence) -> Option<String> {
         CheckId::ColdStart => {
             "warm the model up through the sidecar before the pod turns Ready (a startupProbe or postStart hook that posts a short completion) and set `holdApplicationUntilProxyStarts: true` in `proxy.istio.io/config`"
         }
+        CheckId::EndpointPicker => {
+            "bring the InferencePool's endpoint picker back (its Deployment scaled up and Ready, its Service named by `endpointPickerRef`), or set `failureMode: FailOpen` while it is away"
+        }
         CheckId::SidecarOverhead => return None,
     };
     Some(format!("{what}; {exact}"))
@@ -83,6 +86,7 @@ pub fn findings(target: &TargetEvidence, mode: CheckId) -> Vec<Finding> {
                 .or_else(|| prompt_refused(run))
                 .or_else(|| stream_refused(run, mode)),
             CheckId::ColdStart => cold_slow(run),
+            CheckId::EndpointPicker => stream_refused(run, mode),
             CheckId::SidecarOverhead => None,
         })
         .collect()

@@ -44,7 +44,7 @@ pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
 fn configured(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
     let expected = settings.expected_generation;
     // A delegate runs only through its root: the root's finding covers the routes it holds.
-    let written: Vec<(ObjectRef, Option<Finding>)> = target
+    let mut written: Vec<(ObjectRef, Option<Finding>)> = target
         .mesh
         .virtual_services
         .iter()
@@ -56,6 +56,8 @@ fn configured(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
             )
         })
         .collect();
+    // HTTPRoutes are judged by what Istio makes of them, beside VirtualServices.
+    written.extend(super::http_routes::stream_findings(target, expected));
     // What the proxies run wins: a VirtualService whose routes they show is judged there.
     let (mut findings, shown) = proxy::stream::findings(target, expected, &written);
     findings.extend(proxy::disagree::route_timeouts(target, expected));

@@ -12,15 +12,18 @@ pub enum CheckId {
     ConnectionPool,
     BufferLimit,
     ColdStart,
+    EndpointPicker,
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 5] = [
+    /// Every failure mode, in number order. JSON consumers must expect new ids to be added.
+    pub const ALL: [CheckId; 6] = [
         CheckId::SidecarOverhead,
         CheckId::StreamTimeout,
         CheckId::ConnectionPool,
         CheckId::BufferLimit,
         CheckId::ColdStart,
+        CheckId::EndpointPicker,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,6 +33,7 @@ impl CheckId {
             CheckId::ConnectionPool => "connection-pool",
             CheckId::BufferLimit => "buffer-limit",
             CheckId::ColdStart => "cold-start",
+            CheckId::EndpointPicker => "endpoint-picker",
         }
     }
 
@@ -40,6 +44,7 @@ impl CheckId {
             CheckId::ConnectionPool => 3,
             CheckId::BufferLimit => 4,
             CheckId::ColdStart => 5,
+            CheckId::EndpointPicker => 6,
         }
     }
 
@@ -51,6 +56,9 @@ impl CheckId {
             CheckId::ConnectionPool => "Connection-pool limits reject work",
             CheckId::BufferLimit => "Buffer limits on large bodies",
             CheckId::ColdStart => "Cold pod: mTLS handshake and model warm-up paid by users",
+            CheckId::EndpointPicker => {
+                "Inference Gateway endpoint picker (EPP) refuses or bypasses requests"
+            }
         }
     }
 }

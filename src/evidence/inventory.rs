@@ -2,7 +2,8 @@
 //! one; `resolve::gather` turns it into Evidence. Nothing here judges.
 
 use crate::evidence::objects::{
-    DestinationRule, EnvoyFilter, Gateway, PeerAuthentication, Sidecar, VirtualService,
+    DestinationRule, EnvoyFilter, Gateway, GatewayClass, InferenceObjective, InferencePool,
+    KubeGateway, KubeGrpcRoute, KubeHttpRoute, PeerAuthentication, Sidecar, VirtualService,
 };
 use crate::evidence::{Gap, IstioPresence};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
@@ -25,6 +26,14 @@ pub struct Inventory {
     pub peer_authentications: Vec<PeerAuthentication>,
     pub sidecars: Vec<Sidecar>,
     pub gateways: Vec<Gateway>,
+    /// Gateway API (`gateway.networking.k8s.io`) Gateways, routes and classes.
+    pub kube_gateways: Vec<KubeGateway>,
+    pub http_routes: Vec<KubeHttpRoute>,
+    pub grpc_routes: Vec<KubeGrpcRoute>,
+    pub gateway_classes: Vec<GatewayClass>,
+    /// Inference Extension pools (v1 and v1alpha2) and objectives.
+    pub inference_pools: Vec<InferencePool>,
+    pub inference_objectives: Vec<InferenceObjective>,
     pub istio: Option<IstioPresence>,
     /// Kinds or sources that could not be read, and why.
     pub gaps: Vec<Gap>,

@@ -2,6 +2,7 @@
 //! Checks read only this. It round-trips through JSON (`--save-evidence` / `--from-evidence`).
 
 pub mod check_id;
+pub mod endpoint_picker;
 pub mod envoy;
 pub mod inventory;
 pub mod nodes;
@@ -11,7 +12,8 @@ pub mod redact;
 pub mod resolve;
 
 use crate::evidence::objects::{
-    DestinationRule, EnvoyFilter, Gateway, PeerAuthentication, Sidecar, VirtualService,
+    DestinationRule, EnvoyFilter, Gateway, InferencePool, KubeGateway, KubeHttpRoute,
+    PeerAuthentication, Sidecar, VirtualService,
 };
 pub use check_id::CheckId;
 use k8s_openapi::api::core::v1::PodSpec;
@@ -388,4 +390,17 @@ pub struct MeshContext {
     /// Gateways that the workload's VirtualServices bind to.
     #[serde(default)]
     pub gateways: Vec<Gateway>,
+    /// Gateway API HTTPRoutes with a rule whose backend is a Service of the workload or an
+    /// InferencePool that picks its pods (`resolve::gateway_routes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_routes: Vec<KubeHttpRoute>,
+    /// The Gateway API Gateways those HTTPRoutes attach to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kube_gateways: Vec<KubeGateway>,
+    /// InferencePools whose selector and target ports pick the workload's pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inference_pools: Vec<InferencePool>,
+    /// The endpoint pickers those pools name, and what stands behind each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoint_pickers: Vec<endpoint_picker::EndpointPicker>,
 }

@@ -188,6 +188,9 @@ fn render_verify(out: &mut String, target: &TargetDiagnosis, id: CheckId, expect
         CheckId::ColdStart => Some(format!(
             "after a rollout, `kubectl infermesh probe {urls} --cold`: the first request on a fresh connection is within a few times the warm one."
         )),
+        CheckId::EndpointPicker => Some(format!(
+            "`kubectl infermesh probe {urls}`: the stream answers through the gateway as it does directly (no 500 from the ext_proc filter)."
+        )),
         CheckId::SidecarOverhead => None,
     };
     if let Some(probe) = probe {

@@ -308,6 +308,12 @@ enum Kind {
     Sidecar,
     Gateway,
     PeerAuthentication,
+    KubeGateway,
+    HttpRoute,
+    GrpcRoute,
+    GatewayClass,
+    InferencePool,
+    InferenceObjective,
 }
 
 impl Kind {
@@ -332,12 +338,26 @@ impl Kind {
             ("security.istio.io", "v1" | "v1beta1", "PeerAuthentication") => {
                 Some(Kind::PeerAuthentication)
             }
+            ("gateway.networking.k8s.io", "v1" | "v1beta1", kind) => match kind {
+                "Gateway" => Some(Kind::KubeGateway),
+                "HTTPRoute" => Some(Kind::HttpRoute),
+                "GRPCRoute" => Some(Kind::GrpcRoute),
+                "GatewayClass" => Some(Kind::GatewayClass),
+                _ => None,
+            },
+            ("inference.networking.k8s.io", "v1", "InferencePool")
+            | ("inference.networking.x-k8s.io", "v1alpha2", "InferencePool") => {
+                Some(Kind::InferencePool)
+            }
+            ("inference.networking.x-k8s.io", "v1alpha2", "InferenceObjective") => {
+                Some(Kind::InferenceObjective)
+            }
             _ => None,
         }
     }
 
     fn is_namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace | Kind::Node)
+        !matches!(self, Kind::Namespace | Kind::Node | Kind::GatewayClass)
     }
 
     /// k8s-openapi types insist on their exact `apiVersion`/`kind`; Istio types ignore `kind`.
@@ -467,6 +487,26 @@ fn add_value(
         Kind::Gateway => upsert(&mut inventory.gateways, typed.read(value)?, |o| &o.metadata),
         Kind::PeerAuthentication => upsert(
             &mut inventory.peer_authentications,
+            typed.read(value)?,
+            |o| &o.metadata,
+        ),
+        Kind::KubeGateway => upsert(&mut inventory.kube_gateways, typed.read(value)?, |o| {
+            &o.metadata
+        }),
+        Kind::HttpRoute => upsert(&mut inventory.http_routes, typed.read(value)?, |o| {
+            &o.metadata
+        }),
+        Kind::GrpcRoute => upsert(&mut inventory.grpc_routes, typed.read(value)?, |o| {
+            &o.metadata
+        }),
+        Kind::GatewayClass => upsert(&mut inventory.gateway_classes, typed.read(value)?, |o| {
+            &o.metadata
+        }),
+        // Both versions read into one type; the same name in both groups is the same pool
+        // written twice only if the apiVersion matches too.
+        Kind::InferencePool => upsert_versioned(&mut inventory.inference_pools, typed.read(value)?),
+        Kind::InferenceObjective => upsert(
+            &mut inventory.inference_objectives,
             typed.read(value)?,
             |o| &o.metadata,
         ),
@@ -682,6 +722,34 @@ fn upsert<T>(list: &mut Vec<T>, object: T, metadata: fn(&T) -> &ObjectMeta) {
         *existing = object;
     } else {
         list.push(object);
+    }
+}
+
+/// [`upsert`] for a kind served in two API groups: objects of different groups are different.
+fn upsert_versioned<S>(
+    list: &mut Vec<crate::evidence::objects::IstioObject<S>>,
+    object: crate::evidence::objects::IstioObject<S>,
+) {
+    let group = |version: &Option<String>| {
+        version
+            .as_deref()
+            .and_then(|text| text.split_once('/'))
+            .map(|(group, _)| group.to_string())
+    };
+    let wanted = (
+        object.metadata.namespace.clone(),
+        object.metadata.name.clone(),
+        group(&object.api_version),
+    );
+    match list.iter_mut().find(|known| {
+        (
+            known.metadata.namespace.clone(),
+            known.metadata.name.clone(),
+            group(&known.api_version),
+        ) == wanted
+    }) {
+        Some(existing) => *existing = object,
+        None => list.push(object),
     }
 }
 
@@ -918,6 +986,81 @@ metadata: {resourceVersion: ""}
         .unwrap();
         assert_eq!(inventory.deployments.len(), 1);
         assert_eq!(inventory.deployments[0].spec.replicas, Some(2));
+    }
+
+    #[test]
+    fn gateway_api_and_inference_kinds_are_read_in_every_served_version() {
+        let inventory = parse_yaml(
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: istio}
+spec: {controllerName: istio.io/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: inference-gateway}
+spec: {gatewayClassName: istio, listeners: [{name: http, port: 80, protocol: HTTP}]}
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: HTTPRoute
+metadata: {name: llama-8b, namespace: serving}
+spec:
+  parentRefs: [{name: inference-gateway}]
+  rules: [{timeouts: {request: 60s}, backendRefs: [{name: llama-8b, port: 8000}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc}
+spec: {rules: [{backendRefs: [{name: llama-8b, port: 8001}]}]}
+---
+apiVersion: inference.networking.k8s.io/v1
+kind: InferencePool
+metadata: {name: pool}
+spec: {selector: {matchLabels: {app: llama-8b}}, targetPorts: [{number: 8000}], endpointPickerRef: {name: epp}}
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: pool}
+spec: {selector: {app: llama-8b}, targetPortNumber: 8000, extensionRef: {name: epp}}
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceObjective
+metadata: {name: chat}
+spec: {poolRef: {name: pool}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: skipped}
+"#,
+        )
+        .unwrap();
+        assert_eq!(inventory.gateway_classes.len(), 1);
+        assert_eq!(inventory.gateway_classes[0].metadata.namespace, None);
+        assert_eq!(inventory.kube_gateways.len(), 1);
+        assert!(inventory.gateways.is_empty(), "not Istio's Gateway");
+        assert_eq!(
+            inventory.kube_gateways[0].metadata.namespace.as_deref(),
+            Some("default")
+        );
+        let route = &inventory.http_routes[0];
+        assert_eq!(
+            route.api_version.as_deref(),
+            Some("gateway.networking.k8s.io/v1beta1")
+        );
+        assert_eq!(
+            route.spec.rules[0]
+                .timeouts
+                .as_ref()
+                .unwrap()
+                .request
+                .as_deref(),
+            Some("60s")
+        );
+        assert_eq!(inventory.grpc_routes.len(), 1);
+        // One pool per group: the same name in v1 and v1alpha2 is two objects.
+        assert_eq!(inventory.inference_pools.len(), 2);
+        assert_eq!(inventory.inference_objectives.len(), 1);
     }
 
     #[test]

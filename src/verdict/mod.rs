@@ -388,7 +388,7 @@ fn not_judged(target: &TargetEvidence, id: CheckId) -> Option<String> {
         return None;
     }
     let text = match id {
-        CheckId::SidecarOverhead => return None,
+        CheckId::SidecarOverhead | CheckId::EndpointPicker => return None,
         CheckId::StreamTimeout => return None,
         CheckId::ConnectionPool => {
             "max-num-seqs is not known without the pod spec: vLLM's default is assumed for the capacity"
@@ -416,6 +416,8 @@ fn proxies_read(target: &TargetEvidence) -> bool {
 /// Sidecar overhead always runs: a leftover proxy costs the same without istiod.
 fn without_istio(target: &TargetEvidence, id: CheckId) -> bool {
     id != CheckId::SidecarOverhead
+        // An InferencePool's picker fails the same on any gateway.
+        && id != CheckId::EndpointPicker
         && target.mesh.istio == IstioPresence::NotInstalled
         && target.envoy.is_empty()
 }

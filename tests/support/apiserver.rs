@@ -108,6 +108,7 @@ pub struct ApiServerConfig {
     path_prefix: String,
     extra_tokens: Vec<String>,
     faults: Vec<Fault>,
+    gateway_api: bool,
 }
 
 impl Default for ApiServerConfig {
@@ -131,7 +132,15 @@ impl ApiServerConfig {
             path_prefix: String::new(),
             extra_tokens: Vec::new(),
             faults: Vec::new(),
+            gateway_api: false,
         }
+    }
+
+    /// Serves the Gateway API and Inference Extension groups too (their CRDs installed); without
+    /// it their objects are dropped, as on a cluster without those CRDs.
+    pub fn gateway_api(mut self) -> Self {
+        self.gateway_api = true;
+        self
     }
 
     /// Lists of `plural` answer `code` (429, 500, …) the first `times` times.
@@ -315,7 +324,10 @@ impl ApiServer {
                 .to_vec()
         });
         let ca = tls::make(config.serving, &names, "infermesh test cluster CA");
-        let served = resources::served_resources(config.istio);
+        let mut served = resources::served_resources(config.istio);
+        if config.gateway_api {
+            served.extend(resources::gateway_api_resources());
+        }
         let injector = config.istio != IstioApis::Absent;
         let rolled_out = config
             .manifests

@@ -17,8 +17,7 @@
 use super::fixes::{self, FixText};
 use super::observed::{self, Happened, Item};
 use super::{
-    Proxy, cluster_path, duration_text, hcm_path, istio_object, listener_path, route_path,
-    service_host, shorter,
+    Proxy, cluster_path, duration_text, hcm_path, listener_path, route_path, service_host, shorter,
 };
 use crate::checks::{Basis, EvidenceLine, Finding, Severity};
 use crate::evidence::CheckId;
@@ -77,7 +76,7 @@ pub fn findings(
     let mut shown = Vec::new();
     for proxy in super::proxies(target) {
         for view in proxy.config().routes() {
-            if let Some(object) = view.route.istio_config.as_deref().and_then(istio_object) {
+            if let Some(object) = super::route_object(view.route) {
                 if !shown.contains(&object) {
                     shown.push(object);
                 }
@@ -167,7 +166,7 @@ fn limits(proxy: &Proxy, expected: Duration) -> Vec<Limit> {
     let config = proxy.config();
     for view in config.routes() {
         let route = view.route;
-        let place = || Place::Route(route.istio_config.as_deref().and_then(istio_object));
+        let place = || Place::Route(super::route_object(route));
         if let Some(duration) = shorter(&route.timeout.value, expected) {
             let mut consequence = format!(
                 "a deadline on the whole response cuts the stream at {}",
@@ -651,7 +650,9 @@ fn fix_for(
             ),
             String::new(),
         ),
-        Place::Route(Some(object)) if object.kind == "VirtualService" => {
+        Place::Route(Some(object))
+            if ["VirtualService", "HTTPRoute"].contains(&object.kind.as_str()) =>
+        {
             match yaml.iter().find(|(known, _)| known == object) {
                 Some((_, Some(written))) => {
                     let lines = written

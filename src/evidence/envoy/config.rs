@@ -370,6 +370,30 @@ pub struct HttpFilterInfo {
     pub disabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buffering: Option<Buffering>,
+    /// The settings of an `envoy.filters.http.ext_proc` filter (an endpoint picker's, for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext_proc: Option<ExtProcSettings>,
+}
+
+/// `envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor`, as much as the checks read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtProcSettings {
+    /// `grpc_service.envoy_grpc.cluster_name`: the cluster of the external processor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// `failure_mode_allow`: false (Envoy's default) refuses the request when the processor
+    /// cannot be reached or errs.
+    pub failure_mode_allow: bool,
+    /// `message_timeout` as written; absent means Envoy's default 200ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_timeout: Option<String>,
+    /// `processing_mode.request_body_mode` / `response_body_mode` as written (`BUFFERED`,
+    /// `STREAMED`, `FULL_DUPLEX_STREAMED`, …); absent means `NONE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body_mode: Option<String>,
 }
 
 /// How an HTTP filter holds bodies in memory, where limits bite (DESIGN.md "What a client sees").

@@ -57,6 +57,8 @@ pub struct CounterSpec {
     pub kind: StatKind,
     /// Present only where the scope speaks TLS (`ssl.*`).
     pub tls_only: bool,
+    /// Present only on an HCM with an ext_proc filter (`http.<prefix>.ext_proc.*`).
+    pub ext_proc_only: bool,
     pub meaning: &'static str,
 }
 
@@ -73,6 +75,7 @@ const fn spec(
         leaf,
         kind,
         tls_only: false,
+        ext_proc_only: false,
         meaning,
     }
 }
@@ -84,6 +87,20 @@ const fn tls(scope: ScopeKind, leaf: &'static str, meaning: &'static str) -> Cou
         leaf,
         kind: StatKind::Counter,
         tls_only: true,
+        ext_proc_only: false,
+        meaning,
+    }
+}
+
+/// An ext_proc filter's counter, `http.<stat_prefix>.ext_proc.<leaf>` (Envoy's ext_proc docs).
+const fn ext_proc(leaf: &'static str, meaning: &'static str) -> CounterSpec {
+    CounterSpec {
+        mode: CheckId::EndpointPicker,
+        scope: ScopeKind::Hcm,
+        leaf,
+        kind: StatKind::Counter,
+        tls_only: false,
+        ext_proc_only: true,
         meaning,
     }
 }
@@ -124,6 +141,11 @@ pub const COUNTERS: &[CounterSpec] = &[
     tls(Cluster, "ssl.session_reused", "upstream TLS sessions resumed"),
     tls(Listener, "ssl.handshake", "downstream TLS handshakes"),
     spec(ColdStart, Cluster, "upstream_cx_connect_ms", Histogram, "connect time, TLS handshake included"),
+    // 6 endpoint picker (ext_proc on the gateway)
+    ext_proc("ext_proc.streams_started", "gRPC streams opened to the external processor"),
+    ext_proc("ext_proc.streams_failed", "streams to the external processor that failed"),
+    ext_proc("ext_proc.failure_mode_allowed", "requests let through without the processor (failure_mode_allow)"),
+    ext_proc("ext_proc.message_timeouts", "the processor did not answer within message_timeout"),
 ];
 
 /// The stats that show one failure mode.
@@ -160,6 +182,8 @@ pub struct Targets {
     pub tls_listeners: Vec<String>,
     /// Clusters among `clusters` that originate TLS (only they have `ssl.*` stats).
     pub tls_clusters: Vec<String>,
+    /// HCMs among `hcms` with an enabled ext_proc filter (only they have `ext_proc.*` stats).
+    pub ext_proc_hcms: Vec<String>,
 }
 
 impl Targets {
@@ -176,6 +200,13 @@ impl Targets {
         }
         for (listener, chain, hcm) in config.hcms() {
             push_unique(&mut targets.hcms, hcm.stat_scope());
+            if hcm
+                .http_filters
+                .iter()
+                .any(|filter| filter.ext_proc.is_some())
+            {
+                push_unique(&mut targets.ext_proc_hcms, hcm.stat_scope());
+            }
             if chain.tls.is_some() {
                 push_unique(&mut targets.tls_listeners, &listener.stat_name);
             }
@@ -184,6 +215,9 @@ impl Targets {
     }
 
     pub fn scopes_for<'a>(&'a self, spec: &CounterSpec) -> &'a [String] {
+        if spec.ext_proc_only {
+            return &self.ext_proc_hcms;
+        }
         match (spec.scope, spec.tls_only) {
             (Cluster, false) => &self.clusters,
             (Cluster, true) => &self.tls_clusters,
@@ -458,6 +492,7 @@ mod tests {
             hcms: vec!["outbound_0.0.0.0_8000".to_string()],
             tls_listeners: vec![],
             tls_clusters: vec![VLLM.to_string()],
+            ext_proc_hcms: vec![],
         }
     }
 

@@ -7,6 +7,7 @@ use crate::evidence::objects::{
     DestinationRule, EnvoyFilter, Gateway, IstioObject, VirtualService, WorkloadSelector,
 };
 use crate::evidence::resolve::delegation::{self, RunRoute, Unresolved};
+use crate::evidence::resolve::gateway_routes;
 use crate::evidence::resolve::hosts::{HostPattern, ROOT_NAMESPACE, exported_to};
 use crate::evidence::resolve::sidecar_mode;
 use crate::evidence::resolve::target_refs::{self, Reach};
@@ -89,6 +90,9 @@ pub fn resolve(inventory: &Inventory, workload: &Workload) -> Resolution {
         [0, 1, 2],
     );
 
+    let routes = gateway_routes::resolve(inventory, workload, &services);
+    gaps.extend(routes.gaps);
+
     Resolution {
         mesh: MeshContext {
             istio: inventory.istio.unwrap_or(IstioPresence::Unknown),
@@ -103,6 +107,10 @@ pub fn resolve(inventory: &Inventory, workload: &Workload) -> Resolution {
             peer_authentications,
             sidecars,
             gateways,
+            http_routes: routes.http_routes,
+            kube_gateways: routes.kube_gateways,
+            inference_pools: routes.inference_pools,
+            endpoint_pickers: routes.endpoint_pickers,
         },
         gaps,
     }

@@ -3,6 +3,7 @@
 //! carry the gaps over.
 
 pub mod delegation;
+pub mod gateway_routes;
 pub mod hosts;
 pub mod mesh;
 pub mod patches;

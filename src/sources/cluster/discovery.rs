@@ -1,5 +1,6 @@
 //! Which Istio kinds this cluster serves, and at which version: `/apis` once, then the resource
-//! list of each Istio group version we could read.
+//! list of each Istio group version we could read. The Gateway API and Inference Extension kinds
+//! are found the same way, in the same pass; their absence is not Istio's.
 
 use super::client::ClusterClient;
 use super::error::ClusterError;
@@ -51,6 +52,59 @@ pub const PEER_AUTHENTICATION: IstioKind = IstioKind {
     group: SECURITY_GROUP,
     versions: SECURITY_VERSIONS,
 };
+
+pub const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
+pub const INFERENCE_GROUP: &str = "inference.networking.k8s.io";
+pub const INFERENCE_ALPHA_GROUP: &str = "inference.networking.x-k8s.io";
+const GATEWAY_API_VERSIONS: &[&str] = &["v1", "v1beta1"];
+
+pub const KUBE_GATEWAY: IstioKind = IstioKind {
+    kind: "Gateway",
+    group: GATEWAY_API_GROUP,
+    versions: GATEWAY_API_VERSIONS,
+};
+pub const HTTP_ROUTE: IstioKind = IstioKind {
+    kind: "HTTPRoute",
+    group: GATEWAY_API_GROUP,
+    versions: GATEWAY_API_VERSIONS,
+};
+pub const GRPC_ROUTE: IstioKind = IstioKind {
+    kind: "GRPCRoute",
+    group: GATEWAY_API_GROUP,
+    versions: GATEWAY_API_VERSIONS,
+};
+pub const GATEWAY_CLASS: IstioKind = IstioKind {
+    kind: "GatewayClass",
+    group: GATEWAY_API_GROUP,
+    versions: GATEWAY_API_VERSIONS,
+};
+pub const INFERENCE_POOL: IstioKind = IstioKind {
+    kind: "InferencePool",
+    group: INFERENCE_GROUP,
+    versions: &["v1"],
+};
+/// The pool before it reached v1, in its own group: a cluster may serve both.
+pub const INFERENCE_POOL_ALPHA: IstioKind = IstioKind {
+    kind: "InferencePool",
+    group: INFERENCE_ALPHA_GROUP,
+    versions: &["v1alpha2"],
+};
+pub const INFERENCE_OBJECTIVE: IstioKind = IstioKind {
+    kind: "InferenceObjective",
+    group: INFERENCE_ALPHA_GROUP,
+    versions: &["v1alpha2"],
+};
+
+/// Kinds beside Istio's: read when served, quietly absent when their group is.
+pub const GATEWAY_API_KINDS: [IstioKind; 7] = [
+    KUBE_GATEWAY,
+    HTTP_ROUTE,
+    GRPC_ROUTE,
+    GATEWAY_CLASS,
+    INFERENCE_POOL,
+    INFERENCE_POOL_ALPHA,
+    INFERENCE_OBJECTIVE,
+];
 
 pub const ISTIO_KINDS: [IstioKind; 6] = [
     VIRTUAL_SERVICE,
@@ -140,6 +194,7 @@ fn wanted_group_versions(groups: &[APIGroup]) -> Vec<String> {
     for group in groups {
         let candidates: Vec<&str> = ISTIO_KINDS
             .iter()
+            .chain(GATEWAY_API_KINDS.iter())
             .filter(|kind| kind.group == group.name)
             .flat_map(|kind| kind.versions.iter().copied())
             .collect();
@@ -154,8 +209,52 @@ fn wanted_group_versions(groups: &[APIGroup]) -> Vec<String> {
     wanted
 }
 
-/// Picks, for each Istio kind, the most preferred version whose resource list has it.
+/// Picks, for each Istio and Gateway API kind, the most preferred version whose resource list
+/// has it.
 pub fn resolve_served(groups: &[APIGroup], resource_lists: &[APIResourceList]) -> IstioDiscovery {
+    let mut discovery = resolve_istio(groups, resource_lists);
+    let has_group = |name: &str| groups.iter().any(|group| group.name == name);
+    for kind in GATEWAY_API_KINDS {
+        match served_version(&kind, resource_lists) {
+            Some(found) => discovery.served.push(found),
+            None if has_group(kind.group) => discovery.gaps.push(not_served(&kind)),
+            None => {}
+        }
+    }
+    discovery
+}
+
+/// The most preferred version of `kind` the resource lists have.
+fn served_version(kind: &IstioKind, resource_lists: &[APIResourceList]) -> Option<ServedKind> {
+    kind.versions.iter().find_map(|version| {
+        let group_version = format!("{}/{}", kind.group, version);
+        resource_lists
+            .iter()
+            .filter(|list| list.group_version == group_version)
+            .flat_map(|list| list.resources.iter())
+            .find(|resource| resource.kind == kind.kind && !resource.name.contains('/'))
+            .map(|resource| ServedKind {
+                kind: kind.kind,
+                group: kind.group,
+                version: (*version).to_string(),
+                plural: resource.name.clone(),
+            })
+    })
+}
+
+fn not_served(kind: &IstioKind) -> Gap {
+    Gap::new(
+        format!("{} list", kind.kind),
+        format!(
+            "not served: {} has no {} at {}",
+            kind.group,
+            kind.kind,
+            kind.versions.join(", ")
+        ),
+    )
+}
+
+fn resolve_istio(groups: &[APIGroup], resource_lists: &[APIResourceList]) -> IstioDiscovery {
     let has_group = |name: &str| groups.iter().any(|group| group.name == name);
     if !has_group(NETWORKING_GROUP) && !has_group(SECURITY_GROUP) {
         return IstioDiscovery {
@@ -172,31 +271,9 @@ pub fn resolve_served(groups: &[APIGroup], resource_lists: &[APIResourceList]) -
     let mut served = Vec::new();
     let mut gaps = Vec::new();
     for kind in ISTIO_KINDS {
-        let found = kind.versions.iter().find_map(|version| {
-            let group_version = format!("{}/{}", kind.group, version);
-            resource_lists
-                .iter()
-                .filter(|list| list.group_version == group_version)
-                .flat_map(|list| list.resources.iter())
-                .find(|resource| resource.kind == kind.kind && !resource.name.contains('/'))
-                .map(|resource| ServedKind {
-                    kind: kind.kind,
-                    group: kind.group,
-                    version: (*version).to_string(),
-                    plural: resource.name.clone(),
-                })
-        });
-        match found {
+        match served_version(&kind, resource_lists) {
             Some(found) => served.push(found),
-            None => gaps.push(Gap::new(
-                format!("{} list", kind.kind),
-                format!(
-                    "not served: {} has no {} at {}",
-                    kind.group,
-                    kind.kind,
-                    kind.versions.join(", ")
-                ),
-            )),
+            None => gaps.push(not_served(&kind)),
         }
     }
     IstioDiscovery {
@@ -287,6 +364,55 @@ mod tests {
         let missing: Vec<&str> = discovery.gaps.iter().map(|gap| gap.what.as_str()).collect();
         assert!(missing.contains(&"EnvoyFilter list"), "{missing:?}");
         assert!(missing.contains(&"PeerAuthentication list"), "{missing:?}");
+    }
+
+    #[test]
+    fn gateway_api_and_inference_kinds_are_found_beside_istio_and_without_it() {
+        let groups = [
+            group(GATEWAY_API_GROUP, &["v1", "v1beta1"]),
+            group(INFERENCE_GROUP, &["v1"]),
+            group(INFERENCE_ALPHA_GROUP, &["v1alpha2"]),
+        ];
+        let gateway_kinds = [
+            ("gateways", "Gateway"),
+            ("httproutes", "HTTPRoute"),
+            ("gatewayclasses", "GatewayClass"),
+        ];
+        let lists = [
+            resources("gateway.networking.k8s.io/v1", &gateway_kinds),
+            resources("gateway.networking.k8s.io/v1beta1", &gateway_kinds),
+            resources(
+                "inference.networking.k8s.io/v1",
+                &[("inferencepools", "InferencePool")],
+            ),
+            resources(
+                "inference.networking.x-k8s.io/v1alpha2",
+                &[
+                    ("inferencepools", "InferencePool"),
+                    ("inferenceobjectives", "InferenceObjective"),
+                ],
+            ),
+        ];
+        // Istio absent: the Gateway API is read anyway.
+        let discovery = resolve_served(&groups, &lists);
+        assert_eq!(discovery.presence, IstioPresence::NotInstalled);
+        assert_eq!(discovery.served(&HTTP_ROUTE).unwrap().version, "v1");
+        assert_eq!(discovery.served(&KUBE_GATEWAY).unwrap().plural, "gateways");
+        assert!(discovery.served(&GATEWAY).is_none(), "not Istio's Gateway");
+        assert!(discovery.served(&INFERENCE_POOL).is_some());
+        assert!(discovery.served(&INFERENCE_POOL_ALPHA).is_some());
+        // A served group without a kind is a gap; an absent group is not.
+        let whats: Vec<&str> = discovery.gaps.iter().map(|gap| gap.what.as_str()).collect();
+        assert_eq!(whats, ["Istio CRDs", "GRPCRoute list"]);
+        let wanted = wanted_group_versions(&groups);
+        assert!(wanted.contains(&"inference.networking.x-k8s.io/v1alpha2".to_string()));
+
+        let bare = resolve_served(&[group(NETWORKING_GROUP, &["v1"])], &[]);
+        assert!(
+            bare.gaps.iter().all(|gap| !gap.what.contains("Route")),
+            "{:?}",
+            bare.gaps
+        );
     }
 
     #[test]

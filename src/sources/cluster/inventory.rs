@@ -4,8 +4,9 @@
 
 use super::client::ClusterClient;
 use super::discovery::{
-    self, DESTINATION_RULE, ENVOY_FILTER, GATEWAY, IstioDiscovery, IstioKind, PEER_AUTHENTICATION,
-    SIDECAR, VIRTUAL_SERVICE,
+    self, DESTINATION_RULE, ENVOY_FILTER, GATEWAY, GATEWAY_CLASS, GRPC_ROUTE, HTTP_ROUTE,
+    INFERENCE_OBJECTIVE, INFERENCE_POOL, INFERENCE_POOL_ALPHA, IstioDiscovery, IstioKind,
+    KUBE_GATEWAY, PEER_AUTHENTICATION, SIDECAR, VIRTUAL_SERVICE,
 };
 use super::error::ClusterError;
 use super::list::{collection_path, list_all, list_slimmed};
@@ -126,6 +127,16 @@ pub async fn list_inventory(
     inventory.sidecars = take(istio.sidecars, &mut gaps);
     inventory.envoy_filters = take(istio.envoy_filters, &mut gaps);
     inventory.peer_authentications = take(istio.peer_authentications, &mut gaps);
+    let gateway_api = istio.gateway_api;
+    inventory.kube_gateways = take(gateway_api.gateways, &mut gaps);
+    inventory.http_routes = take(gateway_api.http_routes, &mut gaps);
+    inventory.grpc_routes = take(gateway_api.grpc_routes, &mut gaps);
+    inventory.gateway_classes = take(gateway_api.gateway_classes, &mut gaps);
+    inventory.inference_pools = take(gateway_api.inference_pools, &mut gaps);
+    inventory
+        .inference_pools
+        .extend(take(gateway_api.inference_pools_alpha, &mut gaps));
+    inventory.inference_objectives = take(gateway_api.inference_objectives, &mut gaps);
     inventory.gaps = gaps;
     Ok(inventory)
 }
@@ -216,6 +227,18 @@ struct IstioListings {
     sidecars: Listing<crate::evidence::objects::Sidecar>,
     envoy_filters: Listing<crate::evidence::objects::EnvoyFilter>,
     peer_authentications: Listing<crate::evidence::objects::PeerAuthentication>,
+    gateway_api: GatewayApiListings,
+}
+
+/// The Gateway API and Inference Extension kinds, one listing each (both pool groups).
+struct GatewayApiListings {
+    gateways: Listing<crate::evidence::objects::KubeGateway>,
+    http_routes: Listing<crate::evidence::objects::KubeHttpRoute>,
+    grpc_routes: Listing<crate::evidence::objects::KubeGrpcRoute>,
+    gateway_classes: Listing<crate::evidence::objects::GatewayClass>,
+    inference_pools: Listing<crate::evidence::objects::InferencePool>,
+    inference_pools_alpha: Listing<crate::evidence::objects::InferencePool>,
+    inference_objectives: Listing<crate::evidence::objects::InferenceObjective>,
 }
 
 async fn list_istio(
@@ -230,6 +253,7 @@ async fn list_istio(
         sidecars,
         envoy_filters,
         peer_authentications,
+        gateway_api,
     ) = tokio::try_join!(
         list_istio_kind(client, &discovery, &VIRTUAL_SERVICE, scope),
         list_istio_kind(client, &discovery, &DESTINATION_RULE, scope),
@@ -237,6 +261,7 @@ async fn list_istio(
         list_istio_kind(client, &discovery, &SIDECAR, scope),
         list_istio_kind(client, &discovery, &ENVOY_FILTER, scope),
         list_istio_kind(client, &discovery, &PEER_AUTHENTICATION, scope),
+        list_gateway_api(client, &discovery, scope),
     )?;
     Ok(IstioListings {
         discovery,
@@ -246,11 +271,45 @@ async fn list_istio(
         sidecars,
         envoy_filters,
         peer_authentications,
+        gateway_api,
     })
 }
 
-/// One Istio kind at its discovered version, read as raw JSON and typed object by object, so one
-/// odd object becomes a gap instead of failing the kind.
+async fn list_gateway_api(
+    client: &ClusterClient,
+    discovery: &IstioDiscovery,
+    scope: &ListScope,
+) -> Result<GatewayApiListings, ClusterError> {
+    let (
+        gateways,
+        http_routes,
+        grpc_routes,
+        gateway_classes,
+        inference_pools,
+        inference_pools_alpha,
+        inference_objectives,
+    ) = tokio::try_join!(
+        list_istio_kind(client, discovery, &KUBE_GATEWAY, scope),
+        list_istio_kind(client, discovery, &HTTP_ROUTE, scope),
+        list_istio_kind(client, discovery, &GRPC_ROUTE, scope),
+        list_istio_kind(client, discovery, &GATEWAY_CLASS, scope),
+        list_istio_kind(client, discovery, &INFERENCE_POOL, scope),
+        list_istio_kind(client, discovery, &INFERENCE_POOL_ALPHA, scope),
+        list_istio_kind(client, discovery, &INFERENCE_OBJECTIVE, scope),
+    )?;
+    Ok(GatewayApiListings {
+        gateways,
+        http_routes,
+        grpc_routes,
+        gateway_classes,
+        inference_pools,
+        inference_pools_alpha,
+        inference_objectives,
+    })
+}
+
+/// One custom kind (Istio's, the Gateway API's) at its discovered version, read as raw JSON and
+/// typed object by object, so one odd object becomes a gap instead of failing the kind.
 async fn list_istio_kind<Spec>(
     client: &ClusterClient,
     discovery: &IstioDiscovery,

@@ -37,7 +37,7 @@ impl ResourceType {
 
     /// Built-in kinds drop `apiVersion`/`kind` from list items; custom resources keep them.
     pub fn is_custom(&self) -> bool {
-        self.group.ends_with(".istio.io")
+        self.group.ends_with(".istio.io") || GATEWAY_API_GROUPS.contains(&self.group)
     }
 }
 
@@ -211,6 +211,66 @@ pub fn served_resources(istio: IstioApis) -> Vec<ResourceType> {
     served
 }
 
+/// The Gateway API and Inference Extension groups, as their CRDs install them.
+const GATEWAY_API_GROUPS: [&str; 3] = [
+    "gateway.networking.k8s.io",
+    "inference.networking.k8s.io",
+    "inference.networking.x-k8s.io",
+];
+
+/// The Gateway API (standard channel: v1 and v1beta1) and the Inference Extension (v1 pools,
+/// v1alpha2 pools and objectives), as a cluster with both CRD bundles installed serves them.
+pub fn gateway_api_resources() -> Vec<ResourceType> {
+    let mut served = Vec::new();
+    for version in ["v1", "v1beta1"] {
+        for (plural, singular, kind, namespaced) in [
+            ("gatewayclasses", "gatewayclass", "GatewayClass", false),
+            ("gateways", "gateway", "Gateway", true),
+            ("httproutes", "httproute", "HTTPRoute", true),
+            ("grpcroutes", "grpcroute", "GRPCRoute", true),
+            ("referencegrants", "referencegrant", "ReferenceGrant", true),
+        ] {
+            served.push(resource(
+                GATEWAY_API_GROUPS[0],
+                version,
+                plural,
+                singular,
+                kind,
+                namespaced,
+                &[],
+            ));
+        }
+    }
+    served.push(resource(
+        GATEWAY_API_GROUPS[1],
+        "v1",
+        "inferencepools",
+        "inferencepool",
+        "InferencePool",
+        true,
+        &["infpool"],
+    ));
+    for (plural, singular, kind) in [
+        ("inferencepools", "inferencepool", "InferencePool"),
+        (
+            "inferenceobjectives",
+            "inferenceobjective",
+            "InferenceObjective",
+        ),
+    ] {
+        served.push(resource(
+            GATEWAY_API_GROUPS[2],
+            "v1alpha2",
+            plural,
+            singular,
+            kind,
+            true,
+            &[],
+        ));
+    }
+    served
+}
+
 /// `(group, [versions, preferred first])` of the named groups, in discovery order.
 fn groups(served: &[ResourceType]) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut groups: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
@@ -287,7 +347,7 @@ pub fn api_resource_list(served: &[ResourceType], group: &str, version: &str) ->
         if !resource.short_names.is_empty() {
             entry["shortNames"] = json!(resource.short_names);
         }
-        if resource.is_custom() {
+        if resource.group.ends_with(".istio.io") {
             let family = resource.group.split('.').next().unwrap_or_default();
             entry["categories"] = json!(["istio-io", format!("{family}-istio-io")]);
         }

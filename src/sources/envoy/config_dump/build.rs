@@ -585,6 +585,25 @@ fn http_filter_info(filter: raw::HttpFilter) -> HttpFilterInfo {
         .or_else(|| typed.type_url.clone());
     let kind = type_url.as_deref().unwrap_or_default();
     let name = filter.name.as_str();
+    let is_ext_proc = kind.ends_with("ext_proc.v3.ExternalProcessor")
+        || name.starts_with("envoy.filters.http.ext_proc");
+    let ext_proc = is_ext_proc.then(|| ExtProcSettings {
+        cluster: typed
+            .grpc_service
+            .as_ref()
+            .and_then(|service| service.envoy_grpc.as_ref())
+            .and_then(|grpc| grpc.cluster_name.clone()),
+        failure_mode_allow: typed.failure_mode_allow.unwrap_or(false),
+        message_timeout: typed.message_timeout.clone(),
+        request_body_mode: typed
+            .processing_mode
+            .as_ref()
+            .and_then(|mode| mode.request_body_mode.clone()),
+        response_body_mode: typed
+            .processing_mode
+            .as_ref()
+            .and_then(|mode| mode.response_body_mode.clone()),
+    });
     let buffering = if kind.ends_with("filters.http.buffer.v3.Buffer")
         || name == "envoy.filters.http.buffer"
     {
@@ -599,9 +618,7 @@ fn http_filter_info(filter: raw::HttpFilter) -> HttpFilterInfo {
                 max_request_bytes: body.max_request_bytes,
                 allow_partial_message: body.allow_partial_message.unwrap_or(false),
             })
-    } else if kind.ends_with("ext_proc.v3.ExternalProcessor")
-        || name == "envoy.filters.http.ext_proc"
-    {
+    } else if is_ext_proc {
         typed.processing_mode.as_ref().and_then(|mode| {
             let buffered = |body_mode: &Option<String>| {
                 body_mode
@@ -627,6 +644,7 @@ fn http_filter_info(filter: raw::HttpFilter) -> HttpFilterInfo {
         type_url,
         disabled: filter.disabled.unwrap_or(false),
         buffering,
+        ext_proc,
     }
 }
 

@@ -419,6 +419,24 @@ pub struct HttpFilterConfig {
     pub with_request_body: Option<BufferSettings>,
     /// `ext_proc.v3.ExternalProcessor.processing_mode`
     pub processing_mode: Option<ProcessingMode>,
+    /// `ext_proc.v3.ExternalProcessor.failure_mode_allow` (also ext_authz's)
+    pub failure_mode_allow: Option<bool>,
+    /// `ext_proc.v3.ExternalProcessor.message_timeout`
+    pub message_timeout: Option<String>,
+    /// `ext_proc.v3.ExternalProcessor.grpc_service`
+    pub grpc_service: Option<GrpcService>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct GrpcService {
+    pub envoy_grpc: Option<EnvoyGrpc>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EnvoyGrpc {
+    pub cluster_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

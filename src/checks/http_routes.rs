@@ -1,0 +1,231 @@
+//! Gateway API HTTPRoutes in front of the target, judged by what Istio turns them into
+//! (`resolve::gateway_routes::istio_rule`): for check 2 the route and per-try timeouts of each
+//! rule that reaches the target, as VirtualService `timeout` and `retries.perTryTimeout` are
+//! judged; for check 3 a `retry` that repeats the 503s a pool overflow answers with.
+
+use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
+use super::{Basis, CheckId, EvidenceLine, Finding, Severity};
+use crate::evidence::objects::KubeHttpRoute;
+use crate::evidence::objects::gateway_api::RouteTimeouts;
+use crate::evidence::resolve::gateway_routes::{
+    BACKEND_REQUEST_FIELD, IstioRule, istio_rule, rule_reaches,
+};
+use crate::evidence::{ObjectRef, TargetEvidence};
+use crate::units::duration::display;
+use std::time::Duration;
+
+/// Where Istio's translation is read (cited in findings and in docs/modes/gateway-api.md).
+pub const TRANSLATION: &str =
+    "Istio's convertHTTPRoute (pilot/pkg/config/kube/gateway/conversion.go)";
+
+/// The rules of `route` that send to the target, with their index and Istio's translation.
+pub fn reaching_rules<'a>(
+    target: &TargetEvidence,
+    route: &'a KubeHttpRoute,
+) -> Vec<(usize, IstioRule<'a>)> {
+    route
+        .spec
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, rule)| {
+            rule_reaches(
+                route,
+                rule,
+                &target.mesh.services,
+                &target.mesh.inference_pools,
+            )
+        })
+        .map(|(index, rule)| (index, istio_rule(rule)))
+        .collect()
+}
+
+/// Check 2 on each HTTPRoute of the target: `(the route, its finding if a deadline cuts)`.
+pub fn stream_findings(
+    target: &TargetEvidence,
+    expected: Duration,
+) -> Vec<(ObjectRef, Option<Finding>)> {
+    target
+        .mesh
+        .http_routes
+        .iter()
+        .map(|route| {
+            (
+                istio_ref(IstioKind::HttpRoute, route),
+                route_finding(target, route, expected),
+            )
+        })
+        .collect()
+}
+
+fn route_finding(
+    target: &TargetEvidence,
+    route: &KubeHttpRoute,
+    expected: Duration,
+) -> Option<Finding> {
+    let object = istio_ref(IstioKind::HttpRoute, route);
+    let mut lines = Vec::new();
+    let mut cut: Option<(Duration, &'static str, usize)> = None;
+    let mut fixed = route.clone();
+    for (index, run) in reaching_rules(target, route) {
+        let per_try = run
+            .per_try_timeout
+            .filter(|_| run.attempts.is_none_or(|(attempts, _)| attempts != 0));
+        let deadlines = [
+            run.route_timeout.map(|timeout| {
+                let how = if timeout.field == BACKEND_REQUEST_FIELD {
+                    "without retry, Istio writes backendRequest as the route timeout"
+                } else {
+                    "Istio writes it as the route timeout"
+                };
+                (
+                    timeout,
+                    "route timeout",
+                    how,
+                    "the route deadline cuts the stream at",
+                )
+            }),
+            per_try.map(|timeout| {
+                (
+                    timeout,
+                    "per-try timeout",
+                    "with retry, Istio writes backendRequest as the per-try timeout",
+                    "each attempt, streaming included, is cut at",
+                )
+            }),
+        ];
+        let mut shortened = false;
+        for (timeout, what, how, cuts) in deadlines.into_iter().flatten() {
+            if timeout.duration >= expected {
+                continue;
+            }
+            shortened = true;
+            lines.push(
+                EvidenceLine::new(
+                    object.clone(),
+                    format!("spec/rules[{index}]/{}", timeout.field),
+                    timeout.value,
+                )
+                .with_note(format!(
+                    "shorter than the {} expected generation: {how}; {cuts} {}",
+                    display(expected),
+                    display(timeout.duration)
+                )),
+            );
+            if cut.is_none_or(|(shortest, _, _)| timeout.duration < shortest) {
+                cut = Some((timeout.duration, what, lines.len() - 1));
+            }
+        }
+        if shortened && let Some(rule) = fixed.spec.rules.get_mut(index) {
+            let timeouts = rule.timeouts.get_or_insert_with(RouteTimeouts::default);
+            timeouts.request = Some(display(expected));
+            timeouts.backend_request = None;
+        }
+    }
+    let (duration, what, line) = cut?;
+    lines[..=line].rotate_right(1);
+    let mut finding = Finding::new(
+        CheckId::StreamTimeout,
+        Severity::Critical,
+        Basis::Static,
+        format!(
+            "{} cuts generations at {} ({what}); up to {} expected",
+            istio_label(IstioKind::HttpRoute, route),
+            display(duration),
+            display(expected)
+        ),
+    );
+    for line in lines {
+        finding = finding.evidence(line);
+    }
+    finding = finding.assume(format!(
+        "the HTTPRoute as Istio runs it: {TRANSLATION} turns a non-zero timeouts.request into the route timeout, \
+         and timeouts.backendRequest into the per-try timeout (with retry) or the route timeout (without)"
+    ));
+    Some(match istio_manifest(IstioKind::HttpRoute, &fixed) {
+        Some(yaml) => finding.fix(
+            format!(
+                "Set timeouts.request to at least the expected generation ({}) and drop backendRequest (each attempt \
+                 then gets the route timeout); \"0s\" disables the deadline. Apply with `kubectl apply -f fix.yaml`.",
+                display(expected)
+            ),
+            yaml,
+        ),
+        None => finding,
+    })
+}
+
+/// Status codes whose retry repeats a rejection: a pool overflow answers 503 (UO), a rate limit 429.
+const REJECTION_CODES: [i64; 2] = [503, 429];
+
+/// Check 3 on each HTTPRoute: a rule that retries the codes an overflowing pool answers with.
+pub fn retry_findings(target: &TargetEvidence) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for route in &target.mesh.http_routes {
+        let object = istio_ref(IstioKind::HttpRoute, route);
+        let mut lines = Vec::new();
+        let mut worst_attempts = 0;
+        for (index, run) in reaching_rules(target, route) {
+            let Some((attempts, defaulted)) = run.attempts.filter(|(attempts, _)| *attempts > 0)
+            else {
+                continue;
+            };
+            let Some(retry) = route.spec.rules[index].retry.as_ref() else {
+                continue;
+            };
+            let codes: Vec<String> = retry
+                .codes
+                .iter()
+                .filter(|code| REJECTION_CODES.contains(code))
+                .map(i64::to_string)
+                .collect();
+            if codes.is_empty() {
+                continue;
+            }
+            worst_attempts = worst_attempts.max(attempts);
+            let attempts_words = if defaulted {
+                format!("{attempts} (retry.attempts unset: Istio's default)")
+            } else {
+                attempts.to_string()
+            };
+            lines.push(
+                EvidenceLine::new(
+                    object.clone(),
+                    format!("spec/rules[{index}]/retry/codes"),
+                    format!("[{}]", codes.join(", ")),
+                )
+                .with_note(format!(
+                    "Istio retries these codes {attempts_words} times: a 503 from an overflowing pool (UO) or a 429 \
+                     is sent again to the same saturated replicas, up to {} times the load",
+                    attempts + 1
+                )),
+            );
+        }
+        if lines.is_empty() {
+            continue;
+        }
+        let mut finding = Finding::new(
+            CheckId::ConnectionPool,
+            Severity::Warning,
+            Basis::Static,
+            format!(
+                "{} retries rejected requests up to {worst_attempts} times: an overflow multiplies the load on a full pool",
+                istio_label(IstioKind::HttpRoute, route)
+            ),
+        );
+        for line in lines {
+            finding = finding.evidence(line);
+        }
+        finding = finding
+            .assume(format!(
+                "{TRANSLATION} writes retry.codes into retryOn beside connect-failure,refused-stream,unavailable,cancelled"
+            ))
+            .fix(
+                "Drop 503 and 429 from retry.codes (connection failures are retried without them), or size the \
+                 connection pool for the retries; vLLM answers a full queue slowly, not with 503.",
+                "",
+            );
+        findings.push(finding);
+    }
+    findings
+}
