@@ -230,7 +230,7 @@ mod tests {
             "--max-num-seqs not set: assumed 256 per replica"
         );
         assert_eq!(findings[2]["fix"], Value::Null);
-        assert_eq!(target["checks"].as_array().unwrap().len(), 5);
+        assert_eq!(target["checks"].as_array().unwrap().len(), 6);
         assert_eq!(target["gaps"][0]["reason"], "offline manifests only");
     }
 
@@ -261,7 +261,7 @@ mod tests {
         );
         assert_eq!(target["meshNeed"], "not-needed");
         assert_eq!(target["rootCause"]["id"], "stream-timeout");
-        assert_eq!(target["checks"].as_array().unwrap().len(), 5);
+        assert_eq!(target["checks"].as_array().unwrap().len(), 6);
         let without: Value = serde_json::from_str(&json(&sample::failing()).unwrap()).unwrap();
         assert_eq!(without["targets"][0]["meshNeed"], Value::Null);
     }

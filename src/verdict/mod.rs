@@ -416,8 +416,6 @@ fn proxies_read(target: &TargetEvidence) -> bool {
 /// Sidecar overhead always runs: a leftover proxy costs the same without istiod.
 fn without_istio(target: &TargetEvidence, id: CheckId) -> bool {
     id != CheckId::SidecarOverhead
-        // An InferencePool's picker fails the same on any gateway.
-        && id != CheckId::EndpointPicker
         && target.mesh.istio == IstioPresence::NotInstalled
         && target.envoy.is_empty()
 }
@@ -438,6 +436,18 @@ fn not_applicable(target: &TargetEvidence, id: CheckId) -> Option<String> {
             "Istio is not installed on the cluster (no networking.istio.io API): no mesh object or proxy applies"
                 .to_string(),
         );
+    }
+    if id == CheckId::EndpointPicker {
+        let ext_proc_on_path = crate::checks::proxy::proxies(target).iter().any(|proxy| {
+            proxy
+                .config()
+                .hcms()
+                .any(|(_, _, hcm)| hcm.http_filters.iter().any(|f| f.ext_proc.is_some()))
+        });
+        return (mesh.inference_pools.is_empty() && !ext_proc_on_path).then(|| {
+            "no InferencePool picks the workload's pods and no Envoy on the path runs an ext_proc filter"
+                .to_string()
+        });
     }
     if id == CheckId::SidecarOverhead {
         if !target.workload.spec_known() {
@@ -672,7 +682,9 @@ pub(crate) mod tests {
                 CheckStatus::Found,
                 CheckStatus::Passed,
                 CheckStatus::Passed,
-                CheckStatus::Passed
+                CheckStatus::Passed,
+                // No InferencePool, no ext_proc filter: the sixth mode does not apply.
+                CheckStatus::NotApplicable
             ]
         );
 
@@ -699,7 +711,7 @@ pub(crate) mod tests {
         );
         assert_eq!(ambient.checks[0].status, CheckStatus::NotApplicable);
         assert!(
-            ambient.checks[1..]
+            ambient.checks[1..5]
                 .iter()
                 .all(|c| c.status == CheckStatus::Passed)
         );

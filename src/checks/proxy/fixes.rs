@@ -42,6 +42,19 @@ pub fn route_timeout(
 ) -> FixText {
     let route = json!({"route": [{"destination": destination(host, port)}], "timeout": timeout});
     match named {
+        Some(object) if object.kind == "HTTPRoute" => {
+            let namespace = object.namespace.as_deref().unwrap_or("default");
+            (
+                format!(
+                    "Edit {object} (Istio generated this route from it; its spec is not in the evidence): set                      `timeouts.request: {timeout}` on the rule that sends to {host}:{port} and drop `backendRequest`                      (`kubectl edit httproute {} -n {namespace}`); `0s` disables the deadline.",
+                    object.name
+                ),
+                format!(
+                    "# Fields to merge into {object}: the rule that sends to {host}:{port}\n{}",
+                    yaml(&json!({"spec": {"rules": [{"timeouts": {"request": timeout}}]}}))
+                ),
+            )
+        }
         Some(object) => {
             let namespace = object.namespace.as_deref().unwrap_or("default");
             (

@@ -45,7 +45,7 @@ pub struct InferencePoolSpec {
 #[serde(untagged)]
 pub enum PoolSelector {
     MatchLabels {
-        #[serde(rename = "matchLabels", default)]
+        #[serde(rename = "matchLabels")]
         match_labels: BTreeMap<String, String>,
     },
     Labels(BTreeMap<String, String>),

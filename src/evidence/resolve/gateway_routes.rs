@@ -40,7 +40,7 @@ pub fn resolve(
             out.http_routes.push(route.clone());
         }
     }
-    out.http_routes.sort_by(|a, b| key(a).cmp(&key(b)));
+    out.http_routes.sort_by_key(key);
     for route in &out.http_routes {
         for parent in route.spec.parent_refs.iter().filter(|p| p.is_gateway()) {
             let namespace = parent
@@ -113,7 +113,7 @@ fn picking_pools(pools: &[InferencePool], workload: &Workload) -> Vec<InferenceP
         })
         .cloned()
         .collect();
-    found.sort_by(|a, b| key(a).cmp(&key(b)));
+    found.sort_by_key(key);
     found
 }
 
@@ -194,15 +194,12 @@ fn endpoint_picker(inventory: &Inventory, pool: &InferencePool) -> Option<Endpoi
     for deployment in &inventory.deployments {
         let labels = deployment
             .spec
+            .template
+            .metadata
             .as_ref()
-            .and_then(|spec| spec.template.metadata.as_ref())
             .and_then(|meta| meta.labels.as_ref());
         if deployment.metadata.namespace.as_deref() == Some(namespace) && selected(labels) {
-            let replicas = deployment
-                .spec
-                .as_ref()
-                .and_then(|spec| spec.replicas)
-                .unwrap_or(1);
+            let replicas = deployment.spec.replicas.unwrap_or(1);
             workloads.push(PickerWorkload {
                 object: ObjectRef::new(
                     "Deployment",
@@ -216,15 +213,12 @@ fn endpoint_picker(inventory: &Inventory, pool: &InferencePool) -> Option<Endpoi
     for set in &inventory.stateful_sets {
         let labels = set
             .spec
+            .template
+            .metadata
             .as_ref()
-            .and_then(|spec| spec.template.metadata.as_ref())
             .and_then(|meta| meta.labels.as_ref());
         if set.metadata.namespace.as_deref() == Some(namespace) && selected(labels) {
-            let replicas = set
-                .spec
-                .as_ref()
-                .and_then(|spec| spec.replicas)
-                .unwrap_or(1);
+            let replicas = set.spec.replicas.unwrap_or(1);
             workloads.push(PickerWorkload {
                 object: ObjectRef::new(
                     "StatefulSet",
@@ -298,7 +292,7 @@ pub const REQUEST_FIELD: &str = "timeouts/request";
 pub const BACKEND_REQUEST_FIELD: &str = "timeouts/backendRequest";
 
 pub fn istio_rule(rule: &HttpRouteRule) -> IstioRule<'_> {
-    let translated = |field: &'static str, value: Option<&String>| {
+    fn translated<'a>(field: &'static str, value: Option<&'a String>) -> Option<Translated<'a>> {
         let value = value?;
         // Istio ignores what it cannot parse (the duration is then 0: nothing is set).
         let duration = crate::units::duration::parse(value).ok()?;
@@ -307,7 +301,7 @@ pub fn istio_rule(rule: &HttpRouteRule) -> IstioRule<'_> {
             value: value.as_str(),
             duration,
         })
-    };
+    }
     let timeouts = rule.timeouts.as_ref();
     let request = translated(REQUEST_FIELD, timeouts.and_then(|t| t.request.as_ref()));
     let backend = translated(
@@ -489,9 +483,9 @@ spec: {gatewayClassName: istio, listeners: [{name: http, port: 80, protocol: HTT
 "#,
         );
         let found = resolved(&inventory);
-        let names: Vec<&str> = found.http_routes.iter().map(|r| name_of(r)).collect();
+        let names: Vec<&str> = found.http_routes.iter().map(name_of).collect();
         assert_eq!(names, ["by-pool", "by-service"]);
-        let pools: Vec<&str> = found.inference_pools.iter().map(|p| name_of(p)).collect();
+        let pools: Vec<&str> = found.inference_pools.iter().map(name_of).collect();
         assert_eq!(pools, ["pool"]);
         assert_eq!(found.kube_gateways.len(), 1);
         assert_eq!(name_of(&found.kube_gateways[0]), "gw");
