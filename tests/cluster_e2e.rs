@@ -433,7 +433,7 @@ fn without_istio_the_report_says_so_and_mesh_checks_do_not_apply() {
         "the namespace label asks, but nothing injects: {reason}"
     );
     let checks = target["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 5);
+    assert_eq!(checks.len(), 6);
     assert_eq!(checks[0]["status"], "not-applicable");
     for check in &checks[1..] {
         assert_eq!(check["status"], "not-applicable", "{check:#}");
@@ -494,7 +494,7 @@ fn forbidden_envoy_filters_are_a_gap_in_every_format_and_the_rest_is_analysed() 
     let target = &report["targets"][0];
     // The rest was analysed: every check ran, and the Deployment, pods and other Istio kinds
     // were read (the sidecar was seen on the live pods).
-    assert_eq!(target["checks"].as_array().unwrap().len(), 5);
+    assert_eq!(target["checks"].as_array().unwrap().len(), 6);
     assert_eq!(target["target"]["sidecarMode"], "classic");
     assert_ne!(
         target["rootCause"]["id"], name,

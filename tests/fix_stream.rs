@@ -43,7 +43,7 @@ fn inputs() -> Vec<Input> {
         })
         .collect();
     inputs.sort_by(|a, b| a.name.cmp(&b.name));
-    assert_eq!(inputs.len(), 6, "the six bundled examples");
+    assert_eq!(inputs.len(), 8, "the eight bundled examples");
     inputs.push(Input {
         name: "cluster fixtures".into(),
         paths: vec![root().join("tests/fixtures/cluster")],
@@ -264,6 +264,8 @@ fn every_fix_stream_parses_and_matches_the_schemas() {
     let expected: BTreeSet<String> = [
         "DestinationRule",
         "EnvoyFilter",
+        "HTTPRoute",
+        "InferencePool",
         "Sidecar",
         "VirtualService",
     ]

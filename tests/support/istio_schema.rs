@@ -953,6 +953,107 @@ pub fn peer_authentication_spec() -> Schema {
     ])
 }
 
+// ---- Gateway API and Inference Extension kinds a fix may emit ------------------------------
+//
+// Transcribed from kubernetes-sigs/gateway-api `config/crd/standard/gateway.networking.k8s.io_httproutes.yaml`
+// (v1: parentRefs, hostnames, rules[].{name, matches, filters, backendRefs, timeouts, retry,
+// sessionPersistence}) and kubernetes-sigs/gateway-api-inference-extension `api/v1/inferencepool_types.go`
+// (selector.matchLabels, targetPorts[].number, appProtocol, endpointPickerRef.{group, kind, name,
+// port.number, failureMode}); the v1alpha2 pool's `targetPortNumber` and `extensionRef` are
+// accepted beside them. Gateway API durations may be `0s` (GEP-2257), so they are strings here.
+
+fn parent_ref() -> Schema {
+    obj_req(
+        vec![
+            ("group", Schema::Str),
+            ("kind", Schema::Str),
+            ("namespace", Schema::Str),
+            ("name", Schema::Str),
+            ("sectionName", Schema::Str),
+            ("port", Schema::Int32),
+        ],
+        vec!["name"],
+    )
+}
+
+fn backend_ref() -> Schema {
+    obj_req(
+        vec![
+            ("group", Schema::Str),
+            ("kind", Schema::Str),
+            ("namespace", Schema::Str),
+            ("name", Schema::Str),
+            ("port", Schema::Int32),
+            ("weight", Schema::Int32),
+            ("filters", array(Schema::AnyObject)),
+        ],
+        vec!["name"],
+    )
+}
+
+pub fn http_route_spec() -> Schema {
+    obj(vec![
+        ("parentRefs", array(parent_ref())),
+        ("hostnames", strings()),
+        (
+            "rules",
+            array(obj(vec![
+                ("name", Schema::Str),
+                ("matches", array(Schema::AnyObject)),
+                ("filters", array(Schema::AnyObject)),
+                ("backendRefs", array(backend_ref())),
+                (
+                    "timeouts",
+                    obj(vec![
+                        ("request", Schema::Str),
+                        ("backendRequest", Schema::Str),
+                    ]),
+                ),
+                (
+                    "retry",
+                    obj(vec![
+                        ("attempts", Schema::Int32),
+                        ("backoff", Schema::Str),
+                        ("codes", array(Schema::Int32)),
+                    ]),
+                ),
+                ("sessionPersistence", Schema::AnyObject),
+            ])),
+        ),
+    ])
+}
+
+fn endpoint_picker_ref() -> Schema {
+    obj_req(
+        vec![
+            ("group", Schema::Str),
+            ("kind", Schema::Str),
+            ("name", Schema::Str),
+            (
+                "port",
+                obj_req(vec![("number", Schema::Int32)], vec!["number"]),
+            ),
+            ("portNumber", Schema::Int32),
+            ("failureMode", Schema::Enum(&["FailOpen", "FailClose"])),
+        ],
+        vec!["name"],
+    )
+}
+
+pub fn inference_pool_spec() -> Schema {
+    obj(vec![
+        ("selector", Schema::AnyObject),
+        (
+            "targetPorts",
+            array(obj_req(vec![("number", Schema::Int32)], vec!["number"])),
+        ),
+        ("targetPortNumber", Schema::Int32),
+        ("appProtocol", Schema::Str),
+        ("endpointPickerRef", endpoint_picker_ref()),
+        ("extensionRef", endpoint_picker_ref()),
+    ])
+}
+
 // ---- whole documents -----------------------------------------------------------------------
 
 /// The API versions each kind is served under, and its spec schema.
@@ -971,6 +1072,20 @@ pub fn kind_schema(kind: &str) -> Option<(&'static [&'static str], Schema)> {
         "PeerAuthentication" => (
             &["security.istio.io/v1", "security.istio.io/v1beta1"],
             peer_authentication_spec(),
+        ),
+        "HTTPRoute" => (
+            &[
+                "gateway.networking.k8s.io/v1",
+                "gateway.networking.k8s.io/v1beta1",
+            ],
+            http_route_spec(),
+        ),
+        "InferencePool" => (
+            &[
+                "inference.networking.k8s.io/v1",
+                "inference.networking.x-k8s.io/v1alpha2",
+            ],
+            inference_pool_spec(),
         ),
         _ => return None,
     })
