@@ -25,7 +25,7 @@ use kubectl_infermesh::checks::{Basis, Settings, Severity};
 use kubectl_infermesh::evidence::CheckId;
 use kubectl_infermesh::evidence::envoy::EnvoyEvidence;
 use kubectl_infermesh::evidence::{Evidence, TargetEvidence};
-use kubectl_infermesh::lab::envoy::bootstrap::{LAB_HOST, LAB_PORT, StatsKnobs};
+use kubectl_infermesh::lab::envoy::bootstrap::{ExtProcKnobs, LAB_HOST, LAB_PORT, StatsKnobs};
 use kubectl_infermesh::lab::envoy::launcher::EnvoyProcess;
 use kubectl_infermesh::lab::{Pause, ServerConfig};
 use kubectl_infermesh::verdict::{Confidence, TargetDiagnosis, diagnose};
@@ -441,4 +441,149 @@ async fn diagnose_edge_gateway_profile_from_config() {
         "{}",
         diagnosis.findings[0].title
     );
+}
+
+// ---- the Gateway API and the Inference Gateway ----
+
+/// A gateway Envoy whose route is the one Istio writes for rule 0 of HTTPRoute
+/// `inference/llama-8b` with `timeouts.request: 1s` (route named `inference.llama-8b.0`, its
+/// metadata naming the generated VirtualService), cutting a 5s stream.
+async fn run_http_route_timeout() -> Pair {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client, _| {
+            client.knobs.route_timeout = Duration::from_secs(1);
+            client.http_route = Some("llama-8b".to_string());
+        },
+    )
+    .await;
+    let Reply { status, body, .. } = post(pair.entry, completion(100, true)).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("data: [DONE]"), "cut: {body}");
+    wait_for_stat(&pair.client, ".upstream_rq_timeout", 1).await;
+    pair
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_http_route_timeout_names_the_http_route() {
+    let diagnosis = diagnose_pair(&run_http_route_timeout().await, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::StreamTimeout,
+        Basis::Runtime,
+        Confidence::High,
+    );
+    let finding = &diagnosis.findings[0];
+    assert!(
+        finding.evidence.iter().any(|line| line
+            .path
+            .contains("routes[inference.llama-8b.0]/route/timeout")),
+        "{:#?}",
+        finding.evidence
+    );
+    let fix = finding.fix.as_ref().unwrap();
+    assert!(
+        fix.summary.contains("HTTPRoute inference/llama-8b"),
+        "{}",
+        fix.summary
+    );
+    assert!(fix.yaml.contains("timeouts:"), "{}", fix.yaml);
+}
+
+/// A port nothing listens on: the endpoint picker is gone.
+fn closed_port() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// A gateway Envoy with an ext_proc filter (an InferencePool's endpoint picker) whose gRPC
+/// cluster points at a closed port, and one request through it; returns the pair and the reply.
+async fn run_unreachable_picker(failure_mode_allow: bool) -> (Pair, Reply) {
+    let processor = closed_port();
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 200.0,
+            ..ServerConfig::default()
+        },
+        |client, _| {
+            client.knobs.ext_proc = Some(ExtProcKnobs {
+                processor,
+                failure_mode_allow,
+            })
+        },
+    )
+    .await;
+    let reply = post(pair.entry, completion(20, true)).await;
+    wait_for_stat(&pair.client, ".ext_proc.streams_failed", 1).await;
+    (pair, reply)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_picker_that_fails_closed_refuses_requests() {
+    let (pair, reply) = run_unreachable_picker(false).await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert!(!reply.body.contains("data: [DONE]"), "{}", reply.body);
+    assert_eq!(pair.lab.served().finished, 0, "vLLM never saw it");
+    let diagnosis = diagnose_pair(&pair, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::EndpointPicker,
+        Basis::Runtime,
+        Confidence::High,
+    );
+    let finding = &diagnosis.findings[0];
+    assert_eq!(finding.severity, Severity::Critical, "{finding:#?}");
+    assert!(
+        finding
+            .evidence
+            .iter()
+            .any(|line| line.path.ends_with("ext_proc.streams_failed")),
+        "{:#?}",
+        finding.evidence
+    );
+    assert!(
+        finding
+            .evidence
+            .iter()
+            .any(|line| line.path.ends_with("failure_mode_allow") && line.value == "false"),
+        "{:#?}",
+        finding.evidence
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_picker_that_fails_open_lets_requests_through() {
+    let (healthy, healthy_reply) = {
+        let pair = run_healthy().await;
+        let reply = post(pair.entry, completion(20, true)).await;
+        (pair, reply)
+    };
+    drop(healthy);
+    let (pair, reply) = run_unreachable_picker(true).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.completed_stream(), "{}", reply.body);
+    // The failed gRPC connect costs little next to the stream: within a second of a pair
+    // without the filter (measured, not assumed).
+    eprintln!(
+        "fail-open picker: {:?} for 20 tokens, {:?} without the filter",
+        reply.elapsed, healthy_reply.elapsed
+    );
+    assert!(
+        reply.elapsed < healthy_reply.elapsed + Duration::from_secs(1),
+        "{:?} vs {:?}",
+        reply.elapsed,
+        healthy_reply.elapsed
+    );
+    wait_for_stat(&pair.client, ".ext_proc.failure_mode_allowed", 1).await;
+    let diagnosis = diagnose_pair(&pair, "300s").await;
+    assert_root(
+        &diagnosis,
+        CheckId::EndpointPicker,
+        Basis::Runtime,
+        Confidence::High,
+    );
+    assert_eq!(diagnosis.findings[0].severity, Severity::Warning);
 }
