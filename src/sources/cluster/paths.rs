@@ -93,6 +93,7 @@ pub fn ingress_gateways(inventory: &Inventory, target: &TargetEvidence) -> Vec<M
             }
         }
     }
+    entries.extend(kube_gateway_entries(inventory, target));
     entries.sort_by_key(|a| (a.0, a.1));
     let mut out: Vec<MeshEntry> = Vec::new();
     for (_, _, entry) in entries {
@@ -101,6 +102,89 @@ pub fn ingress_gateways(inventory: &Inventory, target: &TargetEvidence) -> Vec<M
         }
     }
     out
+}
+
+/// The Gateway API Gateways in front of the target (class `istio` runs them as pods labelled
+/// `gateway.networking.k8s.io/gateway-name=NAME` in the Gateway's namespace, listening on the
+/// listener's port): one entry per pod and HTTP listener, with the Host header from the
+/// HTTPRoutes' `hostnames` (else the listener's `hostname`, else the Service's name).
+fn kube_gateway_entries(
+    inventory: &Inventory,
+    target: &TargetEvidence,
+) -> Vec<(u8, u8, MeshEntry)> {
+    use crate::evidence::objects::gateway_api::GATEWAY_NAME_LABEL;
+    let mut entries = Vec::new();
+    for gateway in &target.mesh.kube_gateways {
+        let Some(name) = gateway.metadata.name.as_deref() else {
+            continue;
+        };
+        let namespace = namespace_of(&gateway.metadata);
+        let gateway_ref = object_ref("Gateway", &gateway.metadata);
+        let selector = BTreeMap::from([(GATEWAY_NAME_LABEL.to_string(), name.to_string())]);
+        let pods: Vec<(u8, &Pod)> = selected_pods(inventory, &selector)
+            .into_iter()
+            .filter(|(_, pod)| pod.metadata.namespace.as_deref() == Some(namespace))
+            .collect();
+        let route_host = target
+            .mesh
+            .http_routes
+            .iter()
+            .filter(|route| {
+                route.spec.parent_refs.iter().any(|parent| {
+                    parent.is_gateway()
+                        && parent.name == name
+                        && parent
+                            .namespace
+                            .as_deref()
+                            .unwrap_or_else(|| namespace_of(&route.metadata))
+                            == namespace
+                })
+            })
+            .flat_map(|route| route.spec.hostnames.iter())
+            .find(|host| !host.starts_with('*'))
+            .cloned();
+        for listener in &gateway.spec.listeners {
+            let Some(port) = listener.port else { continue };
+            let protocol = listener
+                .protocol
+                .as_deref()
+                .unwrap_or("HTTP")
+                .to_ascii_uppercase();
+            if !matches!(protocol.as_str(), "HTTP" | "HTTPS") {
+                continue;
+            }
+            let host_header = route_host
+                .clone()
+                .or_else(|| {
+                    listener
+                        .hostname
+                        .clone()
+                        .filter(|host| !host.starts_with('*'))
+                })
+                .or_else(|| target.mesh.services.first().map(|service| service.fqdn()));
+            let Some(host_header) = host_header else {
+                continue;
+            };
+            for (rank, pod) in &pods {
+                let Some(pod_ref) = pod_ref(pod) else {
+                    continue;
+                };
+                entries.push((
+                    protocol_rank(&protocol),
+                    *rank,
+                    MeshEntry {
+                        gateway_pod: pod_ref,
+                        listener_port: port,
+                        server_port: port,
+                        protocol: protocol.clone(),
+                        host_header: host_header.clone(),
+                        gateway: gateway_ref.clone(),
+                    },
+                ));
+            }
+        }
+    }
+    entries
 }
 
 /// The pods whose Envoy admin API shows the path: the target's pods that carry a sidecar
@@ -546,6 +630,61 @@ mod tests {
             ),
             pod("istio-system", "istiod-x", json!({"app": "istiod"}), true),
         ]
+    }
+
+    #[test]
+    fn a_gateway_api_gateway_enters_through_its_labelled_pods_with_the_route_hostname() {
+        let mut target = target(Vec::new(), Vec::new());
+        target.mesh.kube_gateways = vec![
+            serde_json::from_value(json!({
+                "metadata": {"name": "inference-gateway", "namespace": "inference"},
+                "spec": {"gatewayClassName": "istio", "listeners": [
+                    {"name": "http", "port": 80, "protocol": "HTTP"},
+                    {"name": "tcp", "port": 9000, "protocol": "TCP"}]},
+            }))
+            .unwrap(),
+        ];
+        target.mesh.http_routes = vec![
+            serde_json::from_value(json!({
+                "metadata": {"name": "llama", "namespace": "inference"},
+                "spec": {"parentRefs": [{"name": "inference-gateway"}],
+                         "hostnames": ["*.example.com", "llm.example.com"],
+                         "rules": [{"backendRefs": [{"name": "vllm", "port": 8000}]}]},
+            }))
+            .unwrap(),
+        ];
+        let label = json!({"gateway.networking.k8s.io/gateway-name": "inference-gateway"});
+        let inventory = inventory(
+            vec![
+                pod(
+                    "inference",
+                    "inference-gateway-istio-1",
+                    label.clone(),
+                    true,
+                ),
+                // The same label in another namespace is another Gateway's pod.
+                pod("other", "inference-gateway-istio-2", label, true),
+            ],
+            Vec::new(),
+        );
+        let entries = ingress_gateways(&inventory, &target);
+        assert_eq!(entries.len(), 1, "{entries:#?}");
+        let entry = &entries[0];
+        assert_eq!(entry.gateway_pod.name, "inference-gateway-istio-1");
+        assert_eq!((entry.listener_port, entry.server_port), (80, 80));
+        assert_eq!(entry.host_header, "llm.example.com");
+        assert_eq!(
+            entry.gateway.to_string(),
+            "Gateway inference/inference-gateway"
+        );
+        let admin = admin_pods(&inventory, &target);
+        assert!(
+            admin
+                .iter()
+                .any(|(pod, side)| pod.name == "inference-gateway-istio-1"
+                    && *side == EnvoySide::Client),
+            "{admin:?}"
+        );
     }
 
     #[test]
