@@ -245,11 +245,13 @@ pub fn attach_explicit(
         add_source(evidence, &source);
     }
     let mut gaps = Vec::new();
+    let owners = crate::evidence::resolve::workloads::Owners::new(inventory);
     attach::attach(
         &mut evidence.targets,
         readings,
         |target| {
-            crate::evidence::resolve::workloads::live_pods(inventory, &target.workload)
+            owners
+                .live_pods(&target.workload)
                 .iter()
                 .filter_map(|pod| pod.metadata.name.clone())
                 .collect()

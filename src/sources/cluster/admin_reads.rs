@@ -8,6 +8,7 @@ use super::paths::{self, EnvoySide};
 use super::portforward::{PodPort, PortForward};
 use crate::evidence::envoy::role::EnvoyRole;
 use crate::evidence::inventory::Inventory;
+use crate::evidence::resolve::workloads::Owners;
 use crate::evidence::{Gap, ObjectRef, TargetEvidence};
 use crate::sources::envoy::admin::AdminClient;
 use crate::sources::envoy::attach::{evidence_for, service_ports};
@@ -44,8 +45,9 @@ pub fn plan(
     client_pods: &[ObjectRef],
 ) -> ReadPlan {
     let mut out = ReadPlan::default();
+    let owners = Owners::new(inventory);
     for target in targets {
-        let candidates = paths::admin_pods(inventory, target);
+        let candidates = paths::admin_pods(inventory, &owners, target);
         let mut chosen: Vec<(ObjectRef, EnvoySide)> = Vec::new();
         for side in [EnvoySide::Server, EnvoySide::Client] {
             chosen.extend(
