@@ -18,6 +18,7 @@ use crate::sources::envoy::discover::{self, DiscoverError};
 use crate::sources::envoy::reading::EnvoyReading;
 use crate::sources::envoy::saved::{self, DumpError};
 use crate::sources::progress::Progress;
+use crate::sources::stop::Stop;
 use futures_util::StreamExt;
 use std::time::Duration;
 
@@ -270,6 +271,7 @@ pub async fn read_live(
     evidence: &mut Evidence,
     args: &DiagnoseArgs,
     namespace: Option<&str>,
+    stop: &Stop,
 ) {
     let mut gateways: Vec<Gateway> = Vec::new();
     for gateway in evidence.targets.iter().flat_map(|t| &t.mesh.gateways) {
@@ -302,6 +304,7 @@ pub async fn read_live(
         args.admin_port,
         admin_timeout(args),
         deadline,
+        stop,
         &|done| bar.set_position(done as u64),
     )
     .await;

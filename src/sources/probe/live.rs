@@ -10,8 +10,7 @@ use super::ProbeError;
 use super::args::ProbeArgs;
 use super::client::https_base;
 use super::envoy_counters::{AdminEndpoint, EnvoyCounters};
-use super::run::{ctrl_c_stop, run_in};
-use super::sse::Stop;
+use super::run::run_in;
 use crate::evidence::inventory::Inventory;
 use crate::evidence::probe::report::ProbeReport;
 use crate::evidence::resolve::workloads::Owners;
@@ -27,6 +26,7 @@ use crate::sources::cluster::paths::{
 use crate::sources::cluster::portforward::{PodPort, PortForward};
 use crate::sources::cluster::selected::add_gateway_pods;
 use crate::sources::progress::Progress;
+use crate::sources::stop::{Stop, ctrl_c_stop};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::evidence::probe::report::{ClusterPaths, Forward};
