@@ -36,9 +36,9 @@ pub enum Command {
 }
 
 impl Command {
-    /// The command stops on Ctrl-C by itself and still reports what it measured.
+    /// The command stops on Ctrl-C by itself and still reports what it gathered.
     pub fn handles_interrupt(&self) -> bool {
-        matches!(self, Command::Probe(_))
+        matches!(self, Command::Probe(_) | Command::Diagnose(_))
     }
 }
 
@@ -47,7 +47,9 @@ const EXIT_CODES_HELP: &str = "Exit codes (the same in every output format):
   3  a finding at or above --fail-on
   1  could not run (unreadable or malformed input, cluster unreachable or unknown context,
      missing namespace, unknown TARGET, nothing to analyse); a partial result is not an error
-  2  usage error";
+  2  usage error
+  130  interrupted with Ctrl-C: the report holds what was gathered before it (Envoy reads and
+       probe runs stop where they are; nothing is reported when it comes during the listing)";
 
 const PROBE_HELP: &str = "Paths:
   direct  a port-forward to the vLLM container port of a ready pod of TARGET (it enters the pod on

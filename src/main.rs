@@ -62,9 +62,15 @@ fn main() -> ExitCode {
     });
     // Port-forwards and admin connections close as the runtime drops their tasks; a command
     // that was interrupted has closed its own already, so exit right away.
-    let grace = match &outcome {
-        Some(Ok(app::EXIT_INTERRUPTED)) => std::time::Duration::ZERO,
-        _ => std::time::Duration::from_secs(2),
+    let interrupted = match &outcome {
+        Some(Ok(code)) => *code == app::EXIT_INTERRUPTED,
+        Some(Err(error)) => error.exit_code() == app::EXIT_INTERRUPTED,
+        None => false,
+    };
+    let grace = if interrupted {
+        std::time::Duration::ZERO
+    } else {
+        std::time::Duration::from_secs(2)
     };
     runtime.shutdown_timeout(grace);
     match outcome {

@@ -18,6 +18,7 @@ use crate::sources::envoy::discover::{self, DiscoverError};
 use crate::sources::envoy::reading::EnvoyReading;
 use crate::sources::envoy::saved::{self, DumpError};
 use crate::sources::progress::Progress;
+use crate::sources::stop::Stop;
 use futures_util::StreamExt;
 use std::time::Duration;
 
@@ -245,11 +246,13 @@ pub fn attach_explicit(
         add_source(evidence, &source);
     }
     let mut gaps = Vec::new();
+    let owners = crate::evidence::resolve::workloads::Owners::new(inventory);
     attach::attach(
         &mut evidence.targets,
         readings,
         |target| {
-            crate::evidence::resolve::workloads::live_pods(inventory, &target.workload)
+            owners
+                .live_pods(&target.workload)
                 .iter()
                 .filter_map(|pod| pod.metadata.name.clone())
                 .collect()
@@ -268,6 +271,7 @@ pub async fn read_live(
     evidence: &mut Evidence,
     args: &DiagnoseArgs,
     namespace: Option<&str>,
+    stop: &Stop,
 ) {
     let mut gateways: Vec<Gateway> = Vec::new();
     for gateway in evidence.targets.iter().flat_map(|t| &t.mesh.gateways) {
@@ -300,6 +304,7 @@ pub async fn read_live(
         args.admin_port,
         admin_timeout(args),
         deadline,
+        stop,
         &|done| bar.set_position(done as u64),
     )
     .await;

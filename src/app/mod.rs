@@ -18,6 +18,7 @@ use crate::sources::manifest::{self, ManifestError};
 use crate::sources::probe::ProbeOutput;
 use crate::sources::probe::live::{self, LiveError, LiveRequest};
 use crate::sources::progress::Progress;
+use crate::sources::stop::{Stop, ctrl_c_stop};
 use crate::verdict;
 use crate::verdict::probe_outcome::Outcome;
 use envoy_reads::EnvoySourceError;
@@ -64,6 +65,8 @@ pub enum AppError {
     Write(#[source] std::io::Error),
     #[error(transparent)]
     Envoy(#[from] EnvoySourceError),
+    #[error("interrupted (Ctrl-C) during {during}: nothing was gathered yet to report")]
+    Interrupted { during: &'static str },
 }
 
 impl AppError {
@@ -72,7 +75,9 @@ impl AppError {
             AppError::InvalidTarget { .. } => EXIT_USAGE,
             AppError::Envoy(error) if error.is_usage() => EXIT_USAGE,
             AppError::Probe(error) if error.is_usage() => EXIT_USAGE,
-            AppError::Probe(LiveError::Interrupted) => EXIT_INTERRUPTED,
+            AppError::Probe(LiveError::Interrupted) | AppError::Interrupted { .. } => {
+                EXIT_INTERRUPTED
+            }
             _ => EXIT_ERROR,
         }
     }
@@ -121,16 +126,36 @@ fn write_out(out: &mut dyn Write, text: &str) -> Result<(), AppError> {
 }
 
 async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
-    let evidence = match &args.from_evidence {
+    let (stop, ctrl_c) = ctrl_c_stop();
+    let outcome = diagnose_until(args, out, style, &stop).await;
+    ctrl_c.abort();
+    outcome
+}
+
+/// `diagnose`, stopped early by `stop`: during the listing there is nothing to report yet; later,
+/// the report holds what was read before it and the exit code is [`EXIT_INTERRUPTED`].
+async fn diagnose_until(
+    args: &DiagnoseArgs,
+    out: &mut dyn Write,
+    style: Style,
+    stop: &Stop,
+) -> Result<u8, AppError> {
+    let mut evidence = match &args.from_evidence {
         Some(path) => read_evidence(path)?,
         None => {
-            let (mut evidence, listed) = gather_evidence(args).await?;
-            if args.probe {
-                probe_runs::probe_targets(&mut evidence, listed.as_ref(), args).await;
+            let (mut evidence, listed) = gather_evidence(args, stop).await?;
+            if args.probe && !stop.is_stopped() {
+                probe_runs::probe_targets(&mut evidence, listed.as_ref(), args, stop).await;
             }
             evidence
         }
     };
+    if stop.is_stopped() {
+        evidence.gaps.push(Gap::new(
+            "diagnosis",
+            "interrupted (Ctrl-C): the report holds what was read before it",
+        ));
+    }
     if let Some(path) = &args.save_evidence {
         write_evidence(path, &evidence)?;
     }
@@ -153,7 +178,11 @@ async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Res
         report::render_with_envoys(&diagnosis, &envoys, args.output, style)?
     };
     write_out(out, &text)?;
-    Ok(diagnosis.exit_code())
+    Ok(if stop.is_stopped() {
+        EXIT_INTERRUPTED
+    } else {
+        diagnosis.exit_code()
+    })
 }
 
 /// What was read on a live cluster, kept for `--probe` to open its paths without listing again:
@@ -165,7 +194,10 @@ struct Listed {
 
 /// Manifests (-f), the live cluster, or Envoys alone (`--admin-url`, `--envoy-dump`) to
 /// Evidence for the targets in scope, and what was listed on a live cluster.
-async fn gather_evidence(args: &DiagnoseArgs) -> Result<(Evidence, Option<Listed>), AppError> {
+async fn gather_evidence(
+    args: &DiagnoseArgs,
+    stop: &Stop,
+) -> Result<(Evidence, Option<Listed>), AppError> {
     envoy_reads::check_flags(args)?;
     let target = match &args.target {
         Some(text) => Some(
@@ -181,7 +213,7 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<(Evidence, Option<Listed
         return Ok((envoy_reads::envoy_only_evidence(args, explicit)?, None));
     }
     let (mut inventory, namespace, cluster, gathered_at) = if args.filenames.is_empty() {
-        let (client, inventory, namespace) = read_cluster(args).await?;
+        let (client, inventory, namespace) = read_cluster(args, stop).await?;
         // Pod ages are measured against this, so the checks need no clock.
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         (inventory, namespace, Some(client), Some(now))
@@ -229,7 +261,7 @@ async fn gather_evidence(args: &DiagnoseArgs) -> Result<(Evidence, Option<Listed
         } else {
             namespace.as_deref()
         };
-        envoy_reads::read_live(client, &mut inventory, &mut evidence, args, namespace).await;
+        envoy_reads::read_live(client, &mut inventory, &mut evidence, args, namespace, stop).await;
     }
     envoy_reads::attach_explicit(&mut evidence, &inventory, args, &explicit);
     let listed = cluster.map(|client| Listed { client, inventory });
@@ -257,6 +289,7 @@ fn note_node_view_scope(evidence: &mut Evidence, namespace: &str) {
 /// context's; none for `-A`).
 async fn read_cluster(
     args: &DiagnoseArgs,
+    stop: &Stop,
 ) -> Result<(ClusterClient, Inventory, Option<String>), AppError> {
     let client = ClusterClient::connect(&args.cluster).await?;
     let scope = ListScope::from_flags(args.namespace.as_deref(), args.all_namespaces, &client);
@@ -271,7 +304,14 @@ async fn read_cluster(
         "pods, workloads and mesh objects {}",
         scope.describe()
     ));
-    let inventory = list_inventory(&client, &scope).await;
+    let mut stopped = stop.clone();
+    let inventory = tokio::select! {
+        inventory = list_inventory(&client, &scope) => inventory,
+        () = stopped.stopped() => {
+            bar.finish_and_clear();
+            return Err(AppError::Interrupted { during: "listing" });
+        }
+    };
     bar.finish_and_clear();
     let inventory = inventory?;
     let namespace = scope.namespace().map(str::to_string);

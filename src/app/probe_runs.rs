@@ -8,9 +8,8 @@ use crate::evidence::{Evidence, Gap, TargetEvidence};
 use crate::sources::probe::ProbeArgs;
 use crate::sources::probe::live::{Found, LiveRequest};
 use crate::sources::probe::planned::PlannedPaths;
-use crate::sources::probe::run::ctrl_c_stop;
-use crate::sources::probe::sse::Stop;
 use crate::sources::progress::Progress;
+use crate::sources::stop::Stop;
 use crate::verdict::probe_plan::{self as plan, Pace, Plan, PlanInput};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::time::{Duration, Instant};
@@ -24,17 +23,27 @@ const URL_SETUP_S: f64 = 0.5;
 
 /// Runs the probe runs each target's evidence calls for and keeps them in the evidence. A run
 /// that cannot run is a gap, not an error: the diagnosis goes on with what was read.
-pub async fn probe_targets(evidence: &mut Evidence, listed: Option<&Listed>, args: &DiagnoseArgs) {
+pub async fn probe_targets(
+    evidence: &mut Evidence,
+    listed: Option<&Listed>,
+    args: &DiagnoseArgs,
+    stop: &Stop,
+) {
     let by_url = args.direct_url.is_some() || args.mesh_url.is_some();
     let mut base = ProbeArgs::for_urls(args.direct_url.clone(), args.mesh_url.clone());
     base.mesh_host = args.mesh_host.clone();
     base.mesh_ca = args.mesh_ca.clone();
     base.mesh_insecure_skip_tls_verify = args.mesh_insecure_skip_tls_verify;
-    let (stop, ctrl_c) = ctrl_c_stop();
     let progress = Progress::detect();
     let gathered_at = evidence.gathered_at.clone();
     let mut summaries = Vec::new();
     for (index, target) in evidence.targets.iter_mut().enumerate() {
+        if stop.is_stopped() {
+            target
+                .gaps
+                .push(Gap::new("probe runs", "not run: interrupted (Ctrl-C)"));
+            continue;
+        }
         if by_url && index > 0 {
             target.gaps.push(Gap::new(
                 "probe runs",
@@ -81,12 +90,11 @@ pub async fn probe_targets(evidence: &mut Evidence, listed: Option<&Listed>, arg
                 setup_s,
             },
             &progress,
-            &stop,
+            stop,
         )
         .await;
         keep(target, outcome, &mut summaries);
     }
-    ctrl_c.abort();
     for summary in summaries {
         evidence.sources.push(format!("probe: {summary}"));
     }

@@ -8,3 +8,4 @@ pub mod envoy;
 pub mod manifest;
 pub mod probe;
 pub mod progress;
+pub mod stop;

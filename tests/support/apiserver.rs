@@ -72,6 +72,8 @@ struct Fault {
 enum FaultKind {
     Status(u16),
     EndlessContinue,
+    /// Never answers (until the client goes away).
+    Hang,
 }
 
 impl Fault {
@@ -158,6 +160,16 @@ impl ApiServerConfig {
         self.faults.push(Fault {
             plural: plural.to_string(),
             kind: FaultKind::EndlessContinue,
+            left: Arc::new(AtomicU64::new(u64::MAX)),
+        });
+        self
+    }
+
+    /// Lists of `plural` are received and never answered, as a server stuck behind a dead etcd.
+    pub fn hang_lists(mut self, plural: &str) -> Self {
+        self.faults.push(Fault {
+            plural: plural.to_string(),
+            kind: FaultKind::Hang,
             left: Arc::new(AtomicU64::new(u64::MAX)),
         });
         self
@@ -293,6 +305,8 @@ struct State {
     sessions: Mutex<Vec<SessionRecord>>,
     /// Ticks once per port-forward upgrade and per end, from 1.
     events: Arc<AtomicU64>,
+    /// TCP connections accepted and not yet closed.
+    open_connections: AtomicU64,
     address: SocketAddr,
 }
 
@@ -357,6 +371,7 @@ impl ApiServer {
             requests: Mutex::new(Vec::new()),
             sessions: Mutex::new(Vec::new()),
             events: Arc::new(AtomicU64::new(0)),
+            open_connections: AtomicU64::new(0),
             address,
         });
         let acceptor = TlsAcceptor::from(ca.server_config.clone());
@@ -408,6 +423,11 @@ impl ApiServer {
     /// How many objects the server holds (after dropping those of absent groups).
     pub fn object_count(&self) -> usize {
         self.state.store.len()
+    }
+
+    /// Connections accepted and still open (a client that exited leaves none).
+    pub fn open_connections(&self) -> u64 {
+        self.state.open_connections.load(Ordering::SeqCst)
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
@@ -491,6 +511,22 @@ impl Drop for DetachedApiServer {
     }
 }
 
+/// One accepted connection in `State::open_connections`, for as long as it is served.
+struct OpenConnection(Arc<State>);
+
+impl OpenConnection {
+    fn count(state: Arc<State>) -> Self {
+        state.open_connections.fetch_add(1, Ordering::SeqCst);
+        Self(state)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<State>) {
     let mut connections = JoinSet::new();
     loop {
@@ -501,6 +537,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
                 let acceptor = acceptor.clone();
                 let state = state.clone();
                 connections.spawn(async move {
+                    let _open = OpenConnection::count(state.clone());
                     // A client that rejects our certificate ends the handshake: nothing to serve.
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
                     let client_certificate = tls.get_ref().1.peer_certificates().is_some();
@@ -701,6 +738,9 @@ async fn resource_request(
                 Err(failure) => return status_response(failure),
             };
             for fault in &state.faults {
+                if fault.kind == FaultKind::Hang && fault.hits(plural) {
+                    std::future::pending::<()>().await;
+                }
                 if fault.kind != FaultKind::EndlessContinue && fault.hits(plural) {
                     let FaultKind::Status(code) = fault.kind else {
                         continue;

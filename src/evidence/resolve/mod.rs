@@ -177,6 +177,7 @@ pub fn gather(
     }
 
     let node_loads = node_view(inventory);
+    let owners = workloads::Owners::new(inventory);
     let mut redacted = Vec::new();
     let targets = workloads
         .into_iter()
@@ -189,7 +190,7 @@ pub fn gather(
             );
             let resolution = resolve(inventory, &workload);
             let mut mesh = resolution.mesh;
-            let live_pods = live_pods(inventory, &workload);
+            let live_pods = live_pods(&owners, &workload);
             settle_sidecar_mode(&mut mesh, &live_pods);
             let nodes = nodes_of(&node_loads, &live_pods);
             TargetEvidence {
@@ -216,8 +217,9 @@ pub fn gather(
 }
 
 /// The workload's pods the API server has seen, sorted by name.
-fn live_pods(inventory: &Inventory, workload: &Workload) -> Vec<LivePod> {
-    let mut pods: Vec<LivePod> = workloads::live_pods(inventory, workload)
+fn live_pods(owners: &workloads::Owners<'_>, workload: &Workload) -> Vec<LivePod> {
+    let mut pods: Vec<LivePod> = owners
+        .live_pods(workload)
         .into_iter()
         .filter(|pod| live::is_live(pod))
         .map(live::live_pod)

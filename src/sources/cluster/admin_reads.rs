@@ -8,10 +8,12 @@ use super::paths::{self, EnvoySide};
 use super::portforward::{PodPort, PortForward};
 use crate::evidence::envoy::role::EnvoyRole;
 use crate::evidence::inventory::Inventory;
+use crate::evidence::resolve::workloads::Owners;
 use crate::evidence::{Gap, ObjectRef, TargetEvidence};
 use crate::sources::envoy::admin::AdminClient;
 use crate::sources::envoy::attach::{evidence_for, service_ports};
 use crate::sources::envoy::reading::EnvoyReading;
+use crate::sources::stop::Stop;
 use futures_util::StreamExt;
 use std::time::Duration;
 
@@ -44,8 +46,9 @@ pub fn plan(
     client_pods: &[ObjectRef],
 ) -> ReadPlan {
     let mut out = ReadPlan::default();
+    let owners = Owners::new(inventory);
     for target in targets {
-        let candidates = paths::admin_pods(inventory, target);
+        let candidates = paths::admin_pods(inventory, &owners, target);
         let mut chosen: Vec<(ObjectRef, EnvoySide)> = Vec::new();
         for side in [EnvoySide::Server, EnvoySide::Client] {
             chosen.extend(
@@ -72,40 +75,37 @@ pub fn plan(
 }
 
 /// Reads each pod's Envoy admin API through its own port-forward, [`CONCURRENCY`] at once, in
-/// the order given; a pod not read by `deadline` (when there is one) becomes a gap.
+/// the order given; a pod not read by `deadline` (when there is one) or before `stop` fires
+/// becomes a gap.
 pub async fn read_pods(
     client: &ClusterClient,
     pods: &[(ObjectRef, EnvoySide)],
     admin_port: u16,
     timeout: Duration,
     deadline: Option<Duration>,
+    stop: &Stop,
     progress: &dyn Fn(usize),
 ) -> Vec<EnvoyReading> {
     let until = deadline.map(|deadline| tokio::time::Instant::now() + deadline);
-    let read = |(pod, side): (ObjectRef, EnvoySide)| async move {
-        let Some(until) = until else {
-            return read_pod(client, pod, side, admin_port, timeout).await;
-        };
-        let (_, source, what) = names(&pod, admin_port);
-        match tokio::time::timeout_at(
-            until,
-            read_pod(client, pod.clone(), side, admin_port, timeout),
-        )
-        .await
-        {
-            Ok(reading) => reading,
-            Err(_) => EnvoyReading::failed(
-                &source,
-                Some(pod),
-                Gap::new(
-                    what,
-                    format!(
-                        "not read within --envoy-timeout {}",
-                        crate::units::duration::display(deadline.unwrap_or_default())
-                    ),
+    let read = |(pod, side): (ObjectRef, EnvoySide)| {
+        let mut stop = stop.clone();
+        async move {
+            let (_, source, what) = names(&pod, admin_port);
+            let past_deadline = async {
+                match until {
+                    Some(until) => tokio::time::sleep_until(until).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let reason = tokio::select! {
+                reading = read_pod(client, pod.clone(), side, admin_port, timeout) => return reading,
+                () = past_deadline => format!(
+                    "not read within --envoy-timeout {}",
+                    crate::units::duration::display(deadline.unwrap_or_default())
                 ),
-            )
-            .with_side(side),
+                () = stop.stopped() => "not read: interrupted (Ctrl-C)".to_string(),
+            };
+            EnvoyReading::failed(&source, Some(pod), Gap::new(what, reason)).with_side(side)
         }
     };
     let mut done = 0;

@@ -5,7 +5,7 @@
 
 use crate::evidence::inventory::Inventory;
 use crate::evidence::objects::{Gateway, GatewayServer, VirtualService};
-use crate::evidence::resolve::workloads;
+use crate::evidence::resolve::workloads::Owners;
 use crate::evidence::{ObjectRef, TargetEvidence, Workload};
 pub use crate::sources::envoy::reading::EnvoySide;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -34,8 +34,9 @@ pub struct MeshEntry {
 /// The target's pods and the vLLM container port on each, for a port-forward that bypasses the
 /// sidecar. Ready pods first, then running ones, then pods of unknown state; finished pods and
 /// pods being deleted are left out.
-pub fn direct_pods(inventory: &Inventory, workload: &Workload) -> Vec<(ObjectRef, u16)> {
-    let mut pods: Vec<(u8, ObjectRef)> = workloads::live_pods(inventory, workload)
+pub fn direct_pods(owners: &Owners<'_>, workload: &Workload) -> Vec<(ObjectRef, u16)> {
+    let mut pods: Vec<(u8, ObjectRef)> = owners
+        .live_pods(workload)
         .into_iter()
         .filter_map(|pod| Some((readiness_rank(pod)?, pod_ref(pod)?)))
         .collect();
@@ -190,8 +191,13 @@ fn kube_gateway_entries(
 /// The pods whose Envoy admin API shows the path: the target's pods that carry a sidecar
 /// (server side), then the ingress gateway pods in front of it (client side). Ready pods first
 /// on each side; each pod once.
-pub fn admin_pods(inventory: &Inventory, target: &TargetEvidence) -> Vec<(ObjectRef, EnvoySide)> {
-    let mut servers: Vec<(u8, ObjectRef)> = workloads::live_pods(inventory, &target.workload)
+pub fn admin_pods(
+    inventory: &Inventory,
+    owners: &Owners<'_>,
+    target: &TargetEvidence,
+) -> Vec<(ObjectRef, EnvoySide)> {
+    let mut servers: Vec<(u8, ObjectRef)> = owners
+        .live_pods(&target.workload)
         .into_iter()
         .filter(|pod| has_proxy(pod))
         .filter_map(|pod| Some((readiness_rank(pod)?, pod_ref(pod)?)))
@@ -704,7 +710,7 @@ mod tests {
         let workload = target(Vec::new(), Vec::new()).workload;
         let pod = |name: &str| (ObjectRef::new("Pod", Some("inference"), name), 8000);
         assert_eq!(
-            direct_pods(&inventory, &workload),
+            direct_pods(&Owners::new(&inventory), &workload),
             vec![pod("vllm-a"), pod("vllm-c"), pod("vllm-b")]
         );
     }
@@ -803,7 +809,7 @@ mod tests {
         pods.push(no_proxy);
         let mut inventory = inventory(pods, Vec::new());
         inventory.deployments.push(vllm_deployment());
-        let admin = admin_pods(&inventory, &target);
+        let admin = admin_pods(&inventory, &Owners::new(&inventory), &target);
         let names: Vec<(&str, EnvoySide)> = admin
             .iter()
             .map(|(pod, side)| (pod.name.as_str(), *side))

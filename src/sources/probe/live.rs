@@ -10,10 +10,10 @@ use super::ProbeError;
 use super::args::ProbeArgs;
 use super::client::https_base;
 use super::envoy_counters::{AdminEndpoint, EnvoyCounters};
-use super::run::{ctrl_c_stop, run_in};
-use super::sse::Stop;
+use super::run::run_in;
 use crate::evidence::inventory::Inventory;
 use crate::evidence::probe::report::ProbeReport;
+use crate::evidence::resolve::workloads::Owners;
 use crate::evidence::resolve::{self, GatherError, Scope, Target};
 use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::sources::cluster::args::ClusterArgs;
@@ -26,6 +26,7 @@ use crate::sources::cluster::paths::{
 use crate::sources::cluster::portforward::{PodPort, PortForward};
 use crate::sources::cluster::selected::add_gateway_pods;
 use crate::sources::progress::Progress;
+use crate::sources::stop::{Stop, ctrl_c_stop};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::evidence::probe::report::{ClusterPaths, Forward};
@@ -357,7 +358,7 @@ async fn open_paths(
         gaps,
     };
 
-    let pods = direct_pods(&inventory, workload);
+    let pods = direct_pods(&Owners::new(&inventory), workload);
     if args.direct_url.is_none() {
         let Some((pod, port)) = pods.first() else {
             return Err(LiveError::NoReadyPod {
@@ -421,7 +422,7 @@ async fn open_paths(
         if let Some(pod) = &gateway_pod {
             admin_forward(client, pod, "gateway", &mut opened).await;
         }
-        let servers: Vec<ObjectRef> = admin_pods(&inventory, chosen)
+        let servers: Vec<ObjectRef> = admin_pods(&inventory, &Owners::new(&inventory), chosen)
             .into_iter()
             .filter(|(_, side)| *side == EnvoySide::Server)
             .map(|(pod, _)| pod)

@@ -4,11 +4,12 @@
 use super::ProbeError;
 use super::client::{ClientOptions, HttpClient};
 use super::request::Target;
-use super::sse::{self, Limits, OnContent, Stop, StreamRecord};
+use super::sse::{self, Limits, OnContent, StreamRecord};
 use crate::evidence::probe::modes::{ColdResult, ConcurrencyResult, FailureGroup, LargeResult};
 use crate::evidence::probe::path::{
     EndReason, HeadersOfInterest, PathKind, PathResult, Percentiles,
 };
+use crate::sources::stop::Stop;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

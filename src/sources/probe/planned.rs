@@ -4,9 +4,9 @@
 
 use super::args::ProbeArgs;
 use super::live::{LivePaths, LiveRequest};
-use super::sse::Stop;
 use crate::evidence::probe::{BURST_TOKENS, COLD_TOKENS, PlannedRun, ProbeMode, ProbeRun};
 use crate::sources::progress::Progress;
+use crate::sources::stop::Stop;
 use std::time::Duration;
 
 /// Per-request limit of a burst, a large body and a cold pair.

@@ -8,7 +8,7 @@ use super::compare;
 use super::envoy_counters::EnvoyCounters;
 use super::modes;
 use super::request::{self, ApiKey, GenerationSpec, ModelInfo, Target};
-use super::sse::{self, Limits, Stop};
+use super::sse::{self, Limits};
 use super::tls::{self, PathAddress, TlsTrust};
 use super::vllm_metrics::{self, MetricsSnapshot};
 use super::warmup;
@@ -19,6 +19,7 @@ use crate::evidence::probe::report::{
 };
 use crate::evidence::probe::server_side::ServerSide;
 use crate::sources::progress::Progress;
+use crate::sources::stop::{Stop, ctrl_c_stop};
 use reqwest::Url;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -78,17 +79,6 @@ pub async fn run_with(args: &ProbeArgs, progress: Progress) -> Result<ProbeRepor
     let report = probe(args, progress, &stop, &EnvoyCounters::none()).await;
     ctrl_c.abort();
     report
-}
-
-/// A `Stop` that fires on Ctrl-C; abort the task when done with it.
-pub fn ctrl_c_stop() -> (Stop, tokio::task::JoinHandle<()>) {
-    let (switch, stop) = Stop::new();
-    let ctrl_c = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = switch.send(true);
-        }
-    });
-    (stop, ctrl_c)
 }
 
 /// The probe with the caller's stop signal, reading `counters` before and after each path.

@@ -7,13 +7,13 @@
 use super::client::HttpClient;
 use super::request::Target;
 use crate::evidence::probe::path::{EndReason, HeadersOfInterest, TokenSource};
+use crate::sources::stop::Stop;
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::error::Error as _;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 /// Bytes of an error body kept for the report.
 pub const ERROR_EXCERPT_BYTES: usize = 512;
@@ -120,35 +120,6 @@ impl StreamRecord {
 pub struct Limits {
     pub overall: Duration,
     pub idle: Duration,
-}
-
-/// Ctrl-C, or any other reason to stop early, shared by every request of a run.
-#[derive(Debug, Clone)]
-pub struct Stop(watch::Receiver<bool>);
-
-impl Stop {
-    /// A stop that never fires.
-    pub fn never() -> Self {
-        // With the sender gone the value stays `false`, and `stopped` waits forever.
-        let (_, receiver) = watch::channel(false);
-        Self(receiver)
-    }
-
-    /// A stop and the switch that fires it.
-    pub fn new() -> (watch::Sender<bool>, Self) {
-        let (sender, receiver) = watch::channel(false);
-        (sender, Self(receiver))
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    pub async fn stopped(&mut self) {
-        if self.0.wait_for(|stopped| *stopped).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
 }
 
 /// Called with the number of content chunks so far, for progress display.

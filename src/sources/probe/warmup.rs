@@ -6,8 +6,9 @@
 
 use super::client::HttpClient;
 use super::request::Target;
-use super::sse::{self, Limits, OnContent, Stop, StreamRecord};
+use super::sse::{self, Limits, OnContent, StreamRecord};
 use crate::evidence::probe::path::EndReason;
+use crate::sources::stop::Stop;
 use serde_json::Value;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

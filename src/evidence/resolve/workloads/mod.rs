@@ -2,6 +2,7 @@
 //! template, bare Pods by their spec. Pods owned (via ReplicaSet) by a listed workload belong to it.
 
 pub mod live;
+pub mod owners;
 pub mod selector;
 pub mod vllm_args;
 
@@ -9,6 +10,7 @@ use crate::evidence::inventory::Inventory;
 use crate::evidence::{GpuRequest, VllmServer, Workload, WorkloadKind};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+pub use owners::Owners;
 pub use selector::{LabelSelector, SelectorError};
 use std::collections::BTreeMap;
 use vllm_args::{Invocation, VLLM_DEFAULT_PORT};
@@ -68,10 +70,11 @@ pub fn pod_sources(inventory: &Inventory) -> Vec<PodSource<'_>> {
             &set.spec.template,
         )
     });
+    let owners = Owners::new(inventory);
     let bare_pods = inventory
         .pods
         .iter()
-        .filter(|pod| owner_workload(inventory, pod).is_none())
+        .filter(|pod| owners.owner(pod).is_none())
         .filter_map(pod_source);
     deployments.chain(stateful_sets).chain(bare_pods).collect()
 }
@@ -102,76 +105,6 @@ pub fn pod_source(pod: &Pod) -> Option<PodSource<'_>> {
         metadata: Some(&pod.metadata),
         spec: pod.spec.as_ref()?,
     })
-}
-
-/// The Deployment or StatefulSet in the inventory that owns `pod` (through its ReplicaSet for a
-/// Deployment), as `(kind, name)` in the pod's namespace.
-pub fn owner_workload(inventory: &Inventory, pod: &Pod) -> Option<(WorkloadKind, String)> {
-    let namespace = pod.metadata.namespace.as_deref();
-    let here = |meta: &ObjectMeta, name: &str| {
-        meta.namespace.as_deref() == namespace && meta.name.as_deref() == Some(name)
-    };
-    for owner in pod.metadata.owner_references.iter().flatten() {
-        match owner.kind.as_str() {
-            "StatefulSet"
-                if inventory
-                    .stateful_sets
-                    .iter()
-                    .any(|set| here(&set.metadata, &owner.name)) =>
-            {
-                return Some((WorkloadKind::StatefulSet, owner.name.clone()));
-            }
-            "ReplicaSet" => {
-                let replica_set = inventory
-                    .replica_sets
-                    .iter()
-                    .find(|rs| here(&rs.metadata, &owner.name));
-                let deployment = match replica_set {
-                    Some(rs) => rs
-                        .metadata
-                        .owner_references
-                        .iter()
-                        .flatten()
-                        .find(|o| o.kind == "Deployment")
-                        .map(|o| o.name.clone()),
-                    // Not listed: a Deployment's ReplicaSet is named DEPLOYMENT-HASH, and its pods
-                    // carry HASH as `pod-template-hash`.
-                    None => pod
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|labels| labels.get("pod-template-hash"))
-                        .and_then(|hash| owner.name.strip_suffix(&format!("-{hash}")))
-                        .map(str::to_string),
-                };
-                if let Some(name) = deployment
-                    && inventory
-                        .deployments
-                        .iter()
-                        .any(|d| here(&d.metadata, &name))
-                {
-                    return Some((WorkloadKind::Deployment, name));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// The live pods of a workload: its own Pod, or the pods its Deployment/StatefulSet owns. On a
-/// cluster these carry what the template does not (the injected sidecar, the node).
-pub fn live_pods<'a>(inventory: &'a Inventory, workload: &Workload) -> Vec<&'a Pod> {
-    inventory
-        .pods
-        .iter()
-        .filter(|pod| pod.metadata.namespace.as_deref() == Some(workload.namespace.as_str()))
-        .filter(|pod| match workload.kind {
-            WorkloadKind::Pod => pod.metadata.name.as_deref() == Some(workload.name.as_str()),
-            kind => owner_workload(inventory, pod)
-                .is_some_and(|(owner_kind, name)| owner_kind == kind && name == workload.name),
-        })
-        .collect()
 }
 
 /// Every inference workload: pods that run vLLM, or whose labels match `selector`. Sorted by
@@ -632,13 +565,14 @@ spec:
             ["pod/vllm-other-ns", "deploy/vllm", "pod/orphan-6f6f-ccccc"]
         );
         let deployment = named(&found, "vllm");
-        let live: Vec<_> = live_pods(&inventory, deployment)
+        let live: Vec<_> = Owners::new(&inventory)
+            .live_pods(deployment)
             .iter()
             .map(|p| p.metadata.name.clone().unwrap())
             .collect();
         assert_eq!(live, ["vllm-5d8f-aaaaa", "vllm-7c9b-bbbbb"]);
         let orphan = named(&found, "orphan-6f6f-ccccc");
-        assert_eq!(live_pods(&inventory, orphan).len(), 1);
+        assert_eq!(Owners::new(&inventory).live_pods(orphan).len(), 1);
     }
 
     #[test]
@@ -664,6 +598,6 @@ spec: {containers: [{name: vllm, image: vllm/vllm-openai}]}
         );
         let found = find(&inventory, None);
         assert_eq!(names(&found), ["sts/llm"]);
-        assert_eq!(live_pods(&inventory, &found[0]).len(), 1);
+        assert_eq!(Owners::new(&inventory).live_pods(&found[0]).len(), 1);
     }
 }
