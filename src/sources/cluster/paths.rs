@@ -683,7 +683,7 @@ mod tests {
             entry.gateway.to_string(),
             "Gateway inference/inference-gateway"
         );
-        let admin = admin_pods(&inventory, &target);
+        let admin = admin_pods(&inventory, &Owners::new(&inventory), &target);
         assert!(
             admin
                 .iter()
