@@ -919,7 +919,7 @@ async fn rolled_out_manifests_give_live_pods_and_a_node_view() {
     let view = kubectl_infermesh::evidence::nodes::node_view(&inventory);
     assert_eq!(view.len(), 1);
     assert_eq!(view[0].node, "gpu-node-a");
-    assert_eq!(view[0].meshed_gpu_pods.len(), 3);
+    assert_eq!(view[0].pod_count(), 3);
     assert_eq!(view[0].gpus_requested, 3);
     assert_eq!(view[0].sidecar_cpu_request_millis, 6_000);
     assert_eq!(view[0].allocatable_cpu_millis, Some(95_690));

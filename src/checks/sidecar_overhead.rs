@@ -378,7 +378,7 @@ fn live_proxy_requests(target: &TargetEvidence) -> Option<ProxyRequests> {
 /// `Node gpu-node-1 status/allocatable/cpu = 95690m (sidecars of 3 meshed GPU pods … request …)`.
 fn node_line(node: &NodeSidecarLoad) -> EvidenceLine {
     let object = ObjectRef::new("Node", None, &node.node);
-    let pods = match node.meshed_gpu_pods.len() {
+    let pods = match node.pod_count() {
         1 => "1 meshed GPU pod".to_string(),
         count => format!("{count} meshed GPU pods"),
     };

@@ -19,15 +19,29 @@ pub struct NodeSidecarLoad {
     /// Allocatable GPUs by extended resource (`nvidia.com/gpu` → 8).
     #[serde(default)]
     pub allocatable_gpus: BTreeMap<String, u64>,
-    /// `namespace/name` of each meshed GPU pod on the node.
+    /// `namespace/name` of the first [`NAMED_PODS`] meshed GPU pods on the node, by name: every
+    /// target on the node carries this entry, so it must not grow with the node.
     pub meshed_gpu_pods: Vec<String>,
+    /// How many meshed GPU pods run on the node (0 in evidence saved before it was counted:
+    /// then every pod is named).
+    #[serde(default)]
+    pub meshed_gpu_pod_count: u64,
     /// GPUs those pods request.
     pub gpus_requested: u64,
     /// Sum of their `istio-proxy` CPU requests.
     pub sidecar_cpu_request_millis: u64,
 }
 
+/// How many pods a node's entry names; the rest are counted.
+pub const NAMED_PODS: usize = 8;
+
 impl NodeSidecarLoad {
+    /// Meshed GPU pods on the node.
+    pub fn pod_count(&self) -> u64 {
+        self.meshed_gpu_pod_count
+            .max(self.meshed_gpu_pods.len() as u64)
+    }
+
     /// Sidecar CPU requests as a fraction of allocatable CPU.
     pub fn sidecar_cpu_share(&self) -> Option<f64> {
         match self.allocatable_cpu_millis {
@@ -64,14 +78,17 @@ pub fn node_view(inventory: &Inventory) -> Vec<NodeSidecarLoad> {
                 allocatable_cpu_millis: None,
                 allocatable_gpus: BTreeMap::new(),
                 meshed_gpu_pods: Vec::new(),
+                meshed_gpu_pod_count: 0,
                 gpus_requested: 0,
                 sidecar_cpu_request_millis: 0,
             });
-        entry.meshed_gpu_pods.push(format!(
+        entry.meshed_gpu_pod_count += 1;
+        let name = format!(
             "{}/{}",
             pod.metadata.namespace.as_deref().unwrap_or_default(),
             pod.metadata.name.as_deref().unwrap_or_default()
-        ));
+        );
+        keep_first_names(&mut entry.meshed_gpu_pods, name);
         entry.gpus_requested += gpus;
         entry.sidecar_cpu_request_millis += cpu_request_millis(proxy).unwrap_or(0);
     }
@@ -98,6 +115,16 @@ pub fn node_view(inventory: &Inventory) -> Vec<NodeSidecarLoad> {
         }
     }
     by_node.into_values().collect()
+}
+
+/// Adds `name` to the sorted `names` and keeps the first [`NAMED_PODS`].
+fn keep_first_names(names: &mut Vec<String>, name: String) {
+    if names.len() == NAMED_PODS && names.last().is_some_and(|last| *last <= name) {
+        return;
+    }
+    let at = names.partition_point(|have| *have < name);
+    names.insert(at, name);
+    names.truncate(NAMED_PODS);
 }
 
 /// Pods that finished no longer hold their requests on the node.
@@ -230,6 +257,32 @@ mod tests {
             "status": {"allocatable": {"cpu": cpu, "memory": "1000Gi", "nvidia.com/gpu": gpus, "pods": "110"}},
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_crowded_node_names_its_first_pods_and_counts_them_all() {
+        let pods = (0..50)
+            .rev()
+            .map(|index| pod(&format!("vllm-{index:02}"), "gpu-a", 1, Some("100m"), false))
+            .collect();
+        let inventory = Inventory {
+            pods,
+            ..Inventory::default()
+        };
+        let view = node_view(&inventory);
+        assert_eq!(view[0].pod_count(), 50);
+        assert_eq!(view[0].gpus_requested, 50);
+        let named: Vec<String> = (0..NAMED_PODS)
+            .map(|index| format!("inference/vllm-{index:02}"))
+            .collect();
+        assert_eq!(view[0].meshed_gpu_pods, named);
+        // Evidence saved before the count named every pod.
+        let saved: NodeSidecarLoad = serde_json::from_value(json!({
+            "node": "gpu-a", "meshedGpuPods": ["a/x", "a/y", "a/z"],
+            "gpusRequested": 3, "sidecarCpuRequestMillis": 300,
+        }))
+        .unwrap();
+        assert_eq!(saved.pod_count(), 3);
     }
 
     #[test]
