@@ -123,7 +123,10 @@ where
                 }
                 continue_token = Some(token);
             }
-            _ => return Ok(items),
+            _ => {
+                items.shrink_to_fit();
+                return Ok(items);
+            }
         }
     }
     Err(ClusterError::Other {
