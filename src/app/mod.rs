@@ -1,7 +1,9 @@
 //! The `diagnose` command: load manifests -> gather evidence -> run the checks -> verdict ->
 //! render -> exit code. `main` only parses arguments, sets up logging and prints errors.
 
+pub mod completion;
 pub mod envoy_reads;
+mod lab;
 mod probe_runs;
 
 use crate::checks::Settings;
@@ -19,6 +21,7 @@ use crate::sources::probe::ProbeOutput;
 use crate::sources::probe::live::{self, LiveError, LiveRequest};
 use crate::sources::progress::Progress;
 use crate::verdict;
+use crate::verdict::Diagnosis;
 use crate::verdict::probe_outcome::Outcome;
 use envoy_reads::EnvoySourceError;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -64,6 +67,8 @@ pub enum AppError {
     Write(#[source] std::io::Error),
     #[error(transparent)]
     Envoy(#[from] EnvoySourceError),
+    #[error(transparent)]
+    Lab(#[from] lab::LabCommandError),
 }
 
 impl AppError {
@@ -83,6 +88,11 @@ pub async fn run(cli: &Cli, out: &mut dyn Write, style: Style) -> Result<u8, App
     match &cli.command {
         Command::Diagnose(args) => diagnose(args, out, style).await,
         Command::Probe(args) => probe(args, out).await,
+        Command::Lab(args) => lab::run(args, out, style).await,
+        Command::Completion(args) => {
+            write_out(out, &completion::script(args.shell))?;
+            Ok(0)
+        }
     }
 }
 
@@ -121,6 +131,15 @@ fn write_out(out: &mut dyn Write, text: &str) -> Result<(), AppError> {
 }
 
 async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
+    Ok(diagnose_and_report(args, out, style).await?.exit_code())
+}
+
+/// `diagnose`: the evidence, the verdict, the report written to `out`; returns the verdict.
+async fn diagnose_and_report(
+    args: &DiagnoseArgs,
+    out: &mut dyn Write,
+    style: Style,
+) -> Result<Diagnosis, AppError> {
     let evidence = match &args.from_evidence {
         Some(path) => read_evidence(path)?,
         None => {
@@ -153,7 +172,7 @@ async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Res
         report::render_with_envoys(&diagnosis, &envoys, args.output, style)?
     };
     write_out(out, &text)?;
-    Ok(diagnosis.exit_code())
+    Ok(diagnosis)
 }
 
 /// What was read on a live cluster, kept for `--probe` to open its paths without listing again:
