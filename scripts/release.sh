@@ -61,6 +61,7 @@ sha256_of() {
 
 # pack BINARY DIR VERSION PLATFORM: the archive with the binary, the completion executable,
 # LICENSE and README.md at its root, reproducible (sorted, owner 0, fixed mtime, gzip -n).
+# gzip's default level: -9 took 2.5 times as long for 0.8% less on this binary.
 pack() {
     local binary="$1" dir="$2" version="$3" platform="$4"
     [ -x "$binary" ] || die "$binary is not an executable file"
@@ -79,7 +80,7 @@ pack() {
         tar_flags=(--uid 0 --gid 0) # bsdtar (macOS)
     fi
     (cd "$staging" && tar "${tar_flags[@]}" -cf - \
-        kubectl-infermesh kubectl_complete-infermesh LICENSE README.md) | gzip -n -9 >"$archive"
+        kubectl-infermesh kubectl_complete-infermesh LICENSE README.md) | gzip -n >"$archive"
     rm -rf "$staging"
     printf '%s  %s\n' "$(sha256_of "$archive")" "$name.tar.gz" >"$archive.sha256"
     printf '%s\n' "$archive"
