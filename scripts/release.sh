@@ -26,14 +26,14 @@ crate_version() {
     sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1
 }
 
-# VERSION as given (0.1.0 or v0.1.0) -> 0.1.0, checked against Cargo.toml.
-normalise_version() {
-    local version="${1#v}"
+# VERSION as given (0.1.0 or v0.1.0; empty for Cargo.toml's) -> $VERSION=0.1.0, checked against
+# Cargo.toml. (It sets a variable: `die` in a command substitution would end only the subshell.)
+set_version() {
     local crate
     crate="$(crate_version)"
-    [ -n "$version" ] || die "VERSION is empty: give Cargo.toml's version ($crate)"
-    [ "$version" = "$crate" ] || die "VERSION $version is not Cargo.toml's $crate: bump Cargo.toml first"
-    printf '%s' "$version"
+    VERSION="${1#v}"
+    VERSION="${VERSION:-$crate}"
+    [ "$VERSION" = "$crate" ] || die "VERSION $VERSION is not Cargo.toml's $crate: bump Cargo.toml first"
 }
 
 host_platform() {
@@ -203,20 +203,22 @@ main() {
     done
     case "$mode" in
         pack)
-            version="$(normalise_version "${version:-$(crate_version)}")"
+            set_version "$version"
             platform="${platform:-$(host_platform)}"
             case "$platform" in
                 linux_amd64 | linux_arm64 | darwin_amd64 | darwin_arm64) ;;
                 *) die "--platform $platform: one of linux_amd64, linux_arm64, darwin_amd64, darwin_arm64" ;;
             esac
-            pack "$binary" "$out" "$version" "$platform"
+            pack "$binary" "$out" "$VERSION" "$platform"
             ;;
         render)
-            render "$out" "$(normalise_version "${version:-$(crate_version)}")"
+            set_version "$version"
+            render "$out" "$VERSION"
             ;;
         build)
             [ -n "$version" ] || die "usage: scripts/release.sh [--out DIR] VERSION (see --help)"
-            build_all "$out" "$(normalise_version "$version")"
+            set_version "$version"
+            build_all "$out" "$VERSION"
             ;;
     esac
 }

@@ -229,3 +229,34 @@ fn real_kubectl_finds_and_runs_the_unpacked_plugin() {
     assert_eq!(diagnosed.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&diagnosed.stdout).contains("Root cause"));
 }
+
+#[test]
+fn release_refuses_a_version_that_is_not_cargos() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["9.9.9"],
+        vec![
+            "--pack",
+            env!("CARGO_BIN_EXE_kubectl-infermesh"),
+            dir.path().to_str().unwrap(),
+            "--version",
+            "v9.9.9",
+        ],
+    ] {
+        let output = Command::new("bash")
+            .arg(root().join("scripts/release.sh"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr,
+            format!(
+                "error: VERSION 9.9.9 is not Cargo.toml's {}: bump Cargo.toml first\n",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
