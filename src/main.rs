@@ -7,7 +7,21 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let argv0 = std::env::args_os().next();
+    let mut argv = std::env::args_os();
+    let argv0 = argv.next();
+    if argv
+        .next()
+        .is_some_and(|first| first == app::completion::COMPLETE_REQUEST)
+    {
+        // kubectl_complete-infermesh: the words typed after `kubectl infermesh`, answered in
+        // cobra's format; no runtime, no logging.
+        let words: Vec<String> = argv
+            .map(|word| word.to_string_lossy().into_owned())
+            .collect();
+        let text = app::completion::complete(&words).render();
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+        return ExitCode::SUCCESS;
+    }
     let command = Cli::command().bin_name(cli::display_name(argv0.as_deref()));
     let cli = match command
         .try_get_matches()

@@ -468,10 +468,53 @@ fn verbose_logs_go_to_stderr_and_keep_stdout_clean() {
 
 // ---- Packaging ----
 
+/// krew-manifest.yaml with its placeholders filled as scripts/release.sh fills them.
+fn rendered_krew_manifest() -> Value {
+    let text = std::fs::read_to_string(root().join("krew-manifest.yaml")).unwrap();
+    let mut text = text.replace("@VERSION@", env!("CARGO_PKG_VERSION"));
+    for platform in ["LINUX_AMD64", "LINUX_ARM64", "DARWIN_AMD64", "DARWIN_ARM64"] {
+        let placeholder = format!("@SHA256_{platform}@");
+        assert!(text.contains(&placeholder), "{placeholder}");
+        text = text.replace(&placeholder, &"ab".repeat(32));
+    }
+    assert!(
+        !text.contains('@'),
+        "a placeholder release.sh does not fill: {text}"
+    );
+    serde_yaml::from_str(&text).unwrap()
+}
+
+/// .krew.yaml as krew-release-bot renders it for the tag of Cargo.toml's version.
+fn rendered_krew_bot_template() -> Value {
+    let text = std::fs::read_to_string(root().join(".krew.yaml")).unwrap();
+    let tag = format!("v{}", env!("CARGO_PKG_VERSION"));
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let Some(start) = line.find("{{addURIAndSha \"") else {
+                return line.replace("{{ .TagName }}", &tag);
+            };
+            let rest = &line[start + "{{addURIAndSha \"".len()..];
+            let uri = &rest[..rest.find('"').unwrap()];
+            let indent = &line[..start];
+            format!(
+                "{indent}uri: {}\n{indent}sha256: \"{}\"",
+                uri.replace("{{ .TagName }}", &tag),
+                "cd".repeat(32)
+            )
+        })
+        .collect();
+    let text = lines.join("\n");
+    assert!(
+        !text.contains("{{"),
+        "a template the bot does not know: {text}"
+    );
+    serde_yaml::from_str(&text).unwrap()
+}
+
 #[test]
 fn krew_manifest_is_a_valid_plugin_for_four_platforms() {
-    let text = std::fs::read_to_string(root().join("krew-manifest.yaml")).unwrap();
-    let manifest: Value = serde_yaml::from_str(&text).unwrap();
+    let manifest = rendered_krew_manifest();
     assert_eq!(
         manifest["apiVersion"],
         "krew.googlecontainertools.github.com/v1alpha2"
@@ -490,25 +533,32 @@ fn krew_manifest_is_a_valid_plugin_for_four_platforms() {
     let mut platforms: Vec<(String, String)> = Vec::new();
     for platform in spec["platforms"].as_array().unwrap() {
         let labels = &platform["selector"]["matchLabels"];
-        platforms.push((
+        let (os, arch) = (
             labels["os"].as_str().unwrap().to_string(),
             labels["arch"].as_str().unwrap().to_string(),
-        ));
+        );
         assert_eq!(platform["bin"], "kubectl-infermesh");
         let uri = platform["uri"].as_str().unwrap();
+        // The archive scripts/release.sh writes for this platform.
+        let archive = format!(
+            "/v{version}/kubectl-infermesh_v{version}_{os}_{arch}.tar.gz",
+            version = env!("CARGO_PKG_VERSION")
+        );
         assert!(
-            uri.starts_with("https://") && uri.ends_with(".tar.gz"),
+            uri.starts_with("https://") && uri.ends_with(&archive),
             "{uri}"
         );
-        assert!(
-            uri.contains(&format!("v{}", env!("CARGO_PKG_VERSION"))),
-            "{uri}"
+        let files: Vec<&str> = platform["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|file| file["from"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            files,
+            ["kubectl-infermesh", "kubectl_complete-infermesh", "LICENSE"]
         );
-        let sha = platform["sha256"].as_str().unwrap();
-        assert!(
-            sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()),
-            "{sha}"
-        );
+        platforms.push((os, arch));
     }
     platforms.sort();
     let expected: Vec<(String, String)> = [
@@ -521,6 +571,16 @@ fn krew_manifest_is_a_valid_plugin_for_four_platforms() {
     .map(|(os, arch)| (os.to_string(), arch.to_string()))
     .collect();
     assert_eq!(platforms, expected);
+
+    // The bot's template is the same manifest once rendered, but for the checksums.
+    let mut bot = rendered_krew_bot_template();
+    let mut local = manifest.clone();
+    for manifest in [&mut bot, &mut local] {
+        for platform in manifest["spec"]["platforms"].as_array_mut().unwrap() {
+            platform["sha256"] = Value::Null;
+        }
+    }
+    assert_eq!(bot, local);
 
     let plugin: Value =
         serde_yaml::from_str(&std::fs::read_to_string(root().join("plugin.yaml")).unwrap())

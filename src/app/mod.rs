@@ -1,7 +1,9 @@
 //! The `diagnose` command: load manifests -> gather evidence -> run the checks -> verdict ->
 //! render -> exit code. `main` only parses arguments, sets up logging and prints errors.
 
+pub mod completion;
 pub mod envoy_reads;
+mod lab;
 mod probe_runs;
 
 use crate::checks::Settings;
@@ -20,6 +22,7 @@ use crate::sources::probe::live::{self, LiveError, LiveRequest};
 use crate::sources::progress::Progress;
 use crate::sources::stop::{Stop, ctrl_c_stop};
 use crate::verdict;
+use crate::verdict::Diagnosis;
 use crate::verdict::probe_outcome::Outcome;
 use envoy_reads::EnvoySourceError;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -67,6 +70,8 @@ pub enum AppError {
     Envoy(#[from] EnvoySourceError),
     #[error("interrupted (Ctrl-C) during {during}: nothing was gathered yet to report")]
     Interrupted { during: &'static str },
+    #[error(transparent)]
+    Lab(#[from] lab::LabCommandError),
 }
 
 impl AppError {
@@ -88,6 +93,11 @@ pub async fn run(cli: &Cli, out: &mut dyn Write, style: Style) -> Result<u8, App
     match &cli.command {
         Command::Diagnose(args) => diagnose(args, out, style).await,
         Command::Probe(args) => probe(args, out).await,
+        Command::Lab(args) => lab::run(args, out, style).await,
+        Command::Completion(args) => {
+            write_out(out, &completion::script(args.shell))?;
+            Ok(0)
+        }
     }
 }
 
@@ -127,19 +137,25 @@ fn write_out(out: &mut dyn Write, text: &str) -> Result<(), AppError> {
 
 async fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
     let (stop, ctrl_c) = ctrl_c_stop();
-    let outcome = diagnose_until(args, out, style, &stop).await;
+    let diagnosis = diagnose_and_report(args, out, style, &stop).await;
     ctrl_c.abort();
-    outcome
+    let diagnosis = diagnosis?;
+    Ok(if stop.is_stopped() {
+        EXIT_INTERRUPTED
+    } else {
+        diagnosis.exit_code()
+    })
 }
 
-/// `diagnose`, stopped early by `stop`: during the listing there is nothing to report yet; later,
-/// the report holds what was read before it and the exit code is [`EXIT_INTERRUPTED`].
-async fn diagnose_until(
+/// `diagnose`: the evidence, the verdict, the report written to `out`; returns the verdict.
+/// `stop` ends it early: during the listing there is nothing to report yet; later, the report
+/// holds what was read before it (and `diagnose` exits [`EXIT_INTERRUPTED`]).
+pub(crate) async fn diagnose_and_report(
     args: &DiagnoseArgs,
     out: &mut dyn Write,
     style: Style,
     stop: &Stop,
-) -> Result<u8, AppError> {
+) -> Result<Diagnosis, AppError> {
     let mut evidence = match &args.from_evidence {
         Some(path) => read_evidence(path)?,
         None => {
@@ -178,11 +194,7 @@ async fn diagnose_until(
         report::render_with_envoys(&diagnosis, &envoys, args.output, style)?
     };
     write_out(out, &text)?;
-    Ok(if stop.is_stopped() {
-        EXIT_INTERRUPTED
-    } else {
-        diagnosis.exit_code()
-    })
+    Ok(diagnosis)
 }
 
 /// What was read on a live cluster, kept for `--probe` to open its paths without listing again:

@@ -8,10 +8,12 @@ pub mod envoy;
 mod generation;
 mod metrics;
 mod openai;
+pub mod scenario;
 mod served;
 mod server;
 
 pub use config::{Pause, ServerConfig};
 pub use openai::token_text;
+pub use scenario::Scenario;
 pub use served::Served;
 pub use server::{LabError, RunningServer, spawn};

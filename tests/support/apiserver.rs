@@ -10,6 +10,7 @@
 
 mod fixtures;
 mod portforward;
+pub mod rbac;
 pub mod resources;
 pub mod rollout;
 mod status;
@@ -111,6 +112,7 @@ pub struct ApiServerConfig {
     extra_tokens: Vec<String>,
     faults: Vec<Fault>,
     gateway_api: bool,
+    role: Option<rbac::Role>,
 }
 
 impl Default for ApiServerConfig {
@@ -135,6 +137,7 @@ impl ApiServerConfig {
             extra_tokens: Vec::new(),
             faults: Vec::new(),
             gateway_api: false,
+            role: None,
         }
     }
 
@@ -232,6 +235,12 @@ impl ApiServerConfig {
         self
     }
 
+    /// Authorizes every request by this ClusterRole's rules; what they do not allow gets 403.
+    pub fn enforce_role(mut self, role: rbac::Role) -> Self {
+        self.role = Some(role);
+        self
+    }
+
     /// Answers 403 for `plural` (e.g. `envoyfilters`, `nodes`, `pods/portforward`) in `scope`.
     pub fn forbid(mut self, plural: &str, scope: ForbidScope) -> Self {
         self.forbidden.push(Forbid {
@@ -308,6 +317,11 @@ struct State {
     /// TCP connections accepted and not yet closed.
     open_connections: AtomicU64,
     address: SocketAddr,
+    role: Option<rbac::Role>,
+    /// Requests the role did not allow, as `VERB GROUP/RESOURCE` or `VERB PATH`.
+    denied: Mutex<Vec<String>>,
+    /// Requests it allowed, the same way.
+    granted: Mutex<Vec<String>>,
 }
 
 pub struct ApiServer {
@@ -373,6 +387,9 @@ impl ApiServer {
             events: Arc::new(AtomicU64::new(0)),
             open_connections: AtomicU64::new(0),
             address,
+            role: config.role,
+            denied: Mutex::new(Vec::new()),
+            granted: Mutex::new(Vec::new()),
         });
         let acceptor = TlsAcceptor::from(ca.server_config.clone());
         let task = tokio::spawn(accept_loop(listener, acceptor, state.clone()));
@@ -432,6 +449,16 @@ impl ApiServer {
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state.requests.lock().unwrap().clone()
+    }
+
+    /// The requests the enforced role answered 403, as `VERB GROUP/RESOURCE` or `VERB PATH`.
+    pub fn denied(&self) -> Vec<String> {
+        self.state.denied.lock().unwrap().clone()
+    }
+
+    /// The requests the enforced role allowed, the same way.
+    pub fn granted(&self) -> Vec<String> {
+        self.state.granted.lock().unwrap().clone()
     }
 
     pub fn clear_requests(&self) {
@@ -658,6 +685,23 @@ async fn handle(
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let served = &state.served;
+    let discovery = matches!(
+        segments.as_slice(),
+        ["version"] | ["api"] | ["apis"] | ["api", "v1"] | ["apis", _] | ["apis", _, _]
+    );
+    if discovery
+        && !state.authorized(&rbac::Attributes::NonResource {
+            verb: "get",
+            path: &path,
+        })
+    {
+        return status_response(status::status(
+            403,
+            "Forbidden",
+            &format!("forbidden: User \"{USER}\" cannot get path \"{path}\""),
+            json!({}),
+        ));
+    }
     match segments.as_slice() {
         ["version"] => json_response(200, &resources::version_info()),
         ["api"] => json_response(200, &resources::api_versions(&state.address.to_string())),
@@ -686,6 +730,26 @@ impl State {
         self.served.iter().find(|resource| {
             resource.group == group && resource.version == version && resource.plural == plural
         })
+    }
+
+    /// Whether the enforced role (if any) allows the request; a refusal is recorded.
+    fn authorized(&self, request: &rbac::Attributes) -> bool {
+        let Some(role) = &self.role else {
+            return true;
+        };
+        let text = match request {
+            rbac::Attributes::Resource {
+                verb,
+                group,
+                resource,
+                ..
+            } => format!("{verb} {group}/{resource}"),
+            rbac::Attributes::NonResource { verb, path } => format!("{verb} {path}"),
+        };
+        let allowed = role.allows(request);
+        let record = if allowed { &self.granted } else { &self.denied };
+        record.lock().unwrap().push(text);
+        allowed
     }
 
     fn is_forbidden(&self, plural: &str, namespace: Option<&str>, is_list: bool) -> bool {
@@ -727,6 +791,27 @@ async fn resource_request(
         || namespace.is_none() && resource.namespaced && name.is_some()
     {
         return status_response(status::not_found_resource());
+    }
+    // Port-forward over websockets is a GET, authorized as `create` (Kubernetes 1.35 and later;
+    // SPDY's POST always was).
+    let (verb, rbac_resource) = match (name, subresource) {
+        (None, _) => ("list", plural.to_string()),
+        (Some(_), None) => ("get", plural.to_string()),
+        (Some(_), Some(sub)) => ("create", format!("{plural}/{sub}")),
+    };
+    if !state.authorized(&rbac::Attributes::Resource {
+        verb,
+        group,
+        resource: &rbac_resource,
+        name,
+    }) {
+        return status_response(status::forbidden(
+            USER,
+            verb,
+            group,
+            &rbac_resource,
+            namespace,
+        ));
     }
     match (name, subresource) {
         (None, _) => {

@@ -6,6 +6,7 @@ pub mod apiserver;
 pub mod envoy_pair;
 pub mod envoy_traffic;
 pub mod kubeconfig;
+pub mod kubectl_bin;
 pub mod live_mesh;
 pub mod local_http;
 pub mod proxies;
