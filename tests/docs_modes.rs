@@ -33,14 +33,27 @@ fn every_failure_mode_has_its_page_with_the_four_parts() {
         ] {
             assert!(text.contains(heading), "{id}: no {heading}");
         }
-        // The offline example the page names exists.
-        let example = format!("examples/{}/", id.as_str());
-        assert!(text.contains(&example), "{id}: {example}");
-        assert!(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join(&example)
-                .is_dir()
-        );
+        // The page names an offline example (`examples/<mode>/`, or `examples/inference-pool/`
+        // for the endpoint picker) and every example it names exists.
+        let examples: Vec<&str> = text
+            .match_indices("examples/")
+            .filter_map(|(at, _)| {
+                let rest = &text[at..];
+                let end = rest.find('/').map(|slash| slash + 1)?;
+                let name_end = rest[end..].find('/')? + end + 1;
+                Some(&rest[..name_end])
+            })
+            .filter(|path| !path.contains(char::is_whitespace) && !path.contains('`'))
+            .collect();
+        assert!(!examples.is_empty(), "{id}: names no examples/ folder");
+        for example in examples {
+            assert!(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join(example)
+                    .is_dir(),
+                "{id}: {example} does not exist"
+            );
+        }
     }
 }
 
