@@ -15,7 +15,9 @@
 //! the checks' tests must keep judging the same captured facts. The `diagnose_*` tests run the
 //! same scenarios live and judge what `EnvoyEvidence::gather` reads from both admin APIs, for a
 //! service known only through Envoy (no pod spec): the failure mode must be the root cause from
-//! Envoy evidence alone, and the healthy pair must have none.
+//! Envoy evidence alone, and the healthy pair must have none. The Gateway API rows (an
+//! HTTPRoute-shaped route timeout, an unreachable ext_proc picker) also run by the live path, a
+//! loopback API server in front of the same Envoys, in `tests/gateway_api_envoy_live.rs`.
 
 mod support;
 use support::envoy_pair::{Pair, start_pair};

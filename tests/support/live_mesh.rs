@@ -30,6 +30,21 @@ const ENVOY_ADMIN: u16 = 15000;
 /// The longest one run of the binary may take before the test gives up.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 
+/// Where the mesh path enters the cluster: a gateway pod and the port its Envoy listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayPod {
+    pub namespace: &'static str,
+    pub name: &'static str,
+    pub listener: u16,
+}
+
+/// The Istio ingress gateway of [`objects`].
+pub const INGRESS_GATEWAY: GatewayPod = GatewayPod {
+    namespace: "istio-system",
+    name: GATEWAY_POD,
+    listener: GATEWAY_LISTENER,
+};
+
 /// The cluster and the Envoy pair behind it.
 pub struct LiveMesh {
     pub pair: Pair,
@@ -141,9 +156,21 @@ impl LiveMesh {
         serve: impl FnOnce(ApiServerConfig) -> ApiServerConfig,
         edit: impl FnOnce(&mut Vec<Value>),
     ) -> Self {
-        let pair = start_pair(lab, |client, _| configure(client)).await;
         let mut objects = objects();
         edit(&mut objects);
+        Self::start_holding(lab, configure, serve, objects, INGRESS_GATEWAY).await
+    }
+
+    /// The pair behind a cluster holding `objects`, entered through `gateway`: its listener is
+    /// the client Envoy's listener, its 15000 the client Envoy's admin.
+    pub async fn start_holding(
+        lab: ServerConfig,
+        configure: impl FnOnce(&mut ClientBootstrap),
+        serve: impl FnOnce(ApiServerConfig) -> ApiServerConfig,
+        objects: Vec<Value>,
+        gateway: GatewayPod,
+    ) -> Self {
+        let pair = start_pair(lab, |client, _| configure(client)).await;
         let vllm_pod = objects
             .iter()
             .find(|object| object["kind"] == "Pod" && object["metadata"]["labels"]["app"] == "vllm")
@@ -154,10 +181,15 @@ impl LiveMesh {
             .with_objects(objects)
             .port_forward(NAMESPACE, &vllm_pod, LAB_PORT, pair.lab.addr())
             .port_forward(NAMESPACE, &vllm_pod, ENVOY_ADMIN, admin_addr(&pair.server))
-            .port_forward("istio-system", GATEWAY_POD, GATEWAY_LISTENER, pair.entry)
             .port_forward(
-                "istio-system",
-                GATEWAY_POD,
+                gateway.namespace,
+                gateway.name,
+                gateway.listener,
+                pair.entry,
+            )
+            .port_forward(
+                gateway.namespace,
+                gateway.name,
                 ENVOY_ADMIN,
                 admin_addr(&pair.client),
             );

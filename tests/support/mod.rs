@@ -5,6 +5,7 @@
 pub mod apiserver;
 pub mod envoy_pair;
 pub mod envoy_traffic;
+pub mod gateway_api_mesh;
 pub mod kubeconfig;
 pub mod kubectl_bin;
 pub mod live_mesh;
