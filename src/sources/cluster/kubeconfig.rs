@@ -31,7 +31,7 @@ pub fn read_kubeconfig_with(
         ClusterError::Kubeconfig(super::error::one_line(&error.to_string()))
     };
     if let Some(path) = &args.kubeconfig {
-        return Kubeconfig::read_from(path).map_err(unreadable);
+        return read_file(path);
     }
     let paths: Vec<std::path::PathBuf> = kubeconfig_env
         .map(|value| {
@@ -42,7 +42,7 @@ pub fn read_kubeconfig_with(
         .unwrap_or_default();
     if paths.is_empty() {
         return match home_kubeconfig() {
-            Some(path) if path.exists() => Kubeconfig::read_from(path).map_err(unreadable),
+            Some(path) if path.exists() => read_file(&path),
             _ => Err(ClusterError::NoKubeconfig),
         };
     }
@@ -52,7 +52,7 @@ pub fn read_kubeconfig_with(
         if !path.exists() {
             continue;
         }
-        let next = Kubeconfig::read_from(path).map_err(unreadable)?;
+        let next = read_file(path)?;
         merged = Some(match merged {
             Some(merged) => merged.merge(next).map_err(unreadable)?,
             None => next,
@@ -65,6 +65,23 @@ pub fn read_kubeconfig_with(
             .collect::<Vec<_>>()
             .join(", "),
     })
+}
+
+/// One kubeconfig file. kube-client decodes UTF-16 files (a byte-order mark first) two bytes at
+/// a time and panics on an odd count (kube-client 5.0 `file_config.rs` `read_path`; found by
+/// `fuzz/fuzz_targets/kubeconfig.rs`): such a file is refused here first.
+fn read_file(path: &std::path::Path) -> Result<Kubeconfig, ClusterError> {
+    if let Ok(bytes) = std::fs::read(path)
+        && matches!(bytes.as_slice(), [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..])
+        && bytes.len() % 2 == 1
+    {
+        return Err(ClusterError::Kubeconfig(format!(
+            "{}: UTF-16 text (it starts with a byte-order mark) with an odd number of bytes: the file is cut short; save it again, as UTF-8",
+            path.display()
+        )));
+    }
+    Kubeconfig::read_from(path)
+        .map_err(|error| ClusterError::Kubeconfig(super::error::one_line(&error.to_string())))
 }
 
 fn home_kubeconfig() -> Option<std::path::PathBuf> {
@@ -366,4 +383,30 @@ fn find_command(command: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(command))
             .find(|candidate| candidate.is_file())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fuzzer's crash (a UTF-16 byte-order mark and one byte more) and its even twin.
+    #[test]
+    fn a_cut_utf16_kubeconfig_is_a_one_line_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(&path, [0xFE, 0xFF, 0xFF]).unwrap();
+        let args = ClusterArgs {
+            kubeconfig: Some(path.clone()),
+            ..ClusterArgs::default()
+        };
+        let error = read_kubeconfig_with(&args, None).unwrap_err().to_string();
+        assert!(error.contains("odd number of bytes"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+        let error = read_kubeconfig_with(&ClusterArgs::default(), Some(path.as_os_str()))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("save it again, as UTF-8"), "{error}");
+        std::fs::write(&path, [0xFE, 0xFF, 0x00, 0x7B]).unwrap();
+        assert!(read_kubeconfig_with(&args, None).is_err());
+    }
 }
