@@ -124,6 +124,9 @@ mod tests {
             keepalives: 0,
             bytes: 1,
             headers: HeadersOfInterest::default(),
+            arrivals_ms: Vec::new(),
+            arrivals_stride: None,
+            silences_ms: Vec::new(),
         }
     }
 
@@ -177,6 +180,7 @@ mod tests {
             ttft_ms: None,
             wall_ms: 0.0,
             server_side: None,
+            stream_spans: Vec::new(),
         }
     }
 

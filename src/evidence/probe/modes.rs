@@ -34,6 +34,30 @@ pub struct ConcurrencyResult {
     pub wall_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_side: Option<ServerSide>,
+    /// Each stream from start to end, in the order they were sent (the first
+    /// [`MAX_STREAM_SPANS`]); empty in evidence saved before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stream_spans: Vec<StreamSpan>,
+}
+
+/// The most streams of one burst whose spans are kept.
+pub const MAX_STREAM_SPANS: usize = 1000;
+
+/// One stream of a burst: when its headers, first and last content came and how it ended (ms
+/// from the burst's start, 0.1 ms resolution).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamSpan {
+    pub status: Option<u16>,
+    pub end: EndReason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_content_ms: Option<f64>,
+    pub end_ms: f64,
+    pub chunks: u64,
 }
 
 /// One non-streaming request with a large output.

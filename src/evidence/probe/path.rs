@@ -7,6 +7,13 @@ use std::time::Duration;
 /// A gap between content chunks longer than this is counted (a pause, a buffer, a stall).
 pub const LONG_GAP: Duration = Duration::from_secs(1);
 
+/// The most content-chunk arrival times one path keeps in `arrivalsMs`; a longer stream keeps
+/// every `arrivalsStride`-th chunk and its last one.
+pub const MAX_ARRIVALS: usize = 2000;
+
+/// The most silences over [`LONG_GAP`] one path keeps in `silencesMs` (the first ones).
+pub const MAX_SILENCES: usize = 100;
+
 /// What the report says TTFT measures.
 pub const TTFT_DEFINITION: &str = "first non-empty content chunk";
 
@@ -102,6 +109,39 @@ pub struct PathResult {
     pub keepalives: u64,
     pub bytes: u64,
     pub headers: HeadersOfInterest,
+    /// When content chunks arrived (ms from sending, 0.1 ms resolution): every chunk up to
+    /// [`MAX_ARRIVALS`]; beyond, chunk 1, 1 + stride, 1 + 2·stride, … and the last chunk. Empty
+    /// in evidence saved before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arrivals_ms: Vec<f64>,
+    /// Chunks per point of `arrivalsMs` when it was downsampled (absent: every chunk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals_stride: Option<u64>,
+    /// Each gap over 1 s between content chunks, as `[from, to]` ms (the first
+    /// [`MAX_SILENCES`]), measured on every chunk, not on the downsampled arrivals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silences_ms: Vec<[f64; 2]>,
+}
+
+impl PathResult {
+    /// The points of `arrivalsMs` as (ms, content chunks received by then).
+    pub fn arrival_points(&self) -> Vec<(f64, u64)> {
+        let stride = self.arrivals_stride.unwrap_or(1).max(1);
+        let last = self.arrivals_ms.len().saturating_sub(1);
+        self.arrivals_ms
+            .iter()
+            .enumerate()
+            .map(|(index, at)| {
+                // Downsampled, the last point is always the stream's last chunk.
+                let count = if index == last && self.arrivals_stride.is_some() {
+                    self.chunks
+                } else {
+                    index as u64 * stride + 1
+                };
+                (*at, count)
+            })
+            .collect()
+    }
 }
 
 /// Why a stream ended.

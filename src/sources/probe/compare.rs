@@ -354,6 +354,9 @@ mod tests {
             keepalives: 0,
             bytes: 0,
             headers: HeadersOfInterest::default(),
+            arrivals_ms: Vec::new(),
+            arrivals_stride: None,
+            silences_ms: Vec::new(),
         }
     }
 

@@ -5,7 +5,10 @@ use super::ProbeError;
 use super::client::{ClientOptions, HttpClient};
 use super::request::Target;
 use super::sse::{self, Limits, OnContent, StreamRecord};
-use crate::evidence::probe::modes::{ColdResult, ConcurrencyResult, FailureGroup, LargeResult};
+use super::summary::tenth_ms;
+use crate::evidence::probe::modes::{
+    ColdResult, ConcurrencyResult, FailureGroup, LargeResult, MAX_STREAM_SPANS, StreamSpan,
+};
 use crate::evidence::probe::path::{
     EndReason, HeadersOfInterest, PathKind, PathResult, Percentiles,
 };
@@ -102,6 +105,24 @@ pub fn summarize_concurrency(
         .collect();
     failures.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.cause.cmp(&b.cause)));
     let streams = records.len() as u32;
+    let zero = records.iter().map(|record| record.started).min();
+    let stream_spans = records
+        .iter()
+        .take(MAX_STREAM_SPANS)
+        .map(|record| {
+            let offset = zero.map_or(Duration::ZERO, |zero| record.started - zero);
+            let at = |time: Duration| tenth_ms(offset + time);
+            StreamSpan {
+                status: record.status,
+                end: record.end,
+                headers_ms: record.headers_at.map(at),
+                ttft_ms: record.ttft().map(at),
+                last_content_ms: record.last_content_at().map(at),
+                end_ms: at(record.ended_at),
+                chunks: record.content_at.len() as u64,
+            }
+        })
+        .collect();
     let count_503 = by_status.get("503").copied().unwrap_or(0);
     ConcurrencyResult {
         path,
@@ -120,6 +141,7 @@ pub fn summarize_concurrency(
         ttft_ms: Percentiles::of(&ttfts),
         wall_ms: wall.as_secs_f64() * 1000.0,
         server_side: None,
+        stream_spans,
     }
 }
 
@@ -281,4 +303,56 @@ pub async fn cold(
         cold,
         warm,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(started: Instant, status: u16, end: EndReason, content_ms: &[u64]) -> StreamRecord {
+        let mut record = StreamRecord::new(started);
+        record.status = Some(status);
+        record.end = end;
+        record.headers_at = Some(Duration::from_millis(2));
+        record.content_at = content_ms
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect();
+        record.ended_at = Duration::from_millis(content_ms.last().copied().unwrap_or(3) + 1);
+        record
+    }
+
+    #[test]
+    fn a_burst_keeps_each_stream_span_from_the_first_send() {
+        let zero = Instant::now();
+        let records = [
+            record(zero, 200, EndReason::Done, &[50, 100]),
+            record(
+                zero + Duration::from_millis(1),
+                503,
+                EndReason::HttpError,
+                &[],
+            ),
+        ];
+        let result =
+            summarize_concurrency(PathKind::Mesh, "u", &records, 1, Duration::from_secs(1));
+        let spans = &result.stream_spans;
+        assert_eq!(spans.len(), 2);
+        assert_eq!(
+            (
+                spans[0].status,
+                spans[0].end,
+                spans[0].ttft_ms,
+                spans[0].end_ms
+            ),
+            (Some(200), EndReason::Done, Some(50.0), 101.0)
+        );
+        assert_eq!(spans[0].last_content_ms, Some(100.0));
+        // The second stream was sent 1 ms later: its offsets are from the first send.
+        assert_eq!(
+            (spans[1].status, spans[1].headers_ms, spans[1].end_ms),
+            (Some(503), Some(3.0), 5.0)
+        );
+        assert_eq!((spans[1].ttft_ms, spans[1].chunks), (None, 0));
+    }
 }
