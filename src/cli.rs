@@ -164,6 +164,11 @@ pub struct ProbeCommand {
     #[command(flatten)]
     pub probe: ProbeArgs,
 
+    /// Also draw the runs as an SVG picture in FILE: tokens over time per path and run, ends
+    /// and errors marked; for --concurrency, the streams by status over time.
+    #[arg(long, value_name = "FILE.svg", value_hint = ValueHint::FilePath)]
+    pub timeline: Option<PathBuf>,
+
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -297,6 +302,12 @@ pub struct DiagnoseArgs {
         conflicts_with = "mesh_ca"
     )]
     pub mesh_insecure_skip_tls_verify: bool,
+
+    /// Draw the probe runs (of --probe, or those a --from-evidence file holds) as an SVG picture
+    /// in FILE: tokens over time per path and run, the deadlines found as vertical lines, ends and
+    /// errors marked, bursts as streams by status over time. -o markdown links it.
+    #[arg(long, value_name = "FILE.svg", value_hint = ValueHint::FilePath)]
+    pub timeline: Option<PathBuf>,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,

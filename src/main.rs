@@ -44,6 +44,11 @@ fn main() -> ExitCode {
     let style = Style {
         colour: terminal && colour_allowed(),
         terminal,
+        width: kubectl_infermesh::report::timeline::width(
+            // comfy-table's reading of the terminal, as the tables wrap to it.
+            comfy_table::Table::new().width().filter(|_| terminal),
+            std::env::var("COLUMNS").ok().as_deref(),
+        ),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -102,7 +102,7 @@ async fn both_paths_and_chat_complete_and_render() {
         assert!(json["paths"][0].get(key).is_some(), "{key} missing");
     }
     assert!(json["counterDeltas"].is_array());
-    let table = probe::table(&report);
+    let table = probe::table(&report, 80);
     for word in ["metric", "direct", "mesh", "verdict", "TTFT", "ITL p99"] {
         assert!(table.contains(word), "{word} missing in\n{table}");
     }
@@ -253,7 +253,7 @@ async fn missing_key_is_an_http_error_with_the_body_and_the_key_works() {
     let report = probe(&args).await;
     assert_eq!(report.paths[0].result.end, EndReason::Done);
     let json = probe::json(&report).unwrap();
-    let table = probe::table(&report);
+    let table = probe::table(&report, 80);
     assert!(!json.contains("lab-secret-key") && !table.contains("lab-secret-key"));
 }
 

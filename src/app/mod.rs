@@ -64,6 +64,8 @@ pub enum AppError {
     Probe(#[from] LiveError),
     #[error(transparent)]
     Render(#[from] RenderError),
+    #[error("cannot write the timeline picture {path}: {reason}")]
+    Timeline { path: String, reason: String },
     #[error("could not write the report to stdout")]
     Write(#[source] std::io::Error),
     #[error(transparent)]
@@ -92,7 +94,7 @@ impl AppError {
 pub async fn run(cli: &Cli, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
     match &cli.command {
         Command::Diagnose(args) => diagnose(args, out, style).await,
-        Command::Probe(args) => probe(args, out).await,
+        Command::Probe(args) => probe(args, out, style).await,
         Command::Lab(args) => lab::run(args, out, style).await,
         Command::Completion(args) => {
             write_out(out, &completion::script(args.shell))?;
@@ -103,7 +105,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write, style: Style) -> Result<u8, App
 
 /// The `probe` command: the paths (URLs, or opened on the cluster), the probe, its report; the
 /// exit code says whether the mesh failed where the direct path did not.
-async fn probe(args: &ProbeCommand, out: &mut dyn Write) -> Result<u8, AppError> {
+async fn probe(args: &ProbeCommand, out: &mut dyn Write, style: Style) -> Result<u8, AppError> {
     let request = LiveRequest {
         target: args.target.as_deref(),
         namespace: args.namespace.as_deref(),
@@ -115,14 +117,27 @@ async fn probe(args: &ProbeCommand, out: &mut dyn Write) -> Result<u8, AppError>
     let report = live::probe(request, Progress::detect()).await?;
     let text = match args.probe.output {
         ProbeOutput::Json => report::probe::json(&report)?,
-        ProbeOutput::Table => report::probe::table(&report),
+        ProbeOutput::Table => report::probe::table(&report, style.width),
     };
     write_out(out, &text)?;
+    if let Some(path) = &args.timeline {
+        write_timeline(path, &verdict::timeline::of_report(&report))?;
+    }
     Ok(match report.outcome() {
         Outcome::Fine => 0,
         Outcome::MeshFailure => EXIT_MESH_FAILURE,
         Outcome::DirectFailure => EXIT_ERROR,
         Outcome::Interrupted => EXIT_INTERRUPTED,
+    })
+}
+
+/// Draws `timelines` as SVG into `path` (after the report is printed, so a bad path loses
+/// nothing measured).
+fn write_timeline(path: &Path, timelines: &[verdict::timeline::Timeline]) -> Result<(), AppError> {
+    let svg = report::timeline_svg::svg(timelines)?;
+    std::fs::write(path, svg).map_err(|error| AppError::Timeline {
+        path: path.display().to_string(),
+        reason: error.to_string(),
     })
 }
 
@@ -187,13 +202,27 @@ pub(crate) async fn diagnose_and_report(
         worst = ?diagnosis.worst,
         "diagnosis done"
     );
+    let timelines = verdict::timeline::of_evidence(&evidence.targets);
+    let timeline_file = args
+        .timeline
+        .as_ref()
+        .map(|path| path.display().to_string());
     let text = if args.fix {
         report::fix_stream::render(&diagnosis, &evidence)
     } else {
         let envoys = report::envoys::lines_for(&evidence);
-        report::render_with_envoys(&diagnosis, &envoys, args.output, style)?
+        let extras = report::Extras {
+            envoys: &envoys,
+            timelines: &timelines,
+            timeline_file: timeline_file.as_deref(),
+        };
+        report::render_with(&diagnosis, extras, args.output, style)?
     };
     write_out(out, &text)?;
+    if let Some(path) = &args.timeline {
+        let all: Vec<_> = timelines.into_iter().flatten().collect();
+        write_timeline(path, &all)?;
+    }
     Ok(diagnosis)
 }
 

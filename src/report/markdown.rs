@@ -5,7 +5,8 @@
 
 use super::envoys::{self, EnvoyLine};
 use super::{
-    evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text, sidecar_mode_text,
+    Extras, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text,
+    sidecar_mode_text,
 };
 use crate::checks::Severity;
 use crate::checks::mesh_need::{self, MeshNeed};
@@ -20,6 +21,18 @@ pub fn render(diagnosis: &Diagnosis) -> String {
 
 /// [`render`], with the Envoys read per target (in the targets' order).
 pub fn render_with_envoys(diagnosis: &Diagnosis, envoys: &[Vec<EnvoyLine>]) -> String {
+    render_with(
+        diagnosis,
+        Extras {
+            envoys,
+            ..Extras::default()
+        },
+    )
+}
+
+/// [`render`], with what `extras` holds: per workload the Envoys read and the probe timelines
+/// (as text), and a link to the timeline picture when one was written.
+pub fn render_with(diagnosis: &Diagnosis, extras: Extras<'_>) -> String {
     let mut out = String::new();
     out.push_str("# kubectl infermesh diagnosis\n\n");
     render_summary(&mut out, diagnosis);
@@ -34,9 +47,23 @@ pub fn render_with_envoys(diagnosis: &Diagnosis, envoys: &[Vec<EnvoyLine>]) -> S
         render_target(
             &mut out,
             target,
-            envoys::of(envoys, index),
+            envoys::of(extras.envoys, index),
             diagnosis.expected_generation,
         );
+        let timelines = extras.timelines_of(index);
+        if !timelines.is_empty() || extras.timeline_file.is_some() {
+            out.push_str("\n### Probe timeline\n\n");
+            if let Some(file) = extras.timeline_file {
+                let _ = writeln!(out, "Picture: [{file}]({})\n", link_target(file));
+            }
+            if !timelines.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "```text\n{}```",
+                    super::timeline::text(timelines, super::timeline::DEFAULT_WIDTH + 20)
+                );
+            }
+        }
     }
     if !diagnosis.gaps.is_empty() {
         out.push_str("\n## What could not be checked (all workloads)\n\n");
@@ -45,6 +72,13 @@ pub fn render_with_envoys(diagnosis: &Diagnosis, envoys: &[Vec<EnvoyLine>]) -> S
         }
     }
     out
+}
+
+/// A file name as a Markdown link target: spaces and parentheses escaped.
+fn link_target(file: &str) -> String {
+    file.replace(' ', "%20")
+        .replace('(', "%28")
+        .replace(')', "%29")
 }
 
 /// One row per workload: what a ticket's reader needs before the details.

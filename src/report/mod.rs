@@ -8,9 +8,12 @@ mod merge;
 pub mod probe;
 pub mod structured;
 pub mod table;
+pub mod timeline;
+pub mod timeline_svg;
 
 use crate::checks::{EvidenceLine, Severity};
 use crate::evidence::{Gap, SidecarMode};
+use crate::verdict::timeline::Timeline;
 use crate::verdict::{CheckStatus, Diagnosis, TargetDiagnosis, TargetSummary};
 
 /// How the terminal renderers may style their output.
@@ -20,6 +23,8 @@ pub struct Style {
     pub colour: bool,
     /// stdout is a terminal: the table may wrap to its width.
     pub terminal: bool,
+    /// Columns the probe timelines are drawn in (`timeline::width`; 0: the default 80).
+    pub width: usize,
 }
 
 /// The formats `diagnose -o` renders.
@@ -38,6 +43,8 @@ pub enum RenderError {
     Json(#[from] serde_json::Error),
     #[error("could not write the report as YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),
+    #[error("could not draw the timeline: {0}")]
+    Plot(String),
 }
 
 /// Renders the diagnosis in the asked format; the text ends with a newline.
@@ -56,12 +63,46 @@ pub fn render_with_envoys(
     format: OutputFormat,
     style: Style,
 ) -> Result<String, RenderError> {
+    render_with(
+        diagnosis,
+        Extras {
+            envoys,
+            ..Extras::default()
+        },
+        format,
+        style,
+    )
+}
+
+/// What a report shows beside the verdict, per target in the targets' order: the Envoys read
+/// and the timelines of the probe runs; and the SVG the timelines were written to, if any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    pub envoys: &'a [Vec<envoys::EnvoyLine>],
+    pub timelines: &'a [Vec<Timeline>],
+    pub timeline_file: Option<&'a str>,
+}
+
+impl Extras<'_> {
+    pub(crate) fn timelines_of(&self, index: usize) -> &[Timeline] {
+        self.timelines.get(index).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// [`render`], with what `extras` holds.
+pub fn render_with(
+    diagnosis: &Diagnosis,
+    extras: Extras<'_>,
+    format: OutputFormat,
+    style: Style,
+) -> Result<String, RenderError> {
+    let envoys = extras.envoys;
     Ok(match format {
-        OutputFormat::Table => table::render_with_envoys(diagnosis, envoys, false, style),
-        OutputFormat::Wide => table::render_with_envoys(diagnosis, envoys, true, style),
+        OutputFormat::Table => table::render_with(diagnosis, extras, false, style),
+        OutputFormat::Wide => table::render_with(diagnosis, extras, true, style),
         OutputFormat::Json => structured::json_with_envoys(diagnosis, envoys)?,
         OutputFormat::Yaml => structured::yaml_with_envoys(diagnosis, envoys)?,
-        OutputFormat::Markdown => markdown::render_with_envoys(diagnosis, envoys),
+        OutputFormat::Markdown => markdown::render_with(diagnosis, extras),
     })
 }
 

@@ -158,7 +158,8 @@ fn in_front_of_vllm(path: &PathReport) -> Option<f64> {
     Some(path.result.ttft_ms? - server)
 }
 
-pub fn table(report: &ProbeReport) -> String {
+/// The table, then the timeline of each run drawn `width` columns wide.
+pub fn table(report: &ProbeReport, width: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -354,6 +355,10 @@ pub fn table(report: &ProbeReport) -> String {
             report.counter_sources.join(", ")
         );
     }
+    out.push_str(&super::timeline::text(
+        &crate::verdict::timeline::of_report(report),
+        width,
+    ));
     let _ = writeln!(out, "verdict: {}", report.comparison.verdict);
     if let Some(cold) = &report.comparison.cold_start {
         let _ = writeln!(out, "cold start: {cold}");

@@ -3,7 +3,7 @@
 
 use super::envoys::{self, EnvoyLine};
 use super::{
-    Style, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text,
+    Extras, Style, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text,
     sidecar_mode_text,
 };
 use crate::checks::mesh_need::{self, MeshNeed};
@@ -23,6 +23,19 @@ pub fn render_with_envoys(
     wide: bool,
     style: Style,
 ) -> String {
+    render_with(
+        diagnosis,
+        Extras {
+            envoys,
+            ..Extras::default()
+        },
+        wide,
+        style,
+    )
+}
+
+/// The table with what `extras` holds: the Envoys read and the probe timelines per target.
+pub fn render_with(diagnosis: &Diagnosis, extras: Extras<'_>, wide: bool, style: Style) -> String {
     let paint = Paint(style.colour);
     let mut out = String::new();
     let _ = writeln!(
@@ -36,11 +49,19 @@ pub fn render_with_envoys(
         render_target(
             &mut out,
             target,
-            envoys::of(envoys, index),
+            envoys::of(extras.envoys, index),
             wide,
             style,
             paint,
         );
+        let timelines = extras.timelines_of(index);
+        if !timelines.is_empty() {
+            let _ = writeln!(out, "{}", paint.dim("Probe timelines:"));
+            out.push_str(&super::timeline::text(timelines, style.width));
+        }
+    }
+    if let Some(file) = extras.timeline_file {
+        let _ = writeln!(out, "\nTimeline picture: {file}");
     }
     if !diagnosis.gaps.is_empty() {
         out.push('\n');
@@ -321,6 +342,7 @@ mod tests {
     const PLAIN: Style = Style {
         colour: false,
         terminal: false,
+        width: 80,
     };
 
     #[test]
@@ -402,6 +424,7 @@ mod tests {
             Style {
                 colour: true,
                 terminal: false,
+                width: 80,
             },
         );
         assert!(text.contains("\x1b[1;31mRoot cause"), "{text}");
