@@ -109,6 +109,108 @@ async fn from_evidence(evidence: &Value) -> Value {
     })
 }
 
+/// The stroke of each path's series in the timeline picture (`report::timeline_svg`).
+const DIRECT_STROKE: &str = "#1F77B4";
+const MESH_STROKE: &str = "#D62728";
+
+/// `diagnose --from-evidence` on saved evidence in the table (which shows the probe timelines),
+/// and in markdown with `--timeline`: the table, the markdown and the SVG. The SVG is kept in
+/// `INFERMESH_KEEP_PROBES` when set, to look at.
+async fn timelines(evidence: &Value) -> (String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("evidence.json");
+    std::fs::write(&saved, evidence.to_string()).unwrap();
+    let picture = dir.path().join("timeline.svg");
+    let run = |extra: Vec<std::ffi::OsString>| {
+        let saved = saved.clone();
+        async move {
+            let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"))
+                .args(["diagnose", "--from-evidence"])
+                .arg(&saved)
+                .args(extra)
+                .env("KUBECONFIG", "/nonexistent/infermesh-no-cluster")
+                .env("COLUMNS", "100")
+                .env_remove("RUST_LOG")
+                .output()
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+    };
+    let table = run(Vec::new()).await;
+    let markdown = run(vec![
+        "-o".into(),
+        "markdown".into(),
+        "--timeline".into(),
+        picture.clone().into(),
+    ])
+    .await;
+    let svg = std::fs::read_to_string(&picture)
+        .unwrap_or_else(|error| panic!("no timeline written ({error}):\n{markdown}"));
+    if let Some(dir) = std::env::var_os("INFERMESH_KEEP_PROBES") {
+        let name = format!("{}.svg", std::thread::current().name().unwrap_or("run"));
+        std::fs::write(std::path::Path::new(&dir).join(name), &svg).unwrap();
+    }
+    (table, markdown, svg)
+}
+
+/// Polylines per stroke colour in the picture, with their point counts.
+fn series(svg: &str, stroke: &str) -> Vec<usize> {
+    let document = roxmltree::Document::parse(svg).expect("the timeline is not XML");
+    document
+        .descendants()
+        .filter(|node| node.tag_name().name() == "polyline")
+        .filter(|node| node.attribute("stroke") == Some(stroke))
+        .map(|node| {
+            node.attribute("points")
+                .unwrap_or_default()
+                .split_whitespace()
+                .count()
+        })
+        .collect()
+}
+
+/// The picture draws every stream of the saved runs, one series per path and request, with
+/// every recorded arrival (plus the origin and the end); the table and the markdown show the
+/// terminal timeline, and the markdown links the picture.
+async fn assert_timelines(evidence: &Value, rows: &[&str]) {
+    let (table, markdown, svg) = timelines(evidence).await;
+    for row in rows {
+        assert!(
+            table
+                .lines()
+                .any(|line| line.starts_with(row) && line.contains('│')),
+            "no timeline row {row:?} in\n{table}"
+        );
+    }
+    assert!(markdown.contains("### Probe timeline"), "{markdown}");
+    assert!(markdown.contains("timeline.svg)"), "{markdown}");
+    let mut expected = std::collections::BTreeMap::<&str, Vec<usize>>::new();
+    for run in evidence["targets"][0]["probes"].as_array().unwrap() {
+        let report = &run["report"];
+        let mut results: Vec<&Value> = report["paths"].as_array().into_iter().flatten().collect();
+        for cold in report["cold"].as_array().into_iter().flatten() {
+            results.push(&cold["cold"]);
+            results.push(&cold["warm"]);
+        }
+        for result in results {
+            let stroke = if result["path"] == "direct" {
+                DIRECT_STROKE
+            } else {
+                MESH_STROKE
+            };
+            let arrivals = result["arrivalsMs"].as_array().map_or(0, Vec::len);
+            expected.entry(stroke).or_default().push(arrivals + 2);
+        }
+    }
+    for (stroke, mut points) in expected {
+        let mut drawn = series(&svg, stroke);
+        points.sort_unstable();
+        drawn.sort_unstable();
+        assert_eq!(drawn, points, "series of {stroke}");
+    }
+}
+
 fn lab_at(tokens_per_second: f64) -> ServerConfig {
     ServerConfig {
         tokens_per_second,
@@ -165,6 +267,11 @@ async fn a_route_timeout_is_the_root_cause_proven_by_the_probe() {
     assert_eq!(probes(&evidence), ["cold", "stream"]);
     let offline = from_evidence(&evidence).await;
     assert_eq!(target(&offline)["rootCause"], *root, "{offline:#}");
+    assert_timelines(
+        &evidence,
+        &["mesh cold", "direct warm", "direct ", "mesh  "],
+    )
+    .await;
     let cost = probe_sources(&report);
     assert!(
         cost.contains("2 probe runs") && cost.contains("requests"),
@@ -188,6 +295,7 @@ async fn a_circuit_breaker_is_the_root_cause_proven_by_a_burst() {
     );
     // The burst proves more per second than the comparison stream: it goes first.
     assert_eq!(probes(&evidence), ["cold", "burst", "stream"]);
+    assert_timelines(&evidence, &["mesh ×4", "direct ×4", "mesh  "]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,6 +396,12 @@ async fn a_stream_idle_timeout_during_a_pause_is_the_root_cause() {
             .contains("stream_idle_timeout 2s"),
         "{stream:#}"
     );
+    assert_timelines(&evidence, &["mesh cold", "direct ", "mesh  "]).await;
+    let (table, _, _) = timelines(&evidence).await;
+    assert!(
+        table.contains("stream idle timeout 2s after the mesh's last token"),
+        "{table}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,6 +490,7 @@ async fn a_cold_pod_is_the_root_cause_when_its_first_request_goes_through_the_me
             .contains("holdApplicationUntilProxyStarts"),
         "{fix:#}"
     );
+    assert_timelines(&evidence, &["mesh cold", "mesh warm", "direct cold"]).await;
     let cold = &evidence["targets"][0]["probes"][0]["report"]["cold"];
     assert_eq!(cold[0]["path"], "mesh", "the mesh went first: {cold:#}");
     assert!(

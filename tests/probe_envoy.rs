@@ -361,11 +361,35 @@ async fn connection_pool_overflow_answers_503_under_concurrency() {
         },
     )
     .await;
+    let dir = tempfile::tempdir().unwrap();
+    let picture = dir.path().join("burst.svg");
     let run = mesh
-        .probe(&["--concurrency", "6", "--max-tokens", "20"])
+        .probe(&[
+            "--concurrency",
+            "6",
+            "--max-tokens",
+            "20",
+            "--timeline",
+            picture.to_str().unwrap(),
+        ])
         .await;
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
     let report = run.json();
+    // JSON carries each stream of the burst for others to draw; the picture draws them by status.
+    let spans = of_path(&report, "concurrency", "mesh")["streamSpans"]
+        .as_array()
+        .unwrap();
+    assert_eq!(spans.len(), 6, "{spans:#?}");
+    let svg = std::fs::read_to_string(&picture).unwrap();
+    let document = roxmltree::Document::parse(&svg).expect("the timeline is not XML");
+    let texts: Vec<&str> = document
+        .descendants()
+        .filter_map(|node| node.text())
+        .map(str::trim)
+        .collect();
+    for label in ["mesh ×6 open", "direct ×6 open", "503", "done"] {
+        assert!(texts.contains(&label), "{label} not in {texts:?}");
+    }
     let direct = of_path(&report, "concurrency", "direct");
     assert_eq!(direct["byEnd"]["done"], 6, "{direct:#}");
     assert_eq!(direct["share503"], 0.0);

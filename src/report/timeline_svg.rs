@@ -249,7 +249,7 @@ fn burst_panel(
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(plot_error)?;
-        for (name, colour, points) in burst_series(burst) {
+        for (name, colour, points) in burst_series(burst, span_s) {
             let style = colour.stroke_width(2);
             chart
                 .draw_series(LineSeries::new(points, style))
@@ -275,8 +275,8 @@ fn burst_panel(
 pub type Series = (String, RGBColor, Vec<(f64, f64)>);
 
 /// Step series of a burst: `open` (streams not ended yet), then one per way of ending, counted
-/// as they end.
-pub fn burst_series(burst: &BurstLine) -> Vec<Series> {
+/// as they end; each runs on to `until_s` at its last count, so an early end stays visible.
+pub fn burst_series(burst: &BurstLine, until_s: f64) -> Vec<Series> {
     let mut ends: Vec<f64> = burst.spans.iter().map(|s| s.end_ms / 1000.0).collect();
     ends.sort_by(f64::total_cmp);
     let total = ends.len() as f64;
@@ -285,6 +285,7 @@ pub fn burst_series(burst: &BurstLine) -> Vec<Series> {
         open.push((*at, total - index as f64));
         open.push((*at, total - index as f64 - 1.0));
     }
+    open.push((until_s, 0.0));
     let mut series = vec![(format!("{} open", burst.label), OPEN_COLOUR, open)];
     let mut failed = 0;
     for count in &burst.ends {
@@ -300,6 +301,7 @@ pub fn burst_series(burst: &BurstLine) -> Vec<Series> {
             points.push((*time, index as f64));
             points.push((*time, index as f64 + 1.0));
         }
+        points.push((until_s, at.len() as f64));
         let colour = match count.end {
             EndKind::Done => DONE_COLOUR,
             EndKind::Stopped => OPEN_COLOUR,
@@ -412,24 +414,28 @@ mod tests {
         let texts = texts(&svg);
         assert!(texts.iter().any(|t| t == "503"), "{texts:?}");
         assert!(texts.iter().any(|t| t == "mesh ×4 open"), "{texts:?}");
-        // Per path: `open`, then one series per way of ending; each step doubles the points.
-        let mut expected = Vec::new();
-        for line in &burst.lines {
-            let Line::Burst(burst) = line else { continue };
-            for (_, _, points) in burst_series(burst) {
-                expected.push(points.len());
-            }
-        }
-        let drawn: Vec<usize> = polylines(&svg)
+        // Per path: `open`, then one series per way of ending: from 0, two points per stream
+        // (a step), then on to the axis' end. Direct: 4 open, 4 done; mesh: 4 open, 2 done, 2 503.
+        // (The axes' ticks are 2-point polylines too.)
+        let mut drawn: Vec<usize> = polylines(&svg)
             .iter()
-            .filter(|(_, points)| *points > 2)
             .map(|(_, points)| *points)
+            .filter(|points| *points > 2)
             .collect();
-        let mut expected: Vec<usize> = expected.into_iter().filter(|p| *p > 2).collect();
-        let mut drawn = drawn;
-        expected.sort_unstable();
         drawn.sort_unstable();
-        assert_eq!(drawn, expected);
+        assert_eq!(drawn, [6, 6, 10, 10, 10]);
+        assert_eq!(
+            burst_series(
+                match &burst.lines[1] {
+                    Line::Burst(mesh) => mesh,
+                    Line::Stream(_) => panic!("not a burst"),
+                },
+                7.0
+            )[2]
+            .2
+            .last(),
+            Some(&(7.0, 2.0))
+        );
     }
 
     #[test]
