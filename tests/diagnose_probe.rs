@@ -171,7 +171,7 @@ fn series(svg: &str, stroke: &str) -> Vec<usize> {
 }
 
 /// The picture draws every stream of the saved runs, one series per path and request, with
-/// every recorded arrival (plus the origin and the end); the table and the markdown show the
+/// every recorded arrival as a step (plus the origin and the end); the table and the markdown show the
 /// terminal timeline, and the markdown links the picture.
 async fn assert_timelines(evidence: &Value, rows: &[&str]) {
     let (table, markdown, svg) = timelines(evidence).await;
@@ -200,7 +200,8 @@ async fn assert_timelines(evidence: &Value, rows: &[&str]) {
                 MESH_STROKE
             };
             let arrivals = result["arrivalsMs"].as_array().map_or(0, Vec::len);
-            expected.entry(stroke).or_default().push(arrivals + 2);
+            // A step per arrival: from the origin, two points each, and on to the end.
+            expected.entry(stroke).or_default().push(2 * arrivals + 2);
         }
     }
     for (stroke, mut points) in expected {

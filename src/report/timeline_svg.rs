@@ -39,20 +39,20 @@ fn plot_error(error: impl std::fmt::Display) -> RenderError {
     RenderError::Plot(error.to_string())
 }
 
-/// The points of a stream's series: from (0, 0) through every recorded arrival to its end.
+/// The points of a stream's series, a step per recorded arrival: from (0, 0), at each arrival
+/// the count before it and then the count with it, and on to its end. A silence stays flat,
+/// however long: 2 + 2 × arrivals points.
 pub fn series_points(stream: &StreamLine) -> Vec<(f64, f64)> {
-    let mut points = vec![(0.0, 0.0)];
-    points.extend(
-        stream
-            .arrivals
-            .iter()
-            .map(|(at, count)| (at / 1000.0, *count as f64)),
-    );
-    let last = stream
-        .arrivals
-        .last()
-        .map_or(0.0, |(_, count)| *count as f64);
-    points.push((stream.end_ms / 1000.0, last));
+    let mut points = Vec::with_capacity(2 + 2 * stream.arrivals.len());
+    points.push((0.0, 0.0));
+    let mut before = 0.0;
+    for (at, count) in &stream.arrivals {
+        let count = *count as f64;
+        points.push((at / 1000.0, before));
+        points.push((at / 1000.0, count));
+        before = count;
+    }
+    points.push((stream.end_ms / 1000.0, before));
     points
 }
 
@@ -363,7 +363,7 @@ mod tests {
                     .flat_map(|t| &t.lines)
                     .filter_map(|line| match line {
                         Line::Stream(stream) if stream.path == path => {
-                            Some(series_points(stream).len())
+                            Some(2 * stream.arrivals.len() + 2)
                         }
                         _ => None,
                     })
