@@ -238,12 +238,14 @@ pub(crate) mod tests {
     use crate::evidence::TargetEvidence;
 
     /// The scenarios of the probe matrix whose runs are recorded under
-    /// `tests/fixtures/probe_timelines/`: a cut, a silence, a 503 burst, a cold start.
-    pub(crate) const MATRIX: [&str; 4] = [
+    /// `tests/fixtures/probe_timelines/`: a cut, a silence, a 503 burst, a cold start, and
+    /// Istio's defaults.
+    pub(crate) const MATRIX: [&str; 5] = [
         "route-timeout",
         "stream-idle-timeout",
         "circuit-breaker",
         "cold-start",
+        "healthy",
     ];
 
     fn fixture(name: &str) -> std::path::PathBuf {
@@ -367,6 +369,37 @@ pub(crate) mod tests {
         let warm = bar(row(&drawn, "mesh warm"));
         let warm_token = warm.iter().position(|c| BLOCKS.contains(c)).unwrap();
         assert!(first_token > 10 * warm_token.max(1), "{drawn}");
+    }
+
+    #[test]
+    fn a_healthy_pair_ends_done_on_both_paths_without_a_silence() {
+        let drawn = text(&recorded_timelines("healthy"), 80);
+        for label in ["direct", "mesh  "] {
+            assert!(row(&drawn, label).contains("│ done "), "{drawn}");
+        }
+        assert!(
+            !drawn.contains(SILENCE) && !drawn.contains(FAILED),
+            "{drawn}"
+        );
+    }
+
+    #[test]
+    fn several_targets_name_their_target_in_each_title() {
+        let one = recorded("route-timeout");
+        let mut other = recorded("healthy");
+        other.workload.name = "other".to_string();
+        let both = crate::verdict::timeline::of_evidence(&[one.clone(), other]);
+        assert!(
+            both[1][0].title.starts_with("endpoint/other in "),
+            "{:?}",
+            both[1][0].title
+        );
+        let alone = crate::verdict::timeline::of_evidence(&[one]);
+        assert!(
+            alone[0][0].title.starts_with("cold: "),
+            "{:?}",
+            alone[0][0].title
+        );
     }
 
     #[test]

@@ -379,16 +379,29 @@ pub fn of_run(run: &ProbeRun, target: &TargetEvidence) -> Vec<Timeline> {
     timelines
 }
 
-/// Every probe run of every target, in order.
+/// Every probe run of every target, in order; with more than one target, each title names its
+/// target (`deploy/vllm in inference: stream 5s: …`), as the picture holds them all.
 pub fn of_evidence(targets: &[TargetEvidence]) -> Vec<Vec<Timeline>> {
     targets
         .iter()
         .map(|target| {
-            target
+            let mut timelines: Vec<Timeline> = target
                 .probes
                 .iter()
                 .flat_map(|run| of_run(run, target))
-                .collect()
+                .collect();
+            if targets.len() > 1 {
+                let workload = &target.workload;
+                for timeline in &mut timelines {
+                    timeline.title = format!(
+                        "{} in {}: {}",
+                        workload.target_name(),
+                        workload.namespace,
+                        timeline.title
+                    );
+                }
+            }
+            timelines
         })
         .collect()
 }
