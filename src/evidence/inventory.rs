@@ -6,7 +6,7 @@ use crate::evidence::objects::{
     KubeGateway, KubeGrpcRoute, KubeHttpRoute, PeerAuthentication, Sidecar, VirtualService,
 };
 use crate::evidence::{Gap, IstioPresence};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,8 @@ pub struct Inventory {
     pub deployments: Vec<Deployment>,
     pub stateful_sets: Vec<StatefulSet>,
     pub replica_sets: Vec<ReplicaSet>,
+    /// DaemonSets; the live source lists only ztunnel's (`app=ztunnel`), in every namespace.
+    pub daemon_sets: Vec<DaemonSet>,
     pub services: Vec<Service>,
     pub namespaces: Vec<Namespace>,
     pub nodes: Vec<Node>,

@@ -150,7 +150,7 @@ fn sidecar_container(pod: &Pod) -> Option<&Container> {
         })
 }
 
-fn is_gpu_resource(name: &str) -> bool {
+pub fn is_gpu_resource(name: &str) -> bool {
     name.ends_with("/gpu")
 }
 
@@ -211,7 +211,7 @@ pub fn cpu_millis(quantity: &Quantity) -> Option<u64> {
     (millis.is_finite() && millis >= 0.0).then(|| millis.ceil() as u64)
 }
 
-fn whole_number(quantity: &Quantity) -> Option<u64> {
+pub fn whole_number(quantity: &Quantity) -> Option<u64> {
     quantity.0.trim().parse().ok()
 }
 

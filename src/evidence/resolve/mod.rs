@@ -2,6 +2,7 @@
 //! around each, record their live pods (which settle the sidecar mode) and the nodes those run on,
 //! carry the gaps over.
 
+pub mod ambient;
 pub mod delegation;
 pub mod gateway_routes;
 pub mod hosts;
@@ -192,6 +193,12 @@ pub fn gather(
             let mut mesh = resolution.mesh;
             let live_pods = live_pods(&owners, &workload);
             settle_sidecar_mode(&mut mesh, &live_pods);
+            if mesh.sidecar_mode != SidecarMode::Ambient {
+                mesh.ambient = None;
+            } else if let Some(context) = mesh.ambient.as_mut() {
+                let gpu = workload.gpu.as_ref().is_some_and(|gpu| gpu.count > 0);
+                context.ztunnel = ambient::ztunnel(inventory, &live_pods, gpu);
+            }
             let nodes = nodes_of(&node_loads, &live_pods);
             TargetEvidence {
                 workload,

@@ -341,6 +341,7 @@ mod tests {
                 kube_gateways: Vec::new(),
                 inference_pools: Vec::new(),
                 endpoint_pickers: Vec::new(),
+                ambient: None,
             },
             envoy: Vec::new(),
             gaps: Vec::new(),

@@ -9,12 +9,12 @@ use super::discovery::{
     KUBE_GATEWAY, PEER_AUTHENTICATION, SIDECAR, VIRTUAL_SERVICE,
 };
 use super::error::ClusterError;
-use super::list::{collection_path, list_all, list_slimmed};
+use super::list::{collection_path, list_all, list_selected, list_slimmed};
 use super::slim;
 use crate::evidence::Gap;
 use crate::evidence::inventory::Inventory;
 use crate::evidence::objects::IstioObject;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use serde::de::DeserializeOwned;
 
@@ -108,12 +108,29 @@ pub async fn list_inventory(
         list_kind::<Node>(client, NODES, None, |n| slim::meta(&mut n.metadata)),
         list_istio(client, scope),
     )?;
+    let (ztunnel_pods, ztunnel_sets) = tokio::try_join!(
+        async {
+            match scope {
+                // With -A every pod is listed already.
+                ListScope::AllNamespaces => Ok(Listing::items(Vec::new())),
+                ListScope::Namespace(_) => list_ztunnel::<Pod>(client, PODS, slim::pod).await,
+            }
+        },
+        list_ztunnel::<DaemonSet>(client, DAEMON_SETS, |d| slim::meta(&mut d.metadata)),
+    )?;
     let mut inventory = Inventory {
         istio: Some(istio.discovery.presence),
         ..Inventory::default()
     };
     let mut gaps = Vec::new();
     inventory.pods = take(pods, &mut gaps);
+    // In the scope's own namespace, ztunnel's pods are listed already.
+    inventory.pods.extend(
+        take(ztunnel_pods, &mut gaps)
+            .into_iter()
+            .filter(|pod| pod.metadata.namespace.as_deref() != namespace),
+    );
+    inventory.daemon_sets = take(ztunnel_sets, &mut gaps);
     inventory.deployments = take(deployments, &mut gaps);
     inventory.stateful_sets = take(stateful_sets, &mut gaps);
     inventory.replica_sets = take(replica_sets, &mut gaps);
@@ -155,6 +172,31 @@ const STATEFUL_SETS: BuiltIn = ("apps", "v1", "statefulsets", "StatefulSet");
 const REPLICA_SETS: BuiltIn = ("apps", "v1", "replicasets", "ReplicaSet");
 const SERVICES: BuiltIn = ("", "v1", "services", "Service");
 const NODES: BuiltIn = ("", "v1", "nodes", "Node");
+const DAEMON_SETS: BuiltIn = ("apps", "v1", "daemonsets", "DaemonSet");
+
+/// The label selector of ambient mode's node proxy.
+const ZTUNNEL_SELECTOR: &str = "app=ztunnel";
+
+/// ztunnel's pods or DaemonSet in every namespace (it runs in istio-system, or wherever it was
+/// installed): the per-node cost of ambient mode. A 403 or 404 is a gap.
+async fn list_ztunnel<T>(
+    client: &ClusterClient,
+    (group, version, plural, kind): BuiltIn,
+    slim: fn(&mut T),
+) -> Result<Listing<T>, ClusterError>
+where
+    T: DeserializeOwned + Clone,
+{
+    let what = format!("{kind} list ({ZTUNNEL_SELECTOR}) in all namespaces");
+    let path = collection_path(group, version, None, plural);
+    match list_selected::<T>(client, &path, &what, Some(ZTUNNEL_SELECTOR), slim).await {
+        Ok(items) => Ok(Listing::items(items)),
+        Err(error) if error.is_forbidden() || error.is_not_found() => {
+            Ok(Listing::gap(what, error.gap_reason()))
+        }
+        Err(error) => Err(error),
+    }
+}
 
 /// A built-in kind in the scope; `None` for a cluster-scoped kind.
 async fn list_kind<T>(

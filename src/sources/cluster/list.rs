@@ -94,11 +94,28 @@ pub async fn list_slimmed<T>(
 where
     T: DeserializeOwned + Clone,
 {
+    list_selected(client, path, what, None, slim).await
+}
+
+/// [`list_slimmed`] of the objects whose labels match `selector` (`app=ztunnel`), when given.
+pub async fn list_selected<T>(
+    client: &ClusterClient,
+    path: &str,
+    what: &str,
+    selector: Option<&str>,
+    slim: impl Fn(&mut T),
+) -> Result<Vec<T>, ClusterError>
+where
+    T: DeserializeOwned + Clone,
+{
     let mut items = Vec::new();
     let mut continue_token: Option<String> = None;
     let mut seen_tokens = std::collections::HashSet::new();
     for _ in 0..MAX_PAGES {
         let mut params = ListParams::default().limit(PAGE_SIZE);
+        if let Some(selector) = selector {
+            params = params.labels(selector);
+        }
         if let Some(token) = &continue_token {
             params = params.continue_token(token);
         }
