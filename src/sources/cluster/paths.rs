@@ -212,6 +212,21 @@ pub fn admin_pods(
             out.push((entry.gateway_pod, EnvoySide::Client));
         }
     }
+    // Ambient mode: the waypoint's pods are the L7 point of the path (their role, waypoint, is
+    // read from their clusters, `inbound-vip|PORT|…|HOST`).
+    let waypoint = target
+        .mesh
+        .ambient
+        .as_ref()
+        .and_then(|ambient| ambient.waypoint.as_ref());
+    if let Some(waypoint) = waypoint {
+        for pod in &waypoint.pods {
+            let pod = ObjectRef::new("Pod", Some(&waypoint.namespace), &pod.name);
+            if !out.iter().any(|(known, _)| *known == pod) {
+                out.push((pod, EnvoySide::Client));
+            }
+        }
+    }
     out
 }
 
