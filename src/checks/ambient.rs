@@ -452,4 +452,91 @@ spec:
         assert_eq!(finding.evidence[2].path, "spec/nodeName");
         assert!(finding.assumptions.is_empty());
     }
+
+    /// Istio 1.21's own waypoint config_dump (`tests/fixtures/envoy/`, from istio/istio's istioctl
+    /// test data) for `httpbin.default:8000`, attached to an ambient target that names it: it is
+    /// read in the waypoint role and judged as the L7 point of the path (Istio's default route
+    /// timeout is disabled: nothing cuts, nothing is set aside).
+    #[test]
+    fn istios_own_waypoint_dump_is_the_l7_point_of_the_path() {
+        use crate::evidence::envoy::EnvoyEvidence;
+        use crate::evidence::envoy::role::EnvoyRole;
+        let yaml = r#"apiVersion: v1
+kind: Namespace
+metadata: {name: default, labels: {istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: httpbin, namespace: default}
+spec:
+  template:
+    metadata: {labels: {app: httpbin}}
+    spec: {containers: [{name: vllm, image: vllm/vllm-openai, args: [--port, "8000"]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: default}
+spec: {selector: {app: httpbin}, ports: [{name: http, port: 8000}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin, namespace: default}
+spec:
+  hosts: [httpbin]
+  http: [{route: [{destination: {host: httpbin}}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint, namespace: default}
+spec: {gatewayClassName: istio-waypoint}
+"#;
+        let inventory = crate::sources::manifest::load_with_stdin(
+            &[std::path::PathBuf::from("-")],
+            "default",
+            &mut std::io::Cursor::new(yaml.to_string()),
+        )
+        .unwrap();
+        let mut target = gather(
+            &inventory,
+            &Scope::default(),
+            Duration::from_secs(300),
+            Vec::new(),
+        )
+        .unwrap()
+        .targets
+        .remove(0);
+        let dump = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/envoy/istio-1.21-waypoint-config-dump.json"
+        ))
+        .unwrap();
+        let envoy = EnvoyEvidence::from_saved(
+            "waypoint",
+            "httpbin.default.svc.cluster.local",
+            8000,
+            &dump,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            envoy.role.role,
+            EnvoyRole::Waypoint,
+            "{}",
+            envoy.role.reason
+        );
+        target.envoy.push(envoy);
+        assert_eq!(crate::checks::proxy::proxies(&target).len(), 1);
+        let ambient = target.mesh.ambient.as_ref().unwrap();
+        assert!(ambient.waypoint.is_some());
+        assert!(ambient.no_effect.is_empty(), "{:?}", ambient.no_effect);
+        let findings = run_all(&target, &settings());
+        crate::checks::test_support::assert_well_formed(&findings);
+        assert!(
+            findings
+                .iter()
+                .filter(|f| f.id == CheckId::StreamTimeout)
+                .all(|f| f.severity == Severity::Info),
+            "{findings:#?}"
+        );
+    }
 }

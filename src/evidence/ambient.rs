@@ -18,6 +18,9 @@ pub const WAYPOINT_FOR: &str = "istio.io/waypoint-for";
 pub const WAYPOINT_CLASS: &str = "istio-waypoint";
 /// The label on ztunnel's DaemonSet pods.
 pub const ZTUNNEL_APP: &str = "ztunnel";
+/// The label selector a live source lists ztunnel's pods and DaemonSet with; a gap that names
+/// it matters only to ambient targets.
+pub const ZTUNNEL_SELECTOR: &str = "app=ztunnel";
 
 /// What ambient mode means for one target.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -212,6 +212,17 @@ pub fn gather(
         })
         .collect();
 
+    // ztunnel's lists matter only to ambient targets: elsewhere their gaps are noise.
+    let targets: Vec<TargetEvidence> = targets;
+    if !targets
+        .iter()
+        .any(|target| target.mesh.sidecar_mode == SidecarMode::Ambient)
+    {
+        gaps.retain(|gap| {
+            !gap.what
+                .contains(crate::evidence::ambient::ZTUNNEL_SELECTOR)
+        });
+    }
     Ok(Evidence {
         schema_version: EVIDENCE_SCHEMA_VERSION,
         sources,

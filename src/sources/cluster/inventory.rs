@@ -12,6 +12,7 @@ use super::error::ClusterError;
 use super::list::{collection_path, list_all, list_selected, list_slimmed};
 use super::slim;
 use crate::evidence::Gap;
+use crate::evidence::ambient::ZTUNNEL_SELECTOR;
 use crate::evidence::inventory::Inventory;
 use crate::evidence::objects::IstioObject;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -174,11 +175,9 @@ const SERVICES: BuiltIn = ("", "v1", "services", "Service");
 const NODES: BuiltIn = ("", "v1", "nodes", "Node");
 const DAEMON_SETS: BuiltIn = ("apps", "v1", "daemonsets", "DaemonSet");
 
-/// The label selector of ambient mode's node proxy.
-const ZTUNNEL_SELECTOR: &str = "app=ztunnel";
-
 /// ztunnel's pods or DaemonSet in every namespace (it runs in istio-system, or wherever it was
-/// installed): the per-node cost of ambient mode. A 403 or 404 is a gap.
+/// installed): the per-node cost of ambient mode. Optional facts: any error is a gap (which the
+/// resolution keeps only when a target is ambient), never the end of the run.
 async fn list_ztunnel<T>(
     client: &ClusterClient,
     (group, version, plural, kind): BuiltIn,
@@ -191,10 +190,7 @@ where
     let path = collection_path(group, version, None, plural);
     match list_selected::<T>(client, &path, &what, Some(ZTUNNEL_SELECTOR), slim).await {
         Ok(items) => Ok(Listing::items(items)),
-        Err(error) if error.is_forbidden() || error.is_not_found() => {
-            Ok(Listing::gap(what, error.gap_reason()))
-        }
-        Err(error) => Err(error),
+        Err(error) => Ok(Listing::gap(what, error.gap_reason())),
     }
 }
 
