@@ -699,7 +699,7 @@ macro_rules! has_metadata {
 }
 
 has_metadata!(
-    k8s_openapi::api::core::v1::Pod,
+    crate::evidence::listed_pod::ListedPod,
     k8s_openapi::api::apps::v1::DaemonSet,
     k8s_openapi::api::core::v1::Service,
     k8s_openapi::api::core::v1::Namespace,

@@ -21,13 +21,14 @@ use crate::evidence::ambient::{
     WaypointRef, ZTUNNEL_APP, ZtunnelNode,
 };
 use crate::evidence::inventory::Inventory;
+use crate::evidence::listed_pod::{ListedContainer, ListedPod};
 use crate::evidence::nodes::{cpu_millis, is_gpu_resource, whole_number};
 use crate::evidence::objects::gateway_api::GATEWAY_API_GROUP;
 use crate::evidence::objects::{DestinationRule, KubeHttpRoute, TrafficPolicy, VirtualService};
 use crate::evidence::resolve::delegation;
 use crate::evidence::resolve::target_refs::GATEWAY_NAME_LABEL;
 use crate::evidence::{CheckId, Gap, LivePod, MeshContext, ObjectRef, ServiceInfo, Workload};
-use k8s_openapi::api::core::v1::{Container, Node, Pod};
+use k8s_openapi::api::core::v1::{Node, ResourceRequirements};
 use std::collections::BTreeMap;
 
 /// The waypoint for traffic to the target's Services, why, and what the inventory lacks of it.
@@ -159,7 +160,7 @@ fn waypoint_pods(inventory: &Inventory, namespace: &str, name: &str) -> Vec<Wayp
         .map(|pod| {
             let node = pod.spec.as_ref().and_then(|spec| spec.node_name.clone());
             let (cpu_request, memory_request) =
-                first_container(pod).map(requests).unwrap_or((None, None));
+                requests(first_container(pod).and_then(|c| c.resources.as_ref()));
             WaypointPod {
                 name: pod.metadata.name.clone().unwrap_or_default(),
                 gpu_node: node
@@ -178,7 +179,7 @@ fn waypoint_pods(inventory: &Inventory, namespace: &str, name: &str) -> Vec<Wayp
 
 /// The proxy container of a waypoint or ztunnel pod: `istio-proxy`, `istio-proxy`-like, else
 /// the first.
-fn first_container(pod: &Pod) -> Option<&Container> {
+fn first_container(pod: &ListedPod) -> Option<&ListedContainer> {
     let spec = pod.spec.as_ref()?;
     spec.containers
         .iter()
@@ -186,8 +187,7 @@ fn first_container(pod: &Pod) -> Option<&Container> {
         .or_else(|| spec.containers.first())
 }
 
-fn requests(container: &Container) -> (Option<String>, Option<String>) {
-    let resources = container.resources.as_ref();
+fn requests(resources: Option<&ResourceRequirements>) -> (Option<String>, Option<String>) {
     let read = |name: &str| {
         let requests = resources.and_then(|resources| resources.requests.as_ref());
         let limits = resources.and_then(|resources| resources.limits.as_ref());
@@ -256,7 +256,7 @@ pub fn ztunnel(inventory: &Inventory, pods: &[LivePod], gpu_workload: bool) -> V
                     set.metadata.name.as_deref().unwrap_or_default(),
                 ),
                 format!("spec/template/spec/containers[{index}]/resources/requests"),
-                requests(container),
+                requests(container.resources.as_ref()),
             ))
         });
     let mut nodes: Vec<&str> = pods.iter().filter_map(|pod| pod.node.as_deref()).collect();
@@ -303,7 +303,7 @@ pub fn ztunnel(inventory: &Inventory, pods: &[LivePod], gpu_workload: bool) -> V
                             pod.metadata.name.as_deref().unwrap_or_default(),
                         ),
                         format!("spec/containers[{index}]/resources/requests"),
-                        spec.containers.get(index).map(requests)?,
+                        requests(spec.containers.get(index)?.resources.as_ref()),
                     )
                 }
                 None => template.clone()?,
