@@ -7,6 +7,7 @@ mod support;
 use k8s_openapi::api::core::v1::Pod;
 use kubectl_infermesh::evidence::IstioPresence;
 use kubectl_infermesh::evidence::inventory::Inventory;
+use kubectl_infermesh::evidence::listed_pod::{ListedPod, Spec};
 use kubectl_infermesh::sources::cluster::kubeconfig::read_kubeconfig_with;
 use kubectl_infermesh::sources::cluster::{
     ClusterArgs, ClusterClient, ClusterError, ListScope, PodPort, PortForward, list_inventory,
@@ -80,11 +81,25 @@ async fn inventory_matches_the_recorded_objects() {
     assert_eq!(inventory.istio, Some(IstioPresence::Installed));
 
     // Objects come back as recorded, though list items carry no apiVersion/kind, and pods
-    // without what nothing reads (volumes and the like).
-    let mut pods = typed::<Pod>(fixtures_of_kind("Pod"));
-    pods.iter_mut()
-        .for_each(kubectl_infermesh::sources::cluster::slim::pod);
+    // without what nothing reads (volumes and the like). The one pod is the listed Deployment's
+    // (through its ReplicaSet): it keeps what its own evidence reads, not its whole spec.
+    let pods: Vec<ListedPod> = typed::<Pod>(fixtures_of_kind("Pod"))
+        .into_iter()
+        .map(|mut pod| {
+            kubectl_infermesh::sources::cluster::slim::pod(&mut pod);
+            ListedPod::new(pod, Spec::Compact)
+        })
+        .collect();
     assert_eq!(inventory.pods, pods);
+    let spec = inventory.pods[0].spec.as_ref().unwrap();
+    assert!(spec.whole.is_none());
+    assert_eq!(
+        spec.containers
+            .iter()
+            .map(|container| container.name.as_str())
+            .collect::<Vec<_>>(),
+        ["vllm", "istio-proxy"]
+    );
     assert_eq!(inventory.deployments, typed(fixtures_of_kind("Deployment")));
     assert_eq!(
         inventory.replica_sets,
@@ -116,13 +131,7 @@ async fn inventory_matches_the_recorded_objects() {
     let pod = &inventory.pods[0];
     let spec = pod.spec.as_ref().unwrap();
     assert!(spec.containers.iter().any(|c| c.name == "istio-proxy"));
-    assert!(
-        spec.init_containers
-            .as_ref()
-            .unwrap()
-            .iter()
-            .any(|c| c.name == "istio-init")
-    );
+    assert!(spec.init_containers.iter().any(|c| c.name == "istio-init"));
     let annotations = pod.metadata.annotations.as_ref().unwrap();
     assert!(annotations.contains_key("sidecar.istio.io/status"));
     assert_eq!(
@@ -137,7 +146,8 @@ async fn inventory_matches_the_recorded_objects() {
 
 /// Requests of one inventory: 7 built-in lists, `/apis`, 5 Istio group versions, 6 Istio lists,
 /// one page each, plus the extra pages of pods.
-const REQUESTS_WITHOUT_EXTRA_PAGES: usize = 7 + 1 + 5 + 6;
+// + 2: ztunnel's pods and DaemonSet (label app=ztunnel, all namespaces), for ambient mode.
+const REQUESTS_WITHOUT_EXTRA_PAGES: usize = 7 + 1 + 5 + 6 + 2;
 
 #[tokio::test]
 async fn request_count_grows_with_pages_not_pods() {
@@ -941,7 +951,7 @@ async fn a_busy_server_is_asked_again_and_a_failing_one_is_a_gap() {
     let pod_lists = server
         .requests()
         .iter()
-        .filter(|request| request.path.ends_with("/pods"))
+        .filter(|request| request.path == format!("/api/v1/namespaces/{NAMESPACE}/pods"))
         .count();
     assert_eq!(pod_lists, 3, "two refused, one answered");
 

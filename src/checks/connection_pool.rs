@@ -77,6 +77,10 @@ struct Issue {
 pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
     let mut findings = configured(target, settings);
     findings.extend(super::http_routes::retry_findings(target));
+    findings.extend(super::ambient::no_effect(
+        target,
+        super::CheckId::ConnectionPool,
+    ));
     super::probe_runs::add(&mut findings, target, super::CheckId::ConnectionPool);
     findings
 }
@@ -127,7 +131,10 @@ fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
                 .and_then(|http| http.h2_upgrade_policy.as_deref())
                 == Some("UPGRADE");
             // The plain cluster's pool is also the pods' inbound pool, unless a Sidecar sets one.
-            let inbound_too = cluster.subset.is_none() && sidecar_pool.is_none();
+            // An ambient pod has no inbound sidecar: only the waypoint or gateway runs the pool.
+            let inbound_too = cluster.subset.is_none()
+                && sidecar_pool.is_none()
+                && target.mesh.sidecar_mode.has_sidecar();
             let issues =
                 outbound_pool_issues(pool, &path, &object, &name, capacity, upgraded, inbound_too);
             merge(&mut pool_issues, rule, issues);

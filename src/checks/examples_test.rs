@@ -181,6 +181,66 @@ fn healthy_example_has_nothing_above_info() {
     );
 }
 
+#[test]
+fn ambient_waypoint_example_judges_what_the_waypoint_runs() {
+    assert_top(
+        "ambient-waypoint",
+        CheckId::StreamTimeout,
+        Severity::Critical,
+    );
+    let target = assemble("ambient-waypoint");
+    let ambient = target.mesh.ambient.as_ref().unwrap();
+    assert_eq!(
+        ambient.waypoint.as_ref().unwrap().display_name(),
+        "llm-ambient-waypoint/waypoint"
+    );
+    let findings = findings("ambient-waypoint");
+    let top = findings
+        .iter()
+        .find(|finding| finding.severity == Severity::Critical)
+        .unwrap();
+    assert_eq!(
+        top.title,
+        "HTTPRoute llm-ambient-waypoint/llama-3-8b cuts generations at 60s (route timeout); up to 300s expected"
+    );
+    assert_eq!(
+        top.evidence[0].to_string_path(),
+        "HTTPRoute llm-ambient-waypoint/llama-3-8b spec/rules[0]/timeouts/request = 60s"
+    );
+    // No sidecar finding: the GPU pods carry none, said as an info.
+    let overhead: Vec<&Finding> = findings
+        .iter()
+        .filter(|finding| finding.id == CheckId::SidecarOverhead)
+        .collect();
+    assert_eq!(overhead.len(), 1, "{overhead:#?}");
+    assert_eq!(overhead[0].severity, Severity::Info);
+    assert!(overhead[0].title.contains("are ambient: no sidecar"));
+    // The waypoint runs the DestinationRule: judged (well sized), not set aside.
+    assert!(ambient.no_effect.is_empty(), "{:?}", ambient.no_effect);
+    assert_eq!(target.mesh.destination_rules.len(), 1);
+}
+
+#[test]
+fn ambient_healthy_example_has_nothing_above_info_and_no_sidecar_finding() {
+    let target = assemble("ambient-healthy");
+    let ambient = target.mesh.ambient.as_ref().unwrap();
+    assert!(ambient.waypoint.is_none());
+    let findings = findings("ambient-healthy");
+    assert!(
+        findings
+            .iter()
+            .all(|finding| finding.severity == Severity::Info),
+        "{findings:#?}"
+    );
+    assert!(
+        findings
+            .iter()
+            .filter(|finding| finding.id == CheckId::SidecarOverhead)
+            .all(|finding| !finding.title.contains("istio-proxy")),
+        "{findings:#?}"
+    );
+}
+
 /// Prints every example's findings: `cargo test --lib examples_test::show -- --ignored --nocapture`.
 #[test]
 #[ignore]
@@ -194,6 +254,8 @@ fn show() {
         "buffer-limit",
         "cold-start",
         "healthy",
+        "ambient-waypoint",
+        "ambient-healthy",
     ] {
         println!("===== {folder}");
         for finding in findings(folder) {

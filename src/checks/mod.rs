@@ -3,6 +3,7 @@
 //! `proxy/` reads the Envoys on the path (`TargetEvidence::envoy`) for every check: what they run
 //! wins over YAML, and what their counters show makes a finding runtime.
 
+pub mod ambient;
 pub mod buffer_limit;
 pub mod cold_start;
 pub mod connection_pool;

@@ -13,7 +13,9 @@
 //! Severity: **warning** when the proxy requests more than 50m CPU or 64Mi on a GPU pod (static
 //! configuration can only show a reservation, not the latency it costs: critical is left to
 //! runtime proof); **info** when tuned. Nothing for pods without GPUs or without a sidecar
-//! (not injected, ambient).
+//! (not injected). Ambient GPU pods get an info instead (`checks::ambient::overhead`): what
+//! ztunnel requests on their nodes and any waypoint pod on a GPU node. Moving to ambient mode is
+//! one of the fixes of an untuned sidecar.
 //! Nothing for an Endpoint target: the proxy's resources are read from a pod spec it lacks.
 
 use super::fixes::{patch_instruction, workload_patch};
@@ -56,6 +58,9 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
         return Vec::new();
     };
     let mode = target.mesh.sidecar_mode;
+    if mode == SidecarMode::Ambient {
+        return super::ambient::overhead(target).into_iter().collect();
+    }
     if !mode.has_sidecar() {
         return Vec::new();
     }
@@ -153,8 +158,9 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
                     "Either right-size the proxy (keeps mTLS and mesh routing): set {CPU}={TUNED_CPU_MILLIS}m and \
                      {MEMORY}=64Mi and keep explicit limits, since setting any proxy resource annotation drops the \
                      chart defaults; or take the GPU pods out of the mesh with the pod label \
-                     sidecar.istio.io/inject: \"false\" and reach them through a gateway (they lose mTLS). \
+                     sidecar.istio.io/inject: \"false\" and reach them through a gateway (they lose mTLS); {}. \
                      The patch below does the first; {}.",
+                    super::ambient::move_to_ambient(target),
                     patch_instruction(workload)
                 ),
                 yaml,

@@ -36,6 +36,10 @@ use std::time::Duration;
 
 pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
     let mut findings = configured(target, settings);
+    findings.extend(super::ambient::no_effect(
+        target,
+        super::CheckId::StreamTimeout,
+    ));
     super::probe_runs::add(&mut findings, target, super::CheckId::StreamTimeout);
     findings
 }

@@ -93,6 +93,7 @@ pub fn target() -> TargetEvidence {
             kube_gateways: Vec::new(),
             inference_pools: Vec::new(),
             endpoint_pickers: Vec::new(),
+            ambient: None,
         },
         envoy: Vec::new(),
         gaps: Vec::new(),

@@ -1,22 +1,24 @@
 //! Inventory: the objects a source found, by kind. Manifests (`-f`) and the live cluster both fill
 //! one; `resolve::gather` turns it into Evidence. Nothing here judges.
 
+use crate::evidence::listed_pod::ListedPod;
 use crate::evidence::objects::{
     DestinationRule, EnvoyFilter, Gateway, GatewayClass, InferenceObjective, InferencePool,
     KubeGateway, KubeGrpcRoute, KubeHttpRoute, PeerAuthentication, Sidecar, VirtualService,
 };
 use crate::evidence::{Gap, IstioPresence};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
-use serde::{Deserialize, Serialize};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default)]
 pub struct Inventory {
-    pub pods: Vec<Pod>,
+    /// As listed: what the checks read of each pod (`listed_pod`).
+    pub pods: Vec<ListedPod>,
     pub deployments: Vec<Deployment>,
     pub stateful_sets: Vec<StatefulSet>,
     pub replica_sets: Vec<ReplicaSet>,
+    /// DaemonSets; the live source lists only ztunnel's (`app=ztunnel`), in every namespace.
+    pub daemon_sets: Vec<DaemonSet>,
     pub services: Vec<Service>,
     pub namespaces: Vec<Namespace>,
     pub nodes: Vec<Node>,

@@ -1,10 +1,12 @@
 //! The Evidence value: everything the sources gathered about each target, and nothing judged.
 //! Checks read only this. It round-trips through JSON (`--save-evidence` / `--from-evidence`).
 
+pub mod ambient;
 pub mod check_id;
 pub mod endpoint_picker;
 pub mod envoy;
 pub mod inventory;
+pub mod listed_pod;
 pub mod nodes;
 pub mod objects;
 pub mod probe;
@@ -403,4 +405,8 @@ pub struct MeshContext {
     /// The endpoint pickers those pools name, and what stands behind each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoint_pickers: Vec<endpoint_picker::EndpointPicker>,
+    /// Ambient mode (`sidecar_mode` is `Ambient`): the waypoint, ztunnel per node, and the policy
+    /// no proxy runs. Absent in every other mode, and in evidence saved before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ambient: Option<ambient::AmbientContext>,
 }

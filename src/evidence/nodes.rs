@@ -2,7 +2,7 @@
 //! pods request, against the node's allocatable CPU. A pure function over live pods and nodes.
 
 use crate::evidence::inventory::Inventory;
-use k8s_openapi::api::core::v1::{Container, Pod};
+use crate::evidence::listed_pod::{ListedContainer, ListedPod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -128,34 +128,30 @@ fn keep_first_names(names: &mut Vec<String>, name: String) {
 }
 
 /// Pods that finished no longer hold their requests on the node.
-fn holds_resources(pod: &Pod) -> bool {
-    let phase = pod
-        .status
-        .as_ref()
-        .and_then(|status| status.phase.as_deref());
-    !matches!(phase, Some("Succeeded") | Some("Failed"))
+fn holds_resources(pod: &ListedPod) -> bool {
+    !matches!(pod.phase(), Some("Succeeded") | Some("Failed"))
 }
 
 /// `istio-proxy` as a regular container, or as a native sidecar (init container that restarts).
-fn sidecar_container(pod: &Pod) -> Option<&Container> {
+fn sidecar_container(pod: &ListedPod) -> Option<&ListedContainer> {
     let spec = pod.spec.as_ref()?;
     spec.containers
         .iter()
         .find(|container| container.name == PROXY_CONTAINER)
         .or_else(|| {
-            spec.init_containers.iter().flatten().find(|container| {
+            spec.init_containers.iter().find(|container| {
                 container.name == PROXY_CONTAINER
                     && container.restart_policy.as_deref() == Some("Always")
             })
         })
 }
 
-fn is_gpu_resource(name: &str) -> bool {
+pub fn is_gpu_resource(name: &str) -> bool {
     name.ends_with("/gpu")
 }
 
 /// GPUs a container asks for (extended resources have request = limit; either may be written).
-fn gpu_count(container: &Container) -> u64 {
+fn gpu_count(container: &ListedContainer) -> u64 {
     let Some(resources) = &container.resources else {
         return 0;
     };
@@ -177,7 +173,7 @@ fn gpu_count(container: &Container) -> u64 {
 }
 
 /// The container's CPU request; Kubernetes defaults a missing request to the limit.
-fn cpu_request_millis(container: &Container) -> Option<u64> {
+fn cpu_request_millis(container: &ListedContainer) -> Option<u64> {
     let resources = container.resources.as_ref()?;
     resources
         .requests
@@ -211,7 +207,7 @@ pub fn cpu_millis(quantity: &Quantity) -> Option<u64> {
     (millis.is_finite() && millis >= 0.0).then(|| millis.ceil() as u64)
 }
 
-fn whole_number(quantity: &Quantity) -> Option<u64> {
+pub fn whole_number(quantity: &Quantity) -> Option<u64> {
     quantity.0.trim().parse().ok()
 }
 
@@ -221,7 +217,7 @@ mod tests {
     use k8s_openapi::api::core::v1::Node;
     use serde_json::json;
 
-    fn pod(name: &str, node: &str, gpus: u32, proxy_cpu: Option<&str>, native: bool) -> Pod {
+    fn pod(name: &str, node: &str, gpus: u32, proxy_cpu: Option<&str>, native: bool) -> ListedPod {
         let proxy = json!({
             "name": "istio-proxy",
             "image": "docker.io/istio/proxyv2:1.24.2",

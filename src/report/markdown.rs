@@ -5,8 +5,8 @@
 
 use super::envoys::{self, EnvoyLine};
 use super::{
-    Extras, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text,
-    sidecar_mode_text,
+    Extras, dataplane_text, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text,
+    outcome_text,
 };
 use crate::checks::Severity;
 use crate::checks::mesh_need::{self, MeshNeed};
@@ -133,10 +133,9 @@ fn render_target(
     );
     let _ = writeln!(
         out,
-        "{} · sidecar: {} ({}) · GPU: {} · replicas: {}\n",
+        "{} · {} · GPU: {} · replicas: {}\n",
         summary.kind,
-        sidecar_mode_text(summary.sidecar_mode),
-        summary.sidecar_reason,
+        dataplane_text(summary),
         gpu_text(summary),
         summary.replicas
     );

@@ -116,6 +116,28 @@ pub(crate) fn sidecar_mode_text(mode: SidecarMode) -> &'static str {
     }
 }
 
+/// How the pods meet the mesh, for a target's header: `sidecar classic (container istio-proxy in
+/// the pod)`, `ambient (ztunnel), waypoint serving/waypoint (…)`, `ambient, no waypoint (…)`.
+pub(crate) fn dataplane_text(target: &TargetSummary) -> String {
+    match &target.ambient {
+        Some(ambient) => {
+            let waypoint = match &ambient.waypoint {
+                Some(name) => format!("ambient (ztunnel), waypoint {name}"),
+                None => "ambient, no waypoint".to_string(),
+            };
+            format!(
+                "{waypoint} ({}; {})",
+                target.sidecar_reason, ambient.waypoint_reason
+            )
+        }
+        None => format!(
+            "sidecar {} ({})",
+            sidecar_mode_text(target.sidecar_mode),
+            target.sidecar_reason
+        ),
+    }
+}
+
 /// `1× nvidia.com/gpu`, or `none`.
 pub(crate) fn gpu_text(target: &TargetSummary) -> String {
     match &target.gpu {

@@ -3,8 +3,8 @@
 
 use super::envoys::{self, EnvoyLine};
 use super::{
-    Extras, Style, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text, outcome_text,
-    sidecar_mode_text,
+    Extras, Style, dataplane_text, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text,
+    outcome_text,
 };
 use crate::checks::mesh_need::{self, MeshNeed};
 use crate::checks::{Finding, Severity};
@@ -86,11 +86,10 @@ fn render_target(
     let summary = &target.target;
     let _ = writeln!(
         out,
-        "{}  namespace {} · sidecar {} ({}) · GPU {} · replicas {}",
+        "{}  namespace {} · {} · GPU {} · replicas {}",
         paint.bold(&summary.reference),
         summary.namespace,
-        sidecar_mode_text(summary.sidecar_mode),
-        summary.sidecar_reason,
+        dataplane_text(summary),
         gpu_text(summary),
         summary.replicas
     );

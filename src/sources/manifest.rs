@@ -302,6 +302,7 @@ enum Kind {
     Deployment,
     StatefulSet,
     ReplicaSet,
+    DaemonSet,
     VirtualService,
     DestinationRule,
     EnvoyFilter,
@@ -327,6 +328,7 @@ impl Kind {
             ("apps", "v1", "Deployment") => Some(Kind::Deployment),
             ("apps", "v1", "StatefulSet") => Some(Kind::StatefulSet),
             ("apps", "v1", "ReplicaSet") => Some(Kind::ReplicaSet),
+            ("apps", "v1", "DaemonSet") => Some(Kind::DaemonSet),
             ("networking.istio.io", "v1" | "v1beta1" | "v1alpha3", kind) => match kind {
                 "VirtualService" => Some(Kind::VirtualService),
                 "DestinationRule" => Some(Kind::DestinationRule),
@@ -371,6 +373,7 @@ impl Kind {
                 | Kind::Deployment
                 | Kind::StatefulSet
                 | Kind::ReplicaSet
+                | Kind::DaemonSet
         )
     }
 }
@@ -470,6 +473,9 @@ fn add_value(
             &o.metadata
         }),
         Kind::ReplicaSet => upsert(&mut inventory.replica_sets, typed.read(value)?, |o| {
+            &o.metadata
+        }),
+        Kind::DaemonSet => upsert(&mut inventory.daemon_sets, typed.read(value)?, |o| {
             &o.metadata
         }),
         Kind::VirtualService => upsert(&mut inventory.virtual_services, typed.read(value)?, |o| {
@@ -693,7 +699,8 @@ macro_rules! has_metadata {
 }
 
 has_metadata!(
-    k8s_openapi::api::core::v1::Pod,
+    crate::evidence::listed_pod::ListedPod,
+    k8s_openapi::api::apps::v1::DaemonSet,
     k8s_openapi::api::core::v1::Service,
     k8s_openapi::api::core::v1::Namespace,
     k8s_openapi::api::core::v1::Node,

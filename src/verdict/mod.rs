@@ -77,9 +77,21 @@ pub struct TargetSummary {
     pub reference: String,
     pub sidecar_mode: SidecarMode,
     pub sidecar_reason: String,
+    /// Ambient mode: the waypoint that runs L7 policy, or why none does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ambient: Option<AmbientSummary>,
     pub gpu: Option<GpuSummary>,
     pub replicas: u32,
     pub detected_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AmbientSummary {
+    /// `serving/waypoint`, or absent: no waypoint, ztunnel alone (L4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waypoint: Option<String>,
+    pub waypoint_reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -489,6 +501,13 @@ fn summary(target: &TargetEvidence) -> TargetSummary {
         reference: workload.target_name(),
         sidecar_mode: target.mesh.sidecar_mode,
         sidecar_reason: target.mesh.sidecar_reason.clone(),
+        ambient: target.mesh.ambient.as_ref().map(|ambient| AmbientSummary {
+            waypoint: ambient
+                .waypoint
+                .as_ref()
+                .map(crate::evidence::ambient::WaypointRef::display_name),
+            waypoint_reason: ambient.waypoint_reason.clone(),
+        }),
         gpu: workload.gpu.as_ref().map(GpuSummary::from),
         replicas: workload.replicas,
         detected_by: workload.detected_by.clone(),

@@ -2,6 +2,7 @@
 //! Not every test file uses every helper.
 #![allow(dead_code, unused_imports)]
 
+pub mod ambient_mesh;
 pub mod apiserver;
 pub mod envoy_pair;
 pub mod envoy_traffic;

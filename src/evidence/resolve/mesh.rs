@@ -2,10 +2,12 @@
 //! select its pods, the VirtualServices and DestinationRules for those Services' hosts, the
 //! EnvoyFilters, PeerAuthentications and Sidecars that select its pods (or the gateways in front).
 
+use crate::evidence::ambient::AmbientContext;
 use crate::evidence::inventory::Inventory;
 use crate::evidence::objects::{
     DestinationRule, EnvoyFilter, Gateway, IstioObject, VirtualService, WorkloadSelector,
 };
+use crate::evidence::resolve::ambient;
 use crate::evidence::resolve::delegation::{self, RunRoute, Unresolved};
 use crate::evidence::resolve::gateway_routes;
 use crate::evidence::resolve::hosts::{HostPattern, ROOT_NAMESPACE, exported_to};
@@ -59,13 +61,11 @@ pub fn resolve(inventory: &Inventory, workload: &Workload) -> Resolution {
     let gateway_namespaces: Vec<&str> = gateways.iter().map(object_namespace).collect();
     let destination_rules = destination_rules(inventory, namespace, &hosts, &gateway_namespaces);
     let service_names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
-    let waypoint = sidecar_mode == SidecarMode::Ambient
-        && uses_waypoint(
-            inventory,
-            workload,
-            namespace_labels.as_ref(),
-            &service_names,
-        );
+    let ambient_waypoint = (sidecar_mode == SidecarMode::Ambient)
+        .then(|| ambient::waypoint(inventory, workload, namespace_labels.as_ref(), &services));
+    let waypoint = ambient_waypoint
+        .as_ref()
+        .is_some_and(|(found, _, _)| found.is_some());
     let scope = target_refs::Scope {
         namespace,
         services: &service_names,
@@ -93,27 +93,36 @@ pub fn resolve(inventory: &Inventory, workload: &Workload) -> Resolution {
     let routes = gateway_routes::resolve(inventory, workload, &services);
     gaps.extend(routes.gaps);
 
-    Resolution {
-        mesh: MeshContext {
-            istio: inventory.istio.unwrap_or(IstioPresence::Unknown),
-            sidecar_mode,
-            sidecar_reason,
-            namespace_labels: namespace_labels.unwrap_or_default(),
-            services,
-            namespace_services: namespace_services(inventory, namespace),
-            virtual_services,
-            destination_rules,
-            envoy_filters,
-            peer_authentications,
-            sidecars,
-            gateways,
-            http_routes: routes.http_routes,
-            kube_gateways: routes.kube_gateways,
-            inference_pools: routes.inference_pools,
-            endpoint_pickers: routes.endpoint_pickers,
-        },
-        gaps,
+    let mut mesh = MeshContext {
+        istio: inventory.istio.unwrap_or(IstioPresence::Unknown),
+        sidecar_mode,
+        sidecar_reason,
+        namespace_labels: namespace_labels.unwrap_or_default(),
+        services,
+        namespace_services: namespace_services(inventory, namespace),
+        virtual_services,
+        destination_rules,
+        envoy_filters,
+        peer_authentications,
+        sidecars,
+        gateways,
+        http_routes: routes.http_routes,
+        kube_gateways: routes.kube_gateways,
+        inference_pools: routes.inference_pools,
+        endpoint_pickers: routes.endpoint_pickers,
+        ambient: None,
+    };
+    if let Some((waypoint, waypoint_reason, found_gaps)) = ambient_waypoint {
+        gaps.extend(found_gaps);
+        let no_effect = ambient::set_aside(&mut mesh, waypoint.is_some());
+        mesh.ambient = Some(AmbientContext {
+            waypoint,
+            waypoint_reason,
+            ztunnel: Vec::new(),
+            no_effect,
+        });
     }
+    Resolution { mesh, gaps }
 }
 
 fn object_namespace<Spec>(object: &IstioObject<Spec>) -> &str {
@@ -399,36 +408,6 @@ fn selector_labels(selector: Option<&WorkloadSelector>) -> Option<&BTreeMap<Stri
     selector
         .map(|selector| &selector.labels)
         .filter(|labels| !labels.is_empty())
-}
-
-/// Whether the workload is served by a waypoint: `istio.io/use-waypoint` on its namespace, its
-/// pods or one of its Services.
-fn uses_waypoint(
-    inventory: &Inventory,
-    workload: &Workload,
-    namespace_labels: Option<&BTreeMap<String, String>>,
-    service_names: &[String],
-) -> bool {
-    const USE_WAYPOINT: &str = "istio.io/use-waypoint";
-    let on_services = inventory
-        .services
-        .iter()
-        .filter(|service| service.metadata.namespace.as_deref() == Some(&workload.namespace))
-        .filter(|service| {
-            service_names
-                .iter()
-                .any(|name| service.metadata.name.as_deref() == Some(name))
-        })
-        .any(|service| {
-            service
-                .metadata
-                .labels
-                .as_ref()
-                .is_some_and(|labels| labels.contains_key(USE_WAYPOINT))
-        });
-    on_services
-        || workload.pod_labels.contains_key(USE_WAYPOINT)
-        || namespace_labels.is_some_and(|labels| labels.contains_key(USE_WAYPOINT))
 }
 
 /// EnvoyFilters that reach the workload's proxy (root namespace: mesh-wide or selecting its pods;

@@ -2,6 +2,7 @@
 //! around each, record their live pods (which settle the sidecar mode) and the nodes those run on,
 //! carry the gaps over.
 
+pub mod ambient;
 pub mod delegation;
 pub mod gateway_routes;
 pub mod hosts;
@@ -192,6 +193,12 @@ pub fn gather(
             let mut mesh = resolution.mesh;
             let live_pods = live_pods(&owners, &workload);
             settle_sidecar_mode(&mut mesh, &live_pods);
+            if mesh.sidecar_mode != SidecarMode::Ambient {
+                mesh.ambient = None;
+            } else if let Some(context) = mesh.ambient.as_mut() {
+                let gpu = workload.gpu.as_ref().is_some_and(|gpu| gpu.count > 0);
+                context.ztunnel = ambient::ztunnel(inventory, &live_pods, gpu);
+            }
             let nodes = nodes_of(&node_loads, &live_pods);
             TargetEvidence {
                 workload,
@@ -205,6 +212,17 @@ pub fn gather(
         })
         .collect();
 
+    // ztunnel's lists matter only to ambient targets: elsewhere their gaps are noise.
+    let targets: Vec<TargetEvidence> = targets;
+    if !targets
+        .iter()
+        .any(|target| target.mesh.sidecar_mode == SidecarMode::Ambient)
+    {
+        gaps.retain(|gap| {
+            !gap.what
+                .contains(crate::evidence::ambient::ZTUNNEL_SELECTOR)
+        });
+    }
     Ok(Evidence {
         schema_version: EVIDENCE_SCHEMA_VERSION,
         sources,
@@ -278,14 +296,17 @@ fn targeted(
             })
             .map(|source| chosen(source, &named))
             .collect(),
-        TargetKind::Pod => inventory
-            .pods
-            .iter()
-            .filter(|pod| pod.metadata.name.as_deref() == Some(target.name.as_str()))
-            .filter_map(workloads::pod_source)
-            .filter(|source| in_scope(scope, source.namespace))
-            .map(|source| chosen(&source, &named))
-            .collect(),
+        TargetKind::Pod => {
+            let owners = workloads::Owners::new(inventory);
+            inventory
+                .pods
+                .iter()
+                .filter(|pod| pod.metadata.name.as_deref() == Some(target.name.as_str()))
+                .filter_map(|pod| workloads::named_pod_source(inventory, &owners, pod))
+                .filter(|source| in_scope(scope, source.namespace))
+                .map(|source| chosen(&source, &named))
+                .collect()
+        }
         TargetKind::Service => {
             let services: Vec<_> = inventory
                 .services
@@ -762,6 +783,49 @@ kind: Node
 metadata: {name: gpu-node-1}
 status: {allocatable: {cpu: "16", nvidia.com/gpu: "8"}}
 "#;
+
+    /// The cluster source lists a pod that a listed workload owns without its whole spec.
+    #[test]
+    fn a_pod_listed_without_its_spec_gives_the_same_evidence_and_pod_name_takes_its_template() {
+        let whole = inventory(LIVE);
+        let mut compact = whole.clone();
+        for pod in &mut compact.pods {
+            if pod.metadata.owner_references.is_some() {
+                pod.spec.as_mut().unwrap().whole = None;
+            }
+        }
+        let targets_json = |evidence: &Evidence| serde_json::to_value(&evidence.targets).unwrap();
+        assert_eq!(
+            targets_json(&run(&whole, &Scope::default()).unwrap()),
+            targets_json(&run(&compact, &Scope::default()).unwrap())
+        );
+
+        let named = Scope {
+            target: target("pod/vllm-5d8f-bbbbb"),
+            ..Scope::default()
+        };
+        let from_own_spec = run(&whole, &named).unwrap();
+        let from_template = run(&compact, &named).unwrap();
+        assert_eq!(targets(&from_template), ["inference/pod/vllm-5d8f-bbbbb"]);
+        let containers = |evidence: &Evidence| -> Vec<String> {
+            let spec = &evidence.targets[0].workload.pod_spec;
+            spec.containers.iter().map(|c| c.name.clone()).collect()
+        };
+        assert_eq!(containers(&from_own_spec), ["vllm", "istio-proxy"]);
+        // The Deployment's template, as written before injection; the live pod still shows the
+        // proxy it runs, and the pod's own annotations are kept.
+        assert_eq!(containers(&from_template), ["vllm"]);
+        let target = &from_template.targets[0];
+        assert_eq!(target.live_pods.len(), 1);
+        assert!(target.live_pods[0].proxy.is_some());
+        assert!(
+            target
+                .workload
+                .pod_annotations
+                .contains_key("sidecar.istio.io/status")
+        );
+        assert_eq!(target.mesh.sidecar_mode, SidecarMode::Classic);
+    }
 
     #[test]
     fn live_pods_nodes_and_the_mode_they_show_are_recorded() {

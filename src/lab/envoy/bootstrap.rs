@@ -315,6 +315,10 @@ pub struct ClientBootstrap {
     /// Name the route as Istio does for rule 0 of this HTTPRoute (in the lab's namespace),
     /// instead of as a VirtualService's.
     pub http_route: Option<String>,
+    /// Play an ambient waypoint instead of a gateway: the cluster is named as Istio names a
+    /// waypoint's (`inbound-vip|PORT|http|HOST`, as in istio's waypoint config_dump fixture) and
+    /// the route configuration `inbound-vip|PORT||HOST-http`.
+    pub waypoint: bool,
 }
 
 impl ClientBootstrap {
@@ -329,12 +333,18 @@ impl ClientBootstrap {
             stats: StatsKnobs::All,
             downstream_tls: None,
             http_route: None,
+            waypoint: false,
         }
     }
 
-    /// `outbound|8000||vllm.inference.svc.cluster.local`
+    /// `outbound|8000||vllm.inference.svc.cluster.local`, or a waypoint's
+    /// `inbound-vip|8000|http|vllm.inference.svc.cluster.local`.
     pub fn cluster_name(&self) -> String {
-        format!("outbound|{}||{}", self.port, self.host)
+        if self.waypoint {
+            format!("inbound-vip|{}|http|{}", self.port, self.host)
+        } else {
+            format!("outbound|{}||{}", self.port, self.host)
+        }
     }
 
     /// `outbound_0.0.0.0_8000` (without the `;`).
@@ -347,9 +357,13 @@ impl ClientBootstrap {
         format!("0.0.0.0_{}", self.port)
     }
 
-    /// `8000`
+    /// `8000`, or a waypoint's `inbound-vip|8000||vllm.inference.svc.cluster.local-http`.
     pub fn route_config_name(&self) -> String {
-        self.port.to_string()
+        if self.waypoint {
+            format!("inbound-vip|{}||{}-http", self.port, self.host)
+        } else {
+            self.port.to_string()
+        }
     }
 
     pub fn to_json(&self) -> String {

@@ -288,6 +288,7 @@ pub fn attach_readings(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evidence::listed_pod::ListedPod;
     use crate::evidence::{IstioPresence, MeshContext, ServiceInfo, ServicePortInfo, SidecarMode};
     use crate::sources::envoy::config_dump;
     use std::collections::BTreeMap;
@@ -341,6 +342,7 @@ mod tests {
                 kube_gateways: Vec::new(),
                 inference_pools: Vec::new(),
                 endpoint_pickers: Vec::new(),
+                ambient: None,
             },
             envoy: Vec::new(),
             gaps: Vec::new(),
@@ -432,18 +434,18 @@ mod tests {
             .unwrap(),
         );
         for name in ["vllm-a", "vllm-b", "vllm-c"] {
-            inventory.pods.push(live_pod(
+            inventory.pods.push(ListedPod::from(live_pod(
                 "inference",
                 name,
                 serde_json::json!({"app": "vllm", "pod-template-hash": "abc"}),
-            ));
+            )));
         }
         for name in ["gw-a", "gw-b", "gw-c"] {
-            inventory.pods.push(live_pod(
+            inventory.pods.push(ListedPod::from(live_pod(
                 "istio-system",
                 name,
                 serde_json::json!({"istio": "ingressgateway"}),
-            ));
+            )));
         }
         let mut with_gateway = target();
         with_gateway.mesh.gateways = vec![

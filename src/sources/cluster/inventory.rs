@@ -9,12 +9,15 @@ use super::discovery::{
     KUBE_GATEWAY, PEER_AUTHENTICATION, SIDECAR, VIRTUAL_SERVICE,
 };
 use super::error::ClusterError;
-use super::list::{collection_path, list_all, list_slimmed};
+use super::list::{collection_path, list_all, list_mapped, list_selected, list_slimmed};
 use super::slim;
 use crate::evidence::Gap;
+use crate::evidence::ambient::ZTUNNEL_SELECTOR;
 use crate::evidence::inventory::Inventory;
+use crate::evidence::listed_pod::{ListedPod, Spec};
 use crate::evidence::objects::IstioObject;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use crate::evidence::resolve::workloads::OwnerLinks;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use serde::de::DeserializeOwned;
 
@@ -90,17 +93,28 @@ pub async fn list_inventory(
     scope: &ListScope,
 ) -> Result<Inventory, ClusterError> {
     let namespace = scope.namespace();
-    let (pods, deployments, stateful_sets, replica_sets, services, namespaces, nodes, istio) = tokio::try_join!(
-        list_kind::<Pod>(client, PODS, Some(scope), slim::pod),
-        list_kind::<Deployment>(client, DEPLOYMENTS, Some(scope), |d| slim::meta(
-            &mut d.metadata
-        )),
-        list_kind::<StatefulSet>(client, STATEFUL_SETS, Some(scope), |s| slim::meta(
-            &mut s.metadata
-        )),
-        list_kind::<ReplicaSet>(client, REPLICA_SETS, Some(scope), |r| slim::meta(
-            &mut r.metadata
-        )),
+    let workloads_then_pods = async {
+        let (deployments, stateful_sets, replica_sets) = tokio::try_join!(
+            list_kind::<Deployment>(client, DEPLOYMENTS, Some(scope), |d| slim::meta(
+                &mut d.metadata
+            )),
+            list_kind::<StatefulSet>(client, STATEFUL_SETS, Some(scope), |s| slim::meta(
+                &mut s.metadata
+            )),
+            list_kind::<ReplicaSet>(client, REPLICA_SETS, Some(scope), |r| slim::meta(
+                &mut r.metadata
+            )),
+        )?;
+        let links = OwnerLinks::new(
+            &deployments.items,
+            &stateful_sets.items,
+            &replica_sets.items,
+        );
+        let pods = list_pods(client, scope, &links).await?;
+        Ok::<_, ClusterError>((pods, deployments, stateful_sets, replica_sets))
+    };
+    let ((pods, deployments, stateful_sets, replica_sets), services, namespaces, nodes, istio) = tokio::try_join!(
+        workloads_then_pods,
         list_kind::<Service>(client, SERVICES, Some(scope), |s| slim::meta(
             &mut s.metadata
         )),
@@ -108,12 +122,30 @@ pub async fn list_inventory(
         list_kind::<Node>(client, NODES, None, |n| slim::meta(&mut n.metadata)),
         list_istio(client, scope),
     )?;
+    let (ztunnel_pods, ztunnel_sets) = tokio::try_join!(
+        async {
+            match scope {
+                // With -A every pod is listed already.
+                ListScope::AllNamespaces => Ok(Listing::items(Vec::new())),
+                ListScope::Namespace(_) => list_ztunnel::<Pod>(client, PODS, slim::pod).await,
+            }
+        },
+        list_ztunnel::<DaemonSet>(client, DAEMON_SETS, |d| slim::meta(&mut d.metadata)),
+    )?;
     let mut inventory = Inventory {
         istio: Some(istio.discovery.presence),
         ..Inventory::default()
     };
     let mut gaps = Vec::new();
     inventory.pods = take(pods, &mut gaps);
+    // In the scope's own namespace, ztunnel's pods are listed already.
+    inventory.pods.extend(
+        take(ztunnel_pods, &mut gaps)
+            .into_iter()
+            .filter(|pod| pod.metadata.namespace.as_deref() != namespace)
+            .map(ListedPod::from),
+    );
+    inventory.daemon_sets = take(ztunnel_sets, &mut gaps);
     inventory.deployments = take(deployments, &mut gaps);
     inventory.stateful_sets = take(stateful_sets, &mut gaps);
     inventory.replica_sets = take(replica_sets, &mut gaps);
@@ -155,6 +187,54 @@ const STATEFUL_SETS: BuiltIn = ("apps", "v1", "statefulsets", "StatefulSet");
 const REPLICA_SETS: BuiltIn = ("apps", "v1", "replicasets", "ReplicaSet");
 const SERVICES: BuiltIn = ("", "v1", "services", "Service");
 const NODES: BuiltIn = ("", "v1", "nodes", "Node");
+const DAEMON_SETS: BuiltIn = ("apps", "v1", "daemonsets", "DaemonSet");
+
+/// ztunnel's pods or DaemonSet in every namespace (it runs in istio-system, or wherever it was
+/// installed): the per-node cost of ambient mode. Optional facts: any error is a gap (which the
+/// resolution keeps only when a target is ambient), never the end of the run.
+async fn list_ztunnel<T>(
+    client: &ClusterClient,
+    (group, version, plural, kind): BuiltIn,
+    slim: fn(&mut T),
+) -> Result<Listing<T>, ClusterError>
+where
+    T: DeserializeOwned + Clone,
+{
+    let what = format!("{kind} list ({ZTUNNEL_SELECTOR}) in all namespaces");
+    let path = collection_path(group, version, None, plural);
+    match list_selected::<T>(client, &path, &what, Some(ZTUNNEL_SELECTOR), slim).await {
+        Ok(items) => Ok(Listing::items(items)),
+        Err(error) => Ok(Listing::gap(what, error.gap_reason())),
+    }
+}
+
+/// Pods in the scope, listed after the workloads: a pod that a listed Deployment or StatefulSet
+/// owns is judged by that workload's template and keeps only what its own evidence reads; any
+/// other pod keeps its whole spec (`ListedPod`).
+async fn list_pods(
+    client: &ClusterClient,
+    scope: &ListScope,
+    links: &OwnerLinks<'_>,
+) -> Result<Listing<ListedPod>, ClusterError> {
+    let (group, version, plural, kind) = PODS;
+    let what = format!("{kind} list {}", scope.describe());
+    let path = collection_path(group, version, scope.namespace(), plural);
+    let listed = list_mapped(client, &path, &what, None, |mut pod: Pod| {
+        slim::pod(&mut pod);
+        let keep = match links.owner(&pod.metadata) {
+            Some(_) => Spec::Compact,
+            None => Spec::Whole,
+        };
+        ListedPod::new(pod, keep)
+    });
+    match listed.await {
+        Ok(items) => Ok(Listing::items(items)),
+        Err(error) if error.is_forbidden() || error.is_not_found() => {
+            Ok(Listing::gap(what, error.gap_reason()))
+        }
+        Err(error) => Err(error),
+    }
+}
 
 /// A built-in kind in the scope; `None` for a cluster-scoped kind.
 async fn list_kind<T>(

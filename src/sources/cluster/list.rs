@@ -94,11 +94,47 @@ pub async fn list_slimmed<T>(
 where
     T: DeserializeOwned + Clone,
 {
+    list_selected(client, path, what, None, slim).await
+}
+
+/// [`list_slimmed`] of the objects whose labels match `selector` (`app=ztunnel`), when given.
+pub async fn list_selected<T>(
+    client: &ClusterClient,
+    path: &str,
+    what: &str,
+    selector: Option<&str>,
+    slim: impl Fn(&mut T),
+) -> Result<Vec<T>, ClusterError>
+where
+    T: DeserializeOwned + Clone,
+{
+    list_mapped(client, path, what, selector, |mut item: T| {
+        slim(&mut item);
+        item
+    })
+    .await
+}
+
+/// [`list_all`] (of the objects `selector` matches, when given), each object turned into what is
+/// kept of it (`map`) as its page is decoded, before the next page is asked for.
+pub async fn list_mapped<T, U>(
+    client: &ClusterClient,
+    path: &str,
+    what: &str,
+    selector: Option<&str>,
+    mut map: impl FnMut(T) -> U,
+) -> Result<Vec<U>, ClusterError>
+where
+    T: DeserializeOwned + Clone,
+{
     let mut items = Vec::new();
     let mut continue_token: Option<String> = None;
     let mut seen_tokens = std::collections::HashSet::new();
     for _ in 0..MAX_PAGES {
         let mut params = ListParams::default().limit(PAGE_SIZE);
+        if let Some(selector) = selector {
+            params = params.labels(selector);
+        }
         if let Some(token) = &continue_token {
             params = params.continue_token(token);
         }
@@ -109,10 +145,7 @@ where
                 reason: error.to_string(),
             })?;
         let page: ObjectList<T> = page_with_retries(client, what, request).await?;
-        items.extend(page.items.into_iter().map(|mut item| {
-            slim(&mut item);
-            item
-        }));
+        items.extend(page.items.into_iter().map(&mut map));
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => {
                 if !seen_tokens.insert(token.clone()) {

@@ -4,11 +4,12 @@
 //! port shows each side of the path. Pure functions: no I/O.
 
 use crate::evidence::inventory::Inventory;
+use crate::evidence::listed_pod::ListedPod;
 use crate::evidence::objects::{Gateway, GatewayServer, VirtualService};
 use crate::evidence::resolve::workloads::Owners;
 use crate::evidence::{ObjectRef, TargetEvidence, Workload};
 pub use crate::sources::envoy::reading::EnvoySide;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 
@@ -122,7 +123,7 @@ fn kube_gateway_entries(
         let namespace = namespace_of(&gateway.metadata);
         let gateway_ref = object_ref("Gateway", &gateway.metadata);
         let selector = BTreeMap::from([(GATEWAY_NAME_LABEL.to_string(), name.to_string())]);
-        let pods: Vec<(u8, &Pod)> = selected_pods(inventory, &selector)
+        let pods: Vec<(u8, &ListedPod)> = selected_pods(inventory, &selector)
             .into_iter()
             .filter(|(_, pod)| pod.metadata.namespace.as_deref() == Some(namespace))
             .collect();
@@ -212,6 +213,21 @@ pub fn admin_pods(
             out.push((entry.gateway_pod, EnvoySide::Client));
         }
     }
+    // Ambient mode: the waypoint's pods are the L7 point of the path (their role, waypoint, is
+    // read from their clusters, `inbound-vip|PORT|…|HOST`).
+    let waypoint = target
+        .mesh
+        .ambient
+        .as_ref()
+        .and_then(|ambient| ambient.waypoint.as_ref());
+    if let Some(waypoint) = waypoint {
+        for pod in &waypoint.pods {
+            let pod = ObjectRef::new("Pod", Some(&waypoint.namespace), &pod.name);
+            if !out.iter().any(|(known, _)| *known == pod) {
+                out.push((pod, EnvoySide::Client));
+            }
+        }
+    }
     out
 }
 
@@ -220,8 +236,8 @@ pub fn admin_pods(
 pub fn selected_pods<'a>(
     inventory: &'a Inventory,
     selector: &BTreeMap<String, String>,
-) -> Vec<(u8, &'a Pod)> {
-    let mut pods: Vec<(u8, &Pod)> = inventory
+) -> Vec<(u8, &'a ListedPod)> {
+    let mut pods: Vec<(u8, &ListedPod)> = inventory
         .pods
         .iter()
         .filter(|pod| {
@@ -252,19 +268,18 @@ pub fn selector_text(selector: &BTreeMap<String, String>) -> String {
 }
 
 /// Whether the pod runs Istio's proxy (classic container or native init sidecar).
-pub fn has_proxy(pod: &Pod) -> bool {
+pub fn has_proxy(pod: &ListedPod) -> bool {
     pod.spec.as_ref().is_some_and(|spec| {
         spec.containers.iter().any(|c| c.name == PROXY_CONTAINER)
             || spec
                 .init_containers
                 .iter()
-                .flatten()
                 .any(|c| c.name == PROXY_CONTAINER && c.restart_policy.as_deref() == Some("Always"))
     })
 }
 
 /// `Pod ns/name`
-pub fn pod_ref(pod: &Pod) -> Option<ObjectRef> {
+pub fn pod_ref(pod: &ListedPod) -> Option<ObjectRef> {
     Some(ObjectRef::new(
         "Pod",
         pod.metadata.namespace.as_deref(),
@@ -274,7 +289,7 @@ pub fn pod_ref(pod: &Pod) -> Option<ObjectRef> {
 
 /// 0 ready, 1 running, 2 state unknown (manifests); `None` for pods that cannot be reached:
 /// finished, or being deleted.
-pub fn readiness_rank(pod: &Pod) -> Option<u8> {
+pub fn readiness_rank(pod: &ListedPod) -> Option<u8> {
     if pod.metadata.deletion_timestamp.is_some() {
         return None;
     }
@@ -286,12 +301,7 @@ pub fn readiness_rank(pod: &Pod) -> Option<u8> {
         Some("Running") => {}
         _ => return Some(2),
     }
-    let ready = status
-        .conditions
-        .iter()
-        .flatten()
-        .any(|condition| condition.type_ == "Ready" && condition.status == "True");
-    Some(if ready { 0 } else { 1 })
+    Some(if status.ready { 0 } else { 1 })
 }
 
 fn object_ref(
@@ -430,14 +440,14 @@ fn host_header(
 /// pod's namespace, selecting the pod) that exposes `server_port`; else a container port of that
 /// number; else Istio's chart convention for privileged ports (80 -> 8080, 443 -> 8443) when the
 /// pod declares it; else the server port itself.
-fn listener_port(inventory: &Inventory, pod: &Pod, server_port: u16) -> u16 {
+fn listener_port(inventory: &Inventory, pod: &ListedPod, server_port: u16) -> u16 {
     let namespace = pod.metadata.namespace.as_deref();
     let labels = pod.metadata.labels.clone().unwrap_or_default();
     let container_ports: Vec<(Option<&str>, u16)> = pod
         .spec
         .iter()
         .flat_map(|spec| spec.containers.iter())
-        .flat_map(|container| container.ports.iter().flatten())
+        .flat_map(|container| container.ports.iter())
         .filter_map(|port| {
             Some((
                 port.name.as_deref(),
@@ -500,7 +510,7 @@ mod tests {
     use crate::evidence::{IstioPresence, MeshContext, ServiceInfo, ServicePortInfo, SidecarMode};
     use serde_json::json;
 
-    fn pod(namespace: &str, name: &str, labels: serde_json::Value, ready: bool) -> Pod {
+    fn pod(namespace: &str, name: &str, labels: serde_json::Value, ready: bool) -> ListedPod {
         let mut value = json!({
             "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "spec": {"containers": [
@@ -572,6 +582,7 @@ mod tests {
                 kube_gateways: Vec::new(),
                 inference_pools: Vec::new(),
                 endpoint_pickers: Vec::new(),
+                ambient: None,
             },
             envoy: Vec::new(),
             gaps: Vec::new(),
@@ -582,7 +593,7 @@ mod tests {
     }
 
     /// A pod of Deployment `vllm` (ReplicaSet `vllm-abc`).
-    fn vllm_pod(name: &str, ready: bool) -> Pod {
+    fn vllm_pod(name: &str, ready: bool) -> ListedPod {
         let mut pod = pod(
             "inference",
             name,
@@ -612,7 +623,7 @@ mod tests {
         .unwrap()
     }
 
-    fn inventory(pods: Vec<Pod>, services: Vec<Service>) -> Inventory {
+    fn inventory(pods: Vec<ListedPod>, services: Vec<Service>) -> Inventory {
         Inventory {
             pods,
             services,
@@ -620,7 +631,7 @@ mod tests {
         }
     }
 
-    fn gateway_pods() -> Vec<Pod> {
+    fn gateway_pods() -> Vec<ListedPod> {
         vec![
             pod(
                 "istio-system",

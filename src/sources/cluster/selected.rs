@@ -9,6 +9,7 @@ use super::list::collection_path;
 use super::paths::selector_text;
 use crate::evidence::Gap;
 use crate::evidence::inventory::Inventory;
+use crate::evidence::listed_pod::ListedPod;
 use crate::evidence::objects::Gateway;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::ListParams;
@@ -84,18 +85,19 @@ pub async fn add_gateway_pods(
 }
 
 /// Pods matching a label selector, in `namespace` or (None) all namespaces; at most
-/// [`MAX_SELECTED_PODS`].
+/// [`MAX_SELECTED_PODS`], each with its whole spec.
 pub async fn list_selected_pods(
     client: &ClusterClient,
     namespace: Option<&str>,
     selector: &str,
-) -> Result<Vec<Pod>, ClusterError> {
+) -> Result<Vec<ListedPod>, ClusterError> {
     let what = match namespace {
         Some(namespace) => format!("Pod list with selector {selector} in namespace {namespace}"),
         None => format!("Pod list with selector {selector} in all namespaces"),
     };
     let path = collection_path("", "v1", namespace, "pods");
-    list_page(client, &path, Some(selector), &what).await
+    let pods: Vec<Pod> = list_page(client, &path, Some(selector), &what).await?;
+    Ok(pods.into_iter().map(ListedPod::from).collect())
 }
 
 async fn list_page<T>(
@@ -124,7 +126,7 @@ where
 }
 
 /// Adds pods not yet in the inventory (same namespace and name).
-pub fn add_pods(inventory: &mut Inventory, pods: Vec<Pod>) {
+pub fn add_pods(inventory: &mut Inventory, pods: Vec<ListedPod>) {
     for pod in pods {
         let known = inventory.pods.iter().any(|have| {
             have.metadata.namespace == pod.metadata.namespace

@@ -1,11 +1,10 @@
 //! What a listed object carries that nothing here reads, dropped as each page is decoded so a
 //! large cluster's list costs what the checks need: `managedFields` and the
-//! `last-applied-configuration` annotation (each often larger than the rest of the object), a
-//! pod's volumes, tolerations and affinity, and of its container statuses all but the name,
-//! readiness and restart count. Lists are shrunk to their length: k8s-openapi's containers are
-//! kilobytes each before they hold anything, and decoding leaves room for twice as many.
+//! `last-applied-configuration` annotation (each often larger than the rest of the object), and
+//! of a pod's spec its volumes, tolerations, affinity and volume mounts (what a pod keeps of its
+//! spec and status is `ListedPod`'s choice).
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -45,34 +44,6 @@ pub fn pod(pod: &mut Pod) {
             init_containers.shrink_to_fit();
         }
     }
-    if let Some(status) = pod.status.as_mut() {
-        for statuses in [
-            &mut status.container_statuses,
-            &mut status.init_container_statuses,
-        ] {
-            if let Some(statuses) = statuses.as_mut() {
-                for container in statuses.iter_mut() {
-                    container_status(container);
-                }
-                statuses.shrink_to_fit();
-            }
-        }
-        status.ephemeral_container_statuses = None;
-        if let Some(conditions) = status.conditions.as_mut() {
-            conditions.shrink_to_fit();
-        }
-    }
-}
-
-/// What the checks read of a container's status: its name, readiness and restarts.
-fn container_status(status: &mut ContainerStatus) {
-    *status = ContainerStatus {
-        name: std::mem::take(&mut status.name),
-        ready: status.ready,
-        restart_count: status.restart_count,
-        started: status.started,
-        ..ContainerStatus::default()
-    };
 }
 
 #[cfg(test)]
@@ -88,9 +59,6 @@ mod tests {
                 "volumeMounts": [{"name": "cache", "mountPath": "/root/.cache"}]}],
                 "volumes": [{"name": "cache", "emptyDir": {}}],
                 "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]},
-            "status": {"containerStatuses": [{"name": "vllm", "ready": true, "restartCount": 3,
-                "image": "vllm/vllm-openai", "imageID": "sha256:0123",
-                "state": {"running": {"startedAt": "2025-02-03T09:38:00Z"}}}]},
         }))
         .unwrap();
         pod(&mut listed);
@@ -101,18 +69,6 @@ mod tests {
         let spec = listed.spec.as_ref().unwrap();
         assert!(spec.volumes.is_none() && spec.tolerations.is_none());
         assert_eq!(spec.containers.capacity(), 1);
-        let status = &listed
-            .status
-            .as_ref()
-            .unwrap()
-            .container_statuses
-            .as_ref()
-            .unwrap()[0];
-        assert_eq!(
-            (status.name.as_str(), status.ready, status.restart_count),
-            ("vllm", true, 3)
-        );
-        assert!(status.image_id.is_empty() && status.state.is_none());
         assert_eq!(
             spec.containers[0].image.as_deref(),
             Some("vllm/vllm-openai")

@@ -105,6 +105,7 @@ pub fn endpoint_target(choice: &ServiceChoice, readings: &[EnvoyReading]) -> Tar
             kube_gateways: Vec::new(),
             inference_pools: Vec::new(),
             endpoint_pickers: Vec::new(),
+            ambient: None,
         },
         envoy,
         gaps: Vec::new(),

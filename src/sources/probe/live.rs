@@ -12,6 +12,7 @@ use super::client::https_base;
 use super::envoy_counters::{AdminEndpoint, EnvoyCounters};
 use super::run::run_in;
 use crate::evidence::inventory::Inventory;
+use crate::evidence::listed_pod::ListedPod;
 use crate::evidence::probe::report::ProbeReport;
 use crate::evidence::resolve::workloads::Owners;
 use crate::evidence::resolve::{self, GatherError, Scope, Target};
@@ -27,7 +28,6 @@ use crate::sources::cluster::portforward::{PodPort, PortForward};
 use crate::sources::cluster::selected::add_gateway_pods;
 use crate::sources::progress::Progress;
 use crate::sources::stop::{Stop, ctrl_c_stop};
-use k8s_openapi::api::core::v1::Pod;
 
 use crate::evidence::probe::report::{ClusterPaths, Forward};
 use std::borrow::Cow;
@@ -514,7 +514,7 @@ fn target_port_is_vllm(name: &str, target: &TargetEvidence) -> bool {
         })
 }
 
-fn start_time(pod: &Pod) -> Option<SystemTime> {
+fn start_time(pod: &ListedPod) -> Option<SystemTime> {
     let status = pod.status.as_ref()?;
     let time = status
         .start_time

@@ -2,47 +2,26 @@
 //! restarts, age, the injected proxy), and the sidecar mode they show, which beats what the
 //! template and labels predict.
 
+use crate::evidence::listed_pod::{ListedContainer, ListedPod};
 use crate::evidence::{IstioPresence, LivePod, LiveProxy, SidecarMode};
-use k8s_openapi::api::core::v1::{Container, Pod};
 
 const PROXY: &str = "istio-proxy";
 const SIDECAR_STATUS: &str = "sidecar.istio.io/status";
 
 /// Whether the API server has seen this pod (it has a creation time or a status), as opposed to a
 /// hand-written Pod manifest that will be injected only when applied.
-pub fn is_live(pod: &Pod) -> bool {
-    pod.metadata.creation_timestamp.is_some()
-        || pod
-            .status
-            .as_ref()
-            .is_some_and(|status| status.phase.is_some())
+pub fn is_live(pod: &ListedPod) -> bool {
+    pod.metadata.creation_timestamp.is_some() || pod.phase().is_some()
 }
 
 /// The evidence one live pod gives.
-pub fn live_pod(pod: &Pod) -> LivePod {
-    let status = pod.status.as_ref();
-    let ready = status
-        .and_then(|status| status.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|condition| condition.type_ == "Ready" && condition.status == "True");
-    let restarts = status
-        .into_iter()
-        .flat_map(|status| {
-            status
-                .container_statuses
-                .iter()
-                .flatten()
-                .chain(status.init_container_statuses.iter().flatten())
-        })
-        .map(|container| u32::try_from(container.restart_count).unwrap_or(0))
-        .fold(0u32, u32::saturating_add);
+pub fn live_pod(pod: &ListedPod) -> LivePod {
     LivePod {
         name: pod.metadata.name.clone().unwrap_or_default(),
-        node: pod.spec.as_ref().and_then(|spec| spec.node_name.clone()),
-        phase: status.and_then(|status| status.phase.clone()),
-        ready,
-        restarts,
+        node: pod.node_name().map(str::to_string),
+        phase: pod.phase().map(str::to_string),
+        ready: pod.is_ready(),
+        restarts: pod.status.as_ref().map_or(0, |status| status.restarts),
         created: pod.metadata.creation_timestamp.clone(),
         proxy: proxy(pod),
         sidecar_status: pod
@@ -54,7 +33,7 @@ pub fn live_pod(pod: &Pod) -> LivePod {
 }
 
 /// `istio-proxy` as a regular container (classic) or a restartable init container (native).
-fn proxy(pod: &Pod) -> Option<LiveProxy> {
+fn proxy(pod: &ListedPod) -> Option<LiveProxy> {
     let spec = pod.spec.as_ref()?;
     let classic = spec
         .containers
@@ -71,7 +50,6 @@ fn proxy(pod: &Pod) -> Option<LiveProxy> {
     let native = || {
         spec.init_containers
             .iter()
-            .flatten()
             .enumerate()
             .find(|(_, container)| {
                 container.name == PROXY && container.restart_policy.as_deref() == Some("Always")
@@ -101,7 +79,7 @@ enum Kind {
     Limits,
 }
 
-fn quantity(container: &Container, kind: Kind, name: &str) -> Option<String> {
+fn quantity(container: &ListedContainer, kind: Kind, name: &str) -> Option<String> {
     let resources = container.resources.as_ref()?;
     let map = match kind {
         Kind::Requests => resources.requests.as_ref(),
@@ -182,11 +160,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(value: serde_json::Value) -> Pod {
+    fn pod(value: serde_json::Value) -> ListedPod {
         serde_json::from_value(value).unwrap()
     }
 
-    fn injected(native: bool) -> Pod {
+    fn injected(native: bool) -> ListedPod {
         let proxy = json!({
             "name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.2",
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "2", "memory": "1Gi"}},

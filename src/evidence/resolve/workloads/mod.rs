@@ -7,10 +7,11 @@ pub mod selector;
 pub mod vllm_args;
 
 use crate::evidence::inventory::Inventory;
+use crate::evidence::listed_pod::ListedPod;
 use crate::evidence::{GpuRequest, VllmServer, Workload, WorkloadKind};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-pub use owners::Owners;
+pub use owners::{OwnerLinks, Owners};
 pub use selector::{LabelSelector, SelectorError};
 use std::collections::BTreeMap;
 use vllm_args::{Invocation, VLLM_DEFAULT_PORT};
@@ -95,15 +96,54 @@ fn template_source<'a>(
     })
 }
 
-/// A Pod as a workload of its own (bare, or named explicitly as `pod/NAME`).
-pub fn pod_source(pod: &Pod) -> Option<PodSource<'_>> {
+/// A Pod as a workload of its own (bare, or named explicitly as `pod/NAME`): only a pod listed
+/// with its whole spec can be one.
+pub fn pod_source(pod: &ListedPod) -> Option<PodSource<'_>> {
     Some(PodSource {
         kind: WorkloadKind::Pod,
         namespace: pod.metadata.namespace.as_deref().unwrap_or("default"),
         name: pod.metadata.name.as_deref()?,
         replicas: 1,
         metadata: Some(&pod.metadata),
-        spec: pod.spec.as_ref()?,
+        spec: pod.whole_spec()?,
+    })
+}
+
+/// A pod named as TARGET (`pod/NAME`): its own spec when it was listed whole, else (a pod that a
+/// listed workload owns) the template it was made from, with the pod's own metadata.
+pub fn named_pod_source<'a>(
+    inventory: &'a Inventory,
+    owners: &Owners<'a>,
+    pod: &'a ListedPod,
+) -> Option<PodSource<'a>> {
+    if let Some(source) = pod_source(pod) {
+        return Some(source);
+    }
+    let (kind, owner) = owners.owner(pod)?;
+    let namespace = pod.metadata.namespace.as_deref();
+    let same = |meta: &ObjectMeta| {
+        meta.namespace.as_deref() == namespace && meta.name.as_deref() == Some(owner)
+    };
+    let template = match kind {
+        WorkloadKind::Deployment => inventory
+            .deployments
+            .iter()
+            .find(|deployment| same(&deployment.metadata))
+            .map(|deployment| &deployment.spec.template)?,
+        WorkloadKind::StatefulSet => inventory
+            .stateful_sets
+            .iter()
+            .find(|set| same(&set.metadata))
+            .map(|set| &set.spec.template)?,
+        WorkloadKind::Pod | WorkloadKind::Endpoint => return None,
+    };
+    Some(PodSource {
+        kind: WorkloadKind::Pod,
+        namespace: namespace.unwrap_or("default"),
+        name: pod.metadata.name.as_deref()?,
+        replicas: 1,
+        metadata: Some(&pod.metadata),
+        spec: template.spec.as_ref()?,
     })
 }
 

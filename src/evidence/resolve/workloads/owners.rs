@@ -3,8 +3,10 @@
 //! per pod by scanning every ReplicaSet made a 20,000-pod cluster cost minutes.
 
 use crate::evidence::inventory::Inventory;
+use crate::evidence::listed_pod::ListedPod;
 use crate::evidence::{Workload, WorkloadKind};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::{HashMap, HashSet};
 
 /// A namespace as written (`None` in a manifest that names none) and a name.
@@ -14,15 +16,19 @@ type Key<'a> = (Option<&'a str>, &'a str);
 pub struct Owners<'a> {
     /// Pods by the workload that owns them, in inventory order; pods no listed workload owns
     /// are absent.
-    by_owner: HashMap<(WorkloadKind, Key<'a>), Vec<&'a Pod>>,
+    by_owner: HashMap<(WorkloadKind, Key<'a>), Vec<&'a ListedPod>>,
     /// Every pod by its own name.
-    by_name: HashMap<Key<'a>, &'a Pod>,
+    by_name: HashMap<Key<'a>, &'a ListedPod>,
     owner_of: HashMap<Key<'a>, (WorkloadKind, &'a str)>,
 }
 
 impl<'a> Owners<'a> {
     pub fn new(inventory: &'a Inventory) -> Self {
-        let links = Links::new(inventory);
+        let links = OwnerLinks::new(
+            &inventory.deployments,
+            &inventory.stateful_sets,
+            &inventory.replica_sets,
+        );
         let mut owners = Owners {
             by_owner: HashMap::new(),
             by_name: HashMap::with_capacity(inventory.pods.len()),
@@ -34,7 +40,7 @@ impl<'a> Owners<'a> {
                 continue;
             };
             owners.by_name.insert((namespace, name), pod);
-            if let Some((kind, owner)) = links.owner(pod) {
+            if let Some((kind, owner)) = links.owner(&pod.metadata) {
                 owners.owner_of.insert((namespace, name), (kind, owner));
                 owners
                     .by_owner
@@ -47,7 +53,7 @@ impl<'a> Owners<'a> {
     }
 
     /// The listed Deployment or StatefulSet that owns `pod`, in the pod's namespace.
-    pub fn owner(&self, pod: &Pod) -> Option<(WorkloadKind, &'a str)> {
+    pub fn owner(&self, pod: &ListedPod) -> Option<(WorkloadKind, &'a str)> {
         let name = pod.metadata.name.as_deref()?;
         self.owner_of
             .get(&(pod.metadata.namespace.as_deref(), name))
@@ -55,7 +61,7 @@ impl<'a> Owners<'a> {
     }
 
     /// The live pods of a workload: its own Pod, or the pods its Deployment/StatefulSet owns.
-    pub fn live_pods(&self, workload: &Workload) -> Vec<&'a Pod> {
+    pub fn live_pods(&self, workload: &Workload) -> Vec<&'a ListedPod> {
         let key = (Some(workload.namespace.as_str()), workload.name.as_str());
         match workload.kind {
             WorkloadKind::Pod => self.by_name.get(&key).copied().into_iter().collect(),
@@ -64,33 +70,32 @@ impl<'a> Owners<'a> {
     }
 }
 
-/// The owner links the inventory lists: its StatefulSets and Deployments, and each ReplicaSet's
-/// Deployment.
-struct Links<'a> {
+/// The owner links the listed workloads make: StatefulSets and Deployments, and each ReplicaSet's
+/// Deployment. A source uses them to know, as pods are listed, which pods a listed workload owns.
+pub struct OwnerLinks<'a> {
     stateful_sets: HashSet<Key<'a>>,
     deployments: HashSet<Key<'a>>,
     /// A listed ReplicaSet and the Deployment it names, if any.
     replica_sets: HashMap<Key<'a>, Option<&'a str>>,
 }
 
-impl<'a> Links<'a> {
-    fn new(inventory: &'a Inventory) -> Self {
-        let key = |meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-            Some((meta.namespace.as_deref(), meta.name.as_deref()?))
-        };
-        Links {
-            stateful_sets: inventory
-                .stateful_sets
+impl<'a> OwnerLinks<'a> {
+    pub fn new(
+        deployments: &'a [Deployment],
+        stateful_sets: &'a [StatefulSet],
+        replica_sets: &'a [ReplicaSet],
+    ) -> Self {
+        let key = |meta: &'a ObjectMeta| Some((meta.namespace.as_deref(), meta.name.as_deref()?));
+        OwnerLinks {
+            stateful_sets: stateful_sets
                 .iter()
                 .filter_map(|set| key(&set.metadata))
                 .collect(),
-            deployments: inventory
-                .deployments
+            deployments: deployments
                 .iter()
                 .filter_map(|deployment| key(&deployment.metadata))
                 .collect(),
-            replica_sets: inventory
-                .replica_sets
+            replica_sets: replica_sets
                 .iter()
                 .filter_map(|rs| {
                     let deployment = rs
@@ -106,9 +111,10 @@ impl<'a> Links<'a> {
         }
     }
 
-    fn owner(&self, pod: &'a Pod) -> Option<(WorkloadKind, &'a str)> {
-        let namespace = pod.metadata.namespace.as_deref();
-        for owner in pod.metadata.owner_references.iter().flatten() {
+    /// The listed Deployment or StatefulSet that owns the pod with this metadata.
+    pub fn owner(&self, pod: &'a ObjectMeta) -> Option<(WorkloadKind, &'a str)> {
+        let namespace = pod.namespace.as_deref();
+        for owner in pod.owner_references.iter().flatten() {
             let name = owner.name.as_str();
             match owner.kind.as_str() {
                 "StatefulSet" if self.stateful_sets.contains(&(namespace, name)) => {
@@ -120,7 +126,6 @@ impl<'a> Links<'a> {
                         // Not listed: a Deployment's ReplicaSet is named DEPLOYMENT-HASH, and its
                         // pods carry HASH as `pod-template-hash`.
                         None => pod
-                            .metadata
                             .labels
                             .as_ref()
                             .and_then(|labels| labels.get("pod-template-hash"))

@@ -1,0 +1,173 @@
+#![allow(clippy::unwrap_used)]
+//! Ambient mode by the live path: the loopback API server holds an ambient namespace (no sidecar
+//! in the vLLM pod), ztunnel's DaemonSet and its pod on the GPU node, and (with a waypoint) a
+//! Gateway of class `istio-waypoint`, its pod and a mesh HTTPRoute (parent: the Service). A real
+//! Envoy plays the waypoint (its cluster named `inbound-vip|8000|http|…`, its route as Istio names
+//! the HTTPRoute's rule): the waypoint pod's 15000 is port-forwarded to its admin.
+//! `diagnose deploy/vllm` finds the waypoint from the labels and reads it.
+
+mod support;
+
+use kubectl_infermesh::lab::ServerConfig;
+use serde_json::Value;
+use std::time::Duration;
+use support::ambient_mesh::{MESH_ROUTE, WAYPOINT_POD, ZTUNNEL_POD, ambient_objects};
+use support::envoy_traffic::{completion, post, wait_for_stat};
+use support::live_mesh::{LiveMesh, NAMESPACE};
+
+async fn start(waypoint: bool, timeout: Option<&str>, route_timeout: Duration) -> LiveMesh {
+    LiveMesh::start_holding(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client| {
+            client.knobs.route_timeout = route_timeout;
+            client.http_route = Some(MESH_ROUTE.to_string());
+            client.waypoint = true;
+        },
+        |config| config.gateway_api(),
+        ambient_objects(waypoint, timeout),
+        WAYPOINT_POD,
+    )
+    .await
+}
+
+async fn diagnose(mesh: &LiveMesh) -> (i32, Value) {
+    let output = mesh
+        .run(&["diagnose", "deploy/vllm", "-n", NAMESPACE, "-o", "json"])
+        .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
+        panic!(
+            "not JSON ({error}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), report)
+}
+
+fn findings(report: &Value) -> &Vec<Value> {
+    report["targets"][0]["findings"].as_array().unwrap()
+}
+
+/// No sidecar finding: check 1 says only, as an info, that the pods are ambient, citing ztunnel.
+fn assert_no_sidecar_finding(report: &Value) {
+    let overhead: Vec<&Value> = findings(report)
+        .iter()
+        .filter(|finding| finding["id"] == "sidecar-overhead")
+        .collect();
+    assert_eq!(overhead.len(), 1, "{report:#}");
+    assert_eq!(overhead[0]["severity"], "info", "{report:#}");
+    let title = overhead[0]["title"].as_str().unwrap();
+    assert!(title.contains("are ambient: no sidecar"), "{title}");
+    assert!(
+        overhead[0]["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|line| line["object"]["name"] == ZTUNNEL_POD && line["value"] == "200m"),
+        "ztunnel's request on the GPU node: {:#}",
+        overhead[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mesh_http_route_timeout_in_the_waypoint_is_the_root_cause_live() {
+    let mesh = start(true, Some("1s"), Duration::from_secs(1)).await;
+    // 100 tokens at 20/s take 5 s; the route Istio wrote in the waypoint allows 1 s.
+    let reply = post(mesh.pair.entry, completion(100, true)).await;
+    assert_eq!(reply.status, 200);
+    assert!(!reply.completed_stream(), "cut: {}", reply.body);
+    wait_for_stat(&mesh.pair.client, ".upstream_rq_timeout", 1).await;
+
+    let (code, report) = diagnose(&mesh).await;
+    assert_eq!(code, 3, "{report:#}");
+    let target = &report["targets"][0];
+    assert_eq!(target["target"]["sidecarMode"], "ambient", "{report:#}");
+    assert_eq!(
+        target["target"]["ambient"]["waypoint"],
+        format!("{NAMESPACE}/waypoint"),
+        "{report:#}"
+    );
+    // The waypoint pod was read, through a port-forward, in the waypoint role.
+    let envoys = target["envoys"].as_array().unwrap();
+    let waypoint = envoys
+        .iter()
+        .find(|envoy| envoy["pod"] == format!("{NAMESPACE}/{}", WAYPOINT_POD.name))
+        .unwrap_or_else(|| panic!("the waypoint pod was not read: {envoys:#?}"));
+    assert_eq!(waypoint["role"], "waypoint", "{waypoint:#}");
+    assert_eq!(waypoint["counters"], true, "{waypoint:#}");
+    // The vLLM pod has no sidecar: no admin read of it.
+    assert!(
+        envoys
+            .iter()
+            .all(|envoy| envoy["pod"] != format!("{NAMESPACE}/{}", mesh.vllm_pod)),
+        "{envoys:#?}"
+    );
+    let root = &target["rootCause"];
+    assert_eq!(root["id"], "stream-timeout", "{report:#}");
+    assert_eq!(root["basis"], "runtime", "{report:#}");
+    let finding = &findings(&report)[0];
+    assert_eq!(finding["severity"], "critical", "{report:#}");
+    let lines = finding["evidence"].as_array().unwrap();
+    assert!(
+        lines.iter().any(
+            |line| line["path"].as_str().unwrap().contains("route/timeout")
+                && line["value"] == "1s"
+        ),
+        "the waypoint's effective route: {lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["object"]["kind"] == "HTTPRoute"
+                && line["object"]["name"] == MESH_ROUTE
+                && line["path"] == "spec/rules[0]/timeouts/request"),
+        "the HTTPRoute it came from: {lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|line| line["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("upstream_rq_timeout")),
+        "the counter that moved: {lines:#?}"
+    );
+    assert_no_sidecar_finding(&report);
+    assert!(
+        mesh.api
+            .requests()
+            .iter()
+            .all(|request| request.method == "GET"),
+        "read-only"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_ambient_service_exits_0_with_no_sidecar_finding_live() {
+    let mesh = start(false, None, Duration::ZERO).await;
+    let (code, report) = diagnose(&mesh).await;
+    assert_eq!(code, 0, "{report:#}");
+    let target = &report["targets"][0];
+    assert_eq!(target["target"]["sidecarMode"], "ambient", "{report:#}");
+    assert!(
+        target["target"]["ambient"].get("waypoint").is_none(),
+        "{report:#}"
+    );
+    assert!(
+        findings(&report)
+            .iter()
+            .all(|finding| finding["severity"] == "info"),
+        "{report:#}"
+    );
+    assert_no_sidecar_finding(&report);
+    // ztunnel's DaemonSet was listed by its label, in every namespace.
+    assert!(
+        mesh.api.requests().iter().any(|request| request
+            .path
+            .starts_with("/apis/apps/v1/daemonsets")
+            && request.query.contains("labelSelector=app%3Dztunnel")),
+        "{:#?}",
+        mesh.api.requests()
+    );
+}
