@@ -69,6 +69,18 @@ impl ObjectRef {
             name: name.to_string(),
         }
     }
+
+    /// `KIND namespace/name` of an object as listed (an empty name when it has none).
+    pub fn of(
+        kind: &str,
+        metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) -> Self {
+        Self::new(
+            kind,
+            metadata.namespace.as_deref(),
+            metadata.name.as_deref().unwrap_or_default(),
+        )
+    }
 }
 
 impl fmt::Display for ObjectRef {

@@ -330,7 +330,7 @@ pub fn set_aside(mesh: &mut MeshContext, waypoint: bool) -> Vec<NoEffect> {
     // Sidecar resources configure injected proxies; an ambient pod has none.
     for sidecar in std::mem::take(&mut mesh.sidecars) {
         out.push(NoEffect {
-            object: object_ref("Sidecar", &sidecar.metadata),
+            object: ObjectRef::of("Sidecar", &sidecar.metadata),
             path: "spec".to_string(),
             value: "Sidecar".to_string(),
             check: CheckId::ConnectionPool,
@@ -378,21 +378,10 @@ pub fn set_aside(mesh: &mut MeshContext, waypoint: bool) -> Vec<NoEffect> {
     out
 }
 
-fn object_ref(
-    kind: &str,
-    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> ObjectRef {
-    ObjectRef::new(
-        kind,
-        metadata.namespace.as_deref(),
-        metadata.name.as_deref().unwrap_or_default(),
-    )
-}
-
 /// The mesh binding of `vs` runs nowhere: its route timeouts and retries, or (having none) its
 /// routes as a whole.
 fn virtual_service_no_effect(vs: &VirtualService, gateways_too: bool, out: &mut Vec<NoEffect>) {
-    let object = object_ref("VirtualService", &vs.metadata);
+    let object = ObjectRef::of("VirtualService", &vs.metadata);
     if gateways_too {
         let index = vs
             .spec
@@ -447,7 +436,7 @@ fn virtual_service_no_effect(vs: &VirtualService, gateways_too: bool, out: &mut 
 /// Records the Service parents of `route` as running nowhere; whether the route stays (a Gateway
 /// parent still runs it).
 fn http_route_no_effect(route: &KubeHttpRoute, out: &mut Vec<NoEffect>) -> bool {
-    let object = object_ref("HTTPRoute", &route.metadata);
+    let object = ObjectRef::of("HTTPRoute", &route.metadata);
     let route_namespace = route.metadata.namespace.as_deref().unwrap_or("default");
     let mut on_gateway = false;
     let mut on_service = None;
@@ -508,7 +497,7 @@ fn http_route_no_effect(route: &KubeHttpRoute, out: &mut Vec<NoEffect>) -> bool 
 
 /// The connection pool and outlier detection of `rule` run nowhere without a waypoint or gateway.
 fn destination_rule_no_effect(rule: &DestinationRule, out: &mut Vec<NoEffect>) {
-    let object = object_ref("DestinationRule", &rule.metadata);
+    let object = ObjectRef::of("DestinationRule", &rule.metadata);
     let reason = format!(
         "no waypoint and no gateway runs an outbound cluster to the Service ({NO_WAYPOINT}: no circuit breaker, no ejection)"
     );

@@ -57,7 +57,7 @@ pub fn ingress_gateways(inventory: &Inventory, target: &TargetEvidence) -> Vec<M
         if gateway.spec.selector.is_empty() {
             continue;
         }
-        let gateway_ref = object_ref("Gateway", &gateway.metadata);
+        let gateway_ref = ObjectRef::of("Gateway", &gateway.metadata);
         let bound: Vec<&VirtualService> = target
             .mesh
             .virtual_services
@@ -121,7 +121,7 @@ fn kube_gateway_entries(
             continue;
         };
         let namespace = namespace_of(&gateway.metadata);
-        let gateway_ref = object_ref("Gateway", &gateway.metadata);
+        let gateway_ref = ObjectRef::of("Gateway", &gateway.metadata);
         let selector = BTreeMap::from([(GATEWAY_NAME_LABEL.to_string(), name.to_string())]);
         let pods: Vec<(u8, &ListedPod)> = selected_pods(inventory, &selector)
             .into_iter()
@@ -302,17 +302,6 @@ pub fn readiness_rank(pod: &ListedPod) -> Option<u8> {
         _ => return Some(2),
     }
     Some(if status.ready { 0 } else { 1 })
-}
-
-fn object_ref(
-    kind: &str,
-    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> ObjectRef {
-    ObjectRef::new(
-        kind,
-        metadata.namespace.as_deref(),
-        metadata.name.as_deref().unwrap_or_default(),
-    )
 }
 
 fn namespace_of(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
