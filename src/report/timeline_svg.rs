@@ -93,14 +93,7 @@ fn stream_panel(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     timeline: &Timeline,
 ) -> Result<(), RenderError> {
-    let streams: Vec<&StreamLine> = timeline
-        .lines
-        .iter()
-        .filter_map(|line| match line {
-            Line::Stream(stream) => Some(stream),
-            Line::Burst(_) => None,
-        })
-        .collect();
+    let streams = timeline.streams();
     let span_s = timeline.span_ms() / 1000.0 * 1.05;
     let most = streams.iter().map(|s| s.chunks).max().unwrap_or(0).max(1) as f64 * 1.15;
     let mut chart = ChartBuilder::on(area)
@@ -219,14 +212,7 @@ fn burst_panel(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     timeline: &Timeline,
 ) -> Result<(), RenderError> {
-    let bursts: Vec<&BurstLine> = timeline
-        .lines
-        .iter()
-        .filter_map(|line| match line {
-            Line::Burst(burst) => Some(burst),
-            Line::Stream(_) => None,
-        })
-        .collect();
+    let bursts = timeline.bursts();
     let titled = area
         .titled(&timeline.title, (FONT, 18))
         .map_err(plot_error)?;

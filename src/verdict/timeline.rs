@@ -449,6 +449,28 @@ fn deadlines(run: &ProbeRun, target: &TargetEvidence, lines: &[Line]) -> Vec<Dea
 }
 
 impl Timeline {
+    /// The stream lines, in order.
+    pub fn streams(&self) -> Vec<&StreamLine> {
+        self.lines
+            .iter()
+            .filter_map(|line| match line {
+                Line::Stream(stream) => Some(stream),
+                Line::Burst(_) => None,
+            })
+            .collect()
+    }
+
+    /// The burst lines, in order.
+    pub fn bursts(&self) -> Vec<&BurstLine> {
+        self.lines
+            .iter()
+            .filter_map(|line| match line {
+                Line::Burst(burst) => Some(burst),
+                Line::Stream(_) => None,
+            })
+            .collect()
+    }
+
     /// The end of the axis: the last end, or a deadline past it (within twice the run).
     pub fn span_ms(&self) -> f64 {
         let ends = self.lines.iter().map(Line::end_ms).fold(0.0, f64::max);
