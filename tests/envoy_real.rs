@@ -581,3 +581,75 @@ async fn admin_client_narrows_config_dump_and_reads_clusters() {
     assert!(port > 0);
     assert!(envoy.listener_port("nope").await.is_err());
 }
+
+/// Ambient mode's data path: the gateway-like Envoy reaches the pod over HBONE (its outbound
+/// cluster's `hbone` match sends through the internal listener `connect_originate`, which tunnels
+/// HTTP/2 CONNECT over mTLS), and the server Envoy plays the pod's ztunnel, passing the tunnel's
+/// bytes to the app. The TLS handshake is counted on `connect_originate`, once per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hbone_tunnels_the_path_and_pays_its_handshake_on_connect_originate() {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 200.0,
+            ..ServerConfig::default()
+        },
+        |client, server| {
+            client.hbone = true;
+            server.hbone = true;
+        },
+    )
+    .await;
+    let config = path_config(&pair.client).await;
+    assert_eq!(config.clusters.len(), 2, "{:?}", config.clusters);
+    let outbound = config
+        .cluster(&format!("outbound|{LAB_PORT}||{LAB_HOST}"))
+        .unwrap();
+    assert!(outbound.hbone);
+    let tunnel = config
+        .cluster("connect_originate")
+        .expect("the tunnel is on the path");
+    assert!(matches!(tunnel.tls, UpstreamTls::Tls { .. }));
+    assert!(!tunnel.hbone);
+    assert!(
+        config
+            .listeners
+            .iter()
+            .any(|listener| listener.name == "connect_originate"),
+        "{:?}",
+        config.listeners
+    );
+    let targets = Targets::from_config(&config);
+    assert!(
+        targets
+            .tls_clusters
+            .contains(&"connect_originate".to_string()),
+        "{targets:?}"
+    );
+    let before = snapshot(&pair.client, &targets).await;
+
+    let reply = post(pair.entry, completion(20, true)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.completed_stream(), "{}", reply.body);
+    assert_eq!(reply.tokens(), 20);
+    let tunnel_handshake = "cluster.connect_originate.ssl.handshake";
+    let moved = wait_for_rise(&pair.client, &targets, &before, tunnel_handshake, 1).await;
+    assert_eq!(moved_key(&moved, tunnel_handshake).change(), 1, "{moved:?}");
+    assert!(
+        moved.iter().all(|m| m.key != cluster_key("ssl.handshake")),
+        "the outbound hop itself is not TLS: {moved:?}"
+    );
+
+    // The second request rides the same tunnel connection: no new handshake.
+    let middle = snapshot(&pair.client, &targets).await;
+    let reply = post(pair.entry, completion(5, true)).await;
+    assert!(reply.completed_stream(), "{}", reply.body);
+    let after = snapshot(&pair.client, &targets).await;
+    assert!(
+        delta(&middle, &after)
+            .iter()
+            .all(|m| m.key != tunnel_handshake),
+        "{:?}",
+        delta(&middle, &after)
+    );
+    assert_eq!(pair.lab.served().requests, 2);
+}

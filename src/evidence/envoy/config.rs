@@ -438,12 +438,21 @@ pub struct ClusterConfig {
     pub circuit_breakers: CircuitBreakerSettings,
     pub http: UpstreamHttpSettings,
     pub tls: UpstreamTls,
+    /// Endpoints labelled `tunnel: http` (ambient pods) are reached over HBONE: through the
+    /// internal listener `connect_originate` (a `hbone` transport socket match, or an internal
+    /// upstream transport socket as on a waypoint's `inbound-vip` cluster), not by `tls`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hbone: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub istio_config: Option<String>,
     /// Endpoint addresses (`ip:port`) from the cluster's own assignment or `?include_eds`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<String>,
 }
+
+/// The cluster Istio's proxies tunnel HBONE through: HTTP/2 CONNECT over mTLS to port 15008 of
+/// the destination pod's ztunnel (or its waypoint), one connection per destination.
+pub const HBONE_CLUSTER: &str = "connect_originate";
 
 impl ClusterConfig {
     /// The stat scope: `cluster.<scope>.*` (alt_stat_name without Istio's `;`, else the name

@@ -2,8 +2,8 @@
 //! config on that path.
 
 use super::config::{
-    ClusterConfig, EffectiveConfig, FilterChainConfig, HcmRoutes, ListenerConfig, RouteConfig,
-    RouteEntry, RouteSource, VirtualHostConfig,
+    ClusterConfig, EffectiveConfig, FilterChainConfig, HBONE_CLUSTER, HcmRoutes, ListenerConfig,
+    RouteConfig, RouteEntry, RouteSource, VirtualHostConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -143,8 +143,19 @@ impl EffectiveConfig {
     /// The part of this config on the path to vLLM at `host:port`: the clusters of this Envoy's
     /// role, the routes that send to them (other routes dropped), the HCMs and listeners that
     /// use those routes (other filter chains dropped). Node and stats settings are kept.
+    ///
+    /// A cluster that sends HBONE brings `connect_originate` (and its internal listener) along:
+    /// the tunnel that carries the path to ambient pods. Whether the target's pods are ambient,
+    /// so that the tunnel is in effect, is for the checks to say.
     pub fn path_to(&self, host: &str, port: u16) -> EffectiveConfig {
-        let role = role_for(self, host, port);
+        let mut role = role_for(self, host, port);
+        let tunnels = self
+            .clusters
+            .iter()
+            .any(|cluster| cluster.hbone && role.clusters.contains(&cluster.name));
+        if tunnels && self.cluster(HBONE_CLUSTER).is_some() {
+            role.clusters.push(HBONE_CLUSTER.to_string());
+        }
         let clusters: Vec<ClusterConfig> = self
             .clusters
             .iter()

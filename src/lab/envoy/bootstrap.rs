@@ -319,6 +319,11 @@ pub struct ClientBootstrap {
     /// waypoint's (`inbound-vip|PORT|http|HOST`, as in istio's waypoint config_dump fixture) and
     /// the route configuration `inbound-vip|PORT||HOST-http`.
     pub waypoint: bool,
+    /// Send to the endpoint over HBONE, as Istio's proxies do for ambient pods: the endpoint is
+    /// labelled `tunnel: http` and addressed to the internal listener `connect_originate`, whose
+    /// TCP proxy tunnels it as HTTP/2 CONNECT over mTLS (cluster `connect_originate`) to the
+    /// upstream, which plays the pod's ztunnel ([`ServerBootstrap::hbone`]). Needs `mtls`.
+    pub hbone: bool,
 }
 
 impl ClientBootstrap {
@@ -334,6 +339,7 @@ impl ClientBootstrap {
             downstream_tls: None,
             http_route: None,
             waypoint: false,
+            hbone: false,
         }
     }
 
@@ -423,9 +429,13 @@ impl ClientBootstrap {
             })
         });
         let listener = listener_json(&self.listener_name(), &self.knobs, hcm, downstream_tls);
-        let endpoint_metadata = self.mtls.as_ref().map(
-            |_| json!({"filter_metadata": {"envoy.transport_socket_match": {"tlsMode": "istio"}}}),
-        );
+        let endpoint_metadata = self.mtls.as_ref().map(|_| {
+            if self.hbone {
+                json!({"filter_metadata": {"envoy.transport_socket_match": {"tlsMode": "istio", "tunnel": "http"}}})
+            } else {
+                json!({"filter_metadata": {"envoy.transport_socket_match": {"tlsMode": "istio"}}})
+            }
+        });
         let mut cluster = cluster_json(
             &cluster_name,
             self.delimited_stat_names,
@@ -433,6 +443,16 @@ impl ClientBootstrap {
             self.upstream,
             endpoint_metadata,
         );
+        if self.hbone {
+            // The pod's address travels as the internal endpoint's id; the tunnel goes to the
+            // upstream (the pod's ztunnel) whatever it says.
+            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = json!({
+                "envoy_internal_address": {
+                    "server_listener_name": HBONE_ORIGINATE,
+                    "endpoint_id": self.upstream.to_string(),
+                },
+            });
+        }
         cluster["metadata"] = json!({"filter_metadata": {"istio": {
             "config": format!("/apis/networking.istio.io/v1alpha3/namespaces/{LAB_NAMESPACE}/destination-rule/{LAB_SERVICE}"),
             "services": [{"host": self.host, "name": LAB_SERVICE, "namespace": LAB_NAMESPACE}],
@@ -470,15 +490,30 @@ impl ClientBootstrap {
                     },
                 },
             ]);
+            if self.hbone {
+                // Istio puts the HBONE match first (cluster_tls.go, applyHBONETransportSocketMatches).
+                if let Some(matches) = cluster["transport_socket_matches"].as_array_mut() {
+                    matches.insert(0, hbone_socket_match());
+                }
+            }
         }
         let mut clusters = vec![cluster];
         if let Some(ext_proc) = &self.knobs.ext_proc {
             clusters.push(ext_proc_cluster(ext_proc.processor));
         }
+        let mut listeners = vec![listener];
+        if let (true, Some(certificates)) = (self.hbone, &self.mtls) {
+            listeners.push(hbone_originate_listener(self.upstream));
+            clusters.push(hbone_originate_cluster(
+                self.upstream,
+                certificates,
+                &self.knobs,
+            ));
+        }
         bootstrap_json(
             "router~127.0.0.1~istio-ingressgateway-lab.istio-system~istio-system.svc.cluster.local",
             "istio-ingressgateway.istio-system",
-            listener,
+            listeners,
             clusters,
             &self.stats,
         )
@@ -498,6 +533,10 @@ pub struct ServerBootstrap {
     pub mtls: Option<MeshCertificates>,
     pub delimited_stat_names: bool,
     pub stats: StatsKnobs,
+    /// Play the vLLM pod's ztunnel instead of a sidecar: terminate HBONE (mTLS, client
+    /// certificate required, then HTTP/2 CONNECT) and pass each tunnel's bytes to the app as
+    /// TCP, with no HTTP proxy in between. Needs `mtls`.
+    pub hbone: bool,
 }
 
 impl ServerBootstrap {
@@ -509,6 +548,7 @@ impl ServerBootstrap {
             mtls: None,
             delimited_stat_names: false,
             stats: StatsKnobs::All,
+            hbone: false,
         }
     }
 
@@ -533,6 +573,9 @@ impl ServerBootstrap {
     }
 
     pub fn to_json(&self) -> String {
+        if let (true, Some(certificates)) = (self.hbone, &self.mtls) {
+            return self.hbone_json(certificates);
+        }
         let cluster_name = self.cluster_name();
         let mut route = route_json(
             &self.knobs,
@@ -592,11 +635,182 @@ impl ServerBootstrap {
         bootstrap_json(
             "sidecar~127.0.0.1~vllm-lab.inference~inference.svc.cluster.local",
             "vllm.inference",
-            listener,
+            vec![listener],
             vec![cluster],
             &self.stats,
         )
     }
+
+    /// The ztunnel role: HBONE's listener terminates mTLS and CONNECT; the tunnelled bytes go
+    /// to the app over plain TCP.
+    fn hbone_json(&self, certificates: &MeshCertificates) -> String {
+        let cluster_name = self.cluster_name();
+        let hcm = json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "hbone_inbound",
+            "codec_type": "HTTP2",
+            "http2_protocol_options": {"allow_connect": true},
+            "upgrade_configs": [{"upgrade_type": "CONNECT"}],
+            "route_config": {
+                "name": "hbone",
+                "virtual_hosts": [{
+                    "name": "hbone",
+                    "domains": ["*"],
+                    "routes": [{
+                        "match": {"connect_matcher": {}},
+                        "route": {
+                            "cluster": cluster_name,
+                            "upgrade_configs": [{"upgrade_type": "CONNECT", "connect_config": {}}],
+                            "timeout": "0s",
+                        },
+                    }],
+                }],
+            },
+            "http_filters": [{
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+            }],
+            "stream_idle_timeout": "0s",
+        });
+        let tls = json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "require_client_certificate": true,
+                "common_tls_context": {
+                    "alpn_protocols": ["h2"],
+                    "tls_certificates": [{
+                        "certificate_chain": {"inline_string": certificates.server_cert_pem},
+                        "private_key": {"inline_string": certificates.server_key_pem},
+                    }],
+                    "validation_context": {"trusted_ca": {"inline_string": certificates.ca_pem}},
+                },
+            },
+        });
+        let listener = json!({
+            "name": self.listener_name(),
+            "stat_prefix": "0.0.0.0_15008",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+            "filter_chains": [{
+                "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}],
+                "transport_socket": tls,
+            }],
+        });
+        let cluster = json!({
+            "name": cluster_name,
+            "type": "STATIC",
+            "connect_timeout": "10s",
+            "load_assignment": {
+                "cluster_name": cluster_name,
+                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                    "address": self.app.ip().to_string(),
+                    "port_value": self.app.port(),
+                }}}}]}],
+            },
+        });
+        bootstrap_json(
+            "ztunnel~127.0.0.1~ztunnel-lab.istio-system~istio-system.svc.cluster.local",
+            "ztunnel.istio-system",
+            vec![listener],
+            vec![cluster],
+            &self.stats,
+        )
+    }
+}
+
+/// The internal listener Istio's proxies send HBONE through (`connect_originate`).
+pub const HBONE_ORIGINATE: &str = "connect_originate";
+
+/// The transport socket match Istio puts first on a cluster when the mesh sends HBONE: endpoints
+/// labelled `tunnel: http` go through an internal upstream (to `connect_originate`).
+fn hbone_socket_match() -> Value {
+    json!({
+        "name": "hbone",
+        "match": {"tunnel": "http"},
+        "transport_socket": {
+            "name": "internal_upstream",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport",
+                "passthrough_metadata": [{"kind": {"host": {}}, "name": "envoy.filters.listener.original_dst"}],
+                "transport_socket": {
+                    "name": "raw_buffer",
+                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"},
+                },
+            },
+        },
+    })
+}
+
+/// `connect_originate`: a TCP proxy that tunnels each connection as HTTP/2 CONNECT to the
+/// cluster of the same name, as Istio writes it (waypoint.go, buildConnectOriginateListener).
+fn hbone_originate_listener(destination: SocketAddr) -> Value {
+    json!({
+        "name": HBONE_ORIGINATE,
+        "use_original_dst": false,
+        "internal_listener": {},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.tcp_proxy",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                "stat_prefix": HBONE_ORIGINATE,
+                "cluster": HBONE_ORIGINATE,
+                "tunneling_config": {"hostname": destination.to_string()},
+            },
+        }]}],
+    })
+}
+
+/// The cluster `connect_originate`: HTTP/2 over mTLS to port 15008 of the pod's ztunnel. Istio's
+/// is ORIGINAL_DST with the port overridden to 15008; on loopback the one ztunnel is a static
+/// endpoint.
+fn hbone_originate_cluster(
+    ztunnel: SocketAddr,
+    certificates: &MeshCertificates,
+    knobs: &ProxyKnobs,
+) -> Value {
+    let breakers = CircuitBreakerKnobs::default();
+    json!({
+        "name": HBONE_ORIGINATE,
+        "type": "STATIC",
+        "connect_timeout": duration_text(knobs.connect_timeout),
+        "cleanup_interval": "60s",
+        "circuit_breakers": {"thresholds": [{
+            "max_connections": breakers.max_connections,
+            "max_pending_requests": breakers.max_pending_requests,
+            "max_requests": breakers.max_requests,
+            "max_retries": breakers.max_retries,
+        }]},
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {"allow_connect": true}},
+            },
+        },
+        "transport_socket": {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "common_tls_context": {
+                    "alpn_protocols": ["h2"],
+                    "tls_certificates": [{
+                        "certificate_chain": {"inline_string": certificates.client_cert_pem},
+                        "private_key": {"inline_string": certificates.client_key_pem},
+                    }],
+                    "validation_context": {
+                        "trusted_ca": {"inline_string": certificates.ca_pem},
+                        "match_typed_subject_alt_names": [{"san_type": "URI", "matcher": {"exact": certificates.server_spiffe}}],
+                    },
+                },
+            },
+        },
+        "load_assignment": {
+            "cluster_name": HBONE_ORIGINATE,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": ztunnel.ip().to_string(),
+                "port_value": ztunnel.port(),
+            }}}}]}],
+        },
+    })
 }
 
 /// The processor's cluster: gRPC over HTTP/2, as Istio writes an EPP's.
@@ -824,10 +1038,13 @@ fn cluster_json(
 fn bootstrap_json(
     node_id: &str,
     node_cluster: &str,
-    listener: Value,
+    listeners: Vec<Value>,
     clusters: Vec<Value>,
     stats: &StatsKnobs,
 ) -> String {
+    let internal = listeners
+        .iter()
+        .any(|listener| listener.get("internal_listener").is_some());
     let mut bootstrap = json!({
         "node": {
             "id": node_id,
@@ -835,10 +1052,16 @@ fn bootstrap_json(
             "metadata": {"ISTIO_VERSION": "lab"},
         },
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {"listeners": [listener], "clusters": clusters},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
         // Histograms (`upstream_cx_connect_ms`) show in /stats after a flush: flush often.
         "stats_flush_interval": "1s",
     });
+    if internal {
+        bootstrap["bootstrap_extensions"] = json!([{
+            "name": "envoy.bootstrap.internal_listener",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.bootstrap.internal_listener.v3.InternalListener"},
+        }]);
+    }
     if let StatsKnobs::IstioDefault { extra_prefixes } = stats {
         let patterns: Vec<Value> = ISTIO_DEFAULT_STATS_PREFIXES
             .iter()

@@ -11,6 +11,8 @@ const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 const TCP_PROXY_FILTER: &str = "envoy.filters.network.tcp_proxy";
 const UPSTREAM_HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 const ISTIO_TLS_MATCH: &str = "tlsMode-istio";
+/// The transport socket match Istio adds when the mesh sends HBONE (cluster_tls.go).
+const HBONE_MATCH: &str = "hbone";
 
 #[derive(Default)]
 pub(super) struct Builder {
@@ -262,6 +264,10 @@ impl Builder {
             circuit_breakers,
             http,
             tls: upstream_tls(
+                cluster.transport_socket.as_ref(),
+                &cluster.transport_socket_matches,
+            ),
+            hbone: sends_hbone(
                 cluster.transport_socket.as_ref(),
                 &cluster.transport_socket_matches,
             ),
@@ -669,6 +675,30 @@ fn upstream_tls(
         },
         _ => UpstreamTls::None,
     }
+}
+
+/// Istio's `hbone` match, or (a waypoint's clusters) an internal upstream as the only socket.
+fn sends_hbone(
+    socket: Option<&raw::TransportSocket>,
+    matches: &[raw::TransportSocketMatch],
+) -> bool {
+    matches.iter().any(|candidate| {
+        candidate.name == HBONE_MATCH
+            && candidate
+                .transport_socket
+                .as_ref()
+                .is_some_and(is_internal_upstream)
+    }) || socket.is_some_and(is_internal_upstream)
+}
+
+fn is_internal_upstream(socket: &raw::TransportSocket) -> bool {
+    socket.name == "internal_upstream"
+        || socket.name == "envoy.transport_sockets.internal_upstream"
+        || socket
+            .typed_config
+            .as_ref()
+            .and_then(|config| config.type_url.as_deref())
+            .is_some_and(|url| url.ends_with("InternalUpstreamTransport"))
 }
 
 fn is_tls_socket(socket: &raw::TransportSocket) -> bool {
