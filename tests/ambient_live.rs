@@ -11,7 +11,10 @@ mod support;
 use kubectl_infermesh::lab::ServerConfig;
 use serde_json::Value;
 use std::time::Duration;
-use support::ambient_mesh::{MESH_ROUTE, WAYPOINT_POD, ZTUNNEL_POD, ambient_objects};
+use support::ambient_mesh::{
+    INGRESS_NAMESPACE, INGRESS_POD, MESH_ROUTE, WAYPOINT, WAYPOINT_POD, ZTUNNEL_POD,
+    ambient_ingress_objects, ambient_objects,
+};
 use support::envoy_traffic::{completion, post, wait_for_stat};
 use support::live_mesh::{LiveMesh, NAMESPACE};
 
@@ -169,5 +172,135 @@ async fn a_healthy_ambient_service_exits_0_with_no_sidecar_finding_live() {
             && request.query.contains("labelSelector=app%3Dztunnel")),
         "{:#?}",
         mesh.api.requests()
+    );
+}
+
+/// The ambient cluster with a Gateway API ingress in `gateways` (outside `-n inference`) in
+/// front, whose Envoy reaches the vLLM pod over HBONE: the pair's server Envoy plays the pod's
+/// ztunnel. The lab server takes `warmup` before its first token.
+async fn start_ingress(waypoint: bool, warmup: Duration) -> LiveMesh {
+    LiveMesh::start_both(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            warmup_delay: warmup,
+            ..ServerConfig::default()
+        },
+        |client, server| {
+            client.hbone = true;
+            server.hbone = true;
+        },
+        |config| config.gateway_api(),
+        ambient_ingress_objects(waypoint, false),
+        INGRESS_POD,
+    )
+    .await
+}
+
+/// `diagnose --probe` in ambient mode: the direct path is a port-forward to the vLLM pod, the
+/// mesh path enters at the ingress gateway (its pods listed in their own namespace), and the
+/// first request through it opens the HBONE connection: a cold pod is proven the root cause,
+/// with the tunnel's handshake among the evidence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_ambient_pod_is_proven_through_the_gateway_with_the_hbone_handshake_live() {
+    let mesh = start_ingress(false, Duration::from_secs(3)).await;
+    let diagnosis = mesh.diagnose().await;
+    let dump = diagnosis.dump();
+    assert_eq!(
+        diagnosis.target()["target"]["sidecarMode"],
+        "ambient",
+        "{dump}"
+    );
+    let root = diagnosis.root_cause();
+    assert_eq!(root["id"], "cold-start", "{dump}");
+    assert_eq!(root["basis"], "runtime", "{dump}");
+    let cold = diagnosis.probes()[0]["report"]["cold"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(cold[0]["path"], "mesh", "{dump}");
+    let cluster = &diagnosis.probes()[0]["report"]["cluster"];
+    assert_eq!(
+        cluster["mesh"]["pod"],
+        format!("Pod {INGRESS_NAMESPACE}/{}", INGRESS_POD.name),
+        "{cluster:#}"
+    );
+    assert_eq!(
+        cluster["direct"]["pod"],
+        format!("Pod {NAMESPACE}/{}", mesh.vllm_pod),
+        "{cluster:#}"
+    );
+    let proven = findings(&diagnosis.report)
+        .iter()
+        .find(|finding| finding["id"] == "cold-start" && finding["basis"] == "runtime")
+        .unwrap();
+    let lines = proven["evidence"].as_array().unwrap();
+    let tunnel = lines
+        .iter()
+        .find(|line| line["path"] == "cluster.connect_originate.ssl.handshake")
+        .unwrap_or_else(|| panic!("the HBONE handshake is evidence: {lines:#?}"));
+    assert_eq!(tunnel["value"], "+1", "{tunnel:#}");
+    assert!(
+        tunnel["note"]
+            .as_str()
+            .unwrap()
+            .contains("new HBONE connection"),
+        "{tunnel:#}"
+    );
+    // The gateway pods were listed in their own namespace, by their Gateway's name.
+    assert!(
+        mesh.api.requests().iter().any(|request| request.path
+            == format!("/api/v1/namespaces/{INGRESS_NAMESPACE}/pods")
+            && request
+                .query
+                .contains("gateway.networking.k8s.io%2Fgateway-name%3Dpublic")),
+        "{:#?}",
+        mesh.api.requests()
+    );
+    assert!(
+        mesh.api
+            .requests()
+            .iter()
+            .all(|request| request.method == "GET" || request.path.ends_with("/portforward")),
+        "read-only"
+    );
+}
+
+/// With a waypoint that ingress traffic does not use (no `istio.io/ingress-use-waypoint`), the
+/// probe says the path it measured goes past the waypoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_says_when_the_gateway_goes_past_the_waypoint_live() {
+    let mesh = start_ingress(true, Duration::ZERO).await;
+    let output = mesh
+        .run(&[
+            "probe",
+            "deploy/vllm",
+            "-n",
+            NAMESPACE,
+            "-o",
+            "json",
+            "--max-tokens",
+            "8",
+        ])
+        .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
+        panic!(
+            "not JSON ({error}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let gaps = report["gaps"].as_array().unwrap();
+    assert!(
+        gaps.iter().any(|gap| {
+            let gap = gap.as_str().unwrap();
+            gap.contains(&format!("past waypoint {NAMESPACE}/{WAYPOINT}"))
+                && gap.contains("istio.io/ingress-use-waypoint")
+        }),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["cluster"]["mesh"]["pod"],
+        format!("Pod {INGRESS_NAMESPACE}/{}", INGRESS_POD.name),
+        "{report:#}"
     );
 }

@@ -103,6 +103,31 @@ async fn run_healthy() -> Pair {
     pair
 }
 
+/// The `hbone` scenario (ambient mode): the client Envoy reaches the pod over HBONE and the
+/// server Envoy plays its ztunnel; after 3 streams on one tunnel connection.
+async fn run_hbone() -> Pair {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 200.0,
+            ..ServerConfig::default()
+        },
+        |client, server| {
+            client.hbone = true;
+            server.hbone = true;
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let Reply { status, body, .. } = post(pair.entry, completion(20, true)).await;
+        assert_eq!(status, 200);
+        assert!(body.contains("data: [DONE]"), "{body}");
+    }
+    wait_for_stat(&pair.client, "connect_originate.ssl.handshake", 1).await;
+    wait_for_connect_histogram(&pair.client).await;
+    assert_eq!(pair.lab.served().finished, 3);
+    pair
+}
+
 /// The `route-timeout` scenario, after its traffic.
 async fn run_route_timeout() -> Pair {
     let pair = start_pair(
@@ -257,6 +282,12 @@ async fn run_edge_gateway_profile() -> Pair {
 #[ignore = "rewrites tests/fixtures/envoy/scenarios/healthy"]
 async fn capture_healthy() {
     save(&run_healthy().await, "healthy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "rewrites tests/fixtures/envoy/scenarios/hbone"]
+async fn capture_hbone() {
+    save(&run_hbone().await, "hbone").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,9 @@ use crate::sources::cluster::admin_failures;
 use crate::sources::cluster::admin_reads::{self, PODS_PER_SIDE};
 use crate::sources::cluster::client::ClusterClient;
 use crate::sources::cluster::paths::{self, has_proxy, pod_ref};
-use crate::sources::cluster::selected::{add_gateway_pods, add_pods, list_selected_pods};
+use crate::sources::cluster::selected::{
+    add_gateway_pods, add_pods, list_selected_pods, named_gateways, refill_waypoint_pods,
+};
 use crate::sources::envoy::admin::{self, AdminClient, AdminError};
 use crate::sources::envoy::attach;
 use crate::sources::envoy::discover::{self, DiscoverError};
@@ -279,8 +281,12 @@ pub async fn read_live(
             gateways.push(gateway.clone());
         }
     }
-    match add_gateway_pods(client, inventory, &gateways).await {
-        Ok(gaps) => evidence.gaps.extend(gaps),
+    let named = named_gateways(&evidence.targets);
+    match add_gateway_pods(client, inventory, &gateways, &named).await {
+        Ok(gaps) => {
+            evidence.gaps.extend(gaps);
+            refill_waypoint_pods(&mut evidence.targets, inventory);
+        }
         Err(error) => evidence.gaps.push(Gap::new(
             "gateway pods",
             format!("{}: the mesh path's client side is not read", error),

@@ -429,6 +429,7 @@ spec:
                 cpu_request: Some("100m".into()),
                 memory_request: Some("128Mi".into()),
             }],
+            ingress_uses_it: None,
         });
         let finding = super::overhead(&target).unwrap();
         assert_eq!(finding.severity, Severity::Info);

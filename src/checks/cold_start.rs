@@ -261,7 +261,20 @@ fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
             ));
         }
     }
-    let (severity, title) = if mode == SidecarMode::Ambient {
+    let hbone = tls.as_ref().filter(|facts| facts.hbone);
+    let (severity, title) = if let (SidecarMode::Ambient, Some(facts)) = (mode, hbone) {
+        let counted = match facts.handshakes {
+            Some(count) => format!("{count} so far"),
+            None => "not counted".to_string(),
+        };
+        (
+            Severity::Info,
+            format!(
+                "{} (ambient) turns Ready without a warm-up request; each new HBONE connection to a pod pays an mTLS handshake ({counted}) before its first request",
+                workload.target_name()
+            ),
+        )
+    } else if mode == SidecarMode::Ambient {
         (
             Severity::Info,
             format!(
@@ -662,6 +675,70 @@ mod tests {
         assert_eq!(
             config["proxyStatsMatcher"]["inclusionPrefixes"][0], "cluster.outbound",
             "kept"
+        );
+    }
+}
+
+#[cfg(test)]
+mod hbone_tests {
+    use super::*;
+    use crate::checks::test_support::{
+        assert_well_formed, evidence_paths, lab_target, scenario_envoy, settings,
+    };
+
+    /// The lab's gateway Envoy reaching the pod over HBONE (captured by
+    /// `tests/envoy_scenarios.rs`, scenario `hbone`), in front of a target in `mode`.
+    fn behind_hbone(mode: SidecarMode) -> TargetEvidence {
+        let mut target = lab_target(vec![scenario_envoy("hbone", "client")]);
+        target.mesh.sidecar_mode = mode;
+        target
+    }
+
+    #[test]
+    fn an_ambient_pod_pays_the_tunnels_handshake_as_the_gateway_counted_it() {
+        let findings = check(&behind_hbone(SidecarMode::Ambient), &settings());
+        assert_well_formed(&findings);
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        let finding = &findings[0];
+        assert_eq!(finding.severity, Severity::Info);
+        assert_eq!(finding.basis, Basis::Effective);
+        assert!(
+            finding
+                .title
+                .contains("each new HBONE connection to a pod pays an mTLS handshake (1 so far)"),
+            "{}",
+            finding.title
+        );
+        let paths = evidence_paths(finding);
+        assert!(
+            paths
+                .iter()
+                .any(|path| path.ends_with("transport_socket_matches[hbone]")),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"cluster.connect_originate.ssl.handshake"),
+            "{paths:?}"
+        );
+        assert!(
+            !paths.iter().any(|path| path.ends_with("[tlsMode-istio]")),
+            "HBONE, not tlsMode-istio, is in effect: {paths:?}"
+        );
+    }
+
+    #[test]
+    fn a_sidecar_pod_behind_the_same_gateway_is_reached_by_tls_mode_istio() {
+        let findings = check(&behind_hbone(SidecarMode::Classic), &settings());
+        let paths: Vec<&str> = findings.iter().flat_map(evidence_paths).collect();
+        assert!(
+            paths.iter().any(|path| path.ends_with("[tlsMode-istio]")),
+            "{paths:?}"
+        );
+        assert!(
+            !paths
+                .iter()
+                .any(|path| path.contains("connect_originate") || path.ends_with("[hbone]")),
+            "the tunnel serves other (ambient) destinations: {paths:?}"
         );
     }
 }

@@ -152,6 +152,12 @@ impl Finding {
         self
     }
 
+    /// [`Finding::evidence`] when there is a line.
+    pub fn evidence_if(mut self, line: Option<EvidenceLine>) -> Self {
+        self.evidence.extend(line);
+        self
+    }
+
     pub fn fix(mut self, summary: impl Into<String>, yaml: impl Into<String>) -> Self {
         self.fix = Some(Fix {
             summary: summary.into(),

@@ -3,8 +3,10 @@
 //! finding's title states the with/without-sidecar comparison. Pure.
 
 use super::{Basis, CheckId, EvidenceLine, Finding, Severity};
+use crate::evidence::envoy::config::HBONE_CLUSTER;
 use crate::evidence::probe::modes::{ColdResult, ConcurrencyResult, LargeResult};
 use crate::evidence::probe::path::{EndReason, PathKind, PathResult};
+use crate::evidence::probe::report::{CounterDelta, ProbeReport};
 use crate::evidence::probe::{ProbeMode, ProbeRun};
 use crate::evidence::{ObjectRef, TargetEvidence};
 
@@ -446,6 +448,19 @@ fn cold_slow(run: &ProbeRun) -> Option<Finding> {
     } else {
         "the direct path was probed first"
     };
+    let handshakes = new_connections(report).map(|delta| {
+        let what = if delta.name.contains(&format!("cluster.{HBONE_CLUSTER}.")) {
+            "a new HBONE connection to the pod's ztunnel: its mTLS handshake was on the first request"
+        } else {
+            "a new upstream TLS connection: its handshake was on the first request"
+        };
+        EvidenceLine::new(
+            ObjectRef::new("Envoy", None, &delta.source),
+            delta.name.clone(),
+            format!("+{}", delta.delta),
+        )
+        .with_note(format!("{what}; the warm request reused it"))
+    });
     Some(
         runtime(CheckId::ColdStart, title)
             .evidence(
@@ -465,8 +480,25 @@ fn cold_slow(run: &ProbeRun) -> Option<Finding> {
                 probe_ref(&mesh.url),
                 "plan/cold",
                 run.planned.reason.clone(),
-            )),
+            ))
+            .evidence_if(handshakes),
     )
+}
+
+/// The upstream TLS handshakes an Envoy on the mesh path counted during the cold pair: the
+/// tunnel's (`connect_originate`, ambient) first, else a cluster's.
+fn new_connections(report: &ProbeReport) -> Option<&CounterDelta> {
+    let handshakes = || {
+        report.counter_deltas.iter().filter(|delta| {
+            delta.path == PathKind::Mesh
+                && delta.delta > 0.0
+                && delta.name.starts_with("cluster.")
+                && delta.name.ends_with(".ssl.handshake")
+        })
+    };
+    handshakes()
+        .find(|delta| delta.name.contains(&format!("cluster.{HBONE_CLUSTER}.")))
+        .or_else(|| handshakes().next())
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@ pub const DATAPLANE_MODE: &str = "istio.io/dataplane-mode";
 pub const USE_WAYPOINT: &str = "istio.io/use-waypoint";
 /// Beside `istio.io/use-waypoint`: the waypoint's namespace when it is not the object's own.
 pub const USE_WAYPOINT_NAMESPACE: &str = "istio.io/use-waypoint-namespace";
+/// On a Service or namespace: `true` sends traffic from ingress gateways through the waypoint
+/// too; without it a gateway sends over HBONE straight to the pods, past the waypoint.
+pub const INGRESS_USE_WAYPOINT: &str = "istio.io/ingress-use-waypoint";
 /// On a waypoint Gateway: which traffic it takes (`service`, the default; `workload`; `all`; `none`).
 pub const WAYPOINT_FOR: &str = "istio.io/waypoint-for";
 /// The GatewayClass Istio installs for waypoints.
@@ -55,6 +58,10 @@ pub struct WaypointRef {
     /// Its pods (label `gateway.networking.k8s.io/gateway-name`), sorted by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<WaypointPod>,
+    /// Where `istio.io/ingress-use-waypoint=true` is set (`Service inference/vllm`, `namespace
+    /// inference`): ingress gateways send through the waypoint. `None`: they go past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_uses_it: Option<String>,
 }
 
 impl WaypointRef {

@@ -7,13 +7,25 @@
 //! route as Istio names the HTTPRoute's rule 0.
 
 use super::apiserver::rollout::ROLLOUT_NODE;
-use super::live_mesh::{GatewayPod, NAMESPACE, objects};
+use super::live_mesh::{GatewayPod, NAMESPACE, PUBLIC_HOST, objects};
 use kubectl_infermesh::lab::envoy::bootstrap::LAB_PORT;
 use serde_json::{Value, json};
 
 pub const WAYPOINT: &str = "waypoint";
 pub const MESH_ROUTE: &str = "llama-8b";
 pub const ZTUNNEL_POD: &str = "ztunnel-7k2mq";
+/// The ingress Gateway (class `istio`) in its own namespace, outside `-n inference`.
+pub const INGRESS_NAMESPACE: &str = "gateways";
+pub const INGRESS: &str = "public";
+const INGRESS_ROUTE: &str = "llama-8b-public";
+
+/// The ingress Gateway's pod (HTTP on 80): the client Envoy of the pair plays it, sending to the
+/// vLLM pod over HBONE.
+pub const INGRESS_POD: GatewayPod = GatewayPod {
+    namespace: INGRESS_NAMESPACE,
+    name: "public-istio-7c9d8b6f5-m3n4p",
+    listener: 80,
+};
 const CPU_NODE: &str = "cpu-node-1";
 
 /// The waypoint's pod, as Istio's gateway controller deploys it (HBONE on 15008).
@@ -70,6 +82,69 @@ pub fn ambient_objects(waypoint: bool, timeout: Option<&str>) -> Vec<Value> {
     if waypoint {
         cluster.extend(waypoint_objects(timeout));
     }
+    cluster
+}
+
+/// [`ambient_objects`] with a Gateway API ingress in front, in its own namespace: Gateway
+/// `gateways/public` (class `istio`, routes from every namespace), its pod, and an HTTPRoute in
+/// `inference` from it to the vLLM Service. With a waypoint and `ingress_uses_waypoint`, the
+/// Service carries `istio.io/ingress-use-waypoint: "true"`.
+pub fn ambient_ingress_objects(waypoint: bool, ingress_uses_waypoint: bool) -> Vec<Value> {
+    let mut cluster = ambient_objects(waypoint, None);
+    if ingress_uses_waypoint {
+        for object in &mut cluster {
+            if object["kind"] == "Service" && object["metadata"]["name"] == "vllm" {
+                object["metadata"]["labels"]["istio.io/ingress-use-waypoint"] = json!("true");
+            }
+        }
+    }
+    cluster.extend([
+        json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": INGRESS_NAMESPACE,
+                "labels": {"kubernetes.io/metadata.name": INGRESS_NAMESPACE}},
+            "status": {"phase": "Active"},
+        }),
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": "istio"},
+            "spec": {"controllerName": "istio.io/gateway-controller"},
+        }),
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": INGRESS, "namespace": INGRESS_NAMESPACE},
+            "spec": {"gatewayClassName": "istio", "listeners": [{
+                "name": "http", "hostname": PUBLIC_HOST, "port": INGRESS_POD.listener,
+                "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]},
+        }),
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": INGRESS_ROUTE, "namespace": NAMESPACE},
+            "spec": {"parentRefs": [{"name": INGRESS, "namespace": INGRESS_NAMESPACE, "sectionName": "http"}],
+                "hostnames": [PUBLIC_HOST],
+                "rules": [{"backendRefs": [{"name": "vllm", "port": LAB_PORT}]}]},
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": INGRESS_POD.name, "namespace": INGRESS_NAMESPACE,
+                "labels": {
+                    "gateway.networking.k8s.io/gateway-name": INGRESS,
+                    "istio.io/gateway-name": INGRESS,
+                },
+                "creationTimestamp": "2025-02-01T08:00:00Z",
+            },
+            "spec": {"nodeName": CPU_NODE, "containers": [{
+                "name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.2",
+                "args": ["proxy", "router"],
+            }]},
+            "status": {
+                "phase": "Running",
+                "startTime": "2025-02-01T08:00:00Z",
+                "conditions": [{"type": "Ready", "status": "True"}],
+            },
+        }),
+    ]);
     cluster
 }
 

@@ -9,7 +9,9 @@ use super::apiserver::rollout::roll_out;
 use super::apiserver::{ApiServer, ApiServerConfig};
 use super::envoy_pair::{Pair, start_pair};
 use kubectl_infermesh::lab::ServerConfig;
-use kubectl_infermesh::lab::envoy::bootstrap::{ClientBootstrap, LAB_HOST, LAB_PORT};
+use kubectl_infermesh::lab::envoy::bootstrap::{
+    ClientBootstrap, LAB_HOST, LAB_PORT, ServerBootstrap,
+};
 use kubectl_infermesh::lab::envoy::launcher::EnvoyProcess;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -170,7 +172,18 @@ impl LiveMesh {
         objects: Vec<Value>,
         gateway: GatewayPod,
     ) -> Self {
-        let pair = start_pair(lab, |client, _| configure(client)).await;
+        Self::start_both(lab, |client, _| configure(client), serve, objects, gateway).await
+    }
+
+    /// [`LiveMesh::start_holding`] with both Envoys' knobs set by `configure`.
+    pub async fn start_both(
+        lab: ServerConfig,
+        configure: impl FnOnce(&mut ClientBootstrap, &mut ServerBootstrap),
+        serve: impl FnOnce(ApiServerConfig) -> ApiServerConfig,
+        objects: Vec<Value>,
+        gateway: GatewayPod,
+    ) -> Self {
+        let pair = start_pair(lab, configure).await;
         let vllm_pod = objects
             .iter()
             .find(|object| object["kind"] == "Pod" && object["metadata"]["labels"]["app"] == "vllm")

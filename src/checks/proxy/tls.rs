@@ -5,8 +5,9 @@
 
 use super::{Proxy, chain_label, cluster_path};
 use crate::checks::EvidenceLine;
+use crate::evidence::SidecarMode;
 use crate::evidence::TargetEvidence;
-use crate::evidence::envoy::config::UpstreamTls;
+use crate::evidence::envoy::config::{HBONE_CLUSTER, UpstreamTls};
 use crate::evidence::envoy::counters::StatKind;
 use crate::evidence::envoy::role::EnvoyRole;
 
@@ -24,6 +25,9 @@ pub struct TlsFacts {
     pub connect_p99_ms: Option<f64>,
     /// Labels of the proxies read, for titles.
     pub proxies: Vec<String>,
+    /// The path reaches the (ambient) pods over HBONE: its handshakes are the tunnel's
+    /// (`connect_originate`), one per new connection to a destination pod's ztunnel.
+    pub hbone: bool,
 }
 
 /// `None` when no proxy on the path was read.
@@ -32,31 +36,58 @@ pub fn facts(target: &TargetEvidence) -> Option<TlsFacts> {
     if proxies.is_empty() {
         return None;
     }
+    // Ambient pods are reached over HBONE where a cluster can send it; a sidecar's over
+    // `tlsMode-istio`, and the tunnel (there for other, ambient, destinations) is off the path.
+    let ambient = target.mesh.sidecar_mode == SidecarMode::Ambient;
     let mut facts = TlsFacts::default();
     for proxy in &proxies {
         facts.proxies.push(proxy.label());
-        config_lines(proxy, &mut facts);
-        counter_lines(proxy, &mut facts);
+        config_lines(proxy, ambient, &mut facts);
+        counter_lines(proxy, ambient, &mut facts);
     }
     Some(facts)
 }
 
-fn config_lines(proxy: &Proxy, facts: &mut TlsFacts) {
+fn config_lines(proxy: &Proxy, ambient: bool, facts: &mut TlsFacts) {
     let config = proxy.config();
     if proxy.role() != EnvoyRole::Server {
         for cluster in &config.clusters {
-            let (path, value) = match &cluster.tls {
-                UpstreamTls::None => continue,
-                UpstreamTls::IstioMutual { .. } => (
-                    cluster_path(cluster, "transport_socket_matches[tlsMode-istio]"),
-                    "Istio mTLS to endpoints labelled tlsMode: istio",
-                ),
-                UpstreamTls::Tls { .. } => (cluster_path(cluster, "transport_socket"), "TLS"),
+            let is_tunnel = cluster.name == HBONE_CLUSTER;
+            if is_tunnel && !ambient {
+                continue;
+            }
+            let (path, value, note) = if ambient && cluster.hbone {
+                facts.hbone = true;
+                (
+                    cluster_path(cluster, "transport_socket_matches[hbone]"),
+                    "HBONE to endpoints labelled tunnel: http, through connect_originate",
+                    "the ambient pods are reached through the HBONE tunnel: HTTP/2 CONNECT over mTLS to port 15008 of their ztunnel",
+                )
+            } else {
+                let (path, value) = match &cluster.tls {
+                    UpstreamTls::None => continue,
+                    UpstreamTls::IstioMutual { .. } => (
+                        cluster_path(cluster, "transport_socket_matches[tlsMode-istio]"),
+                        "Istio mTLS to endpoints labelled tlsMode: istio",
+                    ),
+                    UpstreamTls::Tls { .. } if is_tunnel => (
+                        cluster_path(cluster, "transport_socket"),
+                        "mTLS (the HBONE tunnel)",
+                    ),
+                    UpstreamTls::Tls { .. } => (cluster_path(cluster, "transport_socket"), "TLS"),
+                };
+                (
+                    path,
+                    value,
+                    if is_tunnel {
+                        "every new tunnel connection to a destination pays an mTLS handshake before its first request"
+                    } else {
+                        "every new upstream connection pays a TLS handshake before its first request"
+                    },
+                )
             };
             facts.in_effect = true;
-            facts.lines.push(proxy.line(path, value).with_note(
-                "every new upstream connection pays a TLS handshake before its first request",
-            ));
+            facts.lines.push(proxy.line(path, value).with_note(note));
         }
     }
     for (listener, chain, _) in config.hcms() {
@@ -83,12 +114,16 @@ fn config_lines(proxy: &Proxy, facts: &mut TlsFacts) {
     }
 }
 
-fn counter_lines(proxy: &Proxy, facts: &mut TlsFacts) {
+fn counter_lines(proxy: &Proxy, ambient: bool, facts: &mut TlsFacts) {
     let Some(snapshot) = &proxy.evidence.counters else {
         return;
     };
+    let tunnel_scope = format!("cluster.{HBONE_CLUSTER}.");
     for reading in snapshot.readings.values() {
         let stat = reading.stat.as_str();
+        if !ambient && stat.starts_with(&tunnel_scope) {
+            continue;
+        }
         let leaf_is = |leaf: &str| stat.ends_with(&format!(".{leaf}"));
         // The vLLM pod's sidecar connects to the app over plaintext loopback: no TLS in it.
         if reading.kind == StatKind::Histogram

@@ -17,8 +17,8 @@
 //!   only. What runs nowhere is taken out of the lists the checks judge and listed as `NoEffect`.
 
 use crate::evidence::ambient::{
-    NoEffect, USE_WAYPOINT, USE_WAYPOINT_NAMESPACE, WAYPOINT_CLASS, WAYPOINT_FOR, WaypointPod,
-    WaypointRef, ZTUNNEL_APP, ZtunnelNode,
+    INGRESS_USE_WAYPOINT, NoEffect, USE_WAYPOINT, USE_WAYPOINT_NAMESPACE, WAYPOINT_CLASS,
+    WAYPOINT_FOR, WaypointPod, WaypointRef, ZTUNNEL_APP, ZtunnelNode,
 };
 use crate::evidence::inventory::Inventory;
 use crate::evidence::listed_pod::{ListedContainer, ListedPod};
@@ -40,6 +40,7 @@ pub fn waypoint(
 ) -> (Option<WaypointRef>, String, Vec<Gap>) {
     let mut gaps = Vec::new();
     let mut levels: Vec<(String, &BTreeMap<String, String>, &str)> = Vec::new();
+    let mut ingress_uses_it = None;
     for service in services {
         let labels = inventory
             .services
@@ -49,6 +50,9 @@ pub fn waypoint(
                     && found.metadata.name.as_deref() == Some(service.name.as_str())
             })
             .and_then(|found| found.metadata.labels.as_ref());
+        if ingress_uses_it.is_none() && labels.is_some_and(ingress_label_set) {
+            ingress_uses_it = Some(format!("Service {}/{}", service.namespace, service.name));
+        }
         if let Some(labels) = labels.filter(|labels| labels.contains_key(USE_WAYPOINT)) {
             levels.push((
                 format!("Service {}/{}", service.namespace, service.name),
@@ -70,6 +74,9 @@ pub fn waypoint(
             labels,
             workload.namespace.as_str(),
         ));
+    }
+    if ingress_uses_it.is_none() && namespace_labels.is_some_and(ingress_label_set) {
+        ingress_uses_it = Some(format!("namespace {}", workload.namespace));
     }
     let Some((whose, labels, own_namespace)) = levels.into_iter().next() else {
         let reason = match namespace_labels {
@@ -138,13 +145,22 @@ pub fn waypoint(
             found: gateway.is_some(),
             waypoint_for,
             pods,
+            ingress_uses_it,
         }),
         label,
         gaps,
     )
 }
 
-fn waypoint_pods(inventory: &Inventory, namespace: &str, name: &str) -> Vec<WaypointPod> {
+fn ingress_label_set(labels: &BTreeMap<String, String>) -> bool {
+    labels
+        .get(INGRESS_USE_WAYPOINT)
+        .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+}
+
+/// The waypoint's pods in `inventory`, sorted by name: resolution fills them, and a live source
+/// that listed them late (a waypoint outside `-n`) fills them again.
+pub fn waypoint_pods(inventory: &Inventory, namespace: &str, name: &str) -> Vec<WaypointPod> {
     let mut pods: Vec<WaypointPod> = inventory
         .pods
         .iter()

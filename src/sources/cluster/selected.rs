@@ -1,16 +1,19 @@
 //! Pods outside the listed scope that the paths need: the ingress gateway pods a Gateway's
-//! `selector` picks (usually in `istio-system`, outside `-n`), and the Services in front of them
-//! (for the listener port). Label-selector list calls, cluster-wide, one bounded page each; a
+//! `selector` picks (usually in `istio-system`, outside `-n`), the pods of a Gateway API Gateway
+//! or waypoint in another namespace, and the Services in front of them (for the listener port). Label-selector list calls, cluster-wide, one bounded page each; a
 //! 403 becomes a `Gap`.
 
 use super::client::ClusterClient;
 use super::error::ClusterError;
 use super::list::collection_path;
 use super::paths::selector_text;
-use crate::evidence::Gap;
+use crate::evidence::ambient::WaypointRef;
 use crate::evidence::inventory::Inventory;
 use crate::evidence::listed_pod::ListedPod;
 use crate::evidence::objects::Gateway;
+use crate::evidence::objects::gateway_api::GATEWAY_NAME_LABEL;
+use crate::evidence::resolve::ambient::waypoint_pods;
+use crate::evidence::{Gap, TargetEvidence};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::ListParams;
 use kube::core::ObjectList;
@@ -21,15 +24,53 @@ use std::collections::BTreeSet;
 /// is too broad to be a gateway's, and the first page is enough to reach one.
 pub const MAX_SELECTED_PODS: u32 = 100;
 
-/// Adds to `inventory` the pods each Gateway's selector matches (any namespace) and the
-/// Services of those pods' namespaces, when they are not there yet. Returns what could not be
-/// read as gaps (also added to the inventory's gaps).
+/// A Gateway API Gateway (class `istio`, or a waypoint) whose pods Istio labels
+/// `gateway.networking.k8s.io/gateway-name=NAME` in the Gateway's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NamedGateway {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Adds to `inventory` the pods each Gateway's selector matches (any namespace), the pods of
+/// each named Gateway API Gateway that the inventory has none of (a namespace outside `-n`), and
+/// the Services of the selected pods' namespaces, when they are not there yet. Returns what
+/// could not be read as gaps (also added to the inventory's gaps).
 pub async fn add_gateway_pods(
     client: &ClusterClient,
     inventory: &mut Inventory,
     gateways: &[Gateway],
+    named: &[NamedGateway],
 ) -> Result<Vec<Gap>, ClusterError> {
     let mut gaps = Vec::new();
+    let unlisted: BTreeSet<&NamedGateway> = named
+        .iter()
+        .filter(|gateway| {
+            !inventory.pods.iter().any(|pod| {
+                pod.metadata.namespace.as_deref() == Some(gateway.namespace.as_str())
+                    && pod
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|labels| labels.get(GATEWAY_NAME_LABEL))
+                        == Some(&gateway.name)
+            })
+        })
+        .collect();
+    for gateway in unlisted {
+        let selector = format!("{GATEWAY_NAME_LABEL}={}", gateway.name);
+        match list_selected_pods(client, Some(&gateway.namespace), &selector).await {
+            Ok(pods) => add_pods(inventory, pods),
+            Err(error) if error.is_forbidden() || error.is_not_found() => gaps.push(Gap::new(
+                format!(
+                    "Pod list with selector {selector} in namespace {}",
+                    gateway.namespace
+                ),
+                error.gap_reason(),
+            )),
+            Err(error) => return Err(error),
+        }
+    }
     let mut selectors: BTreeSet<String> = BTreeSet::new();
     for gateway in gateways {
         if !gateway.spec.selector.is_empty() {
@@ -136,4 +177,49 @@ pub fn add_pods(inventory: &mut Inventory, pods: Vec<ListedPod>) {
             inventory.pods.push(pod);
         }
     }
+}
+
+/// The Gateway API Gateways on the targets' paths whose pods a path needs: the gateways in
+/// front (`kube_gateways`) and, in ambient mode, the waypoint.
+pub fn named_gateways<'a>(
+    targets: impl IntoIterator<Item = &'a TargetEvidence>,
+) -> Vec<NamedGateway> {
+    let mut named = BTreeSet::new();
+    for target in targets {
+        for gateway in &target.mesh.kube_gateways {
+            if let (Some(namespace), Some(name)) =
+                (&gateway.metadata.namespace, &gateway.metadata.name)
+            {
+                named.insert(NamedGateway {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                });
+            }
+        }
+        if let Some(waypoint) = waypoint_of(target) {
+            named.insert(NamedGateway {
+                namespace: waypoint.namespace.clone(),
+                name: waypoint.name.clone(),
+            });
+        }
+    }
+    named.into_iter().collect()
+}
+
+/// Fills the waypoint pods of targets resolved before those pods were listed.
+pub fn refill_waypoint_pods(targets: &mut [TargetEvidence], inventory: &Inventory) {
+    for target in targets {
+        let waypoint = target
+            .mesh
+            .ambient
+            .as_mut()
+            .and_then(|ambient| ambient.waypoint.as_mut());
+        if let Some(waypoint) = waypoint.filter(|waypoint| waypoint.pods.is_empty()) {
+            waypoint.pods = waypoint_pods(inventory, &waypoint.namespace, &waypoint.name);
+        }
+    }
+}
+
+fn waypoint_of(target: &TargetEvidence) -> Option<&WaypointRef> {
+    target.mesh.ambient.as_ref()?.waypoint.as_ref()
 }

@@ -11,9 +11,12 @@ use super::args::ProbeArgs;
 use super::client::https_base;
 use super::envoy_counters::{AdminEndpoint, EnvoyCounters};
 use super::run::run_in;
+use crate::evidence::ambient::{INGRESS_USE_WAYPOINT, WaypointRef};
 use crate::evidence::inventory::Inventory;
 use crate::evidence::listed_pod::ListedPod;
+use crate::evidence::objects::gateway_api::GATEWAY_NAME_LABEL;
 use crate::evidence::probe::report::ProbeReport;
+use crate::evidence::resolve::ambient::waypoint_pods;
 use crate::evidence::resolve::workloads::Owners;
 use crate::evidence::resolve::{self, GatherError, Scope, Target};
 use crate::evidence::{ObjectRef, TargetEvidence};
@@ -25,7 +28,7 @@ use crate::sources::cluster::paths::{
     EnvoySide, admin_pods, direct_pods, ingress_gateways, pod_ref, readiness_rank,
 };
 use crate::sources::cluster::portforward::{PodPort, PortForward};
-use crate::sources::cluster::selected::add_gateway_pods;
+use crate::sources::cluster::selected::{NamedGateway, add_gateway_pods, named_gateways};
 use crate::sources::progress::Progress;
 use crate::sources::stop::{Stop, ctrl_c_stop};
 
@@ -86,9 +89,13 @@ pub enum LiveError {
     )]
     NoReadyPod { workload: String, namespace: String },
     #[error(
-        "no Istio ingress gateway routes to {workload} (no Gateway + VirtualService for its Service): give --mesh-url, the URL of a path through the mesh"
+        "no Istio ingress gateway routes to {workload} (no Gateway with a VirtualService or HTTPRoute for its Service): give --mesh-url, the URL of a path through the mesh"
     )]
     NoGateway { workload: String },
+    #[error(
+        "no ingress gateway routes to {workload}, and in ambient mode the path inside the mesh is HBONE ({through}: HTTP/2 CONNECT over mTLS on port 15008, with workload certificates), which the probe cannot enter: route a Gateway to its Service, or give --mesh-url, the URL of a path through the mesh"
+    )]
+    NoGatewayAmbient { workload: String, through: String },
     #[error(
         "{gateway}, the only gateway that routes to {workload}, serves {protocol}, which the probe cannot enter (it speaks HTTP and HTTPS): give --mesh-url"
     )]
@@ -375,7 +382,9 @@ async fn open_paths(
     let mut gateway_pod = None;
     if args.mesh_url.is_none() {
         if !reachable_gateway(&inventory, chosen) {
-            let read = add_gateway_pods(client, inventory.to_mut(), &chosen.mesh.gateways).await?;
+            let named = named_gateways([chosen]);
+            let read =
+                add_gateway_pods(client, inventory.to_mut(), &chosen.mesh.gateways, &named).await?;
             opened.gaps.extend(
                 read.iter()
                     .map(|gap| format!("{}: {}", gap.what, gap.reason)),
@@ -398,8 +407,19 @@ async fn open_paths(
                     gateway: entry.gateway.to_string(),
                     protocol: entry.protocol.clone(),
                 },
-                None => LiveError::NoGateway {
-                    workload: workload.target_name(),
+                None => match &chosen.mesh.ambient {
+                    Some(ambient) => LiveError::NoGatewayAmbient {
+                        workload: workload.target_name(),
+                        through: match &ambient.waypoint {
+                            Some(waypoint) => {
+                                format!("ztunnel, then waypoint {}", waypoint.display_name())
+                            }
+                            None => "ztunnel to ztunnel".to_string(),
+                        },
+                    },
+                    None => LiveError::NoGateway {
+                        workload: workload.target_name(),
+                    },
                 },
             });
         };
@@ -422,6 +442,28 @@ async fn open_paths(
         if let Some(pod) = &gateway_pod {
             admin_forward(client, pod, "gateway", &mut opened).await;
         }
+        let waypoint = chosen
+            .mesh
+            .ambient
+            .as_ref()
+            .and_then(|ambient| ambient.waypoint.as_ref());
+        if let (Some(waypoint), Some(gateway)) = (waypoint, &opened.info.gateway) {
+            match &waypoint.ingress_uses_it {
+                Some(_) => match waypoint_pod(client, inventory.to_mut(), waypoint, &mut opened.gaps).await {
+                    Some(pod) => admin_forward(client, &pod, "waypoint", &mut opened).await,
+                    None => opened.gaps.push(format!(
+                        "Envoy counters of waypoint {}: no pod labelled {GATEWAY_NAME_LABEL}={} in namespace {}",
+                        waypoint.display_name(),
+                        waypoint.name,
+                        waypoint.namespace
+                    )),
+                },
+                None => opened.gaps.push(format!(
+                    "the mesh path enters at {gateway} and goes over HBONE straight to the pods, past waypoint {} (no {INGRESS_USE_WAYPOINT}=true on the Service or namespace): the waypoint's policy is not on the path probed",
+                    waypoint.display_name()
+                )),
+            }
+        }
         let servers: Vec<ObjectRef> = admin_pods(&inventory, &Owners::new(&inventory), chosen)
             .into_iter()
             .filter(|(_, side)| *side == EnvoySide::Server)
@@ -438,6 +480,33 @@ async fn open_paths(
         }
     }
     Ok(opened)
+}
+
+/// The waypoint's first pod, listed now when the inventory has none of them (a waypoint in a
+/// namespace outside `-n`).
+async fn waypoint_pod(
+    client: &ClusterClient,
+    inventory: &mut Inventory,
+    waypoint: &WaypointRef,
+    gaps: &mut Vec<String>,
+) -> Option<ObjectRef> {
+    let mut pods = waypoint_pods(inventory, &waypoint.namespace, &waypoint.name);
+    if pods.is_empty() {
+        let named = [NamedGateway {
+            namespace: waypoint.namespace.clone(),
+            name: waypoint.name.clone(),
+        }];
+        match add_gateway_pods(client, inventory, &[], &named).await {
+            Ok(read) => gaps.extend(
+                read.iter()
+                    .map(|gap| format!("{}: {}", gap.what, gap.reason)),
+            ),
+            Err(error) => gaps.push(format!("waypoint pods: {error}")),
+        }
+        pods = waypoint_pods(inventory, &waypoint.namespace, &waypoint.name);
+    }
+    let pod = pods.first()?;
+    Some(ObjectRef::new("Pod", Some(&waypoint.namespace), &pod.name))
 }
 
 /// A forward to 15000 of `pod`; a failure is a gap, not an error.
