@@ -11,7 +11,9 @@
 //!   waypoint pods scheduled on GPU nodes.
 
 use super::{Basis, CheckId, EvidenceLine, Finding, Severity};
-use crate::evidence::ambient::{AmbientContext, NoEffect, USE_WAYPOINT, ZtunnelNode};
+use crate::evidence::ambient::{
+    AmbientContext, INGRESS_USE_WAYPOINT, NoEffect, USE_WAYPOINT, WAYPOINT_CLASS, ZtunnelNode,
+};
 use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::units::quantity::{cpu_millis, display_cpu};
 
@@ -150,6 +152,70 @@ fn waypoint_fix(target: &TargetEvidence) -> Option<(String, String)> {
             "To have the policy run, deploy a waypoint (`kubectl apply -f fix.yaml`) and send the Service's traffic \
              through it: `kubectl label service {} -n {namespace} {USE_WAYPOINT}=waypoint`. Its limits and timeouts \
              are then judged in the waypoint; otherwise delete the settings that have no effect.",
+            service.name
+        ),
+        yaml,
+    ))
+}
+
+/// Check 2 in ambient mode: a gateway in front that sends over HBONE straight to the pods, past
+/// the waypoint (no `istio.io/ingress-use-waypoint=true` on the Service or namespace), so the
+/// waypoint's timeouts, retries and limits apply to in-mesh callers only (info).
+pub fn ingress_past_waypoint(target: &TargetEvidence) -> Option<Finding> {
+    let ambient = target.mesh.ambient.as_ref()?;
+    let waypoint = ambient.waypoint.as_ref()?;
+    if waypoint.ingress_uses_it.is_some() {
+        return None;
+    }
+    let gateways: Vec<ObjectRef> = target
+        .mesh
+        .gateways
+        .iter()
+        .map(|gateway| ObjectRef::of("Gateway", &gateway.metadata))
+        .chain(
+            target
+                .mesh
+                .kube_gateways
+                .iter()
+                .filter(|gateway| gateway.spec.gateway_class_name != WAYPOINT_CLASS)
+                .map(|gateway| ObjectRef::of("Gateway", &gateway.metadata)),
+        )
+        .collect();
+    let first = gateways.first()?;
+    let service = target.mesh.services.first()?;
+    let namespace = &service.namespace;
+    let mut finding = Finding::new(
+        CheckId::StreamTimeout,
+        Severity::Info,
+        Basis::Static,
+        format!(
+            "requests entering at {first} go over HBONE straight to {}, past waypoint {}: the waypoint's timeouts, retries and limits apply to in-mesh callers only",
+            target.workload.target_name(),
+            waypoint.display_name()
+        ),
+    )
+    .evidence(
+        EvidenceLine::new(
+            ObjectRef::new("Service", Some(namespace), &service.name),
+            format!("metadata/labels/{INGRESS_USE_WAYPOINT}"),
+            "<unset>",
+        )
+        .with_note("without it (on the Service or its namespace) ingress gateways skip the waypoint"),
+    );
+    for gateway in &gateways {
+        finding = finding.evidence(
+            EvidenceLine::new(gateway.clone(), "routes to", service.name.clone())
+                .with_note("its own routes' timeouts and limits are what ingress requests get"),
+        );
+    }
+    let yaml = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {}\n  namespace: {namespace}\n  labels:\n    {INGRESS_USE_WAYPOINT}: \"true\"\n",
+        service.name
+    );
+    Some(finding.fix(
+        format!(
+            "To run the waypoint's policy on ingress traffic too: `kubectl label service {} -n {namespace} {INGRESS_USE_WAYPOINT}=true` \
+             (the gateway then sends to the waypoint, one more hop); else set the timeouts and limits on the gateway's routes.",
             service.name
         ),
         yaml,
@@ -322,6 +388,53 @@ spec:
         Settings {
             expected_generation: Duration::from_secs(300),
         }
+    }
+
+    /// A waypoint named on the namespace and a Gateway API ingress routing to the Service.
+    const WAYPOINT_AND_INGRESS: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint, labels: {istio.io/waypoint-for: service}}
+spec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: public}
+spec: {gatewayClassName: istio, listeners: [{name: http, port: 80, protocol: HTTP}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: public}
+spec: {parentRefs: [{name: public}], rules: [{backendRefs: [{name: vllm, port: 8000}]}]}
+"#;
+
+    #[test]
+    fn ingress_past_the_waypoint_is_said_with_the_label_that_sends_it_through() {
+        let labels = "istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint";
+        let past = target(labels, WAYPOINT_AND_INGRESS);
+        let finding = super::ingress_past_waypoint(&past).expect("the gateway skips the waypoint");
+        crate::checks::test_support::assert_well_formed(std::slice::from_ref(&finding));
+        assert_eq!(finding.id, CheckId::StreamTimeout);
+        assert_eq!(finding.severity, Severity::Info);
+        assert_eq!(
+            finding.title,
+            "requests entering at Gateway inference/public go over HBONE straight to deploy/vllm, past waypoint \
+             inference/waypoint: the waypoint's timeouts, retries and limits apply to in-mesh callers only"
+        );
+        let fix = finding.fix.as_ref().unwrap();
+        assert!(
+            fix.yaml.contains("istio.io/ingress-use-waypoint: \"true\""),
+            "{}",
+            fix.yaml
+        );
+        // With the label on the namespace, ingress goes through the waypoint: nothing to say.
+        let through = target(
+            &format!("{labels}, istio.io/ingress-use-waypoint: \"true\""),
+            WAYPOINT_AND_INGRESS,
+        );
+        assert!(super::ingress_past_waypoint(&through).is_none());
+        // No gateway in front: nothing enters past the waypoint.
+        let inside = target(labels, WAYPOINT_AND_INGRESS.split("---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: public}").next().unwrap());
+        assert!(super::ingress_past_waypoint(&inside).is_none());
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
         target,
         super::CheckId::StreamTimeout,
     ));
+    findings.extend(super::ambient::ingress_past_waypoint(target));
     super::probe_runs::add(&mut findings, target, super::CheckId::StreamTimeout);
     findings
 }
