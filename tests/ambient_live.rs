@@ -12,8 +12,8 @@ use kubectl_infermesh::lab::ServerConfig;
 use serde_json::Value;
 use std::time::Duration;
 use support::ambient_mesh::{
-    INGRESS_NAMESPACE, INGRESS_POD, MESH_ROUTE, WAYPOINT, WAYPOINT_POD, ZTUNNEL_POD,
-    ambient_ingress_objects, ambient_objects,
+    INGRESS_NAMESPACE, INGRESS_POD, MESH_ROUTE, SHARED_WAYPOINT_POD, WAYPOINT, WAYPOINT_NAMESPACE,
+    WAYPOINT_POD, ZTUNNEL_POD, ambient_ingress_objects, ambient_objects, shared_waypoint_objects,
 };
 use support::envoy_traffic::{completion, post, wait_for_stat};
 use support::live_mesh::{LiveMesh, NAMESPACE};
@@ -302,5 +302,55 @@ async fn the_probe_says_when_the_gateway_goes_past_the_waypoint_live() {
         report["cluster"]["mesh"]["pod"],
         format!("Pod {INGRESS_NAMESPACE}/{}", INGRESS_POD.name),
         "{report:#}"
+    );
+}
+
+/// A waypoint shared from another namespace: `diagnose -n inference` lists its pods there by the
+/// Gateway's name and reads its Envoy, whose route timeout is the root cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waypoint_in_another_namespace_is_found_and_read_under_n_live() {
+    let mesh = LiveMesh::start_holding(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client| {
+            client.knobs.route_timeout = Duration::from_secs(1);
+            client.http_route = Some(MESH_ROUTE.to_string());
+            client.waypoint = true;
+        },
+        |config| config.gateway_api(),
+        shared_waypoint_objects(Some("1s")),
+        SHARED_WAYPOINT_POD,
+    )
+    .await;
+    let reply = post(mesh.pair.entry, completion(100, true)).await;
+    assert!(!reply.completed_stream(), "cut: {}", reply.body);
+    wait_for_stat(&mesh.pair.client, ".upstream_rq_timeout", 1).await;
+
+    let (code, report) = diagnose(&mesh).await;
+    assert_eq!(code, 3, "{report:#}");
+    let target = &report["targets"][0];
+    assert_eq!(
+        target["target"]["ambient"]["waypoint"],
+        format!("{WAYPOINT_NAMESPACE}/{WAYPOINT}"),
+        "{report:#}"
+    );
+    let envoys = target["envoys"].as_array().unwrap();
+    let waypoint = envoys
+        .iter()
+        .find(|envoy| envoy["pod"] == format!("{WAYPOINT_NAMESPACE}/{}", WAYPOINT_POD.name))
+        .unwrap_or_else(|| panic!("the shared waypoint was not read: {report:#}"));
+    assert_eq!(waypoint["role"], "waypoint", "{waypoint:#}");
+    assert_eq!(target["rootCause"]["id"], "stream-timeout", "{report:#}");
+    assert_eq!(target["rootCause"]["basis"], "runtime", "{report:#}");
+    assert!(
+        mesh.api.requests().iter().any(|request| request.path
+            == format!("/api/v1/namespaces/{WAYPOINT_NAMESPACE}/pods")
+            && request
+                .query
+                .contains("gateway.networking.k8s.io%2Fgateway-name%3Dwaypoint")),
+        "{:#?}",
+        mesh.api.requests()
     );
 }

@@ -238,3 +238,36 @@ fn waypoint_objects(timeout: Option<&str>) -> Vec<Value> {
         }),
     ]
 }
+
+/// The namespace a shared waypoint runs in, outside `-n inference`.
+pub const WAYPOINT_NAMESPACE: &str = "mesh-waypoints";
+
+/// The waypoint's pod moved to [`WAYPOINT_NAMESPACE`].
+pub const SHARED_WAYPOINT_POD: GatewayPod = GatewayPod {
+    namespace: WAYPOINT_NAMESPACE,
+    ..WAYPOINT_POD
+};
+
+/// [`ambient_objects`] with a waypoint whose Gateway and pod live in [`WAYPOINT_NAMESPACE`]: the
+/// `inference` namespace names it with `istio.io/use-waypoint-namespace`.
+pub fn shared_waypoint_objects(timeout: Option<&str>) -> Vec<Value> {
+    let mut cluster = ambient_objects(true, timeout);
+    for object in &mut cluster {
+        let is_waypoint = (object["kind"] == "Gateway" && object["metadata"]["name"] == WAYPOINT)
+            || (object["kind"] == "Pod" && object["metadata"]["name"] == WAYPOINT_POD.name);
+        if is_waypoint {
+            object["metadata"]["namespace"] = json!(WAYPOINT_NAMESPACE);
+        }
+        if object["kind"] == "Namespace" && object["metadata"]["name"] == NAMESPACE {
+            object["metadata"]["labels"]["istio.io/use-waypoint-namespace"] =
+                json!(WAYPOINT_NAMESPACE);
+        }
+    }
+    cluster.push(json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": WAYPOINT_NAMESPACE,
+            "labels": {"kubernetes.io/metadata.name": WAYPOINT_NAMESPACE}},
+        "status": {"phase": "Active"},
+    }));
+    cluster
+}
