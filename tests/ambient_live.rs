@@ -16,9 +16,20 @@ use support::ambient_mesh::{
     WAYPOINT_POD, ZTUNNEL_POD, ambient_ingress_objects, ambient_objects, shared_waypoint_objects,
 };
 use support::envoy_traffic::{completion, post, wait_for_stat};
-use support::live_mesh::{LiveMesh, NAMESPACE};
+use support::live_mesh::{GatewayPod, LiveMesh, NAMESPACE};
 
 async fn start(waypoint: bool, timeout: Option<&str>, route_timeout: Duration) -> LiveMesh {
+    start_waypoint(
+        ambient_objects(waypoint, timeout),
+        WAYPOINT_POD,
+        route_timeout,
+    )
+    .await
+}
+
+/// The cluster `objects` whose waypoint pod `pod` the client Envoy plays, its route (the mesh
+/// HTTPRoute's rule 0) with `route_timeout`.
+async fn start_waypoint(objects: Vec<Value>, pod: GatewayPod, route_timeout: Duration) -> LiveMesh {
     LiveMesh::start_holding(
         ServerConfig {
             tokens_per_second: 20.0,
@@ -30,8 +41,8 @@ async fn start(waypoint: bool, timeout: Option<&str>, route_timeout: Duration) -
             client.waypoint = true;
         },
         |config| config.gateway_api(),
-        ambient_objects(waypoint, timeout),
-        WAYPOINT_POD,
+        objects,
+        pod,
     )
     .await
 }
@@ -48,6 +59,24 @@ async fn diagnose(mesh: &LiveMesh) -> (i32, Value) {
         )
     });
     (output.status.code().unwrap_or(-1), report)
+}
+
+/// The target names the waypoint of `pod` and its Envoy was read in the waypoint role.
+fn read_waypoint(report: &Value, pod: GatewayPod) -> &Value {
+    let target = &report["targets"][0];
+    assert_eq!(
+        target["target"]["ambient"]["waypoint"],
+        format!("{}/{WAYPOINT}", pod.namespace),
+        "{report:#}"
+    );
+    let waypoint = target["envoys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|envoy| envoy["pod"] == format!("{}/{}", pod.namespace, pod.name))
+        .unwrap_or_else(|| panic!("the waypoint pod was not read: {report:#}"));
+    assert_eq!(waypoint["role"], "waypoint", "{waypoint:#}");
+    waypoint
 }
 
 fn findings(report: &Value) -> &Vec<Value> {
@@ -88,19 +117,10 @@ async fn a_mesh_http_route_timeout_in_the_waypoint_is_the_root_cause_live() {
     assert_eq!(code, 3, "{report:#}");
     let target = &report["targets"][0];
     assert_eq!(target["target"]["sidecarMode"], "ambient", "{report:#}");
-    assert_eq!(
-        target["target"]["ambient"]["waypoint"],
-        format!("{NAMESPACE}/waypoint"),
-        "{report:#}"
-    );
     // The waypoint pod was read, through a port-forward, in the waypoint role.
-    let envoys = target["envoys"].as_array().unwrap();
-    let waypoint = envoys
-        .iter()
-        .find(|envoy| envoy["pod"] == format!("{NAMESPACE}/{}", WAYPOINT_POD.name))
-        .unwrap_or_else(|| panic!("the waypoint pod was not read: {envoys:#?}"));
-    assert_eq!(waypoint["role"], "waypoint", "{waypoint:#}");
+    let waypoint = read_waypoint(&report, WAYPOINT_POD);
     assert_eq!(waypoint["counters"], true, "{waypoint:#}");
+    let envoys = target["envoys"].as_array().unwrap();
     // The vLLM pod has no sidecar: no admin read of it.
     assert!(
         envoys
@@ -309,19 +329,10 @@ async fn the_probe_says_when_the_gateway_goes_past_the_waypoint_live() {
 /// Gateway's name and reads its Envoy, whose route timeout is the root cause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waypoint_in_another_namespace_is_found_and_read_under_n_live() {
-    let mesh = LiveMesh::start_holding(
-        ServerConfig {
-            tokens_per_second: 20.0,
-            ..ServerConfig::default()
-        },
-        |client| {
-            client.knobs.route_timeout = Duration::from_secs(1);
-            client.http_route = Some(MESH_ROUTE.to_string());
-            client.waypoint = true;
-        },
-        |config| config.gateway_api(),
+    let mesh = start_waypoint(
         shared_waypoint_objects(Some("1s")),
         SHARED_WAYPOINT_POD,
+        Duration::from_secs(1),
     )
     .await;
     let reply = post(mesh.pair.entry, completion(100, true)).await;
@@ -331,17 +342,7 @@ async fn a_waypoint_in_another_namespace_is_found_and_read_under_n_live() {
     let (code, report) = diagnose(&mesh).await;
     assert_eq!(code, 3, "{report:#}");
     let target = &report["targets"][0];
-    assert_eq!(
-        target["target"]["ambient"]["waypoint"],
-        format!("{WAYPOINT_NAMESPACE}/{WAYPOINT}"),
-        "{report:#}"
-    );
-    let envoys = target["envoys"].as_array().unwrap();
-    let waypoint = envoys
-        .iter()
-        .find(|envoy| envoy["pod"] == format!("{WAYPOINT_NAMESPACE}/{}", WAYPOINT_POD.name))
-        .unwrap_or_else(|| panic!("the shared waypoint was not read: {report:#}"));
-    assert_eq!(waypoint["role"], "waypoint", "{waypoint:#}");
+    read_waypoint(&report, SHARED_WAYPOINT_POD);
     assert_eq!(target["rootCause"]["id"], "stream-timeout", "{report:#}");
     assert_eq!(target["rootCause"]["basis"], "runtime", "{report:#}");
     assert!(

@@ -124,28 +124,34 @@ pub fn ambient_ingress_objects(waypoint: bool, ingress_uses_waypoint: bool) -> V
                 "hostnames": [PUBLIC_HOST],
                 "rules": [{"backendRefs": [{"name": "vllm", "port": LAB_PORT}]}]},
         }),
-        json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {
-                "name": INGRESS_POD.name, "namespace": INGRESS_NAMESPACE,
-                "labels": {
-                    "gateway.networking.k8s.io/gateway-name": INGRESS,
-                    "istio.io/gateway-name": INGRESS,
-                },
-                "creationTimestamp": "2025-02-01T08:00:00Z",
-            },
-            "spec": {"nodeName": CPU_NODE, "containers": [{
-                "name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.2",
-                "args": ["proxy", "router"],
-            }]},
-            "status": {
-                "phase": "Running",
-                "startTime": "2025-02-01T08:00:00Z",
-                "conditions": [{"type": "Ready", "status": "True"}],
-            },
-        }),
+        gateway_pod(INGRESS_POD, INGRESS, "router"),
     ]);
     cluster
+}
+
+/// A pod of Gateway `gateway` as Istio's gateway controller deploys it on the CPU node (one ready
+/// `istio-proxy` container running `proxy ROLE`).
+fn gateway_pod(pod: GatewayPod, gateway: &str, role: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": pod.name, "namespace": pod.namespace,
+            "labels": {
+                "gateway.networking.k8s.io/gateway-name": gateway,
+                "istio.io/gateway-name": gateway,
+            },
+            "creationTimestamp": "2025-02-01T08:00:00Z",
+        },
+        "spec": {"nodeName": CPU_NODE, "containers": [{
+            "name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.2",
+            "args": ["proxy", role],
+        }]},
+        "status": {
+            "phase": "Running",
+            "startTime": "2025-02-01T08:00:00Z",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    })
 }
 
 fn node(name: &str, gpu: bool) -> Value {
@@ -215,27 +221,12 @@ fn waypoint_objects(timeout: Option<&str>) -> Vec<Value> {
             "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": "vllm", "port": LAB_PORT}],
                 "rules": [rule]},
         }),
-        json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {
-                "name": WAYPOINT_POD.name, "namespace": NAMESPACE,
-                "labels": {
-                    "gateway.networking.k8s.io/gateway-name": WAYPOINT,
-                    "istio.io/gateway-name": WAYPOINT,
-                },
-                "creationTimestamp": "2025-02-01T08:00:00Z",
-            },
-            "spec": {"nodeName": CPU_NODE, "containers": [{
-                "name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.2",
-                "args": ["proxy", "waypoint"],
-                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
-            }]},
-            "status": {
-                "phase": "Running",
-                "startTime": "2025-02-01T08:00:00Z",
-                "conditions": [{"type": "Ready", "status": "True"}],
-            },
-        }),
+        {
+            let mut pod = gateway_pod(WAYPOINT_POD, WAYPOINT, "waypoint");
+            pod["spec"]["containers"][0]["resources"] =
+                json!({"requests": {"cpu": "100m", "memory": "128Mi"}});
+            pod
+        },
     ]
 }
 

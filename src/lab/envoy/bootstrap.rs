@@ -462,24 +462,11 @@ impl ClientBootstrap {
                 {
                     "name": "tlsMode-istio",
                     "match": {"tlsMode": "istio"},
-                    "transport_socket": {
-                        "name": "envoy.transport_sockets.tls",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                            "common_tls_context": {
-                                "tls_params": {"tls_minimum_protocol_version": "TLSv1_2", "tls_maximum_protocol_version": "TLSv1_3"},
-                                "tls_certificates": [{
-                                    "certificate_chain": {"inline_string": certificates.client_cert_pem},
-                                    "private_key": {"inline_string": certificates.client_key_pem},
-                                }],
-                                "validation_context": {
-                                    "trusted_ca": {"inline_string": certificates.ca_pem},
-                                    "match_typed_subject_alt_names": [{"san_type": "URI", "matcher": {"exact": certificates.server_spiffe}}],
-                                },
-                            },
-                            "sni": format!("outbound_.{}_._.{}", self.port, self.host),
-                        },
-                    },
+                    "transport_socket": upstream_mtls(
+                        certificates,
+                        json!({"tls_params": {"tls_minimum_protocol_version": "TLSv1_2", "tls_maximum_protocol_version": "TLSv1_3"}}),
+                        Some(format!("outbound_.{}_._.{}", self.port, self.host)),
+                    ),
                 },
                 {
                     "name": "tlsMode-disabled",
@@ -718,6 +705,27 @@ impl ServerBootstrap {
     }
 }
 
+/// The client side of the lab's mTLS: the gateway's certificate, the CA, and vLLM's SPIFFE id
+/// as the only accepted peer; `common` adds to the common TLS context (TLS versions, ALPN).
+fn upstream_mtls(certificates: &MeshCertificates, mut common: Value, sni: Option<String>) -> Value {
+    common["tls_certificates"] = json!([{
+        "certificate_chain": {"inline_string": certificates.client_cert_pem},
+        "private_key": {"inline_string": certificates.client_key_pem},
+    }]);
+    common["validation_context"] = json!({
+        "trusted_ca": {"inline_string": certificates.ca_pem},
+        "match_typed_subject_alt_names": [{"san_type": "URI", "matcher": {"exact": certificates.server_spiffe}}],
+    });
+    let mut context = json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context": common,
+    });
+    if let Some(sni) = sni {
+        context["sni"] = json!(sni);
+    }
+    json!({"name": "envoy.transport_sockets.tls", "typed_config": context})
+}
+
 /// The internal listener Istio's proxies send HBONE through (`connect_originate`).
 pub const HBONE_ORIGINATE: &str = "connect_originate";
 
@@ -786,23 +794,7 @@ fn hbone_originate_cluster(
                 "explicit_http_config": {"http2_protocol_options": {"allow_connect": true}},
             },
         },
-        "transport_socket": {
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                "common_tls_context": {
-                    "alpn_protocols": ["h2"],
-                    "tls_certificates": [{
-                        "certificate_chain": {"inline_string": certificates.client_cert_pem},
-                        "private_key": {"inline_string": certificates.client_key_pem},
-                    }],
-                    "validation_context": {
-                        "trusted_ca": {"inline_string": certificates.ca_pem},
-                        "match_typed_subject_alt_names": [{"san_type": "URI", "matcher": {"exact": certificates.server_spiffe}}],
-                    },
-                },
-            },
-        },
+        "transport_socket": upstream_mtls(certificates, json!({"alpn_protocols": ["h2"]}), None),
         "load_assignment": {
             "cluster_name": HBONE_ORIGINATE,
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
