@@ -9,14 +9,24 @@
 mod support;
 
 use kubectl_infermesh::lab::ServerConfig;
+use kubectl_infermesh::lab::envoy::bootstrap::{
+    ClientBootstrap, LAB_PORT, MeshCertificates, ServerBootstrap,
+};
 use serde_json::Value;
+use std::net::SocketAddr;
 use std::time::Duration;
 use support::ambient_mesh::{
-    INGRESS_NAMESPACE, INGRESS_POD, MESH_ROUTE, SHARED_WAYPOINT_POD, WAYPOINT, WAYPOINT_NAMESPACE,
-    WAYPOINT_POD, ZTUNNEL_POD, ambient_ingress_objects, ambient_objects, shared_waypoint_objects,
+    INGRESS_NAMESPACE, INGRESS_POD, INGRESS_ROUTE, MESH_ROUTE, SHARED_WAYPOINT_POD, WAYPOINT,
+    WAYPOINT_NAMESPACE, WAYPOINT_POD, ZTUNNEL_POD, ambient_ingress_objects, ambient_objects,
+    shared_waypoint_objects,
 };
-use support::envoy_traffic::{completion, post, wait_for_stat};
+use support::apiserver::{ApiServer, ApiServerConfig};
+use support::envoy_pair::start_envoy;
+use support::envoy_traffic::{admin_addr, completion, post, wait_for_stat};
 use support::live_mesh::{GatewayPod, LiveMesh, NAMESPACE};
+
+/// Envoy's admin port in every Istio proxy pod.
+const ENVOY_ADMIN: u16 = 15000;
 
 async fn start(waypoint: bool, timeout: Option<&str>, route_timeout: Duration) -> LiveMesh {
     start_waypoint(
@@ -354,4 +364,129 @@ async fn a_waypoint_in_another_namespace_is_found_and_read_under_n_live() {
         "{:#?}",
         mesh.api.requests()
     );
+}
+
+/// The whole ambient L7 path with three real Envoys: the ingress gateway, the waypoint (the
+/// Service carries `istio.io/ingress-use-waypoint: "true"`), which reaches the pod over HBONE,
+/// and the pod's ztunnel. The gateway sends to the waypoint over plain HTTP here (Istio uses
+/// HBONE for that hop too). `probe` reads both Envoys' counters: the waypoint's tunnel opens
+/// for the mesh request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_reads_the_waypoint_when_ingress_goes_through_it_live() {
+    let lab = kubectl_infermesh::lab::spawn(ServerConfig {
+        tokens_per_second: 200.0,
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let certificates = MeshCertificates::generate().unwrap();
+    let mut ztunnel = ServerBootstrap::new(lab.addr());
+    ztunnel.mtls = Some(certificates.clone());
+    ztunnel.hbone = true;
+    let ztunnel_envoy = start_envoy("ztunnel", ztunnel.to_json()).await;
+    let ztunnel_port = ztunnel_envoy
+        .listener_port(&ztunnel.listener_name())
+        .await
+        .unwrap();
+    let mut waypoint = ClientBootstrap::new(SocketAddr::from(([127, 0, 0, 1], ztunnel_port)));
+    waypoint.mtls = Some(certificates);
+    waypoint.hbone = true;
+    waypoint.waypoint = true;
+    waypoint.http_route = Some(MESH_ROUTE.to_string());
+    let waypoint_envoy = start_envoy("waypoint", waypoint.to_json()).await;
+    let waypoint_port = waypoint_envoy
+        .listener_port(&waypoint.listener_name())
+        .await
+        .unwrap();
+    let mut gateway = ClientBootstrap::new(SocketAddr::from(([127, 0, 0, 1], waypoint_port)));
+    gateway.http_route = Some(INGRESS_ROUTE.to_string());
+    let gateway_envoy = start_envoy("gateway", gateway.to_json()).await;
+    let gateway_port = gateway_envoy
+        .listener_port(&gateway.listener_name())
+        .await
+        .unwrap();
+
+    let objects = ambient_ingress_objects(true, true);
+    let vllm_pod = objects
+        .iter()
+        .find(|object| object["kind"] == "Pod" && object["metadata"]["labels"]["app"] == "vllm")
+        .and_then(|pod| pod["metadata"]["name"].as_str())
+        .unwrap()
+        .to_string();
+    let config = ApiServerConfig::new()
+        .gateway_api()
+        .with_objects(objects)
+        .port_forward(NAMESPACE, &vllm_pod, LAB_PORT, lab.addr())
+        .port_forward(
+            INGRESS_POD.namespace,
+            INGRESS_POD.name,
+            INGRESS_POD.listener,
+            SocketAddr::from(([127, 0, 0, 1], gateway_port)),
+        )
+        .port_forward(
+            INGRESS_POD.namespace,
+            INGRESS_POD.name,
+            ENVOY_ADMIN,
+            admin_addr(&gateway_envoy),
+        )
+        .port_forward(
+            WAYPOINT_POD.namespace,
+            WAYPOINT_POD.name,
+            ENVOY_ADMIN,
+            admin_addr(&waypoint_envoy),
+        );
+    let api = ApiServer::start(config).await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"));
+    command
+        .args(["probe", "deploy/vllm", "-n", NAMESPACE, "-o", "json"])
+        .args(["--max-tokens", "8"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("probe did not finish in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
+        panic!(
+            "not JSON ({error}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let sources: Vec<&str> = report["counterSources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let waypoint_source = format!("pod/{} (waypoint)", WAYPOINT_POD.name);
+    assert!(
+        sources.contains(&format!("pod/{} (gateway)", INGRESS_POD.name).as_str())
+            && sources.contains(&waypoint_source.as_str()),
+        "{report:#}"
+    );
+    let tunnel = report["counterDeltas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|delta| {
+            delta["source"] == waypoint_source.as_str()
+                && delta["name"] == "cluster.connect_originate.ssl.handshake"
+        })
+        .unwrap_or_else(|| panic!("the waypoint's tunnel opened for the mesh request: {report:#}"));
+    assert_eq!(tunnel["path"], "mesh", "{tunnel:#}");
+    assert_eq!(tunnel["delta"], 1.0, "{tunnel:#}");
+    assert!(
+        report["gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|gap| !gap.as_str().unwrap().contains("past waypoint")),
+        "{report:#}"
+    );
+    assert_eq!(lab.served().finished, 2, "one request per path");
 }

@@ -17,7 +17,7 @@ pub const ZTUNNEL_POD: &str = "ztunnel-7k2mq";
 /// The ingress Gateway (class `istio`) in its own namespace, outside `-n inference`.
 pub const INGRESS_NAMESPACE: &str = "gateways";
 pub const INGRESS: &str = "public";
-const INGRESS_ROUTE: &str = "llama-8b-public";
+pub const INGRESS_ROUTE: &str = "llama-8b-public";
 
 /// The ingress Gateway's pod (HTTP on 80): the client Envoy of the pair plays it, sending to the
 /// vLLM pod over HBONE.
