@@ -189,7 +189,7 @@ pub fn ingress_past_waypoint(target: &TargetEvidence) -> Option<Finding> {
         Severity::Info,
         Basis::Static,
         format!(
-            "requests entering at {first} go over HBONE straight to {}, past waypoint {}: the waypoint's timeouts, retries and limits apply to in-mesh callers only",
+            "{first} sends straight to {}, past waypoint {}: the waypoint's timeouts, retries and limits apply to in-mesh callers only",
             target.workload.target_name(),
             waypoint.display_name()
         ),
@@ -208,17 +208,14 @@ pub fn ingress_past_waypoint(target: &TargetEvidence) -> Option<Finding> {
                 .with_note("its own routes' timeouts and limits are what ingress requests get"),
         );
     }
-    let yaml = format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {}\n  namespace: {namespace}\n  labels:\n    {INGRESS_USE_WAYPOINT}: \"true\"\n",
-        service.name
-    );
+    // A label on an existing Service: a command, not an object for `kubectl apply`.
     Some(finding.fix(
         format!(
             "To run the waypoint's policy on ingress traffic too: `kubectl label service {} -n {namespace} {INGRESS_USE_WAYPOINT}=true` \
              (the gateway then sends to the waypoint, one more hop); else set the timeouts and limits on the gateway's routes.",
             service.name
         ),
-        yaml,
+        "",
     ))
 }
 
@@ -417,14 +414,16 @@ spec: {parentRefs: [{name: public}], rules: [{backendRefs: [{name: vllm, port: 8
         assert_eq!(finding.severity, Severity::Info);
         assert_eq!(
             finding.title,
-            "requests entering at Gateway inference/public go over HBONE straight to deploy/vllm, past waypoint \
-             inference/waypoint: the waypoint's timeouts, retries and limits apply to in-mesh callers only"
+            "Gateway inference/public sends straight to deploy/vllm, past waypoint inference/waypoint: the \
+             waypoint's timeouts, retries and limits apply to in-mesh callers only"
         );
         let fix = finding.fix.as_ref().unwrap();
         assert!(
-            fix.yaml.contains("istio.io/ingress-use-waypoint: \"true\""),
+            fix.summary.contains(
+                "`kubectl label service vllm -n inference istio.io/ingress-use-waypoint=true`"
+            ),
             "{}",
-            fix.yaml
+            fix.summary
         );
         // With the label on the namespace, ingress goes through the waypoint: nothing to say.
         let through = target(

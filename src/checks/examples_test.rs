@@ -218,6 +218,20 @@ fn ambient_waypoint_example_judges_what_the_waypoint_runs() {
     // The waypoint runs the DestinationRule: judged (well sized), not set aside.
     assert!(ambient.no_effect.is_empty(), "{:?}", ambient.no_effect);
     assert_eq!(target.mesh.destination_rules.len(), 1);
+    // The ingress gateway goes past the waypoint (no istio.io/ingress-use-waypoint): said.
+    let past: Vec<&Finding> = findings
+        .iter()
+        .filter(|finding| finding.title.contains("past waypoint"))
+        .collect();
+    assert_eq!(past.len(), 1, "{findings:#?}");
+    assert_eq!(past[0].severity, Severity::Info);
+    assert!(
+        past[0]
+            .title
+            .starts_with("Gateway llm-ambient-waypoint/public sends straight to"),
+        "{}",
+        past[0].title
+    );
 }
 
 #[test]
