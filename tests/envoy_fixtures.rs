@@ -199,6 +199,9 @@ fn istio_waypoint_dump_gives_listeners_hcms_and_the_waypoint_role() {
     let path = config.path_to("httpbin", 8000);
     assert_eq!(path.clusters.len(), 1);
     assert_eq!(path.clusters[0].name, vip);
+    // Its one transport socket is an internal upstream: the waypoint reaches the pods over HBONE
+    // (this trimmed dump has no connect_originate cluster to bring along).
+    assert!(path.clusters[0].hbone);
     assert_eq!(path.listeners.len(), 1);
     assert_eq!(path.listeners[0].filter_chains.len(), 1);
     assert_eq!(

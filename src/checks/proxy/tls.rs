@@ -58,9 +58,15 @@ fn config_lines(proxy: &Proxy, ambient: bool, facts: &mut TlsFacts) {
             }
             let (path, value, note) = if ambient && cluster.hbone {
                 facts.hbone = true;
+                // A gateway picks HBONE per endpoint by a match; a waypoint's clusters have the
+                // internal upstream as their one socket.
+                let field = match proxy.role() {
+                    EnvoyRole::Waypoint => "transport_socket",
+                    _ => "transport_socket_matches[hbone]",
+                };
                 (
-                    cluster_path(cluster, "transport_socket_matches[hbone]"),
-                    "HBONE to endpoints labelled tunnel: http, through connect_originate",
+                    cluster_path(cluster, field),
+                    "HBONE, through connect_originate",
                     "the ambient pods are reached through the HBONE tunnel: HTTP/2 CONNECT over mTLS to port 15008 of their ztunnel",
                 )
             } else {
