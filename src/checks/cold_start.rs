@@ -263,10 +263,13 @@ fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     }
     let hbone = tls.as_ref().filter(|facts| facts.hbone);
     let (severity, title) = if let (SidecarMode::Ambient, Some(facts)) = (mode, hbone) {
-        let counted = match facts.handshakes {
+        let mut counted = match facts.handshakes {
             Some(count) => format!("{count} so far"),
             None => "not counted".to_string(),
         };
+        if let Some(p99) = facts.connect_p99_ms {
+            counted.push_str(&format!(", connect P99 {p99} ms with it"));
+        }
         (
             Severity::Info,
             format!(
@@ -703,9 +706,9 @@ mod hbone_tests {
         assert_eq!(finding.severity, Severity::Info);
         assert_eq!(finding.basis, Basis::Effective);
         assert!(
-            finding
-                .title
-                .contains("each new HBONE connection to a pod pays an mTLS handshake (1 so far)"),
+            finding.title.contains(
+                "each new HBONE connection to a pod pays an mTLS handshake (1 so far, connect P99 "
+            ),
             "{}",
             finding.title
         );
