@@ -366,11 +366,10 @@ async fn a_waypoint_in_another_namespace_is_found_and_read_under_n_live() {
     );
 }
 
-/// The whole ambient L7 path with three real Envoys: the ingress gateway, the waypoint (the
-/// Service carries `istio.io/ingress-use-waypoint: "true"`), which reaches the pod over HBONE,
-/// and the pod's ztunnel. The gateway sends to the waypoint over plain HTTP here (Istio uses
-/// HBONE for that hop too). `probe` reads both Envoys' counters: the waypoint's tunnel opens
-/// for the mesh request.
+/// The whole ambient L7 path with three real Envoys, HBONE on both hops: the ingress gateway
+/// tunnels to the waypoint (the Service carries `istio.io/ingress-use-waypoint: "true"`), which
+/// terminates it (`connect_terminate` → `main_internal`), routes, and tunnels on to the pod's
+/// ztunnel. `probe` reads both Envoys' counters: each one's tunnel opens for the mesh request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_reads_the_waypoint_when_ingress_goes_through_it_live() {
     let lab = kubectl_infermesh::lab::spawn(ServerConfig {
@@ -389,8 +388,9 @@ async fn the_probe_reads_the_waypoint_when_ingress_goes_through_it_live() {
         .await
         .unwrap();
     let mut waypoint = ClientBootstrap::new(SocketAddr::from(([127, 0, 0, 1], ztunnel_port)));
-    waypoint.mtls = Some(certificates);
+    waypoint.mtls = Some(certificates.clone());
     waypoint.hbone = true;
+    waypoint.hbone_inbound = true;
     waypoint.waypoint = true;
     waypoint.http_route = Some(MESH_ROUTE.to_string());
     let waypoint_envoy = start_envoy("waypoint", waypoint.to_json()).await;
@@ -399,6 +399,8 @@ async fn the_probe_reads_the_waypoint_when_ingress_goes_through_it_live() {
         .await
         .unwrap();
     let mut gateway = ClientBootstrap::new(SocketAddr::from(([127, 0, 0, 1], waypoint_port)));
+    gateway.mtls = Some(certificates);
+    gateway.hbone = true;
     gateway.http_route = Some(INGRESS_ROUTE.to_string());
     let gateway_envoy = start_envoy("gateway", gateway.to_json()).await;
     let gateway_port = gateway_envoy
@@ -469,17 +471,24 @@ async fn the_probe_reads_the_waypoint_when_ingress_goes_through_it_live() {
             && sources.contains(&waypoint_source.as_str()),
         "{report:#}"
     );
-    let tunnel = report["counterDeltas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|delta| {
-            delta["source"] == waypoint_source.as_str()
-                && delta["name"] == "cluster.connect_originate.ssl.handshake"
-        })
-        .unwrap_or_else(|| panic!("the waypoint's tunnel opened for the mesh request: {report:#}"));
-    assert_eq!(tunnel["path"], "mesh", "{tunnel:#}");
-    assert_eq!(tunnel["delta"], 1.0, "{tunnel:#}");
+    for source in [
+        waypoint_source.clone(),
+        format!("pod/{} (gateway)", INGRESS_POD.name),
+    ] {
+        let tunnel = report["counterDeltas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|delta| {
+                delta["source"] == source.as_str()
+                    && delta["name"] == "cluster.connect_originate.ssl.handshake"
+            })
+            .unwrap_or_else(|| {
+                panic!("{source}: its tunnel opened for the mesh request: {report:#}")
+            });
+        assert_eq!(tunnel["path"], "mesh", "{tunnel:#}");
+        assert_eq!(tunnel["delta"], 1.0, "{tunnel:#}");
+    }
     assert!(
         report["gaps"]
             .as_array()

@@ -324,6 +324,11 @@ pub struct ClientBootstrap {
     /// TCP proxy tunnels it as HTTP/2 CONNECT over mTLS (cluster `connect_originate`) to the
     /// upstream, which plays the pod's ztunnel ([`ServerBootstrap::hbone`]). Needs `mtls`.
     pub hbone: bool,
+    /// With `waypoint`: take traffic over HBONE as a waypoint does: the listener terminates mTLS
+    /// and HTTP/2 CONNECT (`connect_terminate`) and hands each tunnel to the internal listener
+    /// `main_internal`, whose HCM routes it. Needs `mtls` (it presents the vLLM workload's
+    /// certificate, the one the sending side's `connect_originate` checks).
+    pub hbone_inbound: bool,
 }
 
 impl ClientBootstrap {
@@ -340,6 +345,7 @@ impl ClientBootstrap {
             http_route: None,
             waypoint: false,
             hbone: false,
+            hbone_inbound: false,
         }
     }
 
@@ -428,7 +434,23 @@ impl ClientBootstrap {
                 },
             })
         });
-        let listener = listener_json(&self.listener_name(), &self.knobs, hcm, downstream_tls);
+        let mut terminate = None;
+        let listener = match (self.hbone_inbound && self.waypoint, &self.mtls) {
+            (true, Some(certificates)) => {
+                terminate = Some(hbone_terminate_listener(
+                    &self.listener_name(),
+                    certificates,
+                    HBONE_MAIN,
+                ));
+                let mut internal = listener_json(HBONE_MAIN, &self.knobs, hcm, None);
+                if let Some(listener) = internal.as_object_mut() {
+                    listener.remove("address");
+                    listener.insert("internal_listener".into(), json!({}));
+                }
+                internal
+            }
+            _ => listener_json(&self.listener_name(), &self.knobs, hcm, downstream_tls),
+        };
         let endpoint_metadata = self.mtls.as_ref().map(|_| {
             if self.hbone {
                 json!({"filter_metadata": {"envoy.transport_socket_match": {"tlsMode": "istio", "tunnel": "http"}}})
@@ -489,6 +511,20 @@ impl ClientBootstrap {
             clusters.push(ext_proc_cluster(ext_proc.processor));
         }
         let mut listeners = vec![listener];
+        if let Some(terminate) = terminate {
+            listeners.push(terminate);
+            clusters.push(json!({
+                "name": HBONE_MAIN,
+                "type": "STATIC",
+                "connect_timeout": "10s",
+                "load_assignment": {
+                    "cluster_name": HBONE_MAIN,
+                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                        "envoy_internal_address": {"server_listener_name": HBONE_MAIN},
+                    }}}]}],
+                },
+            }));
+        }
         if let (true, Some(certificates)) = (self.hbone, &self.mtls) {
             listeners.push(hbone_originate_listener(self.upstream));
             clusters.push(hbone_originate_cluster(
@@ -632,57 +668,9 @@ impl ServerBootstrap {
     /// to the app over plain TCP.
     fn hbone_json(&self, certificates: &MeshCertificates) -> String {
         let cluster_name = self.cluster_name();
-        let hcm = json!({
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-            "stat_prefix": "hbone_inbound",
-            "codec_type": "HTTP2",
-            "http2_protocol_options": {"allow_connect": true},
-            "upgrade_configs": [{"upgrade_type": "CONNECT"}],
-            "route_config": {
-                "name": "hbone",
-                "virtual_hosts": [{
-                    "name": "hbone",
-                    "domains": ["*"],
-                    "routes": [{
-                        "match": {"connect_matcher": {}},
-                        "route": {
-                            "cluster": cluster_name,
-                            "upgrade_configs": [{"upgrade_type": "CONNECT", "connect_config": {}}],
-                            "timeout": "0s",
-                        },
-                    }],
-                }],
-            },
-            "http_filters": [{
-                "name": "envoy.filters.http.router",
-                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
-            }],
-            "stream_idle_timeout": "0s",
-        });
-        let tls = json!({
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                "require_client_certificate": true,
-                "common_tls_context": {
-                    "alpn_protocols": ["h2"],
-                    "tls_certificates": [{
-                        "certificate_chain": {"inline_string": certificates.server_cert_pem},
-                        "private_key": {"inline_string": certificates.server_key_pem},
-                    }],
-                    "validation_context": {"trusted_ca": {"inline_string": certificates.ca_pem}},
-                },
-            },
-        });
-        let listener = json!({
-            "name": self.listener_name(),
-            "stat_prefix": "0.0.0.0_15008",
-            "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-            "filter_chains": [{
-                "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}],
-                "transport_socket": tls,
-            }],
-        });
+        let mut listener =
+            hbone_terminate_listener(&self.listener_name(), certificates, &cluster_name);
+        listener["stat_prefix"] = json!("0.0.0.0_15008");
         let cluster = json!({
             "name": cluster_name,
             "type": "STATIC",
@@ -724,6 +712,59 @@ fn upstream_mtls(certificates: &MeshCertificates, mut common: Value, sni: Option
         context["sni"] = json!(sni);
     }
     json!({"name": "envoy.transport_sockets.tls", "typed_config": context})
+}
+
+/// The internal listener a waypoint routes decapsulated HBONE traffic in (`main_internal`).
+const HBONE_MAIN: &str = "main_internal";
+
+/// An HBONE listener (a waypoint's `connect_terminate`, ztunnel's 15008): mTLS with a client
+/// certificate required, HTTP/2 CONNECT terminated, each tunnel's bytes handed to `cluster`.
+fn hbone_terminate_listener(name: &str, certificates: &MeshCertificates, cluster: &str) -> Value {
+    json!({
+        "name": name,
+        "stat_prefix": "connect_terminate",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [{
+            "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "connect_terminate",
+                "codec_type": "HTTP2",
+                "http2_protocol_options": {"allow_connect": true},
+                "upgrade_configs": [{"upgrade_type": "CONNECT"}],
+                "route_config": {
+                    "name": "connect_terminate",
+                    "virtual_hosts": [{"name": "connect_terminate", "domains": ["*"], "routes": [{
+                        "match": {"connect_matcher": {}},
+                        "route": {
+                            "cluster": cluster,
+                            "upgrade_configs": [{"upgrade_type": "CONNECT", "connect_config": {}}],
+                            "timeout": "0s",
+                        },
+                    }]}],
+                },
+                "http_filters": [{
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                }],
+                "stream_idle_timeout": "0s",
+            }}],
+            "transport_socket": {
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                    "require_client_certificate": true,
+                    "common_tls_context": {
+                        "alpn_protocols": ["h2"],
+                        "tls_certificates": [{
+                            "certificate_chain": {"inline_string": certificates.server_cert_pem},
+                            "private_key": {"inline_string": certificates.server_key_pem},
+                        }],
+                        "validation_context": {"trusted_ca": {"inline_string": certificates.ca_pem}},
+                    },
+                },
+            },
+        }],
+    })
 }
 
 /// The internal listener Istio's proxies send HBONE through (`connect_originate`).
