@@ -13,7 +13,6 @@ use kubectl_infermesh::lab::envoy::bootstrap::{
     ClientBootstrap, LAB_PORT, MeshCertificates, ServerBootstrap,
 };
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::time::Duration;
 use support::ambient_mesh::{
     INGRESS_NAMESPACE, INGRESS_POD, INGRESS_ROUTE, MESH_ROUTE, SHARED_WAYPOINT_POD, WAYPOINT,
@@ -21,9 +20,21 @@ use support::ambient_mesh::{
     shared_waypoint_objects,
 };
 use support::apiserver::{ApiServer, ApiServerConfig};
-use support::envoy_pair::start_envoy;
+use support::envoy_pair::start_listening;
 use support::envoy_traffic::{admin_addr, completion, post, wait_for_stat};
-use support::live_mesh::{GatewayPod, LiveMesh, NAMESPACE};
+use support::live_mesh::{GatewayPod, LiveMesh, NAMESPACE, run_binary, vllm_pod_name};
+
+/// `probe` of the vLLM Deployment, a short generation, the report as JSON.
+const PROBE: [&str; 8] = [
+    "probe",
+    "deploy/vllm",
+    "-n",
+    NAMESPACE,
+    "-o",
+    "json",
+    "--max-tokens",
+    "8",
+];
 
 /// Envoy's admin port in every Istio proxy pod.
 const ENVOY_ADMIN: u16 = 15000;
@@ -61,14 +72,18 @@ async fn diagnose(mesh: &LiveMesh) -> (i32, Value) {
     let output = mesh
         .run(&["diagnose", "deploy/vllm", "-n", NAMESPACE, "-o", "json"])
         .await;
+    (output.status.code().unwrap_or(-1), json_of(&output))
+}
+
+/// The JSON report a run printed; not JSON fails the test with both streams.
+fn json_of(output: &std::process::Output) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
+    serde_json::from_str(&stdout).unwrap_or_else(|error| {
         panic!(
             "not JSON ({error}): {stdout}\n{}",
             String::from_utf8_lossy(&output.stderr)
         )
-    });
-    (output.status.code().unwrap_or(-1), report)
+    })
 }
 
 /// The target names the waypoint of `pod` and its Envoy was read in the waypoint role.
@@ -300,25 +315,8 @@ async fn a_cold_ambient_pod_is_proven_through_the_gateway_with_the_hbone_handsha
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_says_when_the_gateway_goes_past_the_waypoint_live() {
     let mesh = start_ingress(true, Duration::ZERO).await;
-    let output = mesh
-        .run(&[
-            "probe",
-            "deploy/vllm",
-            "-n",
-            NAMESPACE,
-            "-o",
-            "json",
-            "--max-tokens",
-            "8",
-        ])
-        .await;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
-        panic!(
-            "not JSON ({error}): {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
+    let output = mesh.run(&PROBE).await;
+    let report = json_of(&output);
     let gaps = report["gaps"].as_array().unwrap();
     assert!(
         gaps.iter().any(|gap| {
@@ -382,39 +380,25 @@ async fn the_probe_reads_the_waypoint_when_ingress_goes_through_it_live() {
     let mut ztunnel = ServerBootstrap::new(lab.addr());
     ztunnel.mtls = Some(certificates.clone());
     ztunnel.hbone = true;
-    let ztunnel_envoy = start_envoy("ztunnel", ztunnel.to_json()).await;
-    let ztunnel_port = ztunnel_envoy
-        .listener_port(&ztunnel.listener_name())
-        .await
-        .unwrap();
-    let mut waypoint = ClientBootstrap::new(SocketAddr::from(([127, 0, 0, 1], ztunnel_port)));
+    let (_ztunnel_envoy, ztunnel_addr) =
+        start_listening("ztunnel", ztunnel.to_json(), &ztunnel.listener_name()).await;
+    let mut waypoint = ClientBootstrap::new(ztunnel_addr);
     waypoint.mtls = Some(certificates.clone());
     waypoint.hbone = true;
     waypoint.hbone_inbound = true;
     waypoint.waypoint = true;
     waypoint.http_route = Some(MESH_ROUTE.to_string());
-    let waypoint_envoy = start_envoy("waypoint", waypoint.to_json()).await;
-    let waypoint_port = waypoint_envoy
-        .listener_port(&waypoint.listener_name())
-        .await
-        .unwrap();
-    let mut gateway = ClientBootstrap::new(SocketAddr::from(([127, 0, 0, 1], waypoint_port)));
+    let (waypoint_envoy, waypoint_addr) =
+        start_listening("waypoint", waypoint.to_json(), &waypoint.listener_name()).await;
+    let mut gateway = ClientBootstrap::new(waypoint_addr);
     gateway.mtls = Some(certificates);
     gateway.hbone = true;
     gateway.http_route = Some(INGRESS_ROUTE.to_string());
-    let gateway_envoy = start_envoy("gateway", gateway.to_json()).await;
-    let gateway_port = gateway_envoy
-        .listener_port(&gateway.listener_name())
-        .await
-        .unwrap();
+    let (gateway_envoy, gateway_addr) =
+        start_listening("gateway", gateway.to_json(), &gateway.listener_name()).await;
 
     let objects = ambient_ingress_objects(true, true);
-    let vllm_pod = objects
-        .iter()
-        .find(|object| object["kind"] == "Pod" && object["metadata"]["labels"]["app"] == "vllm")
-        .and_then(|pod| pod["metadata"]["name"].as_str())
-        .unwrap()
-        .to_string();
+    let vllm_pod = vllm_pod_name(&objects);
     let config = ApiServerConfig::new()
         .gateway_api()
         .with_objects(objects)
@@ -423,7 +407,7 @@ async fn the_probe_reads_the_waypoint_when_ingress_goes_through_it_live() {
             INGRESS_POD.namespace,
             INGRESS_POD.name,
             INGRESS_POD.listener,
-            SocketAddr::from(([127, 0, 0, 1], gateway_port)),
+            gateway_addr,
         )
         .port_forward(
             INGRESS_POD.namespace,
@@ -440,25 +424,8 @@ async fn the_probe_reads_the_waypoint_when_ingress_goes_through_it_live() {
     let api = ApiServer::start(config).await;
     let dir = tempfile::TempDir::new().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"));
-    command
-        .args(["probe", "deploy/vllm", "-n", NAMESPACE, "-o", "json"])
-        .args(["--max-tokens", "8"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
-        .await
-        .expect("probe did not finish in time")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| {
-        panic!(
-            "not JSON ({error}): {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
+    let output = run_binary(&PROBE, &kubeconfig, &[]).await;
+    let report = json_of(&output);
     let sources: Vec<&str> = report["counterSources"]
         .as_array()
         .unwrap()

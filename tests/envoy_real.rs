@@ -9,7 +9,7 @@
 //! When Envoy is missing, every test here fails with the install hint.
 
 mod support;
-use support::envoy_pair::{start_envoy, start_pair};
+use support::envoy_pair::{start_envoy, start_hbone_pair, start_pair};
 use support::envoy_traffic::{completion, overflow_the_pool, post};
 
 use kubectl_infermesh::evidence::CheckId;
@@ -588,16 +588,10 @@ async fn admin_client_narrows_config_dump_and_reads_clusters() {
 /// bytes to the app. The TLS handshake is counted on `connect_originate`, once per connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hbone_tunnels_the_path_and_pays_its_handshake_on_connect_originate() {
-    let pair = start_pair(
-        ServerConfig {
-            tokens_per_second: 200.0,
-            ..ServerConfig::default()
-        },
-        |client, server| {
-            client.hbone = true;
-            server.hbone = true;
-        },
-    )
+    let pair = start_hbone_pair(ServerConfig {
+        tokens_per_second: 200.0,
+        ..ServerConfig::default()
+    })
     .await;
     let config = path_config(&pair.client).await;
     assert_eq!(config.clusters.len(), 2, "{:?}", config.clusters);

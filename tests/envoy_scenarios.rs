@@ -20,7 +20,7 @@
 //! loopback API server in front of the same Envoys, in `tests/gateway_api_envoy_live.rs`.
 
 mod support;
-use support::envoy_pair::{Pair, start_pair};
+use support::envoy_pair::{Pair, start_hbone_pair, start_pair};
 use support::envoy_traffic::{Reply, completion, overflow_the_pool, post, wait_for_stat};
 
 use kubectl_infermesh::checks::{Basis, Settings, Severity};
@@ -106,16 +106,10 @@ async fn run_healthy() -> Pair {
 /// The `hbone` scenario (ambient mode): the client Envoy reaches the pod over HBONE and the
 /// server Envoy plays its ztunnel; after 3 streams on one tunnel connection.
 async fn run_hbone() -> Pair {
-    let pair = start_pair(
-        ServerConfig {
-            tokens_per_second: 200.0,
-            ..ServerConfig::default()
-        },
-        |client, server| {
-            client.hbone = true;
-            server.hbone = true;
-        },
-    )
+    let pair = start_hbone_pair(ServerConfig {
+        tokens_per_second: 200.0,
+        ..ServerConfig::default()
+    })
     .await;
     for _ in 0..3 {
         let Reply { status, body, .. } = post(pair.entry, completion(20, true)).await;

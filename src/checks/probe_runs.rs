@@ -3,7 +3,7 @@
 //! finding's title states the with/without-sidecar comparison. Pure.
 
 use super::{Basis, CheckId, EvidenceLine, Finding, Severity};
-use crate::evidence::envoy::config::HBONE_CLUSTER;
+use crate::evidence::envoy::config::is_hbone_stat;
 use crate::evidence::probe::modes::{ColdResult, ConcurrencyResult, LargeResult};
 use crate::evidence::probe::path::{EndReason, PathKind, PathResult};
 use crate::evidence::probe::report::{CounterDelta, ProbeReport};
@@ -449,7 +449,7 @@ fn cold_slow(run: &ProbeRun) -> Option<Finding> {
         "the direct path was probed first"
     };
     let handshakes = new_connections(report).map(|delta| {
-        let what = if delta.name.contains(&format!("cluster.{HBONE_CLUSTER}.")) {
+        let what = if is_hbone_stat(&delta.name) {
             "a new HBONE connection to the pod's ztunnel: its mTLS handshake was on the first request"
         } else {
             "a new upstream TLS connection: its handshake was on the first request"
@@ -497,7 +497,7 @@ fn new_connections(report: &ProbeReport) -> Option<&CounterDelta> {
         })
     };
     handshakes()
-        .find(|delta| delta.name.contains(&format!("cluster.{HBONE_CLUSTER}.")))
+        .find(|delta| is_hbone_stat(&delta.name))
         .or_else(|| handshakes().next())
 }
 

@@ -7,6 +7,7 @@
 //! route as Istio names the HTTPRoute's rule 0.
 
 use super::apiserver::rollout::ROLLOUT_NODE;
+use super::gateway_api_mesh::istio_gateway;
 use super::live_mesh::{GatewayPod, NAMESPACE, PUBLIC_HOST, objects};
 use kubectl_infermesh::lab::envoy::bootstrap::LAB_PORT;
 use serde_json::{Value, json};
@@ -98,25 +99,9 @@ pub fn ambient_ingress_objects(waypoint: bool, ingress_uses_waypoint: bool) -> V
             }
         }
     }
+    cluster.push(namespace(INGRESS_NAMESPACE));
+    cluster.extend(istio_gateway(INGRESS_POD, INGRESS, "All"));
     cluster.extend([
-        json!({
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": INGRESS_NAMESPACE,
-                "labels": {"kubernetes.io/metadata.name": INGRESS_NAMESPACE}},
-            "status": {"phase": "Active"},
-        }),
-        json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-            "metadata": {"name": "istio"},
-            "spec": {"controllerName": "istio.io/gateway-controller"},
-        }),
-        json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-            "metadata": {"name": INGRESS, "namespace": INGRESS_NAMESPACE},
-            "spec": {"gatewayClassName": "istio", "listeners": [{
-                "name": "http", "hostname": PUBLIC_HOST, "port": INGRESS_POD.listener,
-                "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]},
-        }),
         json!({
             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
             "metadata": {"name": INGRESS_ROUTE, "namespace": NAMESPACE},
@@ -154,6 +139,14 @@ fn gateway_pod(pod: GatewayPod, gateway: &str, role: &str) -> Value {
     })
 }
 
+fn namespace(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+        "status": {"phase": "Active"},
+    })
+}
+
 fn node(name: &str, gpu: bool) -> Value {
     let mut allocatable = json!({"cpu": "32", "memory": "256Gi", "pods": "110"});
     if gpu {
@@ -173,11 +166,7 @@ fn ztunnel() -> Vec<Value> {
         "resources": {"requests": {"cpu": "200m", "memory": "512Mi"}},
     });
     vec![
-        json!({
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": "istio-system", "labels": {"kubernetes.io/metadata.name": "istio-system"}},
-            "status": {"phase": "Active"},
-        }),
+        namespace("istio-system"),
         json!({
             "apiVersion": "apps/v1", "kind": "DaemonSet",
             "metadata": {"name": "ztunnel", "namespace": "istio-system", "labels": {"app": "ztunnel"}},
@@ -254,11 +243,6 @@ pub fn shared_waypoint_objects(timeout: Option<&str>) -> Vec<Value> {
                 json!(WAYPOINT_NAMESPACE);
         }
     }
-    cluster.push(json!({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": WAYPOINT_NAMESPACE,
-            "labels": {"kubernetes.io/metadata.name": WAYPOINT_NAMESPACE}},
-        "status": {"phase": "Active"},
-    }));
+    cluster.push(namespace(WAYPOINT_NAMESPACE));
     cluster
 }

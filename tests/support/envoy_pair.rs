@@ -23,6 +23,30 @@ pub async fn start_envoy(name: &str, bootstrap: String) -> EnvoyProcess {
         .unwrap_or_else(|error| panic!("{name} Envoy: {error}"))
 }
 
+/// Starts one Envoy and returns it with the loopback address of its listener `listener`.
+pub async fn start_listening(
+    name: &str,
+    bootstrap: String,
+    listener: &str,
+) -> (EnvoyProcess, SocketAddr) {
+    let envoy = start_envoy(name, bootstrap).await;
+    let port = envoy
+        .listener_port(listener)
+        .await
+        .unwrap_or_else(|error| panic!("{name} Envoy: {error}"));
+    (envoy, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// The pair in ambient mode: the client Envoy sends to the pod over HBONE, the server Envoy
+/// plays its ztunnel.
+pub async fn start_hbone_pair(lab_config: ServerConfig) -> Pair {
+    start_pair(lab_config, |client, server| {
+        client.hbone = true;
+        server.hbone = true;
+    })
+    .await
+}
+
 /// The lab server, a server Envoy in front of it and a client Envoy in front of that, with mTLS
 /// between the Envoys; `configure` turns the knobs of the failure mode. A missing Envoy fails
 /// the test with the launcher's install hint.

@@ -58,19 +58,8 @@ pub fn gateway_api_objects(timeout: Option<&str>, backend: Backend) -> Vec<Value
     if let Some(timeout) = timeout {
         rule["timeouts"] = json!({"request": timeout});
     }
+    cluster.extend(istio_gateway(GATEWAY_API_POD, GATEWAY, "Same"));
     cluster.extend([
-        json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-            "metadata": {"name": "istio"},
-            "spec": {"controllerName": "istio.io/gateway-controller"},
-        }),
-        json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-            "metadata": {"name": GATEWAY, "namespace": NAMESPACE},
-            "spec": {"gatewayClassName": "istio", "listeners": [{
-                "name": "http", "hostname": PUBLIC_HOST, "port": GATEWAY_API_POD.listener,
-                "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}]},
-        }),
         json!({
             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
             "metadata": {"name": HTTP_ROUTE, "namespace": NAMESPACE},
@@ -83,6 +72,25 @@ pub fn gateway_api_objects(timeout: Option<&str>, backend: Backend) -> Vec<Value
         cluster.extend(picker(failure_mode));
     }
     cluster
+}
+
+/// GatewayClass `istio` and Gateway `name` in `pod`'s namespace: one HTTP listener on `pod`'s
+/// port for the public host, taking routes from `routes_from` (`Same`, `All`).
+pub fn istio_gateway(pod: GatewayPod, name: &str, routes_from: &str) -> [Value; 2] {
+    [
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": "istio"},
+            "spec": {"controllerName": "istio.io/gateway-controller"},
+        }),
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": name, "namespace": pod.namespace},
+            "spec": {"gatewayClassName": "istio", "listeners": [{
+                "name": "http", "hostname": PUBLIC_HOST, "port": pod.listener,
+                "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": routes_from}}}]},
+        }),
+    ]
 }
 
 /// The Gateway's proxy pod as Istio's gateway deployment controller writes it (one ready pod).

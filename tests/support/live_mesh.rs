@@ -47,6 +47,36 @@ pub const INGRESS_GATEWAY: GatewayPod = GatewayPod {
     listener: GATEWAY_LISTENER,
 };
 
+/// The binary with `args`, `kubeconfig` and more environment, bounded by the run limit.
+pub async fn run_binary(
+    args: &[&str],
+    kubeconfig: &std::path::Path,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"));
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .env("KUBECONFIG", kubeconfig)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true);
+    tokio::time::timeout(RUN_LIMIT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{args:?} did not finish in time"))
+        .unwrap()
+}
+
+/// The name of the vLLM pod (label `app: vllm`) among `objects`.
+pub fn vllm_pod_name(objects: &[Value]) -> String {
+    objects
+        .iter()
+        .find(|object| object["kind"] == "Pod" && object["metadata"]["labels"]["app"] == "vllm")
+        .and_then(|pod| pod["metadata"]["name"].as_str())
+        .unwrap()
+        .to_string()
+}
+
 /// The cluster and the Envoy pair behind it.
 pub struct LiveMesh {
     pub pair: Pair,
@@ -184,12 +214,7 @@ impl LiveMesh {
         gateway: GatewayPod,
     ) -> Self {
         let pair = start_pair(lab, configure).await;
-        let vllm_pod = objects
-            .iter()
-            .find(|object| object["kind"] == "Pod" && object["metadata"]["labels"]["app"] == "vllm")
-            .and_then(|pod| pod["metadata"]["name"].as_str())
-            .unwrap()
-            .to_string();
+        let vllm_pod = vllm_pod_name(&objects);
         let config = ApiServerConfig::new()
             .with_objects(objects)
             .port_forward(NAMESPACE, &vllm_pod, LAB_PORT, pair.lab.addr())
@@ -236,18 +261,7 @@ impl LiveMesh {
         kubeconfig: &std::path::Path,
         env: &[(&str, &str)],
     ) -> std::process::Output {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"));
-        command
-            .args(args)
-            .envs(env.iter().copied())
-            .env("KUBECONFIG", kubeconfig)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .kill_on_drop(true);
-        tokio::time::timeout(RUN_LIMIT, command.output())
-            .await
-            .unwrap_or_else(|_| panic!("{args:?} did not finish in time"))
-            .unwrap()
+        run_binary(args, kubeconfig, env).await
     }
 
     /// Where this cluster's kubeconfig is, and a scratch folder beside it.

@@ -7,7 +7,7 @@ use super::{Proxy, chain_label, cluster_path};
 use crate::checks::EvidenceLine;
 use crate::evidence::SidecarMode;
 use crate::evidence::TargetEvidence;
-use crate::evidence::envoy::config::{HBONE_CLUSTER, UpstreamTls};
+use crate::evidence::envoy::config::{ClusterConfig, HBONE_CLUSTER, UpstreamTls, is_hbone_stat};
 use crate::evidence::envoy::counters::StatKind;
 use crate::evidence::envoy::role::EnvoyRole;
 
@@ -36,8 +36,6 @@ pub fn facts(target: &TargetEvidence) -> Option<TlsFacts> {
     if proxies.is_empty() {
         return None;
     }
-    // Ambient pods are reached over HBONE where a cluster can send it; a sidecar's over
-    // `tlsMode-istio`, and the tunnel (there for other, ambient, destinations) is off the path.
     let ambient = target.mesh.sidecar_mode == SidecarMode::Ambient;
     let mut facts = TlsFacts::default();
     for proxy in &proxies {
@@ -52,48 +50,16 @@ fn config_lines(proxy: &Proxy, ambient: bool, facts: &mut TlsFacts) {
     let config = proxy.config();
     if proxy.role() != EnvoyRole::Server {
         for cluster in &config.clusters {
-            let is_tunnel = cluster.name == HBONE_CLUSTER;
-            if is_tunnel && !ambient {
+            let Some((field, value, note)) = cluster_tls(proxy.role(), cluster, ambient) else {
                 continue;
-            }
-            let (path, value, note) = if ambient && cluster.hbone {
-                facts.hbone = true;
-                // A gateway picks HBONE per endpoint by a match; a waypoint's clusters have the
-                // internal upstream as their one socket.
-                let field = match proxy.role() {
-                    EnvoyRole::Waypoint => "transport_socket",
-                    _ => "transport_socket_matches[hbone]",
-                };
-                (
-                    cluster_path(cluster, field),
-                    "HBONE, through connect_originate",
-                    "the ambient pods are reached through the HBONE tunnel: HTTP/2 CONNECT over mTLS to port 15008 of their ztunnel",
-                )
-            } else {
-                let (path, value) = match &cluster.tls {
-                    UpstreamTls::None => continue,
-                    UpstreamTls::IstioMutual { .. } => (
-                        cluster_path(cluster, "transport_socket_matches[tlsMode-istio]"),
-                        "Istio mTLS to endpoints labelled tlsMode: istio",
-                    ),
-                    UpstreamTls::Tls { .. } if is_tunnel => (
-                        cluster_path(cluster, "transport_socket"),
-                        "mTLS (the HBONE tunnel)",
-                    ),
-                    UpstreamTls::Tls { .. } => (cluster_path(cluster, "transport_socket"), "TLS"),
-                };
-                (
-                    path,
-                    value,
-                    if is_tunnel {
-                        "every new tunnel connection to a destination pays an mTLS handshake before its first request"
-                    } else {
-                        "every new upstream connection pays a TLS handshake before its first request"
-                    },
-                )
             };
+            facts.hbone |= ambient && cluster.hbone;
             facts.in_effect = true;
-            facts.lines.push(proxy.line(path, value).with_note(note));
+            facts.lines.push(
+                proxy
+                    .line(cluster_path(cluster, field), value)
+                    .with_note(note),
+            );
         }
     }
     for (listener, chain, _) in config.hcms() {
@@ -120,14 +86,56 @@ fn config_lines(proxy: &Proxy, ambient: bool, facts: &mut TlsFacts) {
     }
 }
 
+/// How a client-side cluster secures the hop: its config field, what it says, and what that
+/// costs. An ambient target is reached over HBONE where the cluster sends it; a sidecar target
+/// by `tlsMode-istio`, and the tunnel (there for other, ambient, destinations) is off its path.
+fn cluster_tls(
+    role: EnvoyRole,
+    cluster: &ClusterConfig,
+    ambient: bool,
+) -> Option<(&'static str, &'static str, &'static str)> {
+    let is_tunnel = cluster.name == HBONE_CLUSTER;
+    if is_tunnel && !ambient {
+        return None;
+    }
+    if ambient && cluster.hbone {
+        // A gateway picks HBONE per endpoint by a match; a waypoint's clusters have the
+        // internal upstream as their one socket.
+        let field = match role {
+            EnvoyRole::Waypoint => "transport_socket",
+            _ => "transport_socket_matches[hbone]",
+        };
+        return Some((
+            field,
+            "HBONE, through connect_originate",
+            "the ambient pods are reached through the HBONE tunnel: HTTP/2 CONNECT over mTLS to port 15008 of their ztunnel",
+        ));
+    }
+    const NEW_CONNECTION: &str =
+        "every new upstream connection pays a TLS handshake before its first request";
+    Some(match &cluster.tls {
+        UpstreamTls::None => return None,
+        UpstreamTls::IstioMutual { .. } => (
+            "transport_socket_matches[tlsMode-istio]",
+            "Istio mTLS to endpoints labelled tlsMode: istio",
+            NEW_CONNECTION,
+        ),
+        UpstreamTls::Tls { .. } if is_tunnel => (
+            "transport_socket",
+            "mTLS (the HBONE tunnel)",
+            "every new tunnel connection to a destination pays an mTLS handshake before its first request",
+        ),
+        UpstreamTls::Tls { .. } => ("transport_socket", "TLS", NEW_CONNECTION),
+    })
+}
+
 fn counter_lines(proxy: &Proxy, ambient: bool, facts: &mut TlsFacts) {
     let Some(snapshot) = &proxy.evidence.counters else {
         return;
     };
-    let tunnel_scope = format!("cluster.{HBONE_CLUSTER}.");
     for reading in snapshot.readings.values() {
         let stat = reading.stat.as_str();
-        if !ambient && stat.starts_with(&tunnel_scope) {
+        if !ambient && is_hbone_stat(stat) {
             continue;
         }
         let leaf_is = |leaf: &str| stat.ends_with(&format!(".{leaf}"));

@@ -454,6 +454,13 @@ pub struct ClusterConfig {
 /// the destination pod's ztunnel (or its waypoint), one connection per destination.
 pub const HBONE_CLUSTER: &str = "connect_originate";
 
+/// Whether a stat (`cluster.connect_originate.ssl.handshake`) is the HBONE tunnel's.
+pub fn is_hbone_stat(stat: &str) -> bool {
+    stat.strip_prefix("cluster.")
+        .and_then(|rest| rest.strip_prefix(HBONE_CLUSTER))
+        .is_some_and(|rest| rest.starts_with('.'))
+}
+
 impl ClusterConfig {
     /// The stat scope: `cluster.<scope>.*` (alt_stat_name without Istio's `;`, else the name
     /// with `:` turned into `_`, as Envoy does).

@@ -4,6 +4,7 @@
 //! mTLS between them with certificates made at run time, and a knob per failure mode.
 //! Static config only: no xDS.
 
+use crate::evidence::envoy::config::HBONE_CLUSTER;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -452,29 +453,26 @@ impl ClientBootstrap {
             _ => listener_json(&self.listener_name(), &self.knobs, hcm, downstream_tls),
         };
         let endpoint_metadata = self.mtls.as_ref().map(|_| {
+            let mut labels = json!({"tlsMode": "istio"});
             if self.hbone {
-                json!({"filter_metadata": {"envoy.transport_socket_match": {"tlsMode": "istio", "tunnel": "http"}}})
-            } else {
-                json!({"filter_metadata": {"envoy.transport_socket_match": {"tlsMode": "istio"}}})
+                labels["tunnel"] = json!("http");
             }
+            json!({"filter_metadata": {"envoy.transport_socket_match": labels}})
         });
+        // Over HBONE the pod's address travels as the internal endpoint's id; the tunnel goes to
+        // the upstream (the pod's ztunnel) whatever it says.
+        let address = if self.hbone {
+            internal_address(HBONE_CLUSTER, Some(self.upstream.to_string()))
+        } else {
+            socket_address(self.upstream)
+        };
         let mut cluster = cluster_json(
             &cluster_name,
             self.delimited_stat_names,
             &self.knobs,
-            self.upstream,
+            address,
             endpoint_metadata,
         );
-        if self.hbone {
-            // The pod's address travels as the internal endpoint's id; the tunnel goes to the
-            // upstream (the pod's ztunnel) whatever it says.
-            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = json!({
-                "envoy_internal_address": {
-                    "server_listener_name": HBONE_ORIGINATE,
-                    "endpoint_id": self.upstream.to_string(),
-                },
-            });
-        }
         cluster["metadata"] = json!({"filter_metadata": {"istio": {
             "config": format!("/apis/networking.istio.io/v1alpha3/namespaces/{LAB_NAMESPACE}/destination-rule/{LAB_SERVICE}"),
             "services": [{"host": self.host, "name": LAB_SERVICE, "namespace": LAB_NAMESPACE}],
@@ -513,17 +511,11 @@ impl ClientBootstrap {
         let mut listeners = vec![listener];
         if let Some(terminate) = terminate {
             listeners.push(terminate);
-            clusters.push(json!({
-                "name": HBONE_MAIN,
-                "type": "STATIC",
-                "connect_timeout": "10s",
-                "load_assignment": {
-                    "cluster_name": HBONE_MAIN,
-                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-                        "envoy_internal_address": {"server_listener_name": HBONE_MAIN},
-                    }}}]}],
-                },
-            }));
+            clusters.push(static_cluster(
+                HBONE_MAIN,
+                "10s",
+                internal_address(HBONE_MAIN, None),
+            ));
         }
         if let (true, Some(certificates)) = (self.hbone, &self.mtls) {
             listeners.push(hbone_originate_listener(self.upstream));
@@ -626,21 +618,10 @@ impl ServerBootstrap {
             "istio-envoy",
         );
         let transport_socket = self.mtls.as_ref().map(|certificates| {
-            json!({
-                "name": "envoy.transport_sockets.tls",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                    "require_client_certificate": true,
-                    "common_tls_context": {
-                        "tls_params": {"tls_minimum_protocol_version": "TLSv1_2", "tls_maximum_protocol_version": "TLSv1_3"},
-                        "tls_certificates": [{
-                            "certificate_chain": {"inline_string": certificates.server_cert_pem},
-                            "private_key": {"inline_string": certificates.server_key_pem},
-                        }],
-                        "validation_context": {"trusted_ca": {"inline_string": certificates.ca_pem}},
-                    },
-                },
-            })
+            downstream_mtls(
+                certificates,
+                json!({"tls_params": {"tls_minimum_protocol_version": "TLSv1_2", "tls_maximum_protocol_version": "TLSv1_3"}}),
+            )
         });
         let mut listener = listener_json(&self.listener_name(), &self.knobs, hcm, transport_socket);
         listener["stat_prefix"] = json!(self.listener_stat_name());
@@ -649,7 +630,7 @@ impl ServerBootstrap {
             &cluster_name,
             self.delimited_stat_names,
             &self.knobs,
-            self.app,
+            socket_address(self.app),
             None,
         );
         cluster["metadata"] = json!({"filter_metadata": {"istio": {
@@ -671,18 +652,7 @@ impl ServerBootstrap {
         let mut listener =
             hbone_terminate_listener(&self.listener_name(), certificates, &cluster_name);
         listener["stat_prefix"] = json!("0.0.0.0_15008");
-        let cluster = json!({
-            "name": cluster_name,
-            "type": "STATIC",
-            "connect_timeout": "10s",
-            "load_assignment": {
-                "cluster_name": cluster_name,
-                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                    "address": self.app.ip().to_string(),
-                    "port_value": self.app.port(),
-                }}}}]}],
-            },
-        });
+        let cluster = static_cluster(&cluster_name, "10s", socket_address(self.app));
         bootstrap_json(
             "ztunnel~127.0.0.1~ztunnel-lab.istio-system~istio-system.svc.cluster.local",
             "ztunnel.istio-system",
@@ -748,27 +718,10 @@ fn hbone_terminate_listener(name: &str, certificates: &MeshCertificates, cluster
                 }],
                 "stream_idle_timeout": "0s",
             }}],
-            "transport_socket": {
-                "name": "envoy.transport_sockets.tls",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                    "require_client_certificate": true,
-                    "common_tls_context": {
-                        "alpn_protocols": ["h2"],
-                        "tls_certificates": [{
-                            "certificate_chain": {"inline_string": certificates.server_cert_pem},
-                            "private_key": {"inline_string": certificates.server_key_pem},
-                        }],
-                        "validation_context": {"trusted_ca": {"inline_string": certificates.ca_pem}},
-                    },
-                },
-            },
+            "transport_socket": downstream_mtls(certificates, json!({"alpn_protocols": ["h2"]})),
         }],
     })
 }
-
-/// The internal listener Istio's proxies send HBONE through (`connect_originate`).
-pub const HBONE_ORIGINATE: &str = "connect_originate";
 
 /// The transport socket match Istio puts first on a cluster when the mesh sends HBONE: endpoints
 /// labelled `tunnel: http` go through an internal upstream (to `connect_originate`).
@@ -791,18 +744,18 @@ fn hbone_socket_match() -> Value {
 }
 
 /// `connect_originate`: a TCP proxy that tunnels each connection as HTTP/2 CONNECT to the
-/// cluster of the same name, as Istio writes it (waypoint.go, buildConnectOriginateListener).
+/// cluster of the same name, as Istio writes it (listener_waypoint.go, buildConnectOriginateListener).
 fn hbone_originate_listener(destination: SocketAddr) -> Value {
     json!({
-        "name": HBONE_ORIGINATE,
+        "name": HBONE_CLUSTER,
         "use_original_dst": false,
         "internal_listener": {},
         "filter_chains": [{"filters": [{
             "name": "envoy.filters.network.tcp_proxy",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-                "stat_prefix": HBONE_ORIGINATE,
-                "cluster": HBONE_ORIGINATE,
+                "stat_prefix": HBONE_CLUSTER,
+                "cluster": HBONE_CLUSTER,
                 "tunneling_config": {"hostname": destination.to_string()},
             },
         }]}],
@@ -817,55 +770,90 @@ fn hbone_originate_cluster(
     certificates: &MeshCertificates,
     knobs: &ProxyKnobs,
 ) -> Value {
-    let breakers = CircuitBreakerKnobs::default();
-    json!({
-        "name": HBONE_ORIGINATE,
-        "type": "STATIC",
-        "connect_timeout": duration_text(knobs.connect_timeout),
-        "cleanup_interval": "60s",
-        "circuit_breakers": {"thresholds": [{
-            "max_connections": breakers.max_connections,
-            "max_pending_requests": breakers.max_pending_requests,
-            "max_requests": breakers.max_requests,
-            "max_retries": breakers.max_retries,
-        }]},
-        "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {"allow_connect": true}},
-            },
+    let mut cluster = static_cluster(
+        HBONE_CLUSTER,
+        &duration_text(knobs.connect_timeout),
+        socket_address(ztunnel),
+    );
+    cluster["cleanup_interval"] = json!("60s");
+    cluster["circuit_breakers"] = breakers_json(CircuitBreakerKnobs::default());
+    cluster["typed_extension_protocol_options"] = json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {"allow_connect": true}},
         },
-        "transport_socket": upstream_mtls(certificates, json!({"alpn_protocols": ["h2"]}), None),
+    });
+    cluster["transport_socket"] =
+        upstream_mtls(certificates, json!({"alpn_protocols": ["h2"]}), None);
+    cluster
+}
+
+/// A STATIC cluster with one endpoint at `address` (a [`socket_address`] or an
+/// [`internal_address`]).
+fn static_cluster(name: &str, connect_timeout: &str, address: Value) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": connect_timeout,
         "load_assignment": {
-            "cluster_name": HBONE_ORIGINATE,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                "address": ztunnel.ip().to_string(),
-                "port_value": ztunnel.port(),
-            }}}}]}],
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+        },
+    })
+}
+
+fn socket_address(address: SocketAddr) -> Value {
+    json!({"socket_address": {"address": address.ip().to_string(), "port_value": address.port()}})
+}
+
+/// The address of an internal listener, with the endpoint id that tells endpoints apart.
+fn internal_address(listener: &str, endpoint_id: Option<String>) -> Value {
+    let mut address = json!({"server_listener_name": listener});
+    if let Some(id) = endpoint_id {
+        address["endpoint_id"] = json!(id);
+    }
+    json!({"envoy_internal_address": address})
+}
+
+/// The default-priority thresholds, as Istio writes them (`track_remaining` on).
+fn breakers_json(breakers: CircuitBreakerKnobs) -> Value {
+    json!({"thresholds": [{
+        "max_connections": breakers.max_connections,
+        "max_pending_requests": breakers.max_pending_requests,
+        "max_requests": breakers.max_requests,
+        "max_retries": breakers.max_retries,
+        "track_remaining": true,
+    }]})
+}
+
+/// The server side of the lab's mTLS: vLLM's certificate, a client certificate required and
+/// checked against the CA; `common` adds to the common TLS context (TLS versions, ALPN).
+fn downstream_mtls(certificates: &MeshCertificates, mut common: Value) -> Value {
+    common["tls_certificates"] = json!([{
+        "certificate_chain": {"inline_string": certificates.server_cert_pem},
+        "private_key": {"inline_string": certificates.server_key_pem},
+    }]);
+    common["validation_context"] = json!({"trusted_ca": {"inline_string": certificates.ca_pem}});
+    json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "require_client_certificate": true,
+            "common_tls_context": common,
         },
     })
 }
 
 /// The processor's cluster: gRPC over HTTP/2, as Istio writes an EPP's.
 fn ext_proc_cluster(processor: SocketAddr) -> Value {
-    json!({
-        "name": EXT_PROC_CLUSTER,
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}},
-            },
+    let mut cluster = static_cluster(EXT_PROC_CLUSTER, "1s", socket_address(processor));
+    cluster["typed_extension_protocol_options"] = json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
         },
-        "load_assignment": {
-            "cluster_name": EXT_PROC_CLUSTER,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                "address": processor.ip().to_string(),
-                "port_value": processor.port(),
-            }}}}]}],
-        },
-    })
+    });
+    cluster
 }
 
 fn stat_name(scope: &str, delimited: bool) -> String {
@@ -1015,19 +1003,13 @@ fn cluster_json(
     name: &str,
     delimited: bool,
     knobs: &ProxyKnobs,
-    endpoint: SocketAddr,
+    address: Value,
     endpoint_metadata: Option<Value>,
 ) -> Value {
-    let mut lb_endpoint = json!({
-        "endpoint": {"address": {"socket_address": {
-            "address": endpoint.ip().to_string(),
-            "port_value": endpoint.port(),
-        }}},
-    });
+    let mut lb_endpoint = json!({"endpoint": {"address": address}});
     if let Some(metadata) = endpoint_metadata {
         lb_endpoint["metadata"] = metadata;
     }
-    let breakers = knobs.circuit_breakers;
     let mut common = json!({});
     if let Some(idle) = knobs.upstream_idle_timeout {
         common["idle_timeout"] = json!(duration_text(idle));
@@ -1040,13 +1022,7 @@ fn cluster_json(
         "type": "STATIC",
         "connect_timeout": duration_text(knobs.connect_timeout),
         "lb_policy": "LEAST_REQUEST",
-        "circuit_breakers": {"thresholds": [{
-            "max_connections": breakers.max_connections,
-            "max_pending_requests": breakers.max_pending_requests,
-            "max_requests": breakers.max_requests,
-            "max_retries": breakers.max_retries,
-            "track_remaining": true,
-        }]},
+        "circuit_breakers": breakers_json(knobs.circuit_breakers),
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",

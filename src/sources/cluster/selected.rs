@@ -1,12 +1,12 @@
 //! Pods outside the listed scope that the paths need: the ingress gateway pods a Gateway's
 //! `selector` picks (usually in `istio-system`, outside `-n`), the pods of a Gateway API Gateway
-//! or waypoint in another namespace, and the Services in front of them (for the listener port). Label-selector list calls, cluster-wide, one bounded page each; a
-//! 403 becomes a `Gap`.
+//! or waypoint in another namespace, and the Services in front of them (for the listener port).
+//! Label-selector list calls, one bounded page each; a 403 becomes a `Gap`.
 
 use super::client::ClusterClient;
 use super::error::ClusterError;
 use super::list::collection_path;
-use super::paths::selector_text;
+use super::paths::{selected_pods, selector_text};
 use crate::evidence::ambient::WaypointRef;
 use crate::evidence::inventory::Inventory;
 use crate::evidence::listed_pod::ListedPod;
@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::ListParams;
 use kube::core::ObjectList;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The most pods read per selector: gateways run a few replicas; a selector that matches more
 /// is too broad to be a gateway's, and the first page is enough to reach one.
@@ -43,22 +43,15 @@ pub async fn add_gateway_pods(
     named: &[NamedGateway],
 ) -> Result<Vec<Gap>, ClusterError> {
     let mut gaps = Vec::new();
-    let unlisted: BTreeSet<&NamedGateway> = named
-        .iter()
-        .filter(|gateway| {
-            !inventory.pods.iter().any(|pod| {
-                pod.metadata.namespace.as_deref() == Some(gateway.namespace.as_str())
-                    && pod
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|labels| labels.get(GATEWAY_NAME_LABEL))
-                        == Some(&gateway.name)
-            })
-        })
-        .collect();
-    for gateway in unlisted {
-        let selector = format!("{GATEWAY_NAME_LABEL}={}", gateway.name);
+    for gateway in named {
+        let labels = BTreeMap::from([(GATEWAY_NAME_LABEL.to_string(), gateway.name.clone())]);
+        let listed = selected_pods(inventory, &labels)
+            .iter()
+            .any(|(_, pod)| pod.metadata.namespace.as_deref() == Some(gateway.namespace.as_str()));
+        if listed {
+            continue;
+        }
+        let selector = selector_text(&labels);
         match list_selected_pods(client, Some(&gateway.namespace), &selector).await {
             Ok(pods) => add_pods(inventory, pods),
             Err(error) if error.is_forbidden() || error.is_not_found() => gaps.push(Gap::new(

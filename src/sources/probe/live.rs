@@ -482,29 +482,26 @@ async fn open_paths(
     Ok(opened)
 }
 
-/// The waypoint's first pod, listed now when the inventory has none of them (a waypoint in a
-/// namespace outside `-n`).
+/// The waypoint's first pod; its pods are listed now when the inventory has none of them (a
+/// waypoint in a namespace outside `-n`).
 async fn waypoint_pod(
     client: &ClusterClient,
     inventory: &mut Inventory,
     waypoint: &WaypointRef,
     gaps: &mut Vec<String>,
 ) -> Option<ObjectRef> {
-    let mut pods = waypoint_pods(inventory, &waypoint.namespace, &waypoint.name);
-    if pods.is_empty() {
-        let named = [NamedGateway {
-            namespace: waypoint.namespace.clone(),
-            name: waypoint.name.clone(),
-        }];
-        match add_gateway_pods(client, inventory, &[], &named).await {
-            Ok(read) => gaps.extend(
-                read.iter()
-                    .map(|gap| format!("{}: {}", gap.what, gap.reason)),
-            ),
-            Err(error) => gaps.push(format!("waypoint pods: {error}")),
-        }
-        pods = waypoint_pods(inventory, &waypoint.namespace, &waypoint.name);
+    let named = [NamedGateway {
+        namespace: waypoint.namespace.clone(),
+        name: waypoint.name.clone(),
+    }];
+    match add_gateway_pods(client, inventory, &[], &named).await {
+        Ok(read) => gaps.extend(
+            read.iter()
+                .map(|gap| format!("{}: {}", gap.what, gap.reason)),
+        ),
+        Err(error) => gaps.push(format!("waypoint pods: {error}")),
     }
+    let pods = waypoint_pods(inventory, &waypoint.namespace, &waypoint.name);
     let pod = pods.first()?;
     Some(ObjectRef::new("Pod", Some(&waypoint.namespace), &pod.name))
 }
