@@ -5,6 +5,7 @@
 use crate::cli::DiagnoseArgs;
 use crate::evidence::inventory::Inventory;
 use crate::evidence::objects::Gateway;
+use crate::evidence::resolve::ambient::refill_waypoint_pods;
 use crate::evidence::resolve::workloads::LabelSelector;
 use crate::evidence::{EVIDENCE_SCHEMA_VERSION, Evidence, Gap, ObjectRef};
 use crate::sources::cluster::admin_failures;
@@ -12,7 +13,7 @@ use crate::sources::cluster::admin_reads::{self, PODS_PER_SIDE};
 use crate::sources::cluster::client::ClusterClient;
 use crate::sources::cluster::paths::{self, has_proxy, pod_ref};
 use crate::sources::cluster::selected::{
-    add_gateway_pods, add_pods, list_selected_pods, named_gateways, refill_waypoint_pods,
+    add_gateway_pods, add_pods, list_selected_pods, named_gateways,
 };
 use crate::sources::envoy::admin::{self, AdminClient, AdminError};
 use crate::sources::envoy::attach;

@@ -27,7 +27,9 @@ use crate::evidence::objects::gateway_api::GATEWAY_API_GROUP;
 use crate::evidence::objects::{DestinationRule, KubeHttpRoute, TrafficPolicy, VirtualService};
 use crate::evidence::resolve::delegation;
 use crate::evidence::resolve::target_refs::GATEWAY_NAME_LABEL;
-use crate::evidence::{CheckId, Gap, LivePod, MeshContext, ObjectRef, ServiceInfo, Workload};
+use crate::evidence::{
+    CheckId, Gap, LivePod, MeshContext, ObjectRef, ServiceInfo, TargetEvidence, Workload,
+};
 use k8s_openapi::api::core::v1::{Node, ResourceRequirements};
 use std::collections::BTreeMap;
 
@@ -158,8 +160,22 @@ fn ingress_label_set(labels: &BTreeMap<String, String>) -> bool {
         .is_some_and(|value| value.eq_ignore_ascii_case("true"))
 }
 
-/// The waypoint's pods in `inventory`, sorted by name: resolution fills them, and a live source
-/// that listed them late (a waypoint outside `-n`) fills them again.
+/// Fills the waypoint pods of targets resolved before those pods were in the inventory (a live
+/// source lists a waypoint's pods outside `-n` once the targets name it).
+pub fn refill_waypoint_pods(targets: &mut [TargetEvidence], inventory: &Inventory) {
+    for target in targets {
+        let waypoint = target
+            .mesh
+            .ambient
+            .as_mut()
+            .and_then(|ambient| ambient.waypoint.as_mut());
+        if let Some(waypoint) = waypoint.filter(|waypoint| waypoint.pods.is_empty()) {
+            waypoint.pods = waypoint_pods(inventory, &waypoint.namespace, &waypoint.name);
+        }
+    }
+}
+
+/// The waypoint's pods in `inventory`, sorted by name.
 pub fn waypoint_pods(inventory: &Inventory, namespace: &str, name: &str) -> Vec<WaypointPod> {
     let mut pods: Vec<WaypointPod> = inventory
         .pods

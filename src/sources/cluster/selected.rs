@@ -12,7 +12,6 @@ use crate::evidence::inventory::Inventory;
 use crate::evidence::listed_pod::ListedPod;
 use crate::evidence::objects::Gateway;
 use crate::evidence::objects::gateway_api::GATEWAY_NAME_LABEL;
-use crate::evidence::resolve::ambient::waypoint_pods;
 use crate::evidence::{Gap, TargetEvidence};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::ListParams;
@@ -197,20 +196,6 @@ pub fn named_gateways<'a>(
         }
     }
     named.into_iter().collect()
-}
-
-/// Fills the waypoint pods of targets resolved before those pods were listed.
-pub fn refill_waypoint_pods(targets: &mut [TargetEvidence], inventory: &Inventory) {
-    for target in targets {
-        let waypoint = target
-            .mesh
-            .ambient
-            .as_mut()
-            .and_then(|ambient| ambient.waypoint.as_mut());
-        if let Some(waypoint) = waypoint.filter(|waypoint| waypoint.pods.is_empty()) {
-            waypoint.pods = waypoint_pods(inventory, &waypoint.namespace, &waypoint.name);
-        }
-    }
 }
 
 fn waypoint_of(target: &TargetEvidence) -> Option<&WaypointRef> {
