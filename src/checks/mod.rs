@@ -14,6 +14,7 @@ mod envoy_scenarios;
 mod examples_test;
 pub mod fixes;
 pub mod http_routes;
+pub mod limits;
 pub mod mesh_need;
 pub mod probe_runs;
 pub mod proxy;

@@ -6,6 +6,7 @@ pub mod check_id;
 pub mod endpoint_picker;
 pub mod envoy;
 pub mod inventory;
+pub mod limits;
 pub mod listed_pod;
 pub mod nodes;
 pub mod objects;
