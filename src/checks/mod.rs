@@ -5,6 +5,7 @@
 
 pub mod ambient;
 pub mod buffer_limit;
+pub mod capacity;
 pub mod cold_start;
 pub mod connection_pool;
 pub mod endpoint_picker;

@@ -654,23 +654,7 @@ fn fix_for(
             if ["VirtualService", "HTTPRoute"].contains(&object.kind.as_str()) =>
         {
             match yaml.iter().find(|(known, _)| known == object) {
-                Some((_, Some(written))) => {
-                    let lines = written
-                        .evidence
-                        .iter()
-                        .map(|line| {
-                            line.clone().with_note(format!(
-                                "{}; the proxy runs it",
-                                line.note.as_deref().unwrap_or("as written")
-                            ))
-                        })
-                        .collect();
-                    let fix = written
-                        .fix
-                        .as_ref()
-                        .map(|fix| (fix.summary.clone(), fix.yaml.clone()));
-                    return (fix, lines);
-                }
+                Some((_, Some(written))) => return fixes::as_run(written),
                 Some((_, None)) => (
                     format!(
                         "{object} as written allows the expected generation, yet the proxy runs this route: it has not \
