@@ -6,6 +6,7 @@
 
 pub mod probe_outcome;
 pub mod probe_plan;
+pub mod probe_reading;
 pub mod timeline;
 
 use crate::checks::{self, Basis, Finding, Settings, Severity};

@@ -3,7 +3,6 @@
 
 pub mod args;
 pub mod client;
-pub mod compare;
 pub mod envoy_counters;
 pub mod live;
 pub mod modes;

@@ -4,7 +4,6 @@
 use super::ProbeError;
 use super::args::ProbeArgs;
 use super::client::{ClientOptions, HttpClient, parse_base_url};
-use super::compare;
 use super::envoy_counters::EnvoyCounters;
 use super::modes;
 use super::request::{self, ApiKey, GenerationSpec, ModelInfo, Target};
@@ -15,7 +14,8 @@ use super::warmup;
 use crate::evidence::probe::modes::ConcurrencyResult;
 use crate::evidence::probe::path::{EndReason, PathKind, PathResult};
 use crate::evidence::probe::report::{
-    Api, Comparison, PROBE_SCHEMA_VERSION, PathReport, ProbeReport, RequestSummary, TlsPath,
+    Api, Comparison, FirstToken, PROBE_SCHEMA_VERSION, PathReport, ProbeReport, RequestSummary,
+    TlsPath,
 };
 use crate::evidence::probe::server_side::ServerSide;
 use crate::sources::progress::Progress;
@@ -192,7 +192,7 @@ async fn probe(
             }
             let rate = measured.rate.ok_or_else(|| ProbeError::Warmup {
                 url: target(first).url.to_string(),
-                outcome: compare::describe(&result),
+                outcome: result.outcome(),
             })?;
             warmup = Some(result);
             warmup_rate = Some(rate);
@@ -227,6 +227,7 @@ async fn probe(
         counter_sources: counters.names(),
         tls: tls_paths,
         cluster: None,
+        first_tokens: Vec::new(),
         comparison: Comparison::default(),
         gaps,
         interrupted: false,
@@ -426,37 +427,10 @@ async fn probe(
         }
     }
     report.interrupted = stop.is_stopped();
-    let find = |kind: PathKind| {
-        report
-            .paths
-            .iter()
-            .find(|p| p.result.path == kind)
-            .map(|p| &p.result)
-    };
-    let mut comparison = compare::compare(find(PathKind::Direct), find(PathKind::Mesh));
-    if report.paths.is_empty() {
-        comparison.verdict = mode_verdict(&report);
-    }
-    comparison.cold_start = compare::cold_start(&ordered_ttfts);
-    comparison
-        .notes
-        .extend(report.concurrency.iter().map(compare::describe_concurrency));
-    comparison
-        .notes
-        .extend(report.large.iter().map(compare::describe_large));
-    comparison.notes.extend(
-        report
-            .large_prompt
-            .iter()
-            .map(compare::describe_large_prompt),
-    );
-    comparison
-        .notes
-        .extend(report.cold.iter().map(compare::describe_cold));
-    comparison
-        .notes
-        .extend(compare::describe_deltas(&report.counter_deltas));
-    report.comparison = comparison;
+    report.first_tokens = ordered_ttfts
+        .into_iter()
+        .map(|(label, ttft_ms)| FirstToken { label, ttft_ms })
+        .collect();
     dedup(&mut report.gaps);
     Ok(report)
 }
@@ -535,37 +509,6 @@ fn large_tokens(args: &ProbeArgs, token_cap: u32) -> u32 {
         .unwrap_or(DEFAULT_LARGE_TOKENS)
         .min(token_cap)
         .max(1)
-}
-
-/// The verdict when only modes ran: their first line that names a problem, else the first line.
-fn mode_verdict(report: &ProbeReport) -> String {
-    let concurrency = report.concurrency.iter().map(|r| {
-        let failed = r.by_end.get("done").copied().unwrap_or(0) < r.streams;
-        (failed, compare::describe_concurrency(r))
-    });
-    let large = report
-        .large
-        .iter()
-        .map(|r| (!r.complete, compare::describe_large(r)));
-    let large_prompt = report
-        .large_prompt
-        .iter()
-        .map(|r| (!r.complete, compare::describe_large_prompt(r)));
-    let cold = report.cold.iter().map(|r| {
-        let failed = r.cold.end != EndReason::Done || r.warm.end != EndReason::Done;
-        (failed, compare::describe_cold(r))
-    });
-    let lines: Vec<(bool, String)> = concurrency
-        .chain(large)
-        .chain(large_prompt)
-        .chain(cold)
-        .collect();
-    lines
-        .iter()
-        .find(|(problem, _)| *problem)
-        .or(lines.first())
-        .map(|(_, line)| line.clone())
-        .unwrap_or_else(|| "nothing was measured".to_string())
 }
 
 fn dedup(lines: &mut Vec<String>) {
