@@ -4,7 +4,7 @@
 //! What the workload serves: one replica runs `--max-num-seqs` sequences at once (vLLM's
 //! default 256 is assumed and named when the flag is absent); a caller's outbound cluster is
 //! cluster-wide, so it needs replicas × max-num-seqs; each pod's inbound cluster needs one
-//! replica's worth. The rule's port-resolved pool applies to both sides (DESIGN.md), subsets only
+//! replica's worth. The rule's port-resolved pool applies to both sides (docs/facts.md), subsets only
 //! to the outbound side, and a Sidecar pool replaces it on the inbound side.
 //!
 //! Severity:

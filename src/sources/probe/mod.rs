@@ -1,5 +1,5 @@
 //! The streaming probe: the same generation straight to vLLM and through the mesh, timed token by
-//! token (DESIGN.md "What a client sees", "vLLM").
+//! token (docs/facts.md "What a client sees", "vLLM").
 
 pub mod args;
 pub mod client;
