@@ -23,6 +23,13 @@ pub enum LimitKind {
     /// A timeout that only a pause trips: HCM `stream_idle_timeout`, route `idle_timeout`,
     /// retry `per_try_idle_timeout`.
     IdleTimeout,
+    /// A deadline on receiving the whole request (HCM `request_timeout`).
+    RequestTimeout,
+    /// A connection's whole lifetime (`max_connection_duration`): drained, then closed.
+    ConnectionLifetime,
+    /// An idle connection's lifetime (`idle_timeout` of HTTP protocol options): it applies only
+    /// while no request is active.
+    ConnectionIdleTimeout,
     /// Concurrent requests a pool admits: `max_connections + max_pending_requests` capped by
     /// `max_requests` on an Envoy cluster; the same from a DestinationRule's `connectionPool`.
     ConcurrentRequests,
@@ -51,6 +58,9 @@ impl LimitKind {
             LimitKind::MaxStreamDuration => "max_stream_duration",
             LimitKind::PerTryTimeout => "per-try timeout",
             LimitKind::IdleTimeout => "idle timeout",
+            LimitKind::RequestTimeout => "request timeout",
+            LimitKind::ConnectionLifetime => "max connection duration",
+            LimitKind::ConnectionIdleTimeout => "connection idle timeout",
             LimitKind::ConcurrentRequests => "concurrent requests",
             LimitKind::HoldsResponses => "holds responses",
             LimitKind::HoldsRequests => "holds requests",
@@ -121,8 +131,16 @@ pub struct Limit {
     pub object: ObjectRef,
     /// Field path inside the object, or the config path in an Envoy's dump.
     pub path: String,
+    /// The field as its API names it: `RouteAction.timeout`,
+    /// `HttpConnectionManager.stream_idle_timeout`, `VirtualService http[].timeout`.
+    pub field: &'static str,
+    /// The value as evidence shows it (`15s (not in the dump: Envoy's default for …)`).
+    pub value_text: String,
     pub basis: LimitBasis,
     pub applies_to: AppliesTo,
+    /// The object that wrote the setting, when the proxy's config names one (Istio's
+    /// `istio.config` route metadata): a VirtualService, an HTTPRoute.
+    pub configured_by: Option<ObjectRef>,
     /// The words a reader has for the setting itself, in a plan or a gap: `route timeout 2s`,
     /// `connectionPool`, `envoy.filters.http.lua buffers bodies`.
     pub setting: String,
@@ -197,8 +215,11 @@ mod tests {
             value: LimitValue::Time(Duration::from_secs(seconds)),
             object: ObjectRef::new("Envoy", None, name),
             path: "routes[0]/route/timeout".to_string(),
+            field: "RouteAction.timeout",
+            value_text: format!("{seconds}s"),
             basis: LimitBasis::Effective,
             applies_to: AppliesTo::Route("default".to_string()),
+            configured_by: None,
             setting: format!("{} {seconds}s", kind.label()),
         }
     }

@@ -46,8 +46,14 @@ fn route_deadlines(target: &TargetEvidence) -> Vec<Limit> {
                 value: LimitValue::Time(value),
                 object: istio_ref(IstioKind::VirtualService, at.virtual_service),
                 path: format!("spec/http[{}]/{field}", at.index),
+                field: match kind {
+                    LimitKind::PerTryTimeout => "VirtualService http[].retries.perTryTimeout",
+                    _ => "VirtualService http[].timeout",
+                },
+                value_text: text.to_string(),
                 basis: LimitBasis::Written,
                 applies_to: AppliesTo::Route(format!("http[{}]", at.index)),
+                configured_by: None,
                 setting: text.to_string(),
             };
             // A root route's value runs under each delegate route that leaves it unset: once.
@@ -73,8 +79,11 @@ fn pools(target: &TargetEvidence) -> Vec<Limit> {
             value: LimitValue::Count(value),
             object,
             path,
+            field: "DestinationRule connectionPool",
+            value_text: value.to_string(),
             basis: LimitBasis::Written,
             applies_to: AppliesTo::Cluster(cluster.name()),
+            configured_by: None,
             setting: format!("{value} concurrent requests on {}", cluster.name()),
         }));
     }
@@ -90,8 +99,11 @@ fn pools(target: &TargetEvidence) -> Vec<Limit> {
             value: LimitValue::Count(value),
             object,
             path,
+            field: "Sidecar inboundConnectionPool",
+            value_text: value.to_string(),
             basis: LimitBasis::Written,
             applies_to: AppliesTo::Cluster(cluster.clone()),
+            configured_by: None,
             setting: format!("{value} concurrent requests on {cluster}"),
         }));
     }
