@@ -7,6 +7,7 @@
 use crate::checks::fixes::{IstioKind, istio_ref};
 use crate::checks::http_routes::reaching_rules;
 use crate::evidence::TargetEvidence;
+use crate::evidence::generation::gateway_matches_admit;
 use crate::evidence::limits::{AppliesTo, Limit, LimitBasis, LimitKind, LimitValue};
 use crate::evidence::resolve::gateway_routes::Translated;
 
@@ -15,6 +16,11 @@ pub fn read(target: &TargetEvidence) -> Vec<Limit> {
     for route in &target.mesh.http_routes {
         let object = istio_ref(IstioKind::HttpRoute, route);
         for (index, rule) in reaching_rules(target, route) {
+            let generation = route
+                .spec
+                .rules
+                .get(index)
+                .is_none_or(|written| gateway_matches_admit(&written.matches));
             let timeouts = [
                 (rule.route_timeout, LimitKind::RouteTimeout),
                 (rule.per_try_timeout, LimitKind::PerTryTimeout),
@@ -42,6 +48,7 @@ pub fn read(target: &TargetEvidence) -> Vec<Limit> {
                     value_text: value.to_string(),
                     basis: LimitBasis::Written,
                     applies_to: AppliesTo::Route(format!("rules[{index}]")),
+                    generation,
                     configured_by: None,
                     setting: value.to_string(),
                 });
