@@ -744,6 +744,64 @@ spec:
     }
 
     #[test]
+    fn health_and_metrics_routes_are_not_generation_deadlines() {
+        let yaml = r#"
+metadata: {name: vllm, namespace: llm}
+spec:
+  hosts: [vllm]
+  http:
+  - match: [{uri: {prefix: /v1/}}]
+    route: [{destination: {host: vllm}}]
+    timeout: 300s
+    retries: {attempts: 2, perTryTimeout: 100s}
+  - match: [{uri: {prefix: /health}}]
+    route: [{destination: {host: vllm}}]
+    timeout: 10s
+  - match: [{uri: {exact: /metrics}}]
+    route: [{destination: {host: vllm}}]
+    timeout: 30s
+"#;
+        let findings = check(&with_virtual_service(yaml), &settings());
+        assert_well_formed(&findings);
+        assert!(
+            findings
+                .iter()
+                .all(|finding| finding.severity < Severity::Critical),
+            "{findings:#?}"
+        );
+        let per_try = findings
+            .iter()
+            .find(|finding| finding.severity == Severity::Warning)
+            .unwrap_or_else(|| panic!("{findings:#?}"));
+        assert!(
+            per_try.title.contains("non-streaming requests at 100s"),
+            "{}",
+            per_try.title
+        );
+        let fixed: VirtualService =
+            serde_yaml::from_str(&per_try.fix.as_ref().unwrap().yaml).unwrap();
+        assert_eq!(
+            fixed.spec.http[1].timeout.as_deref(),
+            Some("10s"),
+            "/health untouched"
+        );
+        assert_eq!(
+            fixed.spec.http[2].timeout.as_deref(),
+            Some("30s"),
+            "/metrics untouched"
+        );
+        let infos: Vec<&str> = findings
+            .iter()
+            .filter(|finding| finding.severity == Severity::Info)
+            .map(|finding| finding.title.as_str())
+            .collect();
+        assert!(
+            infos.iter().any(|title| title.contains("/health at 10s")),
+            "{infos:?}"
+        );
+    }
+
+    #[test]
     fn a_short_route_timeout_is_critical_and_the_fix_is_the_whole_virtual_service() {
         let findings = check(&with_virtual_service(SHORT_TIMEOUT), &settings());
         assert_well_formed(&findings);
