@@ -470,6 +470,25 @@ mod tests {
     }
 
     #[test]
+    fn an_authorization_policy_on_the_pods_needs_their_sidecar() {
+        let mut target = target();
+        target.mesh.authorization_policies.push(object(
+            "metadata: {name: only-gateway, namespace: llm}\nspec: {selector: {matchLabels: {app: vllm}}, action: ALLOW}",
+        ));
+        let advice = assess(&target).unwrap();
+        assert_eq!(advice.answer, Answer::SidecarNeeded, "{advice:#?}");
+        assert!(
+            advice
+                .title
+                .contains("an AuthorizationPolicy selects the pods"),
+            "{}",
+            advice.title
+        );
+        assert_eq!(advice.evidence[0].value, "app=vllm");
+        assert!(advice.fix.is_none());
+    }
+
+    #[test]
     fn strict_mtls_needs_the_sidecar_and_offers_no_skip() {
         let mut target = target();
         target.mesh.peer_authentications = vec![strict("istio-system")];
@@ -487,7 +506,9 @@ mod tests {
             advice
                 .assumptions
                 .iter()
-                .any(|a| a.contains("AuthorizationPolicy is not read"))
+                .all(|a| !a.contains("AuthorizationPolicy")),
+            "AuthorizationPolicies are read now: {:?}",
+            advice.assumptions
         );
     }
 
