@@ -148,7 +148,8 @@ async fn inventory_matches_the_recorded_objects() {
 /// (AuthorizationPolicy and RequestAuthentication among them), one page each, plus the extra
 /// pages of pods.
 // + 2: ztunnel's pods and DaemonSet (label app=ztunnel, all namespaces), for ambient mode.
-const REQUESTS_WITHOUT_EXTRA_PAGES: usize = 7 + 1 + 5 + 8 + 2;
+// + 1: HorizontalPodAutoscalers (autoscaling/v2).
+const REQUESTS_WITHOUT_EXTRA_PAGES: usize = 7 + 1 + 5 + 8 + 2 + 1;
 
 #[tokio::test]
 async fn request_count_grows_with_pages_not_pods() {

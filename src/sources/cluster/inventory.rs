@@ -15,6 +15,7 @@ use crate::evidence::Gap;
 use crate::evidence::ambient::ZTUNNEL_SELECTOR;
 use crate::evidence::inventory::Inventory;
 use crate::evidence::listed_pod::{ListedPod, Spec};
+use crate::evidence::objects::Autoscaler;
 use crate::evidence::objects::IstioObject;
 use crate::evidence::resolve::workloads::OwnerLinks;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -113,7 +114,14 @@ pub async fn list_inventory(
         let pods = list_pods(client, scope, &links).await?;
         Ok::<_, ClusterError>((pods, deployments, stateful_sets, replica_sets))
     };
-    let ((pods, deployments, stateful_sets, replica_sets), services, namespaces, nodes, istio) = tokio::try_join!(
+    let (
+        (pods, deployments, stateful_sets, replica_sets),
+        services,
+        namespaces,
+        nodes,
+        istio,
+        autoscalers,
+    ) = tokio::try_join!(
         workloads_then_pods,
         list_kind::<Service>(client, SERVICES, Some(scope), |s| slim::meta(
             &mut s.metadata
@@ -121,6 +129,7 @@ pub async fn list_inventory(
         list_namespaces(client, namespace),
         list_kind::<Node>(client, NODES, None, |n| slim::meta(&mut n.metadata)),
         list_istio(client, scope),
+        list_kind::<serde_json::Value>(client, AUTOSCALERS, Some(scope), |_| ()),
     )?;
     let (ztunnel_pods, ztunnel_sets) = tokio::try_join!(
         async {
@@ -152,6 +161,10 @@ pub async fn list_inventory(
     inventory.services = take(services, &mut gaps);
     inventory.namespaces = take(namespaces, &mut gaps);
     inventory.nodes = take(nodes, &mut gaps);
+    inventory.autoscalers = take(autoscalers, &mut gaps)
+        .iter()
+        .filter_map(|object| Autoscaler::from_object(AUTOSCALERS.3, object))
+        .collect();
     gaps.extend(istio.discovery.gaps);
     inventory.virtual_services = take(istio.virtual_services, &mut gaps);
     inventory.destination_rules = take(istio.destination_rules, &mut gaps);
@@ -190,6 +203,14 @@ const REPLICA_SETS: BuiltIn = ("apps", "v1", "replicasets", "ReplicaSet");
 const SERVICES: BuiltIn = ("", "v1", "services", "Service");
 const NODES: BuiltIn = ("", "v1", "nodes", "Node");
 const DAEMON_SETS: BuiltIn = ("apps", "v1", "daemonsets", "DaemonSet");
+/// Autoscalers set the replica range pool capacity is judged against (`autoscaling/v2`, served
+/// since Kubernetes 1.23).
+const AUTOSCALERS: BuiltIn = (
+    "autoscaling",
+    "v2",
+    "horizontalpodautoscalers",
+    "HorizontalPodAutoscaler",
+);
 
 /// ztunnel's pods or DaemonSet in every namespace (it runs in istio-system, or wherever it was
 /// installed): the per-node cost of ambient mode. Optional facts: any error is a gap (which the

@@ -128,6 +128,15 @@ const CORE: &[ResourceType] = &[
         true,
         &["ds"],
     ),
+    resource(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+    ),
 ];
 
 const NETWORKING: &str = "networking.istio.io";
