@@ -662,3 +662,116 @@ spec:
         "{pool:#}"
     );
 }
+
+/// The Gateway's controller decides how an HTTPRoute runs: behind Envoy Gateway a rule without
+/// `timeouts.request` gets Envoy's 15 s route timeout; behind GKE the load balancer's 30 s
+/// backend timeout, fixed by a GCPBackendPolicy; a controller the tool does not model is named,
+/// with no default assumed.
+#[test]
+fn an_http_route_is_judged_as_its_gateways_controller_runs_it() {
+    let workload = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm, namespace: llm}
+spec:
+  selector: {matchLabels: {app: vllm}}
+  template:
+    metadata: {labels: {app: vllm}}
+    spec:
+      containers:
+      - {name: vllm, image: vllm/vllm-openai:v0.8.5, args: [--model, m]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: vllm, namespace: llm}
+spec: {selector: {app: vllm}, ports: [{port: 8000}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: llm}
+spec:
+  gatewayClassName: CLASS
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: llm, namespace: llm}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs: [{name: vllm, port: 8000}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: CLASS}
+spec: {controllerName: CONTROLLER}
+"#;
+    let diagnose = |class: &str, controller: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let text = workload
+            .replace("CLASS", class)
+            .replace("CONTROLLER", controller);
+        std::fs::write(dir.path().join("all.yaml"), text).unwrap();
+        run(&["diagnose", "-f", dir.path().to_str().unwrap(), "-o", "json"]).json()
+    };
+    let stream_finding = |report: &Value| {
+        report["targets"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|finding| finding["id"] == "stream-timeout")
+            .cloned()
+    };
+
+    let envoy_gateway = diagnose("eg", "gateway.envoyproxy.io/gatewayclass-controller");
+    let finding = stream_finding(&envoy_gateway).unwrap_or_else(|| panic!("{envoy_gateway:#}"));
+    assert_eq!(finding["severity"], "critical", "{finding:#}");
+    assert!(
+        finding["title"]
+            .as_str()
+            .unwrap()
+            .contains("cuts generations at 15s"),
+        "{finding:#}"
+    );
+    assert!(
+        finding["assumptions"].to_string().contains("Envoy Gateway"),
+        "{finding:#}"
+    );
+    assert!(
+        finding["fix"]["yaml"]
+            .as_str()
+            .unwrap()
+            .contains("request: 300s"),
+        "{finding:#}"
+    );
+
+    let gke = diagnose(
+        "gke-l7-regional-external-managed",
+        "networking.gke.io/gateway",
+    );
+    let finding = stream_finding(&gke).unwrap_or_else(|| panic!("{gke:#}"));
+    assert!(
+        finding["title"]
+            .as_str()
+            .unwrap()
+            .contains("cuts generations at 30s"),
+        "{finding:#}"
+    );
+    let fix = finding["fix"]["yaml"].as_str().unwrap();
+    assert!(
+        fix.contains("kind: GCPBackendPolicy") && fix.contains("timeoutSec: 300"),
+        "{fix}"
+    );
+
+    let istio = diagnose("istio", "istio.io/gateway-controller");
+    assert!(stream_finding(&istio).is_none_or(|finding| finding["severity"] != "critical"));
+
+    let other = diagnose("nginx", "gateway.nginx.org/nginx-gateway-controller");
+    assert!(stream_finding(&other).is_none_or(|finding| finding["severity"] != "critical"));
+    let gaps = other["targets"][0]["gaps"].to_string();
+    assert!(
+        gaps.contains(
+            "gateway.nginx.org/nginx-gateway-controller is not a controller this tool models"
+        ),
+        "{gaps}"
+    );
+}

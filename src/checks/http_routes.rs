@@ -9,7 +9,7 @@ use crate::evidence::generation::gateway_matches_admit;
 use crate::evidence::objects::KubeHttpRoute;
 use crate::evidence::objects::gateway_api::RouteTimeouts;
 use crate::evidence::resolve::gateway_routes::{
-    BACKEND_REQUEST_FIELD, IstioRule, istio_rule, rule_reaches,
+    BACKEND_REQUEST_FIELD, Controller, IstioRule, controller_of, controller_rule, rule_reaches,
 };
 use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::units::duration::display;
@@ -37,8 +37,40 @@ pub fn reaching_rules<'a>(
                 &target.mesh.inference_pools,
             )
         })
-        .map(|(index, rule)| (index, istio_rule(rule)))
+        .map(|(index, rule)| {
+            (
+                index,
+                controller_rule(&route_controller(target, route).0, rule),
+            )
+        })
         .collect()
+}
+
+/// The controller that runs `route`: that of the first parent Gateway read (a route without
+/// one, a mesh route on a Service, runs in Istio's proxies).
+pub fn route_controller(target: &TargetEvidence, route: &KubeHttpRoute) -> (Controller, String) {
+    let route_namespace = route.metadata.namespace.as_deref().unwrap_or_default();
+    route
+        .spec
+        .parent_refs
+        .iter()
+        .filter(|parent| parent.is_gateway())
+        .find_map(|parent| {
+            let namespace = parent.namespace.as_deref().unwrap_or(route_namespace);
+            target.mesh.kube_gateways.iter().find(|gateway| {
+                gateway.metadata.namespace.as_deref().unwrap_or_default() == namespace
+                    && gateway.metadata.name.as_deref() == Some(parent.name.as_str())
+            })
+        })
+        .map_or_else(
+            || {
+                (
+                    Controller::Istio,
+                    "no parent Gateway read: Istio's translation assumed".to_string(),
+                )
+            },
+            |gateway| controller_of(gateway, &target.mesh.gateway_classes),
+        )
 }
 
 /// Check 2 on each HTTPRoute of the target: `(the route, its finding if a deadline cuts)`.
@@ -162,10 +194,11 @@ fn route_finding(
     for line in lines {
         finding = finding.evidence(line);
     }
-    finding = finding.assume(format!(
-        "the HTTPRoute as Istio runs it: {TRANSLATION} turns a non-zero timeouts.request into the route timeout, \
-         and timeouts.backendRequest into the per-try timeout (with retry) or the route timeout (without)"
-    ));
+    let controller = route_controller(target, route);
+    finding = finding.assume(translation_words(&controller));
+    if controller.0 == Controller::Gke {
+        return Some(gke_fix(target, finding, expected));
+    }
     Some(match istio_manifest(IstioKind::HttpRoute, &fixed) {
         Some(yaml) => finding.fix(
             format!(
@@ -177,6 +210,56 @@ fn route_finding(
         ),
         None => finding,
     })
+}
+
+/// On GKE the load balancer's backend timeout is the deadline: a GCPBackendPolicy on each of the
+/// target's Services raises it (`networking.gke.io/v1`, `spec.default.timeoutSec`).
+fn gke_fix(target: &TargetEvidence, finding: Finding, expected: Duration) -> Finding {
+    let seconds = expected.as_secs().max(1);
+    let documents: Vec<String> = target
+        .mesh
+        .services
+        .iter()
+        .map(|service| {
+            format!(
+                "apiVersion: networking.gke.io/v1\nkind: GCPBackendPolicy\nmetadata:\n  name: {name}-timeout\n  \
+                 namespace: {namespace}\nspec:\n  default:\n    timeoutSec: {seconds}\n  targetRef:\n    group: \"\"\n    \
+                 kind: Service\n    name: {name}\n",
+                name = service.name,
+                namespace = service.namespace
+            )
+        })
+        .collect();
+    finding.fix(
+        format!(
+            "Raise the load balancer's backend service timeout to at least the expected generation ({}) with a \
+             GCPBackendPolicy on the inference Service (HTTPRoute timeouts do not set it); apply with \
+             `kubectl apply -f fix.yaml`.",
+            display(expected)
+        ),
+        documents.join("---\n"),
+    )
+}
+
+/// How the route's controller runs it, as an assumption of the finding.
+fn translation_words((controller, how): &(Controller, String)) -> String {
+    match controller {
+        Controller::Istio => format!(
+            "the HTTPRoute as Istio runs it: {TRANSLATION} turns a non-zero timeouts.request into the route timeout, \
+             and timeouts.backendRequest into the per-try timeout (with retry) or the route timeout (without)"
+        ),
+        Controller::EnvoyGateway => format!(
+            "the HTTPRoute as Envoy Gateway runs it ({how}): timeouts.request is the route timeout, and a rule without \
+             it gets Envoy's default 15s (Envoy Gateway docs, HTTP Timeouts); timeouts.backendRequest bounds each attempt"
+        ),
+        Controller::Gke => format!(
+            "the HTTPRoute as GKE runs it ({how}): the load balancer's backend service timeout bounds each response, 30s \
+             unless a GCPBackendPolicy sets timeoutSec (GKE docs, Gateway policies); GCPBackendPolicy is not read here"
+        ),
+        Controller::Other(name) => format!(
+            "the HTTPRoute as written ({how}): {name} is not a controller this tool models; no default of it is assumed"
+        ),
+    }
 }
 
 /// Status codes whose retry repeats a rejection: a pool overflow answers 503 (UO), a rate limit 429.

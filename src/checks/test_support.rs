@@ -94,6 +94,7 @@ pub fn target() -> TargetEvidence {
             gateways: Vec::new(),
             http_routes: Vec::new(),
             kube_gateways: Vec::new(),
+            gateway_classes: Vec::new(),
             inference_pools: Vec::new(),
             endpoint_pickers: Vec::new(),
             ambient: None,

@@ -432,6 +432,9 @@ pub struct MeshContext {
     /// The Gateway API Gateways those HTTPRoutes attach to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kube_gateways: Vec<KubeGateway>,
+    /// The GatewayClasses of those Gateways: their `controllerName` decides how routes run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_classes: Vec<objects::GatewayClass>,
     /// InferencePools whose selector and target ports pick the workload's pods.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inference_pools: Vec<InferencePool>,

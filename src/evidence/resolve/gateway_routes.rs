@@ -6,7 +6,9 @@ use crate::evidence::endpoint_picker::{EndpointPicker, PickerPods, PickerWorkloa
 use crate::evidence::inventory::Inventory;
 use crate::evidence::objects::gateway_api::{BackendRef, HttpRouteRule};
 use crate::evidence::objects::inference::INFERENCE_GROUPS;
-use crate::evidence::objects::{InferencePool, IstioObject, KubeGateway, KubeHttpRoute};
+use crate::evidence::objects::{
+    GatewayClass, InferencePool, IstioObject, KubeGateway, KubeHttpRoute,
+};
 use crate::evidence::resolve::workloads::live;
 use crate::evidence::{Gap, ObjectRef, ServiceInfo, Workload};
 use std::collections::BTreeMap;
@@ -16,6 +18,7 @@ use std::collections::BTreeMap;
 pub struct GatewayRoutes {
     pub http_routes: Vec<KubeHttpRoute>,
     pub kube_gateways: Vec<KubeGateway>,
+    pub gateway_classes: Vec<GatewayClass>,
     pub inference_pools: Vec<InferencePool>,
     pub endpoint_pickers: Vec<EndpointPicker>,
     pub gaps: Vec<Gap>,
@@ -72,6 +75,27 @@ pub fn resolve(
                     }
                 }
             }
+        }
+    }
+    out.gateway_classes = inventory
+        .gateway_classes
+        .iter()
+        .filter(|class| {
+            out.kube_gateways
+                .iter()
+                .any(|gateway| gateway.spec.gateway_class_name == name_of(*class))
+        })
+        .cloned()
+        .collect();
+    for gateway in &out.kube_gateways {
+        if let (Controller::Other(controller), how) = controller_of(gateway, &out.gateway_classes) {
+            out.gaps.push(Gap::new(
+                format!("controller of Gateway {}/{}", namespace_of(gateway), name_of(gateway)),
+                format!(
+                    "{how}: {controller} is not a controller this tool models, so its routes' timeouts are judged as \
+                     written, with no default of that controller assumed"
+                ),
+            ));
         }
     }
     out.endpoint_pickers = out
@@ -556,4 +580,125 @@ status: {phase: Running, conditions: [{type: Ready, status: "True"}]}
         assert_eq!(picker.path, "spec/extensionRef");
         assert_eq!(picker.port, 9002);
     }
+}
+
+/// The controller that runs a Gateway's routes, from its GatewayClass's `controllerName`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Controller {
+    /// `istio.io/gateway-controller`: routes as pilot translates them (`istio_rule`).
+    Istio,
+    /// `gateway.envoyproxy.io/gatewayclass-controller` (Envoy Gateway, and Envoy AI Gateway on
+    /// it): a rule without `timeouts.request` gets no route timeout, so Envoy's default 15 s
+    /// applies (Envoy Gateway docs, "HTTP Timeouts": "The default request timeout is set to 15
+    /// seconds in Envoy Proxy").
+    EnvoyGateway,
+    /// `networking.gke.io/gateway`: Google's managed load balancer; its backend service timeout
+    /// is 30 s unless a GCPBackendPolicy sets `timeoutSec` (GKE docs, "Configure Gateway
+    /// resources using Policies").
+    Gke,
+    /// Any other controller (kgateway, agentgateway, NGINX Gateway Fabric, …), named.
+    Other(String),
+}
+
+pub const ISTIO_CONTROLLER: &str = "istio.io/gateway-controller";
+pub const ENVOY_GATEWAY_CONTROLLER: &str = "gateway.envoyproxy.io/gatewayclass-controller";
+pub const GKE_CONTROLLER: &str = "networking.gke.io/gateway";
+/// Envoy's route timeout when the route sets none.
+pub const ENVOY_DEFAULT_ROUTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// GKE's backend service timeout when no GCPBackendPolicy sets one.
+pub const GKE_DEFAULT_BACKEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The controller of `gateway` and how it was known: the GatewayClass's `controllerName` when
+/// the class was read, else the well-known class names (`istio`, `istio-waypoint`, `eg`,
+/// `gke-l7-…`); an unknown class without its object is taken as Istio's, and said so.
+pub fn controller_of(gateway: &KubeGateway, classes: &[GatewayClass]) -> (Controller, String) {
+    let class = gateway.spec.gateway_class_name.as_str();
+    if let Some(found) = classes
+        .iter()
+        .find(|candidate| name_of(*candidate) == class)
+    {
+        let name = found.spec.controller_name.as_str();
+        let how = format!("GatewayClass {class} has controllerName {name}");
+        let controller = match name {
+            ISTIO_CONTROLLER => Controller::Istio,
+            ENVOY_GATEWAY_CONTROLLER => Controller::EnvoyGateway,
+            name if name.starts_with("networking.gke.io/") => Controller::Gke,
+            other => Controller::Other(other.to_string()),
+        };
+        return (controller, how);
+    }
+    let by_name = match class {
+        "istio" | "istio-waypoint" | "istio-remote" => Controller::Istio,
+        "eg" | "envoy-gateway" | "envoy-ai-gateway" => Controller::EnvoyGateway,
+        class if class.starts_with("gke-l7-") => Controller::Gke,
+        _ => Controller::Istio,
+    };
+    let how = format!(
+        "GatewayClass {class} is not in the input: its controller is taken from the class name ({})",
+        match by_name {
+            Controller::Istio => "Istio's, the default this tool assumes",
+            Controller::EnvoyGateway => "Envoy Gateway's",
+            Controller::Gke => "GKE's",
+            Controller::Other(_) => "unknown",
+        }
+    );
+    (by_name, how)
+}
+
+/// A rule as `controller` runs it: Istio's translation, or Envoy Gateway's (`timeouts.request`
+/// the route timeout, absent: Envoy's 15 s; `backendRequest` each attempt's), GKE's (the
+/// backend service timeout, 30 s unless a GCPBackendPolicy sets it, not read here), or as
+/// written for another controller.
+pub fn controller_rule<'a>(controller: &Controller, rule: &'a HttpRouteRule) -> IstioRule<'a> {
+    let istio = istio_rule(rule);
+    match controller {
+        Controller::Istio => istio,
+        Controller::EnvoyGateway => {
+            let timeouts = rule.timeouts.as_ref();
+            let request = timeouts.and_then(|t| t.request.as_ref());
+            let route_timeout = match request {
+                Some(value) => written(REQUEST_FIELD, value),
+                None => Some(Translated {
+                    field: REQUEST_FIELD,
+                    value: "<unset> (Envoy's default route timeout 15s: Envoy Gateway writes none)",
+                    duration: ENVOY_DEFAULT_ROUTE_TIMEOUT,
+                }),
+            };
+            IstioRule {
+                route_timeout,
+                per_try_timeout: timeouts
+                    .and_then(|t| t.backend_request.as_ref())
+                    .and_then(|value| written(BACKEND_REQUEST_FIELD, value)),
+                attempts: istio.attempts,
+            }
+        }
+        Controller::Gke => IstioRule {
+            route_timeout: Some(Translated {
+                field: REQUEST_FIELD,
+                value: "<no GCPBackendPolicy read> (GKE's backend service timeout 30s)",
+                duration: GKE_DEFAULT_BACKEND_TIMEOUT,
+            }),
+            per_try_timeout: None,
+            attempts: istio.attempts,
+        },
+        Controller::Other(_) => IstioRule {
+            route_timeout: rule
+                .timeouts
+                .as_ref()
+                .and_then(|t| t.request.as_ref())
+                .and_then(|value| written(REQUEST_FIELD, value)),
+            per_try_timeout: None,
+            attempts: istio.attempts,
+        },
+    }
+}
+
+/// A written, non-zero Gateway API duration.
+fn written<'a>(field: &'static str, value: &'a str) -> Option<Translated<'a>> {
+    let duration = crate::units::duration::parse(value).ok()?;
+    (!duration.is_zero()).then_some(Translated {
+        field,
+        value,
+        duration,
+    })
 }

@@ -140,6 +140,7 @@ pub fn resolve(inventory: &Inventory, workload: &Workload) -> Resolution {
         gateways,
         http_routes: routes.http_routes,
         kube_gateways: routes.kube_gateways,
+        gateway_classes: routes.gateway_classes,
         inference_pools: routes.inference_pools,
         endpoint_pickers: routes.endpoint_pickers,
         ambient: None,

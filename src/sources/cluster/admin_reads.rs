@@ -343,6 +343,7 @@ mod tests {
                 gateways: Vec::new(),
                 http_routes: Vec::new(),
                 kube_gateways: Vec::new(),
+                gateway_classes: Vec::new(),
                 inference_pools: Vec::new(),
                 endpoint_pickers: Vec::new(),
                 ambient: None,

@@ -572,6 +572,7 @@ mod tests {
                 gateways,
                 http_routes: Vec::new(),
                 kube_gateways: Vec::new(),
+                gateway_classes: Vec::new(),
                 inference_pools: Vec::new(),
                 endpoint_pickers: Vec::new(),
                 ambient: None,

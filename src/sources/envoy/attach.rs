@@ -106,6 +106,7 @@ pub fn endpoint_target(choice: &ServiceChoice, readings: &[EnvoyReading]) -> Tar
             gateways: Vec::new(),
             http_routes: Vec::new(),
             kube_gateways: Vec::new(),
+            gateway_classes: Vec::new(),
             inference_pools: Vec::new(),
             endpoint_pickers: Vec::new(),
             ambient: None,
