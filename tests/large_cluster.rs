@@ -103,3 +103,71 @@ async fn refusing_admin_ports_cost_one_forward_each_and_one_line_in_all() {
         admin_gaps.len()
     );
 }
+
+/// Runs `diagnose -A -o json` against `api`; the report and how long it took.
+async fn diagnose_all(api: &ApiServer) -> (Value, Duration, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let started = std::time::Instant::now();
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-infermesh"))
+            .args(["diagnose", "-A", "-o", "json"])
+            .env("KUBECONFIG", &kubeconfig)
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("diagnose -A did not finish in time")
+    .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("no JSON ({error}); stderr: {stderr}"));
+    (report, took, stderr)
+}
+
+/// However the API server ends a refused forward (the kubelet's close, a reset right behind the
+/// message, or left open), every sidecar's gap carries the kubelet's message, and the run does
+/// not wait for it: well under the 3 s a single poll for the message used to cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refused_forward_names_the_kubelets_message_without_waiting() {
+    use support::apiserver::RefusedForward;
+    for refused in [
+        RefusedForward::Close,
+        RefusedForward::Reset,
+        RefusedForward::KeepOpen,
+    ] {
+        let api = ApiServer::start(
+            ApiServerConfig::new()
+                .with_objects(scale_cluster::objects(SHAPE))
+                .refused_forwards(refused),
+        )
+        .await;
+        let (report, took, stderr) = diagnose_all(&api).await;
+        eprintln!("{refused:?}: diagnose -A took {took:?}");
+        let sidecars = report["gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|gap| gap["what"] == "Envoy admin")
+            .filter_map(|gap| gap["reason"].as_str())
+            .find(|reason| reason.contains("sidecars"))
+            .unwrap_or_else(|| panic!("{refused:?}: no sidecar gap: {:#}", report["gaps"]));
+        // One cause for all of them: a pod whose message was lost would be a cause of its own.
+        let all = format!("on {} of {} sidecars", SHAPE.workloads(), SHAPE.workloads());
+        assert!(
+            sidecars.starts_with(
+                "port-forward to port 15000 failed in the pod: error forwarding port 15000 to pod "
+            ) && sidecars.contains("connection refused")
+                && sidecars.contains(&all),
+            "{refused:?}: {sidecars}\n{stderr}"
+        );
+        assert!(
+            took < Duration::from_secs(3),
+            "{refused:?}: diagnose -A took {took:?} over {} refusing sidecars",
+            SHAPE.workloads()
+        );
+    }
+}
