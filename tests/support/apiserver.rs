@@ -106,6 +106,7 @@ pub struct ApiServerConfig {
     istio: IstioApis,
     forbidden: Vec<Forbid>,
     port_forwards: HashMap<(String, String, u16), SocketAddr>,
+    every_pod_forwards: HashMap<u16, SocketAddr>,
     refused_forwards: portforward::RefusedForward,
     serving: Serving,
     serving_names: Option<Vec<String>>,
@@ -132,6 +133,7 @@ impl ApiServerConfig {
             istio: IstioApis::Current,
             forbidden: Vec::new(),
             port_forwards: HashMap::new(),
+            every_pod_forwards: HashMap::new(),
             refused_forwards: portforward::RefusedForward::default(),
             serving: Serving::CaSigned,
             serving_names: None,
@@ -260,6 +262,13 @@ impl ApiServerConfig {
         self
     }
 
+    /// Port-forwards to `port` of every pod not wired by [`ApiServerConfig::port_forward`]
+    /// reach `to` (a loopback address).
+    pub fn port_forward_every_pod(mut self, port: u16, to: SocketAddr) -> Self {
+        self.every_pod_forwards.insert(port, to);
+        self
+    }
+
     /// Port-forwards to `namespace/pod:port` reach `to` (a loopback address).
     pub fn port_forward(mut self, namespace: &str, pod: &str, port: u16, to: SocketAddr) -> Self {
         self.port_forwards
@@ -318,6 +327,7 @@ struct State {
     forbidden: Vec<Forbid>,
     faults: Vec<Fault>,
     port_forwards: HashMap<(String, String, u16), SocketAddr>,
+    every_pod_forwards: HashMap<u16, SocketAddr>,
     refused_forwards: portforward::RefusedForward,
     path_prefix: String,
     tokens: Vec<String>,
@@ -389,6 +399,7 @@ impl ApiServer {
             forbidden: config.forbidden,
             faults: config.faults,
             port_forwards: config.port_forwards,
+            every_pod_forwards: config.every_pod_forwards,
             refused_forwards: config.refused_forwards,
             path_prefix: config.path_prefix.clone(),
             tokens: std::iter::once(TOKEN.to_string())
@@ -940,6 +951,7 @@ fn upgrade_port_forward(
             address: state
                 .port_forwards
                 .get(&(namespace.to_string(), pod.to_string(), *port))
+                .or_else(|| state.every_pod_forwards.get(port))
                 .copied(),
         })
         .collect();
