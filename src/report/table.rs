@@ -2,6 +2,8 @@
 //! `wide` adds the evidence and assumptions per finding and the fix YAML under the table.
 
 use super::envoys::{self, EnvoyLine};
+use super::summary::{self, Details};
+use super::wrap;
 use super::{
     Extras, Style, dataplane_text, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text,
     outcome_text,
@@ -35,16 +37,57 @@ pub fn render_with_envoys(
 }
 
 /// The table with what `extras` holds: the Envoys read and the probe timelines per target.
+/// With more than one target it opens with the summary, one line per workload worst first, and
+/// shows the details of those `extras.details` asks for (by default: at or above `--fail-on`).
 pub fn render_with(diagnosis: &Diagnosis, extras: Extras<'_>, wide: bool, style: Style) -> String {
     let paint = Paint(style.colour);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Expected generation {} · sources: {}",
-        crate::units::duration::display(diagnosis.expected_generation),
-        diagnosis.sources.join(", ")
+        "{}",
+        wrap::words(
+            &format!(
+                "Expected generation {} · sources: {}",
+                crate::units::duration::display(diagnosis.expected_generation),
+                diagnosis.sources.join(", ")
+            ),
+            style.wrap,
+            2
+        )
     );
+    let several = diagnosis.targets.len() > 1;
+    if several {
+        out.push('\n');
+        render_summary(&mut out, diagnosis, wide, paint);
+        let shown = diagnosis
+            .targets
+            .iter()
+            .filter(|target| summary::shows_details(diagnosis, target, extras.details))
+            .count();
+        let hidden = diagnosis.targets.len() - shown;
+        if hidden > 0 {
+            let which = match extras.details {
+                Details::AtFailOn => format!("{shown} at or above --fail-on {}", diagnosis.fail_on),
+                Details::None => "none".to_string(),
+                Details::All | Details::Named(_) => format!("{shown} named"),
+            };
+            let _ = writeln!(
+                out,
+                "\n{}",
+                paint.dim(&wrap::words(
+                    &format!(
+                        "Details below: {which}; {hidden} not shown (--details all, or --details NAME)."
+                    ),
+                    style.wrap,
+                    2
+                ))
+            );
+        }
+    }
     for (index, target) in diagnosis.targets.iter().enumerate() {
+        if several && !summary::shows_details(diagnosis, target, extras.details) {
+            continue;
+        }
         out.push('\n');
         render_target(
             &mut out,
@@ -68,12 +111,124 @@ pub fn render_with(diagnosis: &Diagnosis, extras: Extras<'_>, wide: bool, style:
         out.push_str(&paint.dim("Not gathered (all targets):"));
         out.push('\n');
         for gap in &diagnosis.gaps {
-            let _ = writeln!(out, "  - {}", gap_text(gap));
+            let _ = writeln!(
+                out,
+                "{}",
+                wrap::words(&format!("  - {}", gap_text(gap)), style.wrap, 4)
+            );
         }
     }
-    let _ = writeln!(out, "\nResult: {}", outcome_text(diagnosis));
+    let _ = writeln!(
+        out,
+        "\n{}",
+        wrap::words(
+            &format!("Result: {}", outcome_text(diagnosis)),
+            style.wrap,
+            2
+        )
+    );
     out
 }
+
+/// One line per workload, worst first, in columns as `kubectl get` prints them (never wrapped:
+/// a line is a workload); `wide` adds replicas, GPU, the dataplane and the other modes.
+fn render_summary(out: &mut String, diagnosis: &Diagnosis, wide: bool, paint: Paint) {
+    let mut header = vec![
+        "NAMESPACE",
+        "WORKLOAD",
+        "ROOT CAUSE",
+        "SEVERITY",
+        "CONFIDENCE",
+        "BASIS",
+    ];
+    if wide {
+        header.extend(["REPLICAS", "GPU", "DATAPLANE", "ALSO"]);
+    }
+    header.push("PROVED BY");
+    let rows = summary::rows(diagnosis);
+    let cells: Vec<(Option<Severity>, Vec<String>)> = rows
+        .iter()
+        .map(|row| {
+            let target = &row.target.target;
+            let dash = |text: Option<&str>| text.unwrap_or("-").to_string();
+            let mut cells = vec![
+                target.namespace.clone(),
+                target.reference.clone(),
+                row.cause_text().to_string(),
+                dash(row.severity.map(Severity::as_str)),
+                dash(row.confidence.map(|confidence| confidence.as_str())),
+                dash(row.basis.map(summary::basis_word)),
+            ];
+            if wide {
+                let also: Vec<&str> = row
+                    .target
+                    .also_contributing
+                    .iter()
+                    .map(|other| other.id.as_str())
+                    .collect();
+                cells.extend([
+                    target.replicas.to_string(),
+                    match &target.gpu {
+                        Some(gpu) => format!("{}×{}", gpu.count, gpu.resource),
+                        None => "-".to_string(),
+                    },
+                    match &target.ambient {
+                        Some(_) => "ambient".to_string(),
+                        None => super::sidecar_mode_text(target.sidecar_mode).to_string(),
+                    },
+                    if also.is_empty() {
+                        "-".to_string()
+                    } else {
+                        also.join(",")
+                    },
+                ]);
+            }
+            cells.push(if row.proved_by.is_empty() {
+                "-".to_string()
+            } else {
+                row.proved_by.clone()
+            });
+            (row.severity, cells)
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|name| name.chars().count()).collect();
+    for (_, cells) in &cells {
+        for (width, cell) in widths.iter_mut().zip(cells) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>, severity: Option<Severity>| {
+        let last = cells.len() - 1;
+        let mut text = String::new();
+        for (column, cell) in cells.into_iter().enumerate() {
+            let pad = if column == last {
+                0
+            } else {
+                widths[column] - cell.chars().count() + 3
+            };
+            // Coloured before the padding, so the escapes do not shift the columns.
+            match severity {
+                Some(severity) if column == SEVERITY_COLUMN => {
+                    text.push_str(&paint.severity_word(&cell, severity));
+                }
+                _ => text.push_str(&cell),
+            }
+            text.push_str(&" ".repeat(pad));
+        }
+        text.trim_end().to_string()
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        line(header.iter().map(|name| name.to_string()).collect(), None)
+    );
+    for (severity, cells) in cells {
+        let _ = writeln!(out, "{}", line(cells, severity));
+    }
+}
+
+/// Where the summary's severity is: after namespace, workload and root cause.
+const SEVERITY_COLUMN: usize = 3;
 
 fn render_target(
     out: &mut String,
@@ -322,6 +477,15 @@ impl Paint {
 
     fn good(self, text: &str) -> String {
         self.wrap(text, "1;32")
+    }
+
+    /// A severity as the summary column shows it: red, yellow or cyan, not bold.
+    fn severity_word(self, text: &str, severity: Severity) -> String {
+        match severity {
+            Severity::Critical => self.wrap(text, "31"),
+            Severity::Warning => self.wrap(text, "33"),
+            Severity::Info => self.wrap(text, "36"),
+        }
     }
 
     fn severity(self, text: &str, severity: Severity) -> String {
