@@ -219,6 +219,8 @@ mod tests {
         other.target.name = "llama".to_string();
         other.target.reference = "deploy/llama".to_string();
         diagnosis.targets.push(other);
+        diagnosis.worst = Some(Severity::Critical);
+        diagnosis.failed = true;
         diagnosis
     }
 
