@@ -416,7 +416,7 @@ mod tests {
         let text = render(&sample::failing());
         assert!(text.starts_with("# kubectl infermesh diagnosis"), "{text}");
         assert!(
-            text.contains("| inference | `deploy/vllm` | #2 `stream-timeout`: Streaming cut early by a timeout | critical | medium | written | VirtualService inference/vllm spec/http[0]/timeout = 30s (shorter than the 300s expected generation) | #3 `connection-pool` |"),
+            text.contains("| inference | `deploy/vllm` | #2 `stream-timeout`: Streaming cut early by a timeout | critical | medium | written | VirtualService inference/vllm spec/http[0]/timeout = 30s | #3 `connection-pool` |"),
             "summary table first:\n{text}"
         );
         assert!(text.contains("**Root cause: #2 `stream-timeout`"), "{text}");

@@ -3,7 +3,6 @@
 //! a run. Pure: it reads the verdict (its root causes and ranked findings) and decides nothing
 //! the verdict has not.
 
-use super::evidence_text;
 use crate::checks::{Basis, Severity};
 use crate::verdict::{CheckStatus, Confidence, Diagnosis, TargetDiagnosis};
 use std::cmp::Ordering;
@@ -54,7 +53,7 @@ pub struct Row<'a> {
     pub confidence: Option<Confidence>,
     pub basis: Option<Basis>,
     /// What proved the root cause: the first evidence line of the ranked first finding (the one
-    /// the root cause is), else its title.
+    /// the root cause is) as `object path = value`, without its note; else the finding's title.
     pub proved_by: String,
 }
 
@@ -97,7 +96,7 @@ fn row(index: usize, target: &TargetDiagnosis) -> Row<'_> {
                 .findings
                 .first()
                 .map(|finding| match finding.evidence.first() {
-                    Some(line) => evidence_text(line),
+                    Some(line) => format!("{} {} = {}", line.object, line.path, line.value),
                     None => finding.title.clone(),
                 })
                 .unwrap_or_default();
@@ -234,9 +233,7 @@ mod tests {
         assert_eq!(rows[0].severity, Some(Severity::Critical));
         assert_eq!(rows[0].basis.map(basis_word), Some("written"));
         assert!(
-            rows[0]
-                .proved_by
-                .starts_with("VirtualService inference/vllm spec/http[0]/timeout = 30s"),
+            rows[0].proved_by == "VirtualService inference/vllm spec/http[0]/timeout = 30s",
             "{}",
             rows[0].proved_by
         );
