@@ -2,7 +2,8 @@
 //! vLLM Deployments with sidecars, other pods, a VirtualService and a DestinationRule per
 //! Deployment, one ingress gateway) in the loopback API server, then `diagnose -A -o json` (Envoy
 //! reads on) with every Envoy admin port refusing (the kubelet's message, then the forward
-//! closes, as the kubelet does) and with every admin port answering (a healthy sidecar's
+//! closes, as the kubelet does; and again with a reset right behind the message) and with every
+//! admin port answering (a healthy sidecar's
 //! captured admin), and `kubectl get pods -A -o json` in the same run: wall time and its ratio
 //! to kubectl's, peak RSS (`/usr/bin/time -v`), API requests and port-forwards.
 //! Needs /usr/bin/time (Debian `time`) and kubectl (`KUBECTL`, else `kubectl` on PATH).
@@ -17,7 +18,7 @@ mod support;
 
 use std::path::Path;
 use std::time::Instant;
-use support::apiserver::{ApiServer, ApiServerConfig};
+use support::apiserver::{ApiServer, ApiServerConfig, RefusedForward};
 use support::scale_cluster::{self, Shape};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_kubectl-infermesh");
@@ -152,6 +153,13 @@ async fn main() {
         let refusing =
             ApiServer::start(ApiServerConfig::new().with_objects(scale_cluster::objects(shape)))
                 .await;
+        // The same refusals, but the connection is reset right behind the kubelet's message.
+        let resetting = ApiServer::start(
+            ApiServerConfig::new()
+                .with_objects(scale_cluster::objects(shape))
+                .refused_forwards(RefusedForward::Reset),
+        )
+        .await;
         let answering = ApiServer::start(
             ApiServerConfig::new()
                 .with_objects(scale_cluster::objects(shape))
@@ -159,52 +167,55 @@ async fn main() {
         )
         .await;
         let dir = tempfile::tempdir().unwrap();
-        let (refusing_dir, answering_dir) =
-            (dir.path().join("refusing"), dir.path().join("answering"));
-        std::fs::create_dir_all(&refusing_dir).unwrap();
-        std::fs::create_dir_all(&answering_dir).unwrap();
-        let refusing_config = refusing.write_kubeconfig(&refusing_dir);
-        let answering_config = answering.write_kubeconfig(&answering_dir);
+        let config_of = |api: &ApiServer, name: &str| {
+            let dir = dir.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            api.write_kubeconfig(&dir)
+        };
+        let refusing_config = config_of(&refusing, "refusing");
+        let resetting_config = config_of(&resetting, "resetting");
+        let answering_config = config_of(&answering, "answering");
         let kubectl = kubectl();
-        let runs: [(&str, &str, &str, Vec<&str>, bool); 4] = [
+        let runs: [(&str, &str, &str, Vec<&str>); 5] = [
             (
                 "kubectl get pods -A -o json",
                 "—",
                 kubectl.as_str(),
                 vec!["get", "pods", "-A", "-o", "json"],
-                false,
             ),
             (
                 "diagnose -A --no-envoy",
                 "—",
                 BINARY,
                 vec!["diagnose", "-A", "--no-envoy", "-o", "json"],
-                false,
             ),
             (
                 "diagnose -A",
                 "refusing",
                 BINARY,
                 vec!["diagnose", "-A", "-o", "json"],
-                false,
+            ),
+            (
+                "diagnose -A",
+                "refusing, reset",
+                BINARY,
+                vec!["diagnose", "-A", "-o", "json"],
             ),
             (
                 "diagnose -A",
                 "answering",
                 BINARY,
                 vec!["diagnose", "-A", "-o", "json"],
-                true,
             ),
         ];
         let mut kubectl_s = f64::NAN;
-        for (label, ports, program, args, answers) in runs {
-            let api = if answers { &answering } else { &refusing };
-            api.clear_requests();
-            let kubeconfig = if answers {
-                answering_config.clone()
-            } else {
-                refusing_config.clone()
+        for (label, ports, program, args) in runs {
+            let (api, kubeconfig) = match ports {
+                "answering" => (&answering, answering_config.clone()),
+                "refusing, reset" => (&resetting, resetting_config.clone()),
+                _ => (&refusing, refusing_config.clone()),
             };
+            api.clear_requests();
             let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
             let program = program.to_string();
             let measured = tokio::task::spawn_blocking(move || {
