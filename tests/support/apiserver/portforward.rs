@@ -59,6 +59,9 @@ pub struct PortTarget {
     pub address: Option<SocketAddr>,
 }
 
+/// How long a reset waits for the message to be on its way: a reset discards the unsent.
+const RESET_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// What the server does with a forward whose port refuses, after writing the kubelet's message.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RefusedForward {
@@ -69,7 +72,7 @@ pub enum RefusedForward {
     /// sent some).
     #[default]
     Close,
-    /// The message, then the TCP connection is reset at once (no close frame).
+    /// The message, then the TCP connection is reset right behind it (no close frame).
     Reset,
     /// The message, and the connection stays open until the client closes it (as an API server
     /// that keeps a refused forward open).
@@ -191,8 +194,12 @@ async fn run<S>(
                 let _ = sink.send(Message::Close(None)).await;
                 return;
             }
-            // Dropped with SO_LINGER 0: a reset.
-            RefusedForward::Reset => return,
+            RefusedForward::Reset => {
+                // Dropped with SO_LINGER 0: a reset, which also discards what the kernel has not
+                // sent yet, so first a moment for the message to leave (a reset *behind* it).
+                tokio::time::sleep(RESET_AFTER).await;
+                return;
+            }
             RefusedForward::KeepOpen => {}
         }
     }
