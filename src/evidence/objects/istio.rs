@@ -23,6 +23,23 @@ pub type EnvoyFilter = IstioObject<EnvoyFilterSpec>;
 pub type PeerAuthentication = IstioObject<PeerAuthenticationSpec>;
 pub type Sidecar = IstioObject<SidecarSpec>;
 pub type Gateway = IstioObject<GatewaySpec>;
+/// `security.istio.io` AuthorizationPolicy: only the selected pods' own proxy enforces it.
+pub type AuthorizationPolicy = IstioObject<SelectorPolicySpec>;
+/// `security.istio.io` RequestAuthentication (JWT): enforced by the selected pods' own proxy.
+pub type RequestAuthentication = IstioObject<SelectorPolicySpec>;
+
+/// The part of a security policy that says which pods it selects; the rest is kept unread.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SelectorPolicySpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<WorkloadSelector>,
+    /// `targetRefs` (Istio 1.22+): a Gateway or a Service's waypoint, not the pods' sidecar.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub target_refs: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -230,6 +247,13 @@ pub struct OutlierDetection {
     pub base_ejection_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_ejection_percent: Option<i64>,
+    /// Written by istiod as the cluster's `common_lb_config.healthy_panic_threshold` (0, the
+    /// default, disables panic).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_health_percent: Option<i64>,
+    /// Deprecated, and ignored by current istiod (`consecutive5xxErrors` replaced it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_errors: Option<i64>,
     /// Fields this subset does not model, kept so that a fix re-emits the object whole.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
