@@ -1,8 +1,11 @@
 //! How `diagnose -A` scales with the cluster: a generated cluster (tests/support/scale_cluster.rs:
 //! vLLM Deployments with sidecars, other pods, a VirtualService and a DestinationRule per
-//! Deployment, one ingress gateway; every Envoy admin port refuses) in the loopback API server,
-//! then `diagnose -A -o json` (Envoy reads on) and `kubectl get pods -A -o json` against it in the
-//! same run: wall time, peak RSS (`/usr/bin/time -v`), API requests and port-forwards.
+//! Deployment, one ingress gateway) in the loopback API server, then `diagnose -A -o json` (Envoy
+//! reads on) with every Envoy admin port refusing (the kubelet's message, then the forward
+//! closes, as the kubelet does; and again with a reset right behind the message) and with every
+//! admin port answering (a healthy sidecar's
+//! captured admin), and `kubectl get pods -A -o json` in the same run: wall time and its ratio
+//! to kubectl's, peak RSS (`/usr/bin/time -v`), API requests and port-forwards.
 //! Needs /usr/bin/time (Debian `time`) and kubectl (`KUBECTL`, else `kubectl` on PATH).
 //! Run: `cargo bench --bench scale [SIZE]` with SIZE 500, 5800 or 20000. Results: docs/benchmarks.md.
 //! `cargo bench --bench scale -- serve SIZE` only serves that cluster (for a profiler): it prints
@@ -15,7 +18,7 @@ mod support;
 
 use std::path::Path;
 use std::time::Instant;
-use support::apiserver::{ApiServer, ApiServerConfig};
+use support::apiserver::{ApiServer, ApiServerConfig, RefusedForward};
 use support::scale_cluster::{self, Shape};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_kubectl-infermesh");
@@ -122,36 +125,97 @@ async fn main() {
         }
         return;
     }
+    let healthy = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/envoy/scenarios/healthy");
+    let read = |name: &str| -> &'static str {
+        Box::leak(
+            std::fs::read_to_string(healthy.join(name))
+                .unwrap()
+                .into_boxed_str(),
+        )
+    };
+    let admin = support::local_http::serve_envoy_admin(
+        r#"{"version":"9e5580933739775e8bce696a57a2e1bc99368f23/1.40.0/Clean/RELEASE/BoringSSL","state":"LIVE"}"#,
+        read("server.config_dump.json"),
+        read("server.stats.txt"),
+    )
+    .await;
     println!(
-        "| pods | workloads | tool | wall s | peak RSS MB | API requests | port-forwards | stderr lines | exit |"
+        "| pods | workloads | tool | admin ports | wall s | × kubectl | peak RSS MB | API requests | port-forwards | stderr lines | exit |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, shape) in shapes() {
         if filter.as_deref().is_some_and(|filter| filter != name) {
             continue;
         }
-        let api =
+        // The same cluster twice: every admin port refusing (the kubelet closes the forward
+        // behind its message), and every pod's 15000 answering as a healthy sidecar's admin.
+        let refusing =
             ApiServer::start(ApiServerConfig::new().with_objects(scale_cluster::objects(shape)))
                 .await;
+        // The same refusals, but the connection is reset right behind the kubelet's message.
+        let resetting = ApiServer::start(
+            ApiServerConfig::new()
+                .with_objects(scale_cluster::objects(shape))
+                .refused_forwards(RefusedForward::Reset),
+        )
+        .await;
+        let answering = ApiServer::start(
+            ApiServerConfig::new()
+                .with_objects(scale_cluster::objects(shape))
+                .port_forward_every_pod(15000, admin.address),
+        )
+        .await;
         let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = api.write_kubeconfig(dir.path());
+        let config_of = |api: &ApiServer, name: &str| {
+            let dir = dir.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            api.write_kubeconfig(&dir)
+        };
+        let refusing_config = config_of(&refusing, "refusing");
+        let resetting_config = config_of(&resetting, "resetting");
+        let answering_config = config_of(&answering, "answering");
         let kubectl = kubectl();
-        let runs: [(&str, &str, Vec<&str>); 3] = [
+        let runs: [(&str, &str, &str, Vec<&str>); 5] = [
             (
                 "kubectl get pods -A -o json",
+                "—",
                 kubectl.as_str(),
                 vec!["get", "pods", "-A", "-o", "json"],
             ),
             (
                 "diagnose -A --no-envoy",
+                "—",
                 BINARY,
                 vec!["diagnose", "-A", "--no-envoy", "-o", "json"],
             ),
-            ("diagnose -A", BINARY, vec!["diagnose", "-A", "-o", "json"]),
+            (
+                "diagnose -A",
+                "refusing",
+                BINARY,
+                vec!["diagnose", "-A", "-o", "json"],
+            ),
+            (
+                "diagnose -A",
+                "refusing, reset",
+                BINARY,
+                vec!["diagnose", "-A", "-o", "json"],
+            ),
+            (
+                "diagnose -A",
+                "answering",
+                BINARY,
+                vec!["diagnose", "-A", "-o", "json"],
+            ),
         ];
-        for (label, program, args) in runs {
+        let mut kubectl_s = f64::NAN;
+        for (label, ports, program, args) in runs {
+            let (api, kubeconfig) = match ports {
+                "answering" => (&answering, answering_config.clone()),
+                "refusing, reset" => (&resetting, resetting_config.clone()),
+                _ => (&refusing, refusing_config.clone()),
+            };
             api.clear_requests();
-            let kubeconfig = kubeconfig.clone();
             let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
             let program = program.to_string();
             let measured = tokio::task::spawn_blocking(move || {
@@ -160,16 +224,20 @@ async fn main() {
             })
             .await
             .unwrap();
+            if kubectl_s.is_nan() {
+                kubectl_s = measured.wall_s;
+            }
             let requests = api.requests();
             let forwards = requests
                 .iter()
                 .filter(|request| request.path.ends_with("/portforward"))
                 .count();
             println!(
-                "| {} | {} | {label} | {:.2} | {:.0} | {} | {forwards} | {} | {:?} |",
+                "| {} | {} | {label} | {ports} | {:.2} | {:.2} | {:.0} | {} | {forwards} | {} | {:?} |",
                 shape.pods(),
                 shape.workloads(),
                 measured.wall_s,
+                measured.wall_s / kubectl_s,
                 measured.peak_rss_mb,
                 requests.len() - forwards,
                 measured.stderr_lines,

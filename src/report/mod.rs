@@ -7,9 +7,11 @@ pub mod markdown;
 mod merge;
 pub mod probe;
 pub mod structured;
+pub mod summary;
 pub mod table;
 pub mod timeline;
 pub mod timeline_svg;
+pub mod wrap;
 
 use crate::checks::{EvidenceLine, Severity};
 use crate::evidence::{Gap, SidecarMode};
@@ -25,6 +27,8 @@ pub struct Style {
     pub terminal: bool,
     /// Columns the probe timelines are drawn in (`timeline::width`; 0: the default 80).
     pub width: usize,
+    /// Columns the prose lines wrap to, at word boundaries: on a terminal only (`None` in a pipe).
+    pub wrap: Option<usize>,
 }
 
 /// The formats `diagnose -o` renders.
@@ -81,6 +85,8 @@ pub struct Extras<'a> {
     pub envoys: &'a [Vec<envoys::EnvoyLine>],
     pub timelines: &'a [Vec<Timeline>],
     pub timeline_file: Option<&'a str>,
+    /// Which targets' details the table shows below the summary (`--details`).
+    pub details: summary::Details<'a>,
 }
 
 impl Extras<'_> {

@@ -2,6 +2,8 @@
 //! `wide` adds the evidence and assumptions per finding and the fix YAML under the table.
 
 use super::envoys::{self, EnvoyLine};
+use super::summary::{self, Details};
+use super::wrap;
 use super::{
     Extras, Style, dataplane_text, evidence_text, fixes, gap_text, gpu_text, no_root_cause_text,
     outcome_text,
@@ -35,16 +37,57 @@ pub fn render_with_envoys(
 }
 
 /// The table with what `extras` holds: the Envoys read and the probe timelines per target.
+/// With more than one target it opens with the summary, one line per workload worst first, and
+/// shows the details of those `extras.details` asks for (by default: at or above `--fail-on`).
 pub fn render_with(diagnosis: &Diagnosis, extras: Extras<'_>, wide: bool, style: Style) -> String {
     let paint = Paint(style.colour);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Expected generation {} · sources: {}",
-        crate::units::duration::display(diagnosis.expected_generation),
-        diagnosis.sources.join(", ")
+        "{}",
+        wrap::words(
+            &format!(
+                "Expected generation {} · sources: {}",
+                crate::units::duration::display(diagnosis.expected_generation),
+                diagnosis.sources.join(", ")
+            ),
+            style.wrap,
+            2
+        )
     );
+    let several = diagnosis.targets.len() > 1;
+    if several {
+        out.push('\n');
+        render_summary(&mut out, diagnosis, wide, paint, style.wrap);
+        let shown = diagnosis
+            .targets
+            .iter()
+            .filter(|target| summary::shows_details(diagnosis, target, extras.details))
+            .count();
+        let hidden = diagnosis.targets.len() - shown;
+        if hidden > 0 {
+            let which = match extras.details {
+                Details::AtFailOn => format!("{shown} at or above --fail-on {}", diagnosis.fail_on),
+                Details::None => "none".to_string(),
+                Details::All | Details::Named(_) => format!("{shown} named"),
+            };
+            let _ = writeln!(
+                out,
+                "\n{}",
+                paint.dim(&wrap::words(
+                    &format!(
+                        "Details below: {which}; {hidden} not shown (--details all, or --details NAME)."
+                    ),
+                    style.wrap,
+                    2
+                ))
+            );
+        }
+    }
     for (index, target) in diagnosis.targets.iter().enumerate() {
+        if several && !summary::shows_details(diagnosis, target, extras.details) {
+            continue;
+        }
         out.push('\n');
         render_target(
             &mut out,
@@ -68,12 +111,150 @@ pub fn render_with(diagnosis: &Diagnosis, extras: Extras<'_>, wide: bool, style:
         out.push_str(&paint.dim("Not gathered (all targets):"));
         out.push('\n');
         for gap in &diagnosis.gaps {
-            let _ = writeln!(out, "  - {}", gap_text(gap));
+            let _ = writeln!(
+                out,
+                "{}",
+                wrap::words(&format!("  - {}", gap_text(gap)), style.wrap, 4)
+            );
         }
     }
-    let _ = writeln!(out, "\nResult: {}", outcome_text(diagnosis));
+    let _ = writeln!(
+        out,
+        "\n{}",
+        wrap::words(
+            &format!("Result: {}", outcome_text(diagnosis)),
+            style.wrap,
+            2
+        )
+    );
     out
 }
+
+/// One line per workload, worst first, in columns as `kubectl get` prints them (never wrapped:
+/// a line is a workload; on a terminal the last column is cut to its width with `…`, whole in a
+/// pipe); `wide` adds replicas, GPU, the dataplane and the other modes.
+fn render_summary(
+    out: &mut String,
+    diagnosis: &Diagnosis,
+    wide: bool,
+    paint: Paint,
+    width: Option<usize>,
+) {
+    let mut header = vec![
+        "NAMESPACE",
+        "WORKLOAD",
+        "ROOT CAUSE",
+        "SEVERITY",
+        "CONFIDENCE",
+        "BASIS",
+    ];
+    if wide {
+        header.extend(["REPLICAS", "GPU", "DATAPLANE", "ALSO"]);
+    }
+    header.push("PROVED BY");
+    let rows = summary::rows(diagnosis);
+    let cells: Vec<(Option<Severity>, Vec<String>)> = rows
+        .iter()
+        .map(|row| {
+            let target = &row.target.target;
+            let dash = |text: Option<&str>| text.unwrap_or("-").to_string();
+            let mut cells = vec![
+                target.namespace.clone(),
+                target.reference.clone(),
+                row.cause_text().to_string(),
+                dash(row.severity.map(Severity::as_str)),
+                dash(row.confidence.map(|confidence| confidence.as_str())),
+                dash(row.basis.map(summary::basis_word)),
+            ];
+            if wide {
+                let also: Vec<&str> = row
+                    .target
+                    .also_contributing
+                    .iter()
+                    .map(|other| other.id.as_str())
+                    .collect();
+                cells.extend([
+                    target.replicas.to_string(),
+                    match &target.gpu {
+                        Some(gpu) => format!("{}×{}", gpu.count, gpu.resource),
+                        None => "-".to_string(),
+                    },
+                    match &target.ambient {
+                        Some(_) => "ambient".to_string(),
+                        None => super::sidecar_mode_text(target.sidecar_mode).to_string(),
+                    },
+                    if also.is_empty() {
+                        "-".to_string()
+                    } else {
+                        also.join(",")
+                    },
+                ]);
+            }
+            cells.push(if row.proved_by.is_empty() {
+                "-".to_string()
+            } else {
+                row.proved_by.clone()
+            });
+            (row.severity, cells)
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|name| name.chars().count()).collect();
+    for (_, cells) in &cells {
+        for (width, cell) in widths.iter_mut().zip(cells) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>, severity: Option<Severity>| {
+        let last = cells.len() - 1;
+        let mut text = String::new();
+        let before_last: usize = widths[..last].iter().map(|width| width + 3).sum();
+        for (column, mut cell) in cells.into_iter().enumerate() {
+            if column == last
+                && let Some(width) = width
+            {
+                cell = cut(&cell, width.saturating_sub(before_last));
+            }
+            let pad = if column == last {
+                0
+            } else {
+                widths[column] - cell.chars().count() + 3
+            };
+            // Coloured before the padding, so the escapes do not shift the columns.
+            match severity {
+                Some(severity) if column == SEVERITY_COLUMN => {
+                    text.push_str(&paint.severity_word(&cell, severity));
+                }
+                _ => text.push_str(&cell),
+            }
+            text.push_str(&" ".repeat(pad));
+        }
+        text.trim_end().to_string()
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        line(header.iter().map(|name| name.to_string()).collect(), None)
+    );
+    for (severity, cells) in cells {
+        let _ = writeln!(out, "{}", line(cells, severity));
+    }
+}
+
+/// `text` in at most `room` characters, ending in `…` when cut.
+fn cut(text: &str, room: usize) -> String {
+    if text.chars().count() <= room {
+        return text.to_string();
+    }
+    let Some(keep) = room.checked_sub(1) else {
+        return String::new();
+    };
+    let mut kept: String = text.chars().take(keep).collect();
+    kept.push('…');
+    kept
+}
+
+/// Where the summary's severity is: after namespace, workload and root cause.
+const SEVERITY_COLUMN: usize = 3;
 
 fn render_target(
     out: &mut String,
@@ -84,15 +265,25 @@ fn render_target(
     paint: Paint,
 ) {
     let summary = &target.target;
-    let _ = writeln!(
-        out,
-        "{}  namespace {} · {} · GPU {} · replicas {}",
-        paint.bold(&summary.reference),
-        summary.namespace,
-        dataplane_text(summary),
-        gpu_text(summary),
-        summary.replicas
+    let width = style.wrap;
+    // The reference is bold: wrapped first, then painted, so the escapes take no columns.
+    let header = wrap::words(
+        &format!(
+            "{}  namespace {} · {} · GPU {} · replicas {}",
+            summary.reference,
+            summary.namespace,
+            dataplane_text(summary),
+            gpu_text(summary),
+            summary.replicas
+        ),
+        width,
+        2,
     );
+    let header = match header.strip_prefix(summary.reference.as_str()) {
+        Some(rest) => format!("{}{rest}", paint.bold(&summary.reference)),
+        None => header,
+    };
+    let _ = writeln!(out, "{header}");
     match &target.root_cause {
         Some(root) => {
             let line = format!(
@@ -103,15 +294,28 @@ fn render_target(
                 root.severity,
                 root.confidence.as_str()
             );
-            let _ = writeln!(out, "{}", paint.severity(&line, root.severity));
-            let _ = writeln!(out, "  {}", root.explanation);
+            let line = wrap::words(&line, width, 2);
+            let painted: Vec<String> = line
+                .lines()
+                .map(|line| paint.severity(line, root.severity))
+                .collect();
+            let _ = writeln!(out, "{}", painted.join("\n"));
+            let _ = writeln!(
+                out,
+                "{}",
+                wrap::words(&format!("  {}", root.explanation), width, 2)
+            );
             if !wide && let Some(fix) = fixes::for_mode(&target.findings, root.id).first() {
                 let yaml = if fix.yaml.trim().is_empty() {
                     ""
                 } else {
                     " (the YAML: --fix, or -o wide)"
                 };
-                let _ = writeln!(out, "  Fix: {}{yaml}", fix.summary);
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    wrap::words(&format!("  Fix: {}{yaml}", fix.summary), width, 7)
+                );
             }
             if !target.also_contributing.is_empty() {
                 let others: Vec<String> = target
@@ -119,11 +323,21 @@ fn render_target(
                     .iter()
                     .map(|c| format!("#{} {} ({})", c.number, c.id, c.severity))
                     .collect();
-                let _ = writeln!(out, "Also contributing: {}", others.join(", "));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    wrap::words(
+                        &format!("Also contributing: {}", others.join(", ")),
+                        width,
+                        2
+                    )
+                );
             }
         }
         None => {
-            let _ = writeln!(out, "{}", paint.good(no_root_cause_text(target)));
+            let line = wrap::words(no_root_cause_text(target), width, 0);
+            let painted: Vec<String> = line.lines().map(|line| paint.good(line)).collect();
+            let _ = writeln!(out, "{}", painted.join("\n"));
         }
     }
     let _ = writeln!(out, "{}", table(target, wide, style));
@@ -138,28 +352,48 @@ fn render_target(
     if !partial.is_empty() {
         let _ = writeln!(out, "{}", paint.dim("Not judged:"));
         for (check, text) in partial {
-            let _ = writeln!(out, "  - #{} {}: {text}", check.number, check.id);
+            let _ = writeln!(
+                out,
+                "{}",
+                wrap::words(
+                    &format!("  - #{} {}: {text}", check.number, check.id),
+                    style.wrap,
+                    4
+                )
+            );
         }
     }
-    render_envoys(out, envoys, paint);
+    render_envoys(out, envoys, paint, style.wrap);
     if !target.gaps.is_empty() {
         let _ = writeln!(out, "{}", paint.dim("Not gathered:"));
         for gap in &target.gaps {
-            let _ = writeln!(out, "  - {}", gap_text(gap));
+            let _ = writeln!(
+                out,
+                "{}",
+                wrap::words(&format!("  - {}", gap_text(gap)), style.wrap, 4)
+            );
         }
     }
 }
 
 /// One line per Envoy read for the target, with its inferred role, and what it could not give.
-fn render_envoys(out: &mut String, lines: &[EnvoyLine], paint: Paint) {
+fn render_envoys(out: &mut String, lines: &[EnvoyLine], paint: Paint, width: Option<usize>) {
     if lines.is_empty() {
         return;
     }
     let _ = writeln!(out, "{}", paint.dim("Envoys read:"));
     for line in lines {
-        let _ = writeln!(out, "  {}", line.text());
+        let _ = writeln!(
+            out,
+            "{}",
+            wrap::words(&format!("  {}", line.text()), width, 4)
+        );
         for gap in &line.gaps {
-            let _ = writeln!(out, "    not read: {}", gap_text(gap));
+            let _ = writeln!(
+                out,
+                "{}",
+                wrap::words(&format!("    not read: {}", gap_text(gap)), width, 6)
+            );
         }
     }
 }
@@ -171,6 +405,10 @@ fn table(target: &TargetDiagnosis, wide: bool, style: Style) -> Table {
         .set_content_arrangement(ContentArrangement::Dynamic);
     if !style.terminal {
         table.force_no_tty();
+    }
+    if let Some(width) = style.wrap.and_then(|width| u16::try_from(width).ok()) {
+        // The same width as the prose around it (COLUMNS first).
+        table.set_width(width);
     }
     if style.colour {
         table.enforce_styling();
@@ -324,6 +562,15 @@ impl Paint {
         self.wrap(text, "1;32")
     }
 
+    /// A severity as the summary column shows it: red, yellow or cyan, not bold.
+    fn severity_word(self, text: &str, severity: Severity) -> String {
+        match severity {
+            Severity::Critical => self.wrap(text, "31"),
+            Severity::Warning => self.wrap(text, "33"),
+            Severity::Info => self.wrap(text, "36"),
+        }
+    }
+
     fn severity(self, text: &str, severity: Severity) -> String {
         match severity {
             Severity::Critical => self.wrap(text, "1;31"),
@@ -342,7 +589,170 @@ mod tests {
         colour: false,
         terminal: false,
         width: 80,
+        wrap: None,
     };
+
+    /// The failing sample's target and the healthy one's, as two targets of one diagnosis.
+    fn two() -> Diagnosis {
+        let mut diagnosis = sample::healthy();
+        let mut other = sample::failing().targets[0].clone();
+        other.target.name = "llama".to_string();
+        other.target.reference = "deploy/llama".to_string();
+        diagnosis.targets.push(other);
+        diagnosis.worst = Some(Severity::Critical);
+        diagnosis.failed = true;
+        diagnosis
+    }
+
+    fn with_details(diagnosis: &Diagnosis, details: Details, wide: bool) -> String {
+        render_with(
+            diagnosis,
+            Extras {
+                details,
+                ..Extras::default()
+            },
+            wide,
+            PLAIN,
+        )
+    }
+
+    #[test]
+    fn several_targets_open_with_a_summary_worst_first_and_detail_the_failing_ones() {
+        let text = with_details(&two(), Details::AtFailOn, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[2],
+            "NAMESPACE   WORKLOAD       ROOT CAUSE       SEVERITY   CONFIDENCE   BASIS     PROVED BY",
+            "{text}"
+        );
+        assert_eq!(
+            lines[3],
+            "inference   deploy/llama   stream-timeout   critical   medium       written   VirtualService inference/vllm spec/http[0]/timeout = 30s",
+            "{text}"
+        );
+        assert_eq!(
+            lines[4],
+            "inference   deploy/vllm    healthy          -          -            -         -",
+            "{text}"
+        );
+        assert!(
+            text.contains("Details below: 1 at or above --fail-on critical; 1 not shown (--details all, or --details NAME)."),
+            "{text}"
+        );
+        assert!(text.contains("deploy/llama  namespace inference"), "{text}");
+        assert!(
+            !text.contains("deploy/vllm  namespace inference"),
+            "the healthy one is not repeated:\n{text}"
+        );
+        assert!(text.trim_end().ends_with("exit 3"), "{text}");
+
+        let all = with_details(&two(), Details::All, false);
+        assert!(all.contains("deploy/vllm  namespace inference"), "{all}");
+        assert!(!all.contains("not shown"), "{all}");
+        let names = ["vllm".to_string()];
+        let named = with_details(&two(), Details::Named(&names), false);
+        assert!(
+            named.contains("deploy/vllm  namespace inference"),
+            "{named}"
+        );
+        assert!(
+            !named.contains("deploy/llama  namespace inference"),
+            "{named}"
+        );
+    }
+
+    #[test]
+    fn wide_summary_adds_replicas_gpu_dataplane_and_the_other_modes() {
+        let text = with_details(&two(), Details::None, true);
+        let header = text.lines().nth(2).unwrap_or_default();
+        assert!(
+            header.contains(
+                "BASIS     REPLICAS   GPU                DATAPLANE   ALSO              PROVED BY"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("connection-pool"), "{text}");
+        assert!(
+            !text.contains("Root cause:"),
+            "no details with none:\n{text}"
+        );
+    }
+
+    #[test]
+    fn one_target_has_no_summary() {
+        let text = render(&sample::failing(), false, PLAIN);
+        assert!(!text.contains("NAMESPACE"), "{text}");
+        assert!(!text.contains("Details below"), "{text}");
+    }
+
+    #[test]
+    fn prose_wraps_at_words_to_the_width_on_a_terminal_only() {
+        let narrow = Style {
+            wrap: Some(50),
+            ..PLAIN
+        };
+        let text = render(&sample::failing(), false, narrow);
+        let table = text.find('┌').unwrap_or(text.len());
+        for line in text[..table].lines() {
+            assert!(line.chars().count() <= 50, "{line:?} in\n{text}");
+        }
+        let piped = render(&sample::failing(), false, PLAIN);
+        let summary = with_details(&two(), Details::None, false);
+        let cut_summary = render_with(
+            &two(),
+            Extras {
+                details: Details::None,
+                ..Extras::default()
+            },
+            false,
+            Style {
+                wrap: Some(100),
+                ..PLAIN
+            },
+        );
+        assert!(
+            cut_summary
+                .lines()
+                .any(|line| line.starts_with("inference   deploy/llama")
+                    && line.chars().count() == 100
+                    && line.ends_with('…')),
+            "{cut_summary}"
+        );
+        assert!(
+            summary.contains("spec/http[0]/timeout = 30s\n"),
+            "whole in a pipe:\n{summary}"
+        );
+        let words = |text: &str| -> Vec<String> {
+            text[..text.find('┌').unwrap_or(text.len())]
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(words(&text), words(&piped), "only the line breaks differ");
+        assert!(
+            piped.lines().any(|line| line.chars().count() > 50),
+            "a pipe is not wrapped:\n{piped}"
+        );
+    }
+
+    #[test]
+    fn summary_severities_are_coloured_only_with_colour() {
+        let coloured = render_with(
+            &two(),
+            Extras::default(),
+            false,
+            Style {
+                colour: true,
+                ..PLAIN
+            },
+        );
+        assert!(
+            coloured.contains("\x1b[31mcritical\x1b[0m   medium"),
+            "{coloured}"
+        );
+        let plain = with_details(&two(), Details::AtFailOn, false);
+        assert!(!plain.contains('\x1b'), "{plain}");
+    }
 
     #[test]
     fn table_puts_the_root_cause_first_and_lists_every_check() {
@@ -425,8 +835,7 @@ mod tests {
             false,
             Style {
                 colour: true,
-                terminal: false,
-                width: 80,
+                ..PLAIN
             },
         );
         assert!(text.contains("\x1b[1;31mRoot cause"), "{text}");

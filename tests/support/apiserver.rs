@@ -18,6 +18,7 @@ mod store;
 pub mod tls;
 
 pub use fixtures::{fixture_dir, generate_pods, load_fixtures};
+pub use portforward::RefusedForward;
 pub use resources::IstioApis;
 pub use tls::Serving;
 
@@ -105,6 +106,8 @@ pub struct ApiServerConfig {
     istio: IstioApis,
     forbidden: Vec<Forbid>,
     port_forwards: HashMap<(String, String, u16), SocketAddr>,
+    every_pod_forwards: HashMap<u16, SocketAddr>,
+    refused_forwards: portforward::RefusedForward,
     serving: Serving,
     serving_names: Option<Vec<String>>,
     bind: IpAddr,
@@ -130,6 +133,8 @@ impl ApiServerConfig {
             istio: IstioApis::Current,
             forbidden: Vec::new(),
             port_forwards: HashMap::new(),
+            every_pod_forwards: HashMap::new(),
+            refused_forwards: portforward::RefusedForward::default(),
             serving: Serving::CaSigned,
             serving_names: None,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -250,6 +255,20 @@ impl ApiServerConfig {
         self
     }
 
+    /// What a forward to a port that refuses does after the kubelet's message: by default it
+    /// closes, as the kubelet's does.
+    pub fn refused_forwards(mut self, refused: RefusedForward) -> Self {
+        self.refused_forwards = refused;
+        self
+    }
+
+    /// Port-forwards to `port` of every pod not wired by [`ApiServerConfig::port_forward`]
+    /// reach `to` (a loopback address).
+    pub fn port_forward_every_pod(mut self, port: u16, to: SocketAddr) -> Self {
+        self.every_pod_forwards.insert(port, to);
+        self
+    }
+
     /// Port-forwards to `namespace/pod:port` reach `to` (a loopback address).
     pub fn port_forward(mut self, namespace: &str, pod: &str, port: u16, to: SocketAddr) -> Self {
         self.port_forwards
@@ -308,6 +327,8 @@ struct State {
     forbidden: Vec<Forbid>,
     faults: Vec<Fault>,
     port_forwards: HashMap<(String, String, u16), SocketAddr>,
+    every_pod_forwards: HashMap<u16, SocketAddr>,
+    refused_forwards: portforward::RefusedForward,
     path_prefix: String,
     tokens: Vec<String>,
     requests: Mutex<Vec<RecordedRequest>>,
@@ -378,6 +399,8 @@ impl ApiServer {
             forbidden: config.forbidden,
             faults: config.faults,
             port_forwards: config.port_forwards,
+            every_pod_forwards: config.every_pod_forwards,
+            refused_forwards: config.refused_forwards,
             path_prefix: config.path_prefix.clone(),
             tokens: std::iter::once(TOKEN.to_string())
                 .chain(config.extra_tokens.clone())
@@ -928,6 +951,7 @@ fn upgrade_port_forward(
             address: state
                 .port_forwards
                 .get(&(namespace.to_string(), pod.to_string(), *port))
+                .or_else(|| state.every_pod_forwards.get(port))
                 .copied(),
         })
         .collect();
@@ -935,6 +959,7 @@ fn upgrade_port_forward(
     let client_bytes = Arc::new(AtomicU64::new(0));
     let closed = Arc::new(AtomicU64::new(0));
     let events = state.events.clone();
+    let refused = state.refused_forwards;
     state.sessions.lock().unwrap().push(SessionRecord {
         pod: pod_name.clone(),
         ports,
@@ -944,7 +969,7 @@ fn upgrade_port_forward(
     });
     tokio::spawn(async move {
         if let Ok(upgraded) = hyper::upgrade::on(request).await {
-            portforward::serve(upgraded, pod_name, targets, &client_bytes).await;
+            portforward::serve(upgraded, pod_name, targets, &client_bytes, refused).await;
         }
         closed.store(events.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
     });

@@ -48,3 +48,44 @@ pub async fn serve_text(body: &'static str) -> LocalHttp {
     });
     LocalHttp { address, task }
 }
+
+/// Answers as an Envoy admin does, by path: `/server_info`, `/config_dump` and `/stats` with the
+/// given bodies (JSON, JSON, text); 404 for anything else.
+pub async fn serve_envoy_admin(
+    server_info: &'static str,
+    config_dump: &'static str,
+    stats: &'static str,
+) -> LocalHttp {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let (status, kind, body) = match request.uri().path() {
+                        "/server_info" => (200, "application/json", server_info),
+                        "/config_dump" => (200, "application/json", config_dump),
+                        "/stats" => (200, "text/plain", stats),
+                        _ => (404, "text/plain", "invalid path"),
+                    };
+                    async move {
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .header("content-type", kind)
+                                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    LocalHttp { address, task }
+}

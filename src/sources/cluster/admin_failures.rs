@@ -18,17 +18,22 @@ pub fn aggregate(
     read: &[(ObjectRef, EnvoySide)],
     run_gaps: &mut Vec<Gap>,
 ) -> Vec<String> {
-    let side_of = |pod: &str| {
-        read.iter()
-            .find(|(have, _)| {
+    // `namespace/name` of each pod read, once: the targets' gaps name pods so.
+    let sides: std::collections::HashMap<String, EnvoySide> = read
+        .iter()
+        .rev()
+        .map(|(pod, side)| {
+            (
                 format!(
                     "{}/{}",
-                    have.namespace.as_deref().unwrap_or_default(),
-                    have.name
-                ) == pod
-            })
-            .map(|(_, side)| *side)
-    };
+                    pod.namespace.as_deref().unwrap_or_default(),
+                    pod.name
+                ),
+                *side,
+            )
+        })
+        .collect();
+    let side_of = |pod: &str| sides.get(pod).copied();
     let mut causes: BTreeMap<(String, Option<EnvoySide>), Cause> = BTreeMap::new();
     for target in targets.iter() {
         for gap in &target.gaps {

@@ -24,10 +24,10 @@ pub const DEFAULT_ADMIN_PORT: u16 = 15000;
 pub const PODS_PER_SIDE: usize = 1;
 /// Port-forwards open at once.
 pub const CONCURRENCY: usize = 16;
-/// How often a failed read looks for the kubelet's message about the pod's port.
-const POD_ERROR_POLL: Duration = Duration::from_millis(50);
-/// How long to wait for the kubelet to say why a forwarded connection failed.
-const POD_ERROR_WAIT: Duration = Duration::from_secs(3);
+/// After a failed read, how long a forwarded connection still open may take to end (or the
+/// kubelet to say why): a closed or reset forward has said all it will, so this is only the
+/// bound for one that lingers.
+const POD_ERROR_BOUND: Duration = Duration::from_secs(2);
 
 /// Which pods to read for each target, and every distinct pod once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -163,17 +163,26 @@ async fn read_pod(
             return EnvoyReading::failed(&source, Some(pod), Gap::new(what, error.to_string()));
         }
     };
-    let mut reading = EnvoyReading::read(&admin, &source)
-        .await
-        .with_pod(pod, side);
-    if !reading.is_readable() {
+    // The kubelet's message about the port comes right after the upgrade when the pod's port
+    // refuses: read it while the admin calls go, and stop them the moment it is known.
+    let refused = |message: String| {
+        Gap::new(
+            what.clone(),
+            format!("port-forward to port {admin_port} failed in the pod: {message}"),
+        )
+    };
+    let mut reading = tokio::select! {
+        biased;
+        message = forward.pod_error_arrives() => {
+            EnvoyReading::failed(&source, Some(pod.clone()), refused(message)).with_side(side)
+        }
+        reading = EnvoyReading::read(&admin, &source) => reading.with_pod(pod, side),
+    };
+    if !reading.is_readable() && reading.gaps.iter().all(|gap| gap.what != what) {
         // Through a port-forward, a refused admin port shows as a dropped connection; the
         // kubelet says what happened on the same forward.
-        if let Some(message) = pod_error(&forward).await {
-            reading.gaps = vec![Gap::new(
-                what.clone(),
-                format!("port-forward to port {admin_port} failed in the pod: {message}"),
-            )];
+        if let Some(message) = forward.failure(POD_ERROR_BOUND).await {
+            reading.gaps = vec![refused(message)];
         }
     }
     let local = forward.url();
@@ -188,20 +197,6 @@ async fn read_pod(
     }
     forward.close().await;
     reading
-}
-
-/// The kubelet's message about the forwarded port, if it gives one in time.
-async fn pod_error(forward: &PortForward) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + POD_ERROR_WAIT;
-    loop {
-        if let Some(message) = forward.pod_error() {
-            return Some(message);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(POD_ERROR_POLL).await;
-    }
 }
 
 /// Adds each target's readings to its evidence: server-side pods judged at the vLLM port,

@@ -6,8 +6,8 @@
 
 use super::client::ClusterClient;
 use super::error::ClusterError;
+use futures_util::{SinkExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Portforwarder;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
@@ -17,9 +17,19 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 
 /// How long a closing websocket may take to say goodbye before it is cut.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Bytes a forward buffers each way between the websocket and its reader.
+const STREAM_BUFFER: usize = 1024 * 1024;
+/// The data and error channels of the one port forwarded, and v5's close signal.
+const DATA: u8 = 0;
+const ERROR: u8 = 1;
+const CLOSE_SIGNAL: u8 = 255;
+/// How long a connection still copies after the kubelet's message, for bytes already on the way.
+const AFTER_POD_ERROR: Duration = Duration::from_millis(200);
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -37,25 +47,39 @@ impl std::fmt::Display for PodPort {
     }
 }
 
+/// What a forward's connection has said so far: the kubelet's message about the pod's port, and
+/// whether the connection has ended (closed or reset: the same to us).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardState {
+    pub message: Option<String>,
+    pub ended: bool,
+}
+
 /// One byte stream to a pod's port. Dropping it ends the port-forward.
 pub struct PodStream {
     stream: DuplexStream,
-    forwarder: Option<Portforwarder>,
-    error: Option<Pin<Box<dyn Future<Output = Option<String>> + Send>>>,
+    state: watch::Receiver<ForwardState>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl PodStream {
     /// Waits for the message the kubelet sends when it cannot reach the port (e.g. connection
-    /// refused inside the pod); `None` when the forward ended without one.
+    /// refused inside the pod); `None` once the forward's connection has ended without one.
     pub async fn pod_error(&mut self) -> Option<String> {
-        match self.error.take() {
-            Some(error) => error.await,
-            None => None,
-        }
+        let _ = self
+            .state
+            .wait_for(|state| state.message.is_some() || state.ended)
+            .await;
+        self.state.borrow().message.clone()
     }
 
-    /// Ends the forward politely: half-closes our side, which makes kube send a websocket
-    /// close, and waits (bounded) for the server to close its side.
+    /// What the connection has said so far, to watch while the stream is in use.
+    pub fn state(&self) -> watch::Receiver<ForwardState> {
+        self.state.clone()
+    }
+
+    /// Ends the forward politely: half-closes our side, which makes us send a websocket close,
+    /// and waits (bounded) for the server to close its side.
     pub async fn close(mut self) {
         if self.stream.shutdown().await.is_ok() {
             let mut discard = [0u8; 8192];
@@ -69,14 +93,14 @@ impl PodStream {
             };
             let _ = tokio::time::timeout(CLOSE_GRACE, drained).await;
         }
-        // Drop aborts whatever is left of the forwarder's task.
+        // Drop aborts whatever is left of the connection's task.
     }
 }
 
 impl Drop for PodStream {
     fn drop(&mut self) {
-        if let Some(forwarder) = self.forwarder.take() {
-            forwarder.abort();
+        if let Some(task) = self.task.take() {
+            task.abort();
         }
     }
 }
@@ -115,26 +139,127 @@ pub async fn open_stream(
     client: &ClusterClient,
     target: &PodPort,
 ) -> Result<PodStream, ClusterError> {
-    let api: kube::Api<Pod> = kube::Api::namespaced(client.kube().clone(), &target.namespace);
     let what = format!("port-forward to {target}");
-    let mut forwarder = client
-        .call(&what, api.portforward(&target.pod, &[target.port]))
-        .await?;
-    let Some(stream) = forwarder.take_stream(target.port) else {
-        forwarder.abort();
-        return Err(ClusterError::Other {
-            what,
-            reason: "the port-forward gave no stream".to_string(),
-        });
+    let path = <Pod as kube::Resource>::url_path(&(), Some(&target.namespace));
+    let request = kube::core::Request::new(path)
+        .portforward(&target.pod, &[target.port])
+        .map_err(kube::Error::BuildRequest);
+    let connect = async {
+        let connection = client.kube().connect(request?).await?;
+        Ok::<_, kube::Error>(connection.into_stream())
     };
-    let error = forwarder
-        .take_error(target.port)
-        .map(|error| Box::pin(error) as Pin<Box<dyn Future<Output = Option<String>> + Send>>);
-    Ok(PodStream {
-        stream,
-        forwarder: Some(forwarder),
-        error,
-    })
+    let socket = client.call(&what, connect).await?;
+    Ok(PodStream::over(socket, target.port))
+}
+
+impl PodStream {
+    /// Runs the port-forward protocol for one port over an upgraded websocket.
+    fn over<S>(socket: WebSocketStream<S>, port: u16) -> PodStream
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (ours, theirs) = tokio::io::duplex(STREAM_BUFFER);
+        let (state, watched) = watch::channel(ForwardState::default());
+        let task = tokio::spawn(pump(socket, port, theirs, state));
+        PodStream {
+            stream: ours,
+            state: watched,
+            task: Some(task),
+        }
+    }
+}
+
+/// The kubelet's port-forward over one websocket (`pkg/kubelet/cri/streaming/portforward/
+/// websocket.go`): channel 0 carries the port's data, channel 1 its error; each opens with a
+/// frame of the port (2 bytes little-endian). When the pod's port cannot be reached the kubelet
+/// writes its message on the error channel, closes both, and the connection closes once every
+/// port's forward has ended. So the frames from the server are read first and always: the error
+/// is kept the moment it is read, whether a close or a reset follows, and our data waits until
+/// both channels are open (the error, when there is one, comes right behind them).
+async fn pump<S>(
+    socket: WebSocketStream<S>,
+    port: u16,
+    local: DuplexStream,
+    state: watch::Sender<ForwardState>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut incoming) = socket.split();
+    let (mut from_local, mut to_local) = tokio::io::split(local);
+    let mut opened = [false; 2];
+    let mut sending = true;
+    let mut delivering = true;
+    let mut error_text: Vec<u8> = Vec::new();
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let both_open = opened[0] && opened[1];
+        tokio::select! {
+            biased;
+            frame = incoming.next() => match frame {
+                Some(Ok(Message::Binary(bytes))) => {
+                    let Some((&channel, payload)) = bytes.split_first() else {
+                        continue;
+                    };
+                    match channel {
+                        DATA | ERROR if !opened[channel as usize] => {
+                            if payload != port.to_le_bytes() {
+                                let message = format!(
+                                    "the port-forward opened channel {channel} with {payload:?}, not port {port}"
+                                );
+                                state.send_modify(|state| state.message = Some(message));
+                                break;
+                            }
+                            opened[channel as usize] = true;
+                        }
+                        DATA if delivering => {
+                            // Nobody reading our side any more: keep reading the server.
+                            delivering = to_local.write_all(payload).await.is_ok();
+                        }
+                        ERROR => {
+                            error_text.extend_from_slice(payload);
+                            let message = normalize(&error_text);
+                            state.send_modify(|state| state.message = Some(message));
+                        }
+                        // v5.channel.k8s.io: the server closed one channel.
+                        CLOSE_SIGNAL if payload.first() == Some(&DATA) => {
+                            let _ = to_local.shutdown().await;
+                            delivering = false;
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+            read = from_local.read(&mut buffer), if sending && both_open => match read {
+                Ok(0) | Err(_) => {
+                    sending = false;
+                    // Our side is done: close, then read until the server closes too.
+                    if sink.send(Message::Close(None)).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(read) => {
+                    let mut frame = Vec::with_capacity(read + 1);
+                    frame.push(DATA);
+                    frame.extend_from_slice(&buffer[..read]);
+                    if sink.send(Message::binary(frame)).await.is_err() {
+                        break;
+                    }
+                }
+            },
+        }
+    }
+    let _ = to_local.shutdown().await;
+    state.send_modify(|state| state.ended = true);
+}
+
+/// The kubelet's message on one line.
+fn normalize(text: &[u8]) -> String {
+    String::from_utf8_lossy(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A local listener on `127.0.0.1:<free port>` that forwards each accepted connection to a pod's
@@ -145,13 +270,20 @@ pub struct PortForward {
     target: PodPort,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
-    /// The last message the kubelet sent about a forwarded connection (e.g. connection refused
-    /// inside the pod).
-    pod_error: PodErrorSlot,
+    /// What the forwarded connections have said: the kubelet's last message about the pod's
+    /// port (e.g. connection refused inside the pod), and how many are still open.
+    forwards: Forwards,
 }
 
-/// Where forwarded connections leave the kubelet's message about the pod's port.
-type PodErrorSlot = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+/// The forwarded connections as a whole, shared by the listener's connections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ForwardsState {
+    message: Option<String>,
+    /// Connections accepted and not yet ended.
+    open: usize,
+}
+
+type Forwards = std::sync::Arc<watch::Sender<ForwardsState>>;
 
 impl std::fmt::Debug for PortForward {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -202,14 +334,18 @@ impl PortForward {
             reason: error.to_string(),
         })?;
         let (stop, stopped) = watch::channel(false);
-        let pod_error = PodErrorSlot::default();
+        let forwards = Forwards::new(watch::channel(ForwardsState::default()).0);
+        if let Some(first) = &first {
+            // The kubelet says a port refuses right after the upgrade, before any connection.
+            tokio::spawn(keep_message(first.state(), forwards.clone()));
+        }
         let task = tokio::spawn(accept_loop(
             listener,
             Upstreams {
                 client: client.clone(),
                 target: target.clone(),
                 first,
-                pod_error: pod_error.clone(),
+                forwards: forwards.clone(),
             },
             stopped,
         ));
@@ -219,18 +355,37 @@ impl PortForward {
             target,
             stop,
             task: Some(task),
-            pod_error,
+            forwards,
         })
     }
 
-    /// The kubelet's message about the pod's port from a connection forwarded so far
-    /// (`connection refused` when nothing listens there).
+    /// The kubelet's message about the pod's port from a forward so far (`connection refused`
+    /// when nothing listens there).
     pub fn pod_error(&self) -> Option<String> {
-        self.pod_error
-            .lock()
-            .ok()
-            .and_then(|slot| slot.clone())
-            .map(|message| message.split_whitespace().collect::<Vec<_>>().join(" "))
+        self.forwards.borrow().message.clone()
+    }
+
+    /// After a connection through the forward failed: the kubelet's message, waiting only
+    /// while a forwarded connection is still open (at most `bound`). A forward whose connection
+    /// has closed or been reset has said all it will.
+    pub async fn failure(&self, bound: Duration) -> Option<String> {
+        let mut state = self.forwards.subscribe();
+        let settled = state.wait_for(|state| state.message.is_some() || state.open == 0);
+        let _ = tokio::time::timeout(bound, settled).await;
+        self.pod_error()
+    }
+
+    /// Waits for the kubelet's message about the pod's port; pending while there is none.
+    pub async fn pod_error_arrives(&self) -> String {
+        let mut state = self.forwards.subscribe();
+        let message = state
+            .wait_for(|state| state.message.is_some())
+            .await
+            .map(|state| state.message.clone().unwrap_or_default());
+        match message {
+            Ok(message) => message,
+            Err(_) => std::future::pending().await,
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -282,12 +437,23 @@ impl Drop for PortForward {
     }
 }
 
+/// Copies a stream's message, when it has one, to the forward's: until the stream ends.
+async fn keep_message(mut stream: watch::Receiver<ForwardState>, forwards: Forwards) {
+    let _ = stream
+        .wait_for(|state| state.message.is_some() || state.ended)
+        .await;
+    let message = stream.borrow().message.clone();
+    if let Some(message) = message {
+        forwards.send_modify(|state| state.message = Some(message));
+    }
+}
+
 /// Where accepted connections go: the stream opened by `start` first, then new ones.
 struct Upstreams {
     client: ClusterClient,
     target: PodPort,
     first: Option<PodStream>,
-    pod_error: PodErrorSlot,
+    forwards: Forwards,
 }
 
 impl Upstreams {
@@ -318,12 +484,15 @@ async fn accept_loop(
             () = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, _)) => {
+                    // Counted here, so a reader that saw its request fail knows one is open.
+                    upstreams.forwards.send_modify(|state| state.open += 1);
+                    let ended = Ended(upstreams.forwards.clone());
                     connections.spawn(forward_connection(
                         socket,
                         upstreams.first.take(),
                         upstreams.client.clone(),
                         upstreams.target.clone(),
-                        upstreams.pod_error.clone(),
+                        ended,
                     ));
                 }
                 Err(error) => {
@@ -338,12 +507,31 @@ async fn accept_loop(
     // first stream never used is dropped with `upstreams`, which ends its forward.
 }
 
+/// One forwarded connection's place in the count: it ends when dropped, aborted or not.
+struct Ended(Forwards);
+
+impl Ended {
+    fn keep(&self, message: Option<String>) {
+        if let Some(message) = message {
+            // Said once per cause by whoever reads the forward (`PortForward::pod_error`).
+            self.0.send_modify(|state| state.message = Some(message));
+        }
+    }
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0
+            .send_modify(|state| state.open = state.open.saturating_sub(1));
+    }
+}
+
 async fn forward_connection(
     mut socket: TcpStream,
     first: Option<PodStream>,
     client: ClusterClient,
     target: PodPort,
-    pod_error_slot: PodErrorSlot,
+    ended: Ended,
 ) {
     let mut upstream = match Upstreams::next(first, &client, &target).await {
         Ok(upstream) => upstream,
@@ -352,29 +540,147 @@ async fn forward_connection(
             return;
         }
     };
-    let pod_error = upstream.error.take();
+    let mut state = upstream.state();
+    let last = upstream.state();
     let pod_error = async move {
-        match pod_error {
-            Some(error) => match error.await {
-                Some(message) => message,
-                None => std::future::pending().await,
-            },
-            None => std::future::pending().await,
+        let message = state
+            .wait_for(|state| state.message.is_some())
+            .await
+            .map(|state| state.message.clone());
+        match message {
+            Ok(message) => message,
+            // The stream ended without a message: the copy ends with it.
+            Err(_) => std::future::pending().await,
         }
     };
-    tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut socket, &mut upstream) => {
-            if let Err(error) = copied {
-                tracing::debug!(%target, "port-forward connection ended: {error}");
-            }
-        }
+    let copied = {
+        let copy = tokio::io::copy_bidirectional(&mut socket, &mut upstream);
+        tokio::pin!(copy);
+        tokio::select! {
+        copied = &mut copy => Some(copied),
         message = pod_error => {
-            // Said once per cause by whoever reads the forward (`PortForward::pod_error`).
-            tracing::debug!(%target, "port-forward failed inside the pod: {message}");
-            if let Ok(mut slot) = pod_error_slot.lock() {
-                *slot = Some(message);
-            }
+            // Known at once to whoever reads the forward; the kubelet closes the forward
+            // behind its message, so what is in flight gets a moment to arrive.
+            tracing::debug!(%target, "port-forward failed inside the pod: {message:?}");
+            ended.keep(message);
+            tokio::time::timeout(AFTER_POD_ERROR, &mut copy).await.ok()
+        }
+        }
+    };
+    if let Some(Err(error)) = copied {
+        tracing::debug!(%target, "port-forward connection ended: {error}");
+    }
+    ended.keep(last.borrow().message.clone());
+    drop(socket);
+    upstream.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    const PORT: u16 = 15000;
+    const BOUND: Duration = Duration::from_secs(10);
+
+    /// A forward over an in-memory connection, and the server's end of it.
+    async fn pair() -> (PodStream, WebSocketStream<DuplexStream>) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let server = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        (PodStream::over(client, PORT), server)
+    }
+
+    fn frame(channel: u8, bytes: &[u8]) -> Message {
+        let mut frame = vec![channel];
+        frame.extend_from_slice(bytes);
+        Message::binary(frame)
+    }
+
+    async fn open_channels(server: &mut WebSocketStream<DuplexStream>) {
+        for channel in [DATA, ERROR] {
+            server
+                .send(frame(channel, &PORT.to_le_bytes()))
+                .await
+                .unwrap();
         }
     }
-    upstream.close().await;
+
+    #[tokio::test]
+    async fn the_message_is_kept_when_the_connection_drops_right_behind_it() {
+        let (mut stream, mut server) = pair().await;
+        open_channels(&mut server).await;
+        server
+            .send(frame(
+                ERROR,
+                b"error forwarding port 15000:\n connection refused",
+            ))
+            .await
+            .unwrap();
+        // No close frame: the connection just ends, as a reset does.
+        drop(server);
+        let message = tokio::time::timeout(BOUND, stream.pod_error())
+            .await
+            .unwrap();
+        assert_eq!(
+            message.as_deref(),
+            Some("error forwarding port 15000: connection refused")
+        );
+        let mut state = stream.state();
+        tokio::time::timeout(BOUND, state.wait_for(|state| state.ended))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_close_without_a_message_ends_the_wait_at_once() {
+        let (mut stream, mut server) = pair().await;
+        open_channels(&mut server).await;
+        server.send(Message::Close(None)).await.unwrap();
+        let message = tokio::time::timeout(BOUND, stream.pod_error())
+            .await
+            .unwrap();
+        assert_eq!(message, None);
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(BOUND, stream.read_to_end(&mut rest)).await;
+        assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+    }
+
+    #[tokio::test]
+    async fn data_waits_for_both_channels_then_flows_both_ways() {
+        let (mut stream, mut server) = pair().await;
+        stream.write_all(b"GET /ready").await.unwrap();
+        // Nothing is sent before the kubelet has opened the port's channels.
+        let early = tokio::time::timeout(Duration::from_millis(200), server.next()).await;
+        assert!(early.is_err(), "sent before the channels opened: {early:?}");
+        open_channels(&mut server).await;
+        let sent = tokio::time::timeout(BOUND, server.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(sent, frame(DATA, b"GET /ready"));
+        server.send(frame(DATA, b"LIVE")).await.unwrap();
+        let mut answer = [0u8; 4];
+        tokio::time::timeout(BOUND, stream.read_exact(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&answer, b"LIVE");
+    }
+
+    #[tokio::test]
+    async fn a_channel_opened_for_another_port_is_said() {
+        let (mut stream, mut server) = pair().await;
+        server
+            .send(frame(DATA, &8000u16.to_le_bytes()))
+            .await
+            .unwrap();
+        let message = tokio::time::timeout(BOUND, stream.pod_error())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(message.contains("not port 15000"), "{message}");
+    }
 }

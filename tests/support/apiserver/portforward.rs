@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -58,6 +59,26 @@ pub struct PortTarget {
     pub address: Option<SocketAddr>,
 }
 
+/// How long a reset waits for the message to be on its way: a reset discards the unsent.
+const RESET_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// What the server does with a forward whose port refuses, after writing the kubelet's message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RefusedForward {
+    /// As the kubelet does (`pkg/kubelet/cri/streaming/portforward/websocket.go`: `portForward`
+    /// closes the port's data and error streams behind the message, and the connection closes
+    /// once every port's forward has ended): a close frame, then the connection is dropped
+    /// without waiting for the client's close, unread bytes and all (a reset if the client had
+    /// sent some).
+    #[default]
+    Close,
+    /// The message, then the TCP connection is reset right behind it (no close frame).
+    Reset,
+    /// The message, and the connection stays open until the client closes it (as an API server
+    /// that keeps a refused forward open).
+    KeepOpen,
+}
+
 /// Serves one upgraded connection until either side closes, adding the bytes the client sends
 /// to its data channels to `client_bytes`.
 pub async fn serve(
@@ -65,11 +86,45 @@ pub async fn serve(
     pod: String,
     targets: Vec<PortTarget>,
     client_bytes: &AtomicU64,
+    refused: RefusedForward,
 ) {
-    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+    // The TLS stream under the upgrade, so that a reset can close its socket with SO_LINGER 0.
+    match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+        Ok(parts) => {
+            let tls = parts.io.into_inner();
+            if refused == RefusedForward::Reset {
+                let _ = tls.get_ref().0.set_zero_linger();
+            }
+            let socket = WebSocketStream::from_partially_read(
+                tls,
+                parts.read_buf.to_vec(),
+                Role::Server,
+                None,
+            )
+            .await;
+            run(socket, pod, targets, client_bytes, refused).await;
+        }
+        Err(upgraded) => {
+            let socket =
+                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            run(socket, pod, targets, client_bytes, refused).await;
+        }
+    }
+}
+
+async fn run<S>(
+    socket: WebSocketStream<S>,
+    pod: String,
+    targets: Vec<PortTarget>,
+    client_bytes: &AtomicU64,
+    refused: RefusedForward,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let (mut sink, mut incoming) = socket.split();
-    let (to_client, mut outgoing) = mpsc::channel::<Message>(32);
+    let (to_client, mut outgoing) = mpsc::channel::<(usize, Message)>(32);
     let mut writers: Vec<Option<OwnedWriteHalf>> = Vec::new();
+    // Ports whose forward has not ended.
     let mut open_ports = 0usize;
 
     for (index, target) in targets.iter().enumerate() {
@@ -105,14 +160,18 @@ pub async fn serve(
                                 let mut frame = Vec::with_capacity(read + 1);
                                 frame.push(data_channel);
                                 frame.extend_from_slice(&buffer[..read]);
-                                if to_client.send(Message::binary(frame)).await.is_err() {
+                                if to_client
+                                    .send((index, Message::binary(frame)))
+                                    .await
+                                    .is_err()
+                                {
                                     return;
                                 }
                             }
                         }
                     }
-                    // The port's connection ended: the kubelet closes the stream.
-                    let _ = to_client.send(Message::Close(None)).await;
+                    // The port's connection ended: so has its forward.
+                    let _ = to_client.send((index, Message::Close(None))).await;
                 });
             }
             Err(reason) => {
@@ -124,13 +183,25 @@ pub async fn serve(
                 let mut frame = vec![data_channel + 1];
                 frame.extend_from_slice(message.as_bytes());
                 let _ = sink.send(Message::binary(frame)).await;
+                let _ = sink.flush().await;
             }
         }
     }
     drop(to_client);
     if open_ports == 0 {
-        let _ = sink.send(Message::Close(None)).await;
-        return;
+        match refused {
+            RefusedForward::Close => {
+                let _ = sink.send(Message::Close(None)).await;
+                return;
+            }
+            RefusedForward::Reset => {
+                // Dropped with SO_LINGER 0: a reset, which also discards what the kernel has not
+                // sent yet, so first a moment for the message to leave (a reset *behind* it).
+                tokio::time::sleep(RESET_AFTER).await;
+                return;
+            }
+            RefusedForward::KeepOpen => {}
+        }
     }
 
     loop {
@@ -151,10 +222,17 @@ pub async fn serve(
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}
             },
-            frame = outgoing.recv() => match frame {
-                Some(frame) => {
-                    let closing = frame.is_close();
-                    if sink.send(frame).await.is_err() || closing {
+            frame = outgoing.recv(), if open_ports > 0 => match frame {
+                Some((_, frame)) if frame.is_close() => {
+                    open_ports -= 1;
+                    // The connection closes once every port's forward has ended.
+                    if open_ports == 0 {
+                        let _ = sink.send(frame).await;
+                        break;
+                    }
+                }
+                Some((_, frame)) => {
+                    if sink.send(frame).await.is_err() {
                         break;
                     }
                 }

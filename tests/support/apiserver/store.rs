@@ -176,8 +176,17 @@ impl Store {
             Some(namespace) => format!("{namespace}/{name}"),
             None => name.to_string(),
         };
-        self.of_resource(resource)
-            .find(|(object_key, _)| *object_key == key)
+        // Objects are sorted by key: the ones with this key, of any kind, are one run of them.
+        let start = self
+            .objects
+            .partition_point(|(object_key, _)| *object_key < key);
+        self.objects[start..]
+            .iter()
+            .take_while(|(object_key, _)| *object_key == key)
+            .find(|(_, object)| {
+                object["kind"].as_str() == Some(resource.kind)
+                    && group_of(object["apiVersion"].as_str().unwrap_or_default()) == resource.group
+            })
             .map(|(_, object)| Self::present(resource, object, false))
     }
 
