@@ -5,6 +5,7 @@
 pub mod config;
 pub mod counters;
 pub mod defaults;
+pub mod names;
 pub mod role;
 
 use crate::evidence::{Gap, ObjectRef};

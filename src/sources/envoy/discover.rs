@@ -8,6 +8,8 @@
 //! is an error that lists the candidates (`--service HOST:PORT` chooses).
 
 use super::reading::EnvoyReading;
+use crate::evidence::envoy::config::EffectiveConfig;
+use crate::evidence::envoy::names;
 use crate::evidence::envoy::role::{EnvoyRole, IstioClusterName, role_for};
 use std::collections::BTreeSet;
 
@@ -31,11 +33,11 @@ pub struct ServiceChoice {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DiscoverError {
     #[error(
-        "--service {text:?}: expected HOST:PORT, e.g. vllm.inference.svc.cluster.local:8000 or vllm.inference:8000"
+        "--service {text:?}: expected HOST:PORT, e.g. vllm.inference.svc.cluster.local:8000 or vllm.inference:8000, or a cluster's name"
     )]
     BadService { text: String },
     #[error(
-        "no vLLM service found in the Envoys' config: none has an outbound|PORT||HOST or inbound|PORT|| cluster{detail}; point --admin-url at the gateway or caller and at the vLLM pod's sidecar"
+        "no vLLM service found in the Envoys' config: no route sends to a cluster, and none has an outbound|PORT||HOST or inbound|PORT|| cluster{detail}; point --admin-url at the gateway or caller and at the vLLM pod's sidecar"
     )]
     NoCandidate { detail: String },
     #[error(
@@ -81,6 +83,42 @@ struct Candidate {
     server_port: u16,
 }
 
+/// The clusters routes send to whose names are not Istio's (Envoy Gateway's, kgateway's, a
+/// plain Envoy's), as services: what the name or endpoints say, else the cluster's name.
+fn routed_services(config: &EffectiveConfig) -> BTreeSet<(String, u16)> {
+    let mut found = BTreeSet::new();
+    for view in config.routes() {
+        for name in view.route.target.clusters() {
+            if IstioClusterName::parse(name).is_some() {
+                continue;
+            }
+            if let Some(cluster) = config.cluster(name) {
+                found.insert(names::service_key(cluster));
+            }
+        }
+    }
+    for (_, chain) in config.listeners.iter().flat_map(|listener| {
+        listener
+            .filter_chains
+            .iter()
+            .map(move |chain| (listener, chain))
+    }) {
+        if let Some(name) = &chain.tcp_proxy_cluster
+            && IstioClusterName::parse(name).is_none()
+            && let Some(cluster) = config.cluster(name)
+        {
+            found.insert(names::service_key(cluster));
+        }
+    }
+    found
+}
+
+/// An Istio sidecar routes to every service of the mesh, so its routes say nothing about
+/// which one is vLLM; a gateway's (or a plain Envoy's) routes do.
+fn routes_are_a_choice(reading: &EnvoyReading) -> bool {
+    reading.node().is_none_or(|node| node.kind != "sidecar")
+}
+
 /// Picks the vLLM service from readable Envoys, or the one `--service` names.
 pub fn find_service(
     readings: &[&EnvoyReading],
@@ -99,6 +137,7 @@ pub fn find_service(
                 outbound.insert((name.host.to_string(), name.port));
             }
         }
+        outbound.extend(routed_services(config));
     }
     if let Some(text) = wanted {
         return chosen(readings, &outbound, text);
@@ -169,13 +208,14 @@ fn candidate(readings: &[&EnvoyReading], host: &str, port: u16) -> Candidate {
         match role.role {
             EnvoyRole::Client | EnvoyRole::Waypoint => {
                 client = true;
-                let routed = config.routes().any(|view| {
-                    view.route
-                        .target
-                        .clusters()
-                        .iter()
-                        .any(|name| role.clusters.iter().any(|wanted| wanted == name))
-                });
+                let routed = routes_are_a_choice(reading)
+                    && config.routes().any(|view| {
+                        view.route
+                            .target
+                            .clusters()
+                            .iter()
+                            .any(|name| role.clusters.iter().any(|wanted| wanted == name))
+                    });
                 rank.routed |= routed;
                 rank.traffic |= reading.stats.as_ref().is_some_and(|stats| {
                     role.clusters.iter().any(|cluster| {
@@ -289,6 +329,32 @@ fn only_inbound(readings: &[&EnvoyReading]) -> Result<ServiceChoice, DiscoverErr
     }
 }
 
+/// `--service NAME` where NAME is a cluster's name or `alt_stat_name` in some Envoy
+/// (`httproute/inference/vllm/rule/0`): that cluster, at its endpoints' port.
+fn chosen_cluster(readings: &[&EnvoyReading], text: &str) -> Option<ServiceChoice> {
+    let cluster = readings
+        .iter()
+        .filter_map(|reading| reading.config.as_ref())
+        .flat_map(|config| config.clusters.iter())
+        .find(|cluster| {
+            IstioClusterName::parse(&cluster.name).is_none()
+                && (cluster.name == text
+                    || cluster
+                        .alt_stat_name
+                        .as_deref()
+                        .is_some_and(|alt| alt.trim_end_matches(';') == text))
+        })?;
+    let port = names::endpoint_port(cluster)
+        .or_else(|| names::cluster_service(cluster).map(|(_, port)| port))
+        .unwrap_or(0);
+    Some(ServiceChoice {
+        host: cluster.name.clone(),
+        port,
+        server_port: port,
+        reason: "the cluster --service names".to_string(),
+    })
+}
+
 /// `--service HOST:PORT`: HOST may be short (`vllm`, `vllm.inference`); it is completed from
 /// the outbound clusters when one matches.
 fn chosen(
@@ -296,6 +362,9 @@ fn chosen(
     outbound: &BTreeSet<(String, u16)>,
     text: &str,
 ) -> Result<ServiceChoice, DiscoverError> {
+    if let Some(choice) = chosen_cluster(readings, text.trim()) {
+        return Ok(choice);
+    }
     let (host, port) = parse_service(text)?;
     let matches: Vec<&(String, u16)> = outbound
         .iter()
