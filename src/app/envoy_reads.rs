@@ -203,7 +203,7 @@ pub fn envoy_only_evidence(
     readings: Vec<EnvoyReading>,
 ) -> Result<Evidence, EnvoySourceError> {
     let (readable, unreadable): (Vec<EnvoyReading>, Vec<EnvoyReading>) =
-        readings.into_iter().partition(EnvoyReading::is_readable);
+        readings.into_iter().partition(EnvoyReading::is_judgeable);
     let gaps: Vec<Gap> = unreadable
         .iter()
         .flat_map(|reading| reading.gaps.iter().cloned())

@@ -528,6 +528,45 @@ pub fn is_hbone_stat(stat: &str) -> bool {
 }
 
 impl ClusterConfig {
+    /// A cluster known by its name alone (from `/stats`, without a config_dump), every setting
+    /// Envoy's default. Only for telling roles and stat scopes apart, never judged.
+    pub fn named(name: &str) -> ClusterConfig {
+        use super::defaults;
+        ClusterConfig {
+            name: name.to_string(),
+            alt_stat_name: None,
+            discovery: None,
+            state: ResourceState::Active,
+            connect_timeout: Setting::envoy_default(EnvoyDuration::from_duration(
+                defaults::CLUSTER_CONNECT_TIMEOUT,
+            )),
+            per_connection_buffer_limit_bytes: Setting::envoy_default(
+                defaults::CLUSTER_PER_CONNECTION_BUFFER_LIMIT_BYTES,
+            ),
+            circuit_breakers: CircuitBreakerSettings {
+                max_connections: Setting::envoy_default(defaults::CIRCUIT_BREAKER_MAX_CONNECTIONS),
+                max_pending_requests: Setting::envoy_default(
+                    defaults::CIRCUIT_BREAKER_MAX_PENDING_REQUESTS,
+                ),
+                max_requests: Setting::envoy_default(defaults::CIRCUIT_BREAKER_MAX_REQUESTS),
+                max_retries: Setting::envoy_default(defaults::CIRCUIT_BREAKER_MAX_RETRIES),
+            },
+            http: UpstreamHttpSettings {
+                idle_timeout: Setting::envoy_default(EnvoyDuration::from_duration(
+                    defaults::HTTP_IDLE_TIMEOUT,
+                )),
+                max_requests_per_connection: None,
+                max_connection_duration: None,
+                max_stream_duration: None,
+                protocol: None,
+            },
+            tls: UpstreamTls::None,
+            hbone: false,
+            istio_config: None,
+            endpoints: Vec::new(),
+        }
+    }
+
     /// The stat scope: `cluster.<scope>.*` (alt_stat_name without Istio's `;`, else the name
     /// with `:` turned into `_`, as Envoy does).
     pub fn stat_scope(&self) -> String {

@@ -223,42 +223,11 @@ pub fn control_plane(config: &EffectiveConfig) -> (ControlPlane, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evidence::envoy::config::{
-        CircuitBreakerSettings, EnvoyDuration, ResourceState, Setting, UpstreamHttpSettings,
-        UpstreamTls,
-    };
-    use std::time::Duration;
 
     fn cluster(name: &str, endpoints: &[&str]) -> ClusterConfig {
-        let count = Setting::envoy_default(1024);
         ClusterConfig {
-            name: name.to_string(),
-            alt_stat_name: None,
-            discovery: None,
-            state: ResourceState::Active,
-            connect_timeout: Setting::envoy_default(EnvoyDuration::from_duration(
-                Duration::from_secs(5),
-            )),
-            per_connection_buffer_limit_bytes: count.clone(),
-            circuit_breakers: CircuitBreakerSettings {
-                max_connections: count.clone(),
-                max_pending_requests: count.clone(),
-                max_requests: count.clone(),
-                max_retries: Setting::envoy_default(3),
-            },
-            http: UpstreamHttpSettings {
-                idle_timeout: Setting::envoy_default(EnvoyDuration::from_duration(
-                    Duration::from_secs(3600),
-                )),
-                max_requests_per_connection: None,
-                max_connection_duration: None,
-                max_stream_duration: None,
-                protocol: None,
-            },
-            tls: UpstreamTls::None,
-            hbone: false,
-            istio_config: None,
             endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+            ..ClusterConfig::named(name)
         }
     }
 

@@ -126,7 +126,7 @@ pub fn find_service(
 ) -> Result<ServiceChoice, DiscoverError> {
     let mut outbound: BTreeSet<(String, u16)> = BTreeSet::new();
     for reading in readings {
-        let Some(config) = &reading.config else {
+        let Some(config) = reading.role_config() else {
             continue;
         };
         for cluster in &config.clusters {
@@ -137,7 +137,7 @@ pub fn find_service(
                 outbound.insert((name.host.to_string(), name.port));
             }
         }
-        outbound.extend(routed_services(config));
+        outbound.extend(routed_services(&config));
     }
     if let Some(text) = wanted {
         return chosen(readings, &outbound, text);
@@ -185,9 +185,10 @@ fn candidate(readings: &[&EnvoyReading], host: &str, port: u16) -> Candidate {
     let (mut client, mut server) = (false, false);
     let mut server_port = port;
     for reading in readings {
-        let Some(config) = &reading.config else {
+        let Some(config) = reading.role_config() else {
             continue;
         };
+        let config = config.as_ref();
         // A sidecar named after this service whose one inbound port is the target port.
         let own_service = single_inbound_port(reading).filter(|_| {
             reading
@@ -253,7 +254,7 @@ fn service_cluster_names(reading: &EnvoyReading, host: &str) -> bool {
 }
 
 fn single_inbound_port(reading: &EnvoyReading) -> Option<u16> {
-    let config = reading.config.as_ref()?;
+    let config = reading.role_config()?;
     let ports: BTreeSet<u16> = config
         .clusters
         .iter()
@@ -332,9 +333,12 @@ fn only_inbound(readings: &[&EnvoyReading]) -> Result<ServiceChoice, DiscoverErr
 /// `--service NAME` where NAME is a cluster's name or `alt_stat_name` in some Envoy
 /// (`httproute/inference/vllm/rule/0`): that cluster, at its endpoints' port.
 fn chosen_cluster(readings: &[&EnvoyReading], text: &str) -> Option<ServiceChoice> {
-    let cluster = readings
+    let configs: Vec<_> = readings
         .iter()
-        .filter_map(|reading| reading.config.as_ref())
+        .filter_map(|reading| reading.role_config())
+        .collect();
+    let cluster = configs
+        .iter()
         .flat_map(|config| config.clusters.iter())
         .find(|cluster| {
             IstioClusterName::parse(&cluster.name).is_none()
@@ -382,9 +386,8 @@ fn chosen(
     };
     let any_role = readings.iter().any(|reading| {
         reading
-            .config
-            .as_ref()
-            .is_some_and(|config| role_for(config, &host, port).role != EnvoyRole::Unrelated)
+            .role_config()
+            .is_some_and(|config| role_for(&config, &host, port).role != EnvoyRole::Unrelated)
     });
     if !any_role {
         let known: Vec<String> = outbound
