@@ -4,10 +4,12 @@
 //! to). Pure: reads `TargetEvidence::envoy` only.
 
 pub mod buffers;
+pub mod counters_only;
 pub mod disagree;
 pub mod fixes;
 pub mod observed;
 pub mod pool;
+pub mod rejected;
 pub mod stream;
 pub mod tls;
 

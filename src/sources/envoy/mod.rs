@@ -11,10 +11,10 @@ pub mod saved;
 pub mod stats;
 
 use crate::evidence::Gap;
-use crate::evidence::envoy::EnvoyEvidence;
 use crate::evidence::envoy::config::EffectiveConfig;
 use crate::evidence::envoy::counters::{Snapshot, Targets};
 use crate::evidence::envoy::role::{self, EnvoyRole};
+use crate::evidence::envoy::{ControlPlaneGuess, EnvoyEvidence};
 use admin::{AdminClient, ConfigDumpQuery, ServerInfo};
 use config_dump::ConfigDumpError;
 use stats::{Stats, StatsError};
@@ -92,6 +92,8 @@ impl EnvoyEvidence {
             counters,
             stats_matcher_advice,
             gaps,
+            control_plane: Some(ControlPlaneGuess::of(config)),
+            stats_only: false,
         }
     }
 
@@ -139,6 +141,8 @@ impl EnvoyEvidence {
             counters,
             stats_matcher_advice: None,
             gaps,
+            control_plane: Some(ControlPlaneGuess::of(&named)),
+            stats_only: true,
         }
     }
 
