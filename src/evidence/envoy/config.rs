@@ -364,6 +364,9 @@ pub struct FilterChainConfig {
     /// `destination_port 8000, transport tls`, when the chain matches on something.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matches: Option<String>,
+    /// `filter_chain_match.destination_port`: the chains for one port are told apart by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_port: Option<u64>,
     /// The chain terminates TLS (a `DownstreamTlsContext`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<DownstreamTls>,

@@ -456,6 +456,10 @@ impl Builder {
                     .unwrap_or(false),
             });
         let mut config = FilterChainConfig {
+            destination_port: chain
+                .filter_chain_match
+                .as_ref()
+                .and_then(|chain_match| chain_match.destination_port),
             matches: chain
                 .filter_chain_match
                 .as_ref()
@@ -759,7 +763,7 @@ fn http_filter_info(filter: raw::HttpFilter) -> HttpFilterInfo {
     } else if kind.ends_with("lua.v3.Lua") || name == "envoy.filters.http.lua" {
         Some(Buffering::Lua)
     } else if kind.ends_with("wasm.v3.Wasm") || name == "envoy.filters.http.wasm" {
-        Some(Buffering::Wasm)
+        (!istio_null_vm_plugin(&typed)).then_some(Buffering::Wasm)
     } else {
         None
     };
@@ -770,6 +774,29 @@ fn http_filter_info(filter: raw::HttpFilter) -> HttpFilterInfo {
         buffering,
         ext_proc,
     }
+}
+
+/// Istio's own plugins compiled into its proxy, run on the null VM: metadata exchange and
+/// stats (istio/istio `pilot/pkg/model/wasm.go` `ConstructVMConfig`, used for
+/// `envoy.wasm.metadata_exchange` until Istio 1.21). They read headers and metadata, never
+/// bodies.
+const ISTIO_NULL_VM_PLUGINS: [&str; 2] = ["envoy.wasm.metadata_exchange", "envoy.wasm.stats"];
+
+fn istio_null_vm_plugin(typed: &raw::HttpFilterConfig) -> bool {
+    let Some(vm) = typed
+        .config
+        .as_ref()
+        .and_then(|config| config.vm_config.as_ref())
+    else {
+        return false;
+    };
+    let code = vm
+        .code
+        .as_ref()
+        .and_then(|code| code.local.as_ref())
+        .and_then(|local| local.inline_string.as_deref())
+        .unwrap_or_default();
+    vm.runtime.as_deref() == Some("envoy.wasm.runtime.null") && ISTIO_NULL_VM_PLUGINS.contains(&code)
 }
 
 fn upstream_tls(

@@ -453,6 +453,33 @@ pub struct HttpFilterConfig {
     pub message_timeout: Option<String>,
     /// `ext_proc.v3.ExternalProcessor.grpc_service`
     pub grpc_service: Option<GrpcService>,
+    /// `wasm.v3.Wasm.config`: the plugin and the VM it runs in.
+    pub config: Option<WasmPluginConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WasmPluginConfig {
+    pub vm_config: Option<WasmVmConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WasmVmConfig {
+    pub runtime: Option<String>,
+    pub code: Option<WasmCode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WasmCode {
+    pub local: Option<WasmLocal>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WasmLocal {
+    pub inline_string: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
