@@ -85,7 +85,9 @@ fn config_lines(proxy: &Proxy, ambient: bool, facts: &mut TlsFacts) {
                 (false, false) => ("TLS", "TLS"),
                 (false, true) => ("TLS, or plaintext on a chain beside it", "PERMISSIVE"),
             };
-            if proxy.role() == EnvoyRole::Server && facts.inbound_mode.is_none_or(|seen| seen == "STRICT") {
+            if proxy.role() == EnvoyRole::Server
+                && facts.inbound_mode.is_none_or(|seen| seen == "STRICT")
+            {
                 facts.inbound_mode = Some(mode);
             }
             facts.lines.push(

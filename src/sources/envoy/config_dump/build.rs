@@ -796,7 +796,8 @@ fn istio_null_vm_plugin(typed: &raw::HttpFilterConfig) -> bool {
         .and_then(|code| code.local.as_ref())
         .and_then(|local| local.inline_string.as_deref())
         .unwrap_or_default();
-    vm.runtime.as_deref() == Some("envoy.wasm.runtime.null") && ISTIO_NULL_VM_PLUGINS.contains(&code)
+    vm.runtime.as_deref() == Some("envoy.wasm.runtime.null")
+        && ISTIO_NULL_VM_PLUGINS.contains(&code)
 }
 
 fn upstream_tls(
