@@ -79,7 +79,9 @@ pub fn check_flags(args: &DiagnoseArgs) -> Result<(), EnvoySourceError> {
             "--client and --client-selector read pods on a live cluster; with -f, pass the callers' Envoys with --admin-url or --envoy-dump".to_string(),
         ));
     }
-    if let Some(service) = &args.service {
+    if let Some(service) = &args.service
+        && !discover::may_be_cluster_name(service)
+    {
         discover::parse_service(service)?;
     }
     for client in &args.clients {

@@ -52,6 +52,13 @@ pub enum DiscoverError {
     },
 }
 
+/// A `--service` text shaped like a cluster name no host has (`httproute/ns/name/rule/0`,
+/// `kube_ns_name_8000`, `outbound|8000||host`): known only once the Envoys are read.
+pub fn may_be_cluster_name(text: &str) -> bool {
+    let text = text.trim();
+    !text.is_empty() && !text.contains(char::is_whitespace) && text.contains(['/', '_', '|'])
+}
+
 /// `HOST:PORT` as `--service` takes it.
 pub fn parse_service(text: &str) -> Result<(String, u16), DiscoverError> {
     let bad = || DiscoverError::BadService {
