@@ -102,6 +102,7 @@ mod tests {
                 envoy_version: Some("1.40.0".to_string()),
                 server_state: Some("LIVE".to_string()),
                 counters: true,
+                control_plane: None,
                 gaps: Vec::new(),
             },
             EnvoyLine {
@@ -112,6 +113,7 @@ mod tests {
                 envoy_version: None,
                 server_state: None,
                 counters: false,
+                control_plane: None,
                 gaps: vec![Gap::new("Envoy counters cluster.inbound|8000||", "trimmed")],
             },
         ]]

@@ -152,3 +152,108 @@ fn causing_filters(target: &TargetEvidence, rejected: &RejectedResource) -> Vec<
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::test_support::endpoint_target;
+    use crate::evidence::envoy::EnvoyEvidence;
+
+    const HOST: &str = "vllm.inference.svc.cluster.local";
+
+    /// A client-side Envoy whose dump carries `error_state` entries.
+    fn evidence(extra_sections: &str) -> EnvoyEvidence {
+        let dump = format!(
+            r#"{{"configs":[{{"@type":"type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+            "dynamic_active_clusters":[{{"cluster":{{"name":"outbound|8000||{HOST}"}}}}]}}{extra_sections}]}}"#
+        );
+        EnvoyEvidence::from_saved("saved gw.json", HOST, 8000, &dump, None).unwrap()
+    }
+
+    #[test]
+    fn each_refused_kind_is_a_finding_of_the_mode_it_breaks() {
+        let envoy = evidence(
+            r#",{"@type":"type.googleapis.com/envoy.admin.v3.RoutesConfigDump","dynamic_route_configs":[
+                {"route_config":{"name":"8000","virtual_hosts":[]},
+                 "error_state":{"details":"route: unknown field","last_update_attempt":"2026-12-08T03:00:00Z",
+                   "failed_configuration":{"name":"8000"}}}]},
+               {"@type":"type.googleapis.com/envoy.admin.v3.ListenersConfigDump","dynamic_listeners":[
+                {"name":"0.0.0.0_8000","error_state":{"details":"bad listener",
+                   "failed_configuration":{"name":"0.0.0.0_8000","address":{"socket_address":{"address":"0.0.0.0","port_value":8000}}}}}]}"#,
+        );
+        assert_eq!(
+            envoy.config.rejected.len(),
+            2,
+            "{:?}",
+            envoy.config.rejected
+        );
+        let target = endpoint_target(vec![envoy]);
+        // The route configuration still serves its previous version: a warning.
+        let routes = findings(&target, CheckId::StreamTimeout);
+        assert_eq!(routes.len(), 1, "{routes:?}");
+        assert_eq!(routes[0].severity, Severity::Warning);
+        assert!(
+            routes[0]
+                .title
+                .contains("rejected route configuration 8000: it runs the previous version"),
+            "{}",
+            routes[0].title
+        );
+        assert!(routes[0].title.contains("route: unknown field"));
+        // The listener never served: nothing listens there.
+        let listeners = findings(&target, CheckId::ColdStart);
+        assert_eq!(listeners.len(), 1, "{listeners:?}");
+        assert_eq!(listeners[0].severity, Severity::Critical);
+        assert_eq!(listeners[0].basis, Basis::Runtime);
+        assert!(
+            listeners[0]
+                .title
+                .contains("nothing listens on 0.0.0.0:8000"),
+            "{}",
+            listeners[0].title
+        );
+        assert!(findings(&target, CheckId::ConnectionPool).is_empty());
+    }
+
+    #[test]
+    fn the_envoyfilter_whose_patch_adds_the_refused_lua_filter_is_named() {
+        let envoy = evidence(
+            r#",{"@type":"type.googleapis.com/envoy.admin.v3.ListenersConfigDump","dynamic_listeners":[
+                {"name":"virtualInbound","error_state":{"details":"script load error",
+                  "failed_configuration":{"name":"virtualInbound","filter_chains":[{"filters":[
+                    {"name":"envoy.filters.network.http_connection_manager","typed_config":{
+                      "@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                      "stat_prefix":"inbound_0.0.0.0_8000",
+                      "http_filters":[{"name":"lua-auth","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"}}]}}]}]}}}]}"#,
+        );
+        let mut target = endpoint_target(vec![envoy]);
+        target.mesh.envoy_filters = vec![
+            crate::checks::test_support::object(
+                "metadata: {name: lua-auth, namespace: inference}\nspec:\n  configPatches:\n  - applyTo: HTTP_FILTER\n    patch: {operation: INSERT_BEFORE, value: {name: lua-auth}}",
+            ),
+            crate::checks::test_support::object(
+                "metadata: {name: other, namespace: inference}\nspec:\n  configPatches:\n  - applyTo: CLUSTER\n    patch: {operation: MERGE, value: {connect_timeout: 1s}}",
+            ),
+        ];
+        let found = findings(&target, CheckId::ColdStart);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].title.contains("the pod has no inbound listener"),
+            "{}",
+            found[0].title
+        );
+        let named: Vec<&str> = found[0]
+            .evidence
+            .iter()
+            .filter(|line| line.object.kind == "EnvoyFilter")
+            .map(|line| line.object.name.as_str())
+            .collect();
+        assert_eq!(named, vec!["lua-auth"]);
+        let fix = found[0].fix.as_ref().unwrap();
+        assert!(
+            fix.summary.contains("EnvoyFilter lua-auth"),
+            "{}",
+            fix.summary
+        );
+    }
+}

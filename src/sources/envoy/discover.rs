@@ -137,8 +137,9 @@ pub fn find_service(
             continue;
         };
         for cluster in &config.clusters {
+            // A waypoint's `inbound-vip|PORT|http|HOST` names the service it fronts.
             if let Some(name) = IstioClusterName::parse(&cluster.name)
-                && name.direction == "outbound"
+                && (name.direction == "outbound" || name.direction == "inbound-vip")
                 && !name.host.is_empty()
             {
                 outbound.insert((name.host.to_string(), name.port));
@@ -559,6 +560,56 @@ mod tests {
             matches!(error, DiscoverError::NoCandidate { .. }),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_lone_sidecar_picks_its_own_service_over_the_mesh_it_routes_to() {
+        // A sidecar has outbound routes to every service of the mesh: they rank nothing.
+        let others = [
+            "outbound|3000||grafana.istio-system.svc.cluster.local",
+            "outbound|9090||prometheus.istio-system.svc.cluster.local",
+            "outbound|8000||embed.inference.svc.cluster.local",
+        ];
+        let mut clusters = vec!["inbound|8000||", VLLM];
+        clusters.extend(others);
+        let mut routed = vec![VLLM];
+        routed.extend(others);
+        let server = reading(&clusters, &routed, SIDECAR);
+        let choice = find_service(&[&server], None).unwrap();
+        assert_eq!(choice.host, "vllm.inference.svc.cluster.local");
+        assert!(choice.reason.contains("own service"), "{choice:?}");
+    }
+
+    #[test]
+    fn clusters_of_any_control_plane_are_found_on_the_route() {
+        // Envoy Gateway: the route's rule cluster, endpoints by EDS.
+        let gateway = reading(
+            &["httproute/inference/vllm/rule/0", "xds_cluster"],
+            &["httproute/inference/vllm/rule/0"],
+            None,
+        );
+        let choice = find_service(&[&gateway], None).unwrap();
+        assert_eq!(choice.host, "httproute/inference/vllm/rule/0");
+        let named = find_service(&[&gateway], Some("httproute/inference/vllm/rule/0")).unwrap();
+        assert_eq!(named.host, "httproute/inference/vllm/rule/0");
+        assert_eq!(named.reason, "the cluster --service names");
+        // Its backend cluster and kgateway's name the Service.
+        for name in ["service/inference/vllm/8000", "kube_inference_vllm_8000"] {
+            let choice = find_service(&[&reading(&[name], &[name], None)], None).unwrap();
+            assert_eq!(
+                (choice.host.as_str(), choice.port),
+                ("vllm.inference.svc.cluster.local", 8000),
+                "{name}"
+            );
+        }
+        // A waypoint's inbound-vip cluster is found without --service.
+        let waypoint = reading(
+            &["inbound-vip|8000|http|vllm.inference.svc.cluster.local"],
+            &["inbound-vip|8000|http|vllm.inference.svc.cluster.local"],
+            None,
+        );
+        let choice = find_service(&[&waypoint], None).unwrap();
+        assert_eq!(choice.host, "vllm.inference.svc.cluster.local");
     }
 
     #[test]
