@@ -258,7 +258,11 @@ fn trimmed_by(config: &EffectiveConfig, stats: &Stats) -> TrimmedBy {
             .cluster_names()
             .iter()
             .all(|name| name == "xds-grpc" || name == "sds-grpc");
-    if istio_set {
+    let istio_node = config
+        .node
+        .as_ref()
+        .is_some_and(|node| node.istio_version.is_some());
+    if istio_set || (istio_node && config.stats_inclusion.is_some()) {
         return TrimmedBy {
             istio: true,
             reason: "trimmed by Istio's default stats matcher: add the proxyStatsMatcher annotation and restart the pod",
@@ -266,10 +270,7 @@ fn trimmed_by(config: &EffectiveConfig, stats: &Stats) -> TrimmedBy {
     }
     if config.stats_inclusion.is_some() {
         return TrimmedBy {
-            istio: config
-                .node
-                .as_ref()
-                .is_some_and(|node| node.istio_version.is_some()),
+            istio: false,
             reason: "left out by the proxy's stats matcher (bootstrap stats_config): include them in it",
         };
     }
