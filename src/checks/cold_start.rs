@@ -253,8 +253,7 @@ fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
             mtls.mode = match facts.inbound_mode {
                 Some(mode @ ("STRICT" | "PERMISSIVE")) => format!("{mode} (seen on the proxies)"),
                 _ => "on (seen on the proxies)".to_string(),
-            }
-            .into();
+            };
             mtls.assumption = None;
         } else if !facts.in_effect {
             mtls.mode = "DISABLE".into();
