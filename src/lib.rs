@@ -1,4 +1,4 @@
-//! kubectl-infermesh: which of five known failure modes hurts a vLLM service behind Istio.
+//! kubectl-infermesh: which known failure mode hurts an LLM inference service behind a service mesh or gateway.
 //!
 //! The pipeline, one stage per folder (`docs/architecture.md` is the map):
 //! `sources` gather facts into `evidence`, `checks` turn evidence into findings, `verdict` ranks

@@ -652,3 +652,83 @@ async fn a_stream_the_budget_cannot_hold_is_listed_as_not_run_and_the_configured
     let (estimated, _) = estimated_and_took(&report);
     assert!(estimated <= 30.0, "{estimated}");
 }
+
+/// A DestinationRule whose pool limit sits at port level (`portLevelSettings`), the Envoys' admin
+/// ports closed (no `--admin-url`): the limit is read from the manifest as istiod resolves it, a
+/// burst is planned above it, and the burst through the real Envoy pair (running what istiod
+/// writes for that rule) proves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_level_pool_limit_is_proven_by_a_burst_with_the_admin_ports_closed() {
+    let pair = Pair::start(|client| {
+        client.knobs.circuit_breakers.max_connections = 1;
+        client.knobs.circuit_breakers.max_pending_requests = 1;
+    })
+    .await;
+    let manifests = tempfile::tempdir().unwrap();
+    std::fs::write(
+        manifests.path().join("vllm.yaml"),
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm, namespace: llm}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: vllm}}
+  template:
+    metadata: {labels: {app: vllm}}
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.8.5
+        args: [--model, facebook/opt-125m, --port, "8000"]
+        ports: [{containerPort: 8000}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: vllm, namespace: llm}
+spec:
+  selector: {app: vllm}
+  ports: [{name: http, port: 8000, targetPort: 8000}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: vllm, namespace: llm}
+spec:
+  host: vllm.llm.svc.cluster.local
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 1000}}
+    portLevelSettings:
+    - port: {number: 8000}
+      connectionPool:
+        tcp: {maxConnections: 1}
+        http: {http1MaxPendingRequests: 1}
+"#,
+    )
+    .unwrap();
+    let folder = manifests.path().to_str().unwrap().to_string();
+    let (code, report, evidence) = pair.diagnose_args(false, &["-f", &folder]).await;
+    let root = runtime_root_cause(code, &report, "connection-pool");
+    let explanation = root["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("concurrent streams completed; through the mesh"),
+        "{explanation}"
+    );
+    let burst = evidence["targets"][0]["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|run| {
+            run["planned"]["reason"]
+                .as_str()
+                .filter(|reason| reason.contains("smallest pool limit"))
+        });
+    let reason = burst.unwrap_or_else(|| {
+        panic!(
+            "no burst was planned: {:#}",
+            evidence["targets"][0]["probes"]
+        )
+    });
+    assert!(
+        reason.contains("portLevelSettings[0]/connectionPool"),
+        "{reason}"
+    );
+}

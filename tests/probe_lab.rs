@@ -34,11 +34,14 @@ fn direct(server: &RunningServer, max_tokens: u32) -> ProbeArgs {
     args
 }
 
+/// The probe's measurements, read as the `probe` command reads them.
 async fn probe(args: &ProbeArgs) -> ProbeReport {
-    tokio::time::timeout(LIMIT, run_with(args, Progress::disabled()))
+    let mut report = tokio::time::timeout(LIMIT, run_with(args, Progress::disabled()))
         .await
         .expect("probe did not finish in time")
-        .unwrap()
+        .unwrap();
+    kubectl_infermesh::verdict::probe_reading::read(&mut report);
+    report
 }
 
 #[tokio::test]

@@ -114,7 +114,8 @@ async fn probe(args: &ProbeCommand, out: &mut dyn Write, style: Style) -> Result
         probe: &args.probe,
         found: None,
     };
-    let report = live::probe(request, Progress::detect()).await?;
+    let mut report = live::probe(request, Progress::detect()).await?;
+    verdict::probe_reading::read(&mut report);
     let text = match args.probe.output {
         ProbeOutput::Json => report::probe::json(&report)?,
         ProbeOutput::Table => report::probe::table(&report, style.width),

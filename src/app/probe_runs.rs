@@ -270,7 +270,14 @@ fn not_run(plan: &Plan) -> Vec<ProbeRun> {
 }
 
 /// The target's runs, and a gap for each that failed, was left out, or cannot be run.
-fn keep(target: &mut TargetEvidence, outcome: Outcome, summaries: &mut Vec<String>) {
+fn keep(target: &mut TargetEvidence, mut outcome: Outcome, summaries: &mut Vec<String>) {
+    for report in outcome
+        .runs
+        .iter_mut()
+        .filter_map(|run| run.report.as_mut())
+    {
+        crate::verdict::probe_reading::read(report);
+    }
     for run in &outcome.runs {
         let what = format!("probe run {}", run.planned.mode.name());
         if let Some(error) = &run.error {

@@ -1,6 +1,6 @@
 //! 4 `buffer-limit`: EnvoyFilters on the inference path that make Envoy buffer bodies, and
 //! buffer limits smaller than the bodies the service exchanges. Bodies of any size stream
-//! through Envoy while no filter buffers them (DESIGN.md); limits bite where a filter buffers.
+//! through Envoy while no filter buffers them (docs/facts.md); limits bite where a filter buffers.
 //!
 //! Sizes: the largest prompt or (non-streamed) response is estimated as `--max-model-len`
 //! tokens × 4 bytes, about 4 bytes of text per token; JSON and chat framing add to it, and a

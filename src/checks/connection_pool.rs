@@ -4,7 +4,7 @@
 //! What the workload serves: one replica runs `--max-num-seqs` sequences at once (vLLM's
 //! default 256 is assumed and named when the flag is absent); a caller's outbound cluster is
 //! cluster-wide, so it needs replicas × max-num-seqs; each pod's inbound cluster needs one
-//! replica's worth. The rule's port-resolved pool applies to both sides (DESIGN.md), subsets only
+//! replica's worth. The rule's port-resolved pool applies to both sides (docs/facts.md), subsets only
 //! to the outbound side, and a Sidecar pool replaces it on the inbound side.
 //!
 //! Severity:
@@ -26,6 +26,7 @@
 //! gauge or the UO flag moved. A DestinationRule whose cluster a proxy shows is judged there;
 //! where the rule and the cluster's thresholds differ, that is a finding of its own.
 
+use super::capacity::{self, Capacity, FEW_REQUESTS_PER_CONNECTION, Judged};
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::proxy;
 use super::target::upstream_clusters;
@@ -38,8 +39,6 @@ use crate::evidence::resolve::policy::{
 };
 use crate::evidence::{ObjectRef, TargetEvidence};
 
-/// `maxRequestsPerConnection` at or below this forces frequent reconnects.
-const FEW_REQUESTS_PER_CONNECTION: i64 = 10;
 /// Consecutive errors at or below this eject a pod on a transient burst.
 const FEW_CONSECUTIVE_ERRORS: i64 = 5;
 /// What a fix raises a low error threshold to.
@@ -47,25 +46,6 @@ const FIXED_CONSECUTIVE_ERRORS: i64 = 10;
 /// Envoy's `consecutive_5xx` and `max_ejection_percent` when unset.
 const ENVOY_CONSECUTIVE_5XX: i64 = 5;
 const ENVOY_MAX_EJECTION_PERCENT: i64 = 10;
-
-/// The concurrency the workload serves.
-#[derive(Debug, Clone, Copy)]
-struct Capacity {
-    per_replica: i64,
-    replicas: i64,
-    fleet: i64,
-    /// What a fix raises a limit to: the fleet plus half again, for scale-out.
-    recommended: i64,
-}
-
-impl Capacity {
-    fn fleet_text(&self) -> String {
-        format!(
-            "replicas × max-num-seqs = {} × {} = {}",
-            self.replicas, self.per_replica, self.fleet
-        )
-    }
-}
 
 /// One limit that bites, before it is grouped into a finding.
 struct Issue {
@@ -88,26 +68,12 @@ pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
 /// What the configuration and the Envoys' counters show (the probe runs are judged apart).
 fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     let workload = &target.workload;
-    let (per_replica, assumed_default) = workload.vllm.concurrency();
     // Scaled to zero: nothing is served. (An Endpoint's replica count is not known: at least one.)
     if workload.replicas == 0 && workload.spec_known() {
         return Vec::new();
     }
-    let per_replica = i64::from(per_replica);
-    let replicas = i64::from(workload.replicas.max(1));
-    let fleet = per_replica * replicas;
-    let capacity = Capacity {
-        per_replica,
-        replicas,
-        fleet,
-        recommended: (fleet * 3 + 1) / 2,
-    };
-    let mut assumptions = Vec::new();
-    if assumed_default {
-        assumptions.push(format!(
-            "--max-num-seqs not set: assumed vLLM's default {per_replica} (recent versions use 1024 on large GPUs)"
-        ));
-    }
+    let capacity = Capacity::of(target, u64::from(workload.replicas));
+    let mut assumptions = capacity.assumptions.clone();
     assumptions.push(
         "upstream HTTP/1.1 (Istio's default h2UpgradePolicy; vLLM serves HTTP/1.1): each concurrent stream holds a connection"
             .to_string(),
@@ -135,12 +101,19 @@ fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
             let inbound_too = cluster.subset.is_none()
                 && sidecar_pool.is_none()
                 && target.mesh.sidecar_mode.has_sidecar();
-            let issues =
-                outbound_pool_issues(pool, &path, &object, &name, capacity, upgraded, inbound_too);
+            let issues = outbound_pool_issues(
+                pool,
+                &path,
+                &object,
+                &name,
+                &capacity,
+                upgraded,
+                inbound_too,
+            );
             merge(&mut pool_issues, rule, issues);
         }
         if let Some((outlier, path)) = policy.outlier_detection {
-            let issues = outlier_issue(outlier, &path, &object, &name, capacity);
+            let issues = outlier_issue(outlier, &path, &object, &name, &capacity);
             merge(&mut outlier_issues, rule, issues.into_iter().collect());
         }
     }
@@ -152,7 +125,7 @@ fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
         .map(|rule| (istio_ref(IstioKind::DestinationRule, rule), None))
         .collect();
     for (rule, issues) in pool_issues {
-        let fix = istio_manifest(IstioKind::DestinationRule, &fixed_rule(rule, capacity)).map(|yaml| {
+        let fix = istio_manifest(IstioKind::DestinationRule, &fixed_rule(rule, &capacity)).map(|yaml| {
             (
                 format!(
                     "Raise the DestinationRule's limits to at least {} (headroom over {}) and drop small \
@@ -184,7 +157,7 @@ fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
         }
     }
     for (rule, issues) in outlier_issues {
-        let fix = istio_manifest(IstioKind::DestinationRule, &fixed_rule(rule, capacity)).map(|yaml| {
+        let fix = istio_manifest(IstioKind::DestinationRule, &fixed_rule(rule, &capacity)).map(|yaml| {
             (
                 format!(
                     "Eject a pod only after sustained failures: consecutive 5xx and gateway error thresholds of \
@@ -202,9 +175,9 @@ fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     }
     if let Some((sidecar, (pool, path))) = sidecar_pool {
         let object = istio_ref(IstioKind::Sidecar, sidecar);
-        let issues = inbound_pool_issues(pool, &path, &object, capacity);
+        let issues = inbound_pool_issues(pool, &path, &object, &capacity);
         if !issues.is_empty() {
-            let fix = istio_manifest(IstioKind::Sidecar, &fixed_sidecar(sidecar, capacity)).map(|yaml| {
+            let fix = istio_manifest(IstioKind::Sidecar, &fixed_sidecar(sidecar, &capacity)).map(|yaml| {
                 (
                     format!(
                         "Raise the Sidecar's inbound limits to at least {} and drop small maxRequestsPerConnection \
@@ -291,6 +264,17 @@ fn finding(
     }
 }
 
+/// The issue of a limit as written, judged by the rule every pool limit shares.
+fn issue(limit: &Sourced<i64>, object: &ObjectRef, judged: Option<Judged>) -> Option<Issue> {
+    let judged = judged?;
+    Some(Issue {
+        severity: judged.severity,
+        headline: judged.headline,
+        line: EvidenceLine::new(object.clone(), limit.path.clone(), limit.value.to_string())
+            .with_note(judged.note),
+    })
+}
+
 /// A concurrency cap (`maxConnections`, `http2MaxRequests`) against what the workload serves.
 fn concurrency_issue(
     limit: &Sourced<i64>,
@@ -298,62 +282,16 @@ fn concurrency_issue(
     effect: &str,
     object: &ObjectRef,
     scope: &str,
-    capacity: Capacity,
+    capacity: &Capacity,
     fleet_applies: bool,
 ) -> Option<Issue> {
-    let value = limit.value;
-    let line = EvidenceLine::new(object.clone(), limit.path.clone(), value.to_string());
-    if value < capacity.per_replica {
-        Some(Issue {
-            severity: Severity::Critical,
-            headline: format!(
-                "caps {scope} at {value} {unit}; one replica serves {} (max-num-seqs)",
-                capacity.per_replica
-            ),
-            line: line.with_note(format!(
-                "below one replica's max-num-seqs ({}): {effect}",
-                capacity.per_replica
-            )),
-        })
-    } else if fleet_applies && value < capacity.fleet {
-        Some(Issue {
-            severity: Severity::Warning,
-            headline: format!("caps {scope} at {value} {unit}; {}", capacity.fleet_text()),
-            line: line.with_note(format!(
-                "below {} for callers through {scope}: {effect}",
-                capacity.fleet_text()
-            )),
-        })
-    } else {
-        None
-    }
+    let judged = capacity::concurrency(count(limit), unit, effect, scope, capacity, fleet_applies);
+    issue(limit, object, judged)
 }
 
-fn pending_issue(
-    limit: &Sourced<i64>,
-    object: &ObjectRef,
-    scope: &str,
-    needed: i64,
-    needed_text: &str,
-) -> Option<Issue> {
-    (limit.value < needed).then(|| Issue {
-        severity: Severity::Warning,
-        headline: format!("lets only {} requests wait for a connection on {scope}", limit.value),
-        line: EvidenceLine::new(object.clone(), limit.path.clone(), limit.value.to_string()).with_note(format!(
-            "below {needed_text}: a burst of new streams waits while connections open and overflows with 503 (UO)"
-        )),
-    })
-}
-
-fn per_connection_issue(limit: &Sourced<i64>, object: &ObjectRef, scope: &str) -> Option<Issue> {
-    (limit.value <= FEW_REQUESTS_PER_CONNECTION).then(|| Issue {
-        severity: Severity::Warning,
-        headline: format!("closes {scope} connections every {} requests", limit.value),
-        line: EvidenceLine::new(object.clone(), limit.path.clone(), limit.value.to_string()).with_note(format!(
-            "a new connection, and with mTLS a new handshake, every {} requests: first tokens wait for it",
-            limit.value
-        )),
-    })
+/// A limit Istio applies is above zero.
+fn count(limit: &Sourced<i64>) -> u64 {
+    u64::try_from(limit.value).unwrap_or_default()
 }
 
 const CONNECTIONS_EFFECT: &str = "with HTTP/1.1 each stream holds a connection, so the rest wait";
@@ -364,7 +302,7 @@ fn outbound_pool_issues(
     path: &str,
     object: &ObjectRef,
     cluster: &str,
-    capacity: Capacity,
+    capacity: &Capacity,
     upgraded: bool,
     inbound_too: bool,
 ) -> Vec<Issue> {
@@ -401,16 +339,20 @@ fn outbound_pool_issues(
         ));
     }
     if let Some(limit) = &limits.http1_max_pending_requests {
-        issues.extend(pending_issue(
-            limit,
-            object,
+        let judged = capacity::pending(
+            count(limit),
             cluster,
             capacity.fleet,
             &capacity.fleet_text(),
-        ));
+        );
+        issues.extend(issue(limit, object, judged));
     }
     if let Some(limit) = &limits.max_requests_per_connection {
-        issues.extend(per_connection_issue(limit, object, cluster));
+        issues.extend(issue(
+            limit,
+            object,
+            capacity::per_connection(count(limit), cluster),
+        ));
     }
     issues
 }
@@ -419,7 +361,7 @@ fn inbound_pool_issues(
     pool: &ConnectionPool,
     path: &str,
     object: &ObjectRef,
-    capacity: Capacity,
+    capacity: &Capacity,
 ) -> Vec<Issue> {
     let limits = pool_limits(pool, path);
     let scope = "each pod's inbound side";
@@ -440,16 +382,15 @@ fn inbound_pool_issues(
     }
     if let Some(limit) = &limits.http1_max_pending_requests {
         let needed = format!("one replica's max-num-seqs ({})", capacity.per_replica);
-        issues.extend(pending_issue(
-            limit,
-            object,
-            scope,
-            capacity.per_replica,
-            &needed,
-        ));
+        let judged = capacity::pending(count(limit), scope, capacity.per_replica, &needed);
+        issues.extend(issue(limit, object, judged));
     }
     if let Some(limit) = &limits.max_requests_per_connection {
-        issues.extend(per_connection_issue(limit, object, scope));
+        issues.extend(issue(
+            limit,
+            object,
+            capacity::per_connection(count(limit), scope),
+        ));
     }
     issues
 }
@@ -459,7 +400,7 @@ fn outlier_issue(
     path: &str,
     object: &ObjectRef,
     cluster: &str,
-    capacity: Capacity,
+    capacity: &Capacity,
 ) -> Option<Issue> {
     let (five_xx, five_xx_path, defaulted) = match outlier.consecutive_5xx_errors {
         Some(value) => (value, format!("{path}/consecutive5xxErrors"), false),
@@ -485,7 +426,7 @@ fn outlier_issue(
         .max_ejection_percent
         .filter(|percent| *percent > 0)
         .unwrap_or(ENVOY_MAX_EJECTION_PERCENT);
-    let replicas = capacity.replicas.max(1);
+    let replicas = i64::try_from(capacity.replicas.max(1)).unwrap_or(i64::MAX);
     let one_pod = (100 + replicas - 1) / replicas;
     let ejectable = max_percent.max(one_pod).min(100);
     let value = if defaulted && kind == "5xx" {
@@ -506,6 +447,10 @@ fn outlier_issue(
     })
 }
 
+fn recommended(capacity: &Capacity) -> i64 {
+    i64::try_from(capacity.recommended).unwrap_or(i64::MAX)
+}
+
 fn raise(limit: &mut Option<i64>, to: i64) {
     if let Some(value) = limit.as_mut().filter(|value| **value > 0 && **value < to) {
         *value = to;
@@ -521,6 +466,7 @@ fn fix_pool(pool: &mut ConnectionPool, recommended: i64) {
         raise(&mut http.http1_max_pending_requests, recommended);
         if http
             .max_requests_per_connection
+            .and_then(|value| u64::try_from(value).ok())
             .is_some_and(|value| value > 0 && value <= FEW_REQUESTS_PER_CONNECTION)
         {
             http.max_requests_per_connection = None;
@@ -557,27 +503,27 @@ fn fix_policy(policy: &mut TrafficPolicy, recommended: i64) {
 
 /// The rule with every pool limit below the recommendation raised and every eager outlier
 /// threshold relaxed, wherever they sit (top level, port level, subsets).
-fn fixed_rule(rule: &DestinationRule, capacity: Capacity) -> DestinationRule {
+fn fixed_rule(rule: &DestinationRule, capacity: &Capacity) -> DestinationRule {
     let mut fixed = rule.clone();
     if let Some(policy) = fixed.spec.traffic_policy.as_mut() {
-        fix_policy(policy, capacity.recommended);
+        fix_policy(policy, recommended(capacity));
     }
     for subset in &mut fixed.spec.subsets {
         if let Some(policy) = subset.traffic_policy.as_mut() {
-            fix_policy(policy, capacity.recommended);
+            fix_policy(policy, recommended(capacity));
         }
     }
     fixed
 }
 
-fn fixed_sidecar(sidecar: &Sidecar, capacity: Capacity) -> Sidecar {
+fn fixed_sidecar(sidecar: &Sidecar, capacity: &Capacity) -> Sidecar {
     let mut fixed = sidecar.clone();
     if let Some(pool) = fixed.spec.inbound_connection_pool.as_mut() {
-        fix_pool(pool, capacity.recommended);
+        fix_pool(pool, recommended(capacity));
     }
     for ingress in &mut fixed.spec.ingress {
         if let Some(pool) = ingress.connection_pool.as_mut() {
-            fix_pool(pool, capacity.recommended);
+            fix_pool(pool, recommended(capacity));
         }
     }
     fixed

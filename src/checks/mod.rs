@@ -5,6 +5,7 @@
 
 pub mod ambient;
 pub mod buffer_limit;
+pub mod capacity;
 pub mod cold_start;
 pub mod connection_pool;
 pub mod endpoint_picker;
@@ -14,6 +15,7 @@ mod envoy_scenarios;
 mod examples_test;
 pub mod fixes;
 pub mod http_routes;
+pub mod limits;
 pub mod mesh_need;
 pub mod probe_runs;
 pub mod proxy;

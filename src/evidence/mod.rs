@@ -6,6 +6,7 @@ pub mod check_id;
 pub mod endpoint_picker;
 pub mod envoy;
 pub mod inventory;
+pub mod limits;
 pub mod listed_pod;
 pub mod nodes;
 pub mod objects;
@@ -267,7 +268,7 @@ pub struct VllmServer {
     pub image: Option<String>,
     /// `--port`, else vLLM's default 8000.
     pub port: u16,
-    /// `--max-num-seqs` when given; absent means the version/GPU default (DESIGN.md: assume 256).
+    /// `--max-num-seqs` when given; absent means the version/GPU default (docs/facts.md "vLLM": assume 256).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_num_seqs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -280,7 +281,7 @@ pub struct VllmServer {
     pub model: Option<String>,
 }
 
-/// vLLM's `--max-num-seqs` when it is not set (DESIGN.md: depends on version and GPU; assume 256).
+/// vLLM's `--max-num-seqs` when it is not set (docs/facts.md "vLLM": depends on version and GPU; assume 256).
 pub const VLLM_DEFAULT_MAX_NUM_SEQS: u32 = 256;
 
 impl VllmServer {
@@ -316,7 +317,7 @@ pub enum IstioPresence {
     Unknown,
 }
 
-/// How the workload's pods meet the mesh (DESIGN.md "Sidecar mode of a pod").
+/// How the workload's pods meet the mesh (docs/facts.md "Sidecar mode of a pod").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SidecarMode {

@@ -1,11 +1,12 @@
 //! Ranking findings into a root cause. The verdict decides; the report only renders it.
 //!
-//! Order (DESIGN.md): severity first, then what the finding rests on (something that happened
+//! Order (docs/facts.md): severity first, then what the finding rests on (something that happened
 //! outranks the proxy's effective configuration, which outranks configuration as written), then
 //! the failure-mode number. The first finding above `info` is the root cause.
 
 pub mod probe_outcome;
 pub mod probe_plan;
+pub mod probe_reading;
 pub mod timeline;
 
 use crate::checks::{self, Basis, Finding, Settings, Severity};

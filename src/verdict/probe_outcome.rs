@@ -160,6 +160,7 @@ mod tests {
             counter_sources: Vec::new(),
             tls: Vec::new(),
             cluster: None,
+            first_tokens: Vec::new(),
             comparison: Comparison::default(),
             gaps: Vec::new(),
             interrupted: false,

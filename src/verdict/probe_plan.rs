@@ -5,8 +5,9 @@
 //! body sized over the buffer limit where something buffers. The rest are listed as not run, with
 //! the budget that would run them. Pure: evidence and pace in, plan out.
 
-use crate::checks::proxy::proxies;
+use crate::checks::limits;
 use crate::evidence::TargetEvidence;
+use crate::evidence::limits::{Limit, LimitKind, Limits};
 use crate::evidence::probe::{BURST_TOKENS, COLD_TOKENS, PlannedRun, ProbeMode, ProbeRun};
 use crate::units::duration::{display, human};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -26,8 +27,6 @@ const BODY_BYTES_PER_TOKEN: u64 = 3;
 pub const MAX_PROMPT_BYTES: u64 = 8 * 1024 * 1024;
 /// Upload rate assumed for a large prompt (bytes per second), a slow link's.
 const UPLOAD_BYTES_PER_SECOND: f64 = 10.0 * 1024.0 * 1024.0;
-/// A buffer limit below Envoy's 1 MiB default is a small one.
-const DEFAULT_BUFFER_LIMIT: u64 = 1024 * 1024;
 /// Tokens the warm-up before a stream reads for (its window is 1.5 s after the first token).
 const WARMUP_WINDOW_S: f64 = 1.5;
 /// Bytes one streamed token adds to an SSE body (`data: {"id":…,"choices":[{"text":…}]}`, as
@@ -263,7 +262,8 @@ fn candidates(input: &PlanInput<'_>) -> (Vec<Candidate>, PlannedRun, Vec<String>
     let pace = input.pace;
     let mut candidates = Vec::new();
     let mut unprovable = Vec::new();
-    let idle = shortest_idle_timeout(target);
+    let limits = limits::read(target);
+    let idle = shortest_idle_timeout(&limits);
     if let Some(idle) = &idle {
         unprovable.push(format!(
             "{} counts silence: a stream that never pauses cannot trip it, so no stream is run against it; \
@@ -271,7 +271,7 @@ fn candidates(input: &PlanInput<'_>) -> (Vec<Candidate>, PlannedRun, Vec<String>
             idle.what
         ));
     }
-    let holding = holding_responses(target);
+    let holding = holding_responses(&limits);
     let short = short_stream(
         idle.as_ref(),
         input.expected_generation,
@@ -279,7 +279,7 @@ fn candidates(input: &PlanInput<'_>) -> (Vec<Candidate>, PlannedRun, Vec<String>
         holding.as_ref(),
     );
     let deadline =
-        shortest_deadline(target).filter(|found| found.value < input.expected_generation);
+        shortest_deadline(&limits).filter(|found| found.value < input.expected_generation);
     match deadline {
         Some(deadline) => {
             let duration = stream_duration(Some(deadline.value));
@@ -308,7 +308,7 @@ fn candidates(input: &PlanInput<'_>) -> (Vec<Candidate>, PlannedRun, Vec<String>
             worth: COMPARISON,
         }),
     }
-    if let Some(limit) = smallest_pool_limit(target)
+    if let Some(limit) = smallest_pool_limit(&limits)
         && limit.value < u64::from(MAX_BURST)
     {
         let streams = burst_size(limit.value);
@@ -323,7 +323,7 @@ fn candidates(input: &PlanInput<'_>) -> (Vec<Candidate>, PlannedRun, Vec<String>
             worth: PROOF,
         });
     }
-    if let Some(point) = buffering(target) {
+    if let Some(point) = buffering(&limits) {
         let tokens = large_tokens(point.limit_bytes);
         let reach = if u64::from(tokens) * BODY_BYTES_PER_TOKEN > point.limit_bytes {
             format!(
@@ -350,7 +350,7 @@ fn candidates(input: &PlanInput<'_>) -> (Vec<Candidate>, PlannedRun, Vec<String>
             worth: PROOF,
         });
     }
-    if let Some(point) = request_buffering(target) {
+    if let Some(point) = request_buffering(&limits) {
         let bytes = point
             .limit_bytes
             .saturating_add((point.limit_bytes / 4).max(1024))
@@ -414,29 +414,17 @@ fn stream_cost(duration: Duration, pace: Pace, holding: Option<&BufferPoint>) ->
 
 /// A filter on the path that holds whole responses, streams included (Lua `body()`, Wasm,
 /// ext_proc with a BUFFERED response mode), and the limit the held response must stay under.
-pub fn holding_responses(target: &TargetEvidence) -> Option<BufferPoint> {
-    proxies(target).into_iter().find_map(|proxy| {
-        proxy.config().listeners.iter().find_map(|listener| {
-            holding_filter(listener).map(|filter| BufferPoint {
-                what: format!("{} on {}", filter.name, proxy.object),
-                limit_bytes: listener.per_connection_buffer_limit_bytes.value,
-            })
-        })
-    })
+pub fn holding_responses(limits: &Limits) -> Option<BufferPoint> {
+    limits
+        .first(LimitKind::HoldsResponses)
+        .map(|limit| buffer_point(limit, limit.describe()))
 }
 
-/// The first enabled filter of `listener`'s HTTP chains that holds whole responses.
-fn holding_filter(
-    listener: &crate::evidence::envoy::config::ListenerConfig,
-) -> Option<&crate::evidence::envoy::config::HttpFilterInfo> {
-    listener
-        .filter_chains
-        .iter()
-        .filter_map(|chain| chain.hcm.as_ref())
-        .find_map(|hcm| {
-            hcm.buffering_filters()
-                .find(|filter| holds_responses(filter))
-        })
+fn buffer_point(limit: &Limit, what: String) -> BufferPoint {
+    BufferPoint {
+        what,
+        limit_bytes: limit.value.bytes().unwrap_or_default(),
+    }
 }
 
 /// `vllm-7c9d-x2x7k, 4m10s old (1 restart)`: the ready pod that started last.
@@ -520,298 +508,57 @@ pub struct Deadline {
     pub kind: &'static str,
 }
 
-/// The shortest enabled deadline on a whole stream, which a long enough stream proves: route
-/// `timeout`, `max_stream_duration` and retry `per_try_timeout` of routes, HCM
-/// `max_stream_duration` on the Envoys of the path, and VirtualService `http[].timeout` and
-/// `retries.perTryTimeout`.
-pub fn shortest_deadline(target: &TargetEvidence) -> Option<Deadline> {
-    let mut found: Vec<Deadline> = Vec::new();
-    let mut add = |value: Option<Duration>, what: String, kind: &'static str| {
-        if let Some(value) = value.filter(|value| !value.is_zero()) {
-            found.push(Deadline { value, what, kind });
-        }
-    };
-    for proxy in proxies(target) {
-        let envoy = proxy.object.to_string();
-        let config = proxy.config();
-        for route in config
-            .route_configs
-            .iter()
-            .flat_map(|config| &config.virtual_hosts)
-            .flat_map(|host| &host.routes)
-        {
-            add(
-                Some(route.timeout.value.value),
-                format!("route timeout {} on {envoy}", route.timeout.value),
-                "route timeout",
-            );
-            add(
-                route.max_stream_duration.as_ref().map(|d| d.value),
-                format!("route max_stream_duration on {envoy}"),
-                "max_stream_duration",
-            );
-            let per_try = route
-                .retry
-                .as_ref()
-                .filter(|retry| retry.num_retries.value > 0)
-                .and_then(|retry| retry.per_try_timeout.as_ref());
-            add(
-                per_try.map(|d| d.value),
-                format!("route per_try_timeout on {envoy}"),
-                "per-try timeout",
-            );
-        }
-        for hcm in config
-            .listeners
-            .iter()
-            .flat_map(|listener| &listener.filter_chains)
-            .filter_map(|chain| chain.hcm.as_ref())
-        {
-            add(
-                hcm.max_stream_duration.as_ref().map(|d| d.value),
-                format!("HCM max_stream_duration on {envoy}"),
-                "max_stream_duration",
-            );
-        }
-    }
-    for service in &target.mesh.virtual_services {
-        let name = format!(
-            "VirtualService {}/{}",
-            service.metadata.namespace.as_deref().unwrap_or_default(),
-            service.metadata.name.as_deref().unwrap_or_default()
-        );
-        for (index, route) in service.spec.http.iter().enumerate() {
-            let parse =
-                |text: Option<&str>| text.and_then(|t| crate::units::duration::parse(t).ok());
-            add(
-                parse(route.timeout.as_deref()),
-                format!(
-                    "{name} spec/http[{index}]/timeout {}",
-                    route.timeout.as_deref().unwrap_or_default()
-                ),
-                "route timeout",
-            );
-            let per_try = route
-                .retries
-                .as_ref()
-                .filter(|retries| retries.attempts != Some(0))
-                .and_then(|retries| retries.per_try_timeout.as_deref());
-            add(
-                parse(per_try),
-                format!(
-                    "{name} spec/http[{index}]/retries/perTryTimeout {}",
-                    per_try.unwrap_or_default()
-                ),
-                "per-try timeout",
-            );
-        }
-    }
-    found.into_iter().min_by_key(|deadline| deadline.value)
+/// The shortest enabled deadline on a whole stream, which a long enough stream proves (the
+/// limit facts of `checks::limits`: routes and HCMs of the Envoys on the path, VirtualService
+/// routes).
+pub fn shortest_deadline(limits: &Limits) -> Option<Deadline> {
+    limits.shortest_deadline().map(|limit| Deadline {
+        value: limit.value.time().unwrap_or_default(),
+        what: limit.describe(),
+        kind: limit.kind.label(),
+    })
 }
 
 /// The shortest enabled timeout that counts silence (HCM `stream_idle_timeout`, route
 /// `idle_timeout`, retry `per_try_idle_timeout`): only a pause trips it.
-pub fn shortest_idle_timeout(target: &TargetEvidence) -> Option<Found<Duration>> {
-    let mut found: Vec<Found<Duration>> = Vec::new();
-    let mut add = |value: Option<Duration>, what: String| {
-        if let Some(value) = value.filter(|value| !value.is_zero()) {
-            found.push(Found { value, what });
-        }
-    };
-    for proxy in proxies(target) {
-        let envoy = proxy.object.to_string();
-        let config = proxy.config();
-        for route in config
-            .route_configs
-            .iter()
-            .flat_map(|config| &config.virtual_hosts)
-            .flat_map(|host| &host.routes)
-        {
-            add(
-                route.idle_timeout.as_ref().map(|d| d.value),
-                format!("route idle_timeout on {envoy}"),
-            );
-            add(
-                route
-                    .retry
-                    .as_ref()
-                    .and_then(|retry| retry.per_try_idle_timeout.as_ref())
-                    .map(|d| d.value),
-                format!("route per_try_idle_timeout on {envoy}"),
-            );
-        }
-        for hcm in config
-            .listeners
-            .iter()
-            .flat_map(|listener| &listener.filter_chains)
-            .filter_map(|chain| chain.hcm.as_ref())
-        {
-            add(
-                Some(hcm.stream_idle_timeout.value.value),
-                format!(
-                    "stream_idle_timeout {} on {envoy}",
-                    hcm.stream_idle_timeout.value
-                ),
-            );
-        }
-    }
-    found.into_iter().min_by_key(|found| found.value)
+pub fn shortest_idle_timeout(limits: &Limits) -> Option<Found<Duration>> {
+    limits.shortest_idle_timeout().map(|limit| Found {
+        value: limit.value.time().unwrap_or_default(),
+        what: limit.describe(),
+    })
 }
 
-/// The fewest concurrent requests a pool on the path admits: per Envoy cluster, the smaller of
-/// `max_requests` and `max_connections + max_pending_requests` (HTTP/1.1 holds a connection per
-/// stream); per DestinationRule, the same from `connectionPool`.
-pub fn smallest_pool_limit(target: &TargetEvidence) -> Option<Found<u64>> {
-    let mut found: Vec<Found<u64>> = Vec::new();
-    for proxy in proxies(target) {
-        for cluster in &proxy.config().clusters {
-            let breakers = &cluster.circuit_breakers;
-            let admitted = breakers
-                .max_connections
-                .value
-                .saturating_add(breakers.max_pending_requests.value)
-                .min(breakers.max_requests.value);
-            found.push(Found {
-                value: admitted,
-                what: format!(
-                    "{admitted} concurrent requests on {} cluster {} (max_connections {}, max_pending_requests {}, max_requests {})",
-                    proxy.object,
-                    cluster.name,
-                    breakers.max_connections.value,
-                    breakers.max_pending_requests.value,
-                    breakers.max_requests.value
-                ),
-            });
-        }
-    }
-    for rule in &target.mesh.destination_rules {
-        let Some(pool) = rule
-            .spec
-            .traffic_policy
-            .as_ref()
-            .and_then(|policy| policy.connection_pool.as_ref())
-        else {
-            continue;
-        };
-        let positive =
-            |value: Option<i64>| value.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0);
-        let connections = positive(pool.tcp.as_ref().and_then(|tcp| tcp.max_connections));
-        let pending = positive(
-            pool.http
-                .as_ref()
-                .and_then(|http| http.http1_max_pending_requests),
-        );
-        let requests = positive(pool.http.as_ref().and_then(|http| http.http2_max_requests));
-        let by_connections = connections.map(|c| c.saturating_add(pending.unwrap_or(0)));
-        let admitted = match (by_connections, requests) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(value) = admitted {
-            found.push(Found {
-                value,
-                what: format!(
-                    "{value} concurrent requests by DestinationRule {}/{} connectionPool",
-                    rule.metadata.namespace.as_deref().unwrap_or_default(),
-                    rule.metadata.name.as_deref().unwrap_or_default()
-                ),
-            });
-        }
-    }
-    found.into_iter().min_by_key(|found| found.value)
+/// The fewest concurrent requests a pool on the path admits: per Envoy cluster and per
+/// DestinationRule cluster (port-level settings and subsets resolved as istiod does).
+pub fn smallest_pool_limit(limits: &Limits) -> Option<Found<u64>> {
+    limits.smallest_pool().map(|limit| Found {
+        value: limit.value.count().unwrap_or_default(),
+        what: limit.describe(),
+    })
 }
 
 /// Where a response body is held in memory on the path: an enabled filter that holds responses
 /// (held against its listener's buffer limit), or a listener or cluster buffer limit below
 /// Envoy's 1 MiB default.
-pub fn buffering(target: &TargetEvidence) -> Option<BufferPoint> {
-    for proxy in proxies(target) {
-        let config = proxy.config();
-        for listener in &config.listeners {
-            let limit_bytes = listener.per_connection_buffer_limit_bytes.value;
-            if let Some(filter) = holding_filter(listener) {
-                return Some(BufferPoint {
-                    what: format!(
-                        "{} buffers bodies on {} listener {} (per_connection_buffer_limit_bytes {limit_bytes})",
-                        filter.name, proxy.object, listener.name
-                    ),
-                    limit_bytes,
-                });
-            }
-            let place = format!("{} listener {}", proxy.object, listener.name);
-            if let Some(point) = small_limit(limit_bytes, &place) {
-                return Some(point);
-            }
-        }
-        for cluster in &config.clusters {
-            let place = format!("{} cluster {}", proxy.object, cluster.name);
-            if let Some(point) =
-                small_limit(cluster.per_connection_buffer_limit_bytes.value, &place)
-            {
-                return Some(point);
-            }
-        }
-    }
-    None
-}
-
-/// Whether an HTTP filter may hold a whole response (the buffer filter and ext_authz hold
-/// requests only).
-fn holds_responses(filter: &crate::evidence::envoy::config::HttpFilterInfo) -> bool {
-    use crate::evidence::envoy::config::Buffering;
-    match &filter.buffering {
-        Some(Buffering::Lua | Buffering::Wasm) => true,
-        Some(Buffering::ExtProcBuffered {
-            response_body_mode, ..
-        }) => response_body_mode
-            .as_deref()
-            .is_some_and(|mode| mode.contains("BUFFERED")),
-        _ => false,
-    }
+pub fn buffering(limits: &Limits) -> Option<BufferPoint> {
+    limits
+        .facts
+        .iter()
+        .find(|limit| {
+            matches!(
+                limit.kind,
+                LimitKind::HoldsResponses | LimitKind::BufferLimit
+            )
+        })
+        .map(|limit| buffer_point(limit, limit.describe()))
 }
 
 /// Where a whole request body is held and refused (413) over a limit: an enabled buffer filter,
 /// or ext_authz sending the body without `allow_partial_message`.
-pub fn request_buffering(target: &TargetEvidence) -> Option<BufferPoint> {
-    use crate::evidence::envoy::config::Buffering;
-    for proxy in proxies(target) {
-        for listener in &proxy.config().listeners {
-            for hcm in listener
-                .filter_chains
-                .iter()
-                .filter_map(|chain| chain.hcm.as_ref())
-            {
-                for filter in hcm.buffering_filters() {
-                    let limit = match &filter.buffering {
-                        Some(Buffering::Buffer { max_request_bytes }) => *max_request_bytes,
-                        Some(Buffering::ExtAuthzWithBody {
-                            max_request_bytes,
-                            allow_partial_message: false,
-                        }) => *max_request_bytes,
-                        _ => None,
-                    };
-                    if let Some(limit_bytes) = limit {
-                        return Some(BufferPoint {
-                            what: format!(
-                                "{} holds request bodies up to {limit_bytes} bytes on {} listener {}",
-                                filter.name, proxy.object, listener.name
-                            ),
-                            limit_bytes,
-                        });
-                    }
-                }
-            }
-        }
-    }
-    None
-}
-
-/// A buffer limit below Envoy's default, at `place`.
-fn small_limit(limit_bytes: u64, place: &str) -> Option<BufferPoint> {
-    (limit_bytes < DEFAULT_BUFFER_LIMIT).then(|| BufferPoint {
-        what: format!("per_connection_buffer_limit_bytes {limit_bytes} on {place}"),
-        limit_bytes,
-    })
+pub fn request_buffering(limits: &Limits) -> Option<BufferPoint> {
+    limits
+        .first(LimitKind::HoldsRequests)
+        .map(|limit| buffer_point(limit, limit.describe()))
 }
 
 #[cfg(test)]
@@ -886,7 +633,7 @@ mod tests {
     #[test]
     fn the_route_timeout_of_the_pair_sizes_the_stream_within_the_budget() {
         let target = scenario("route-timeout");
-        let deadline = shortest_deadline(&target).unwrap();
+        let deadline = shortest_deadline(&limits::read(&target)).unwrap();
         assert!(deadline.value <= Duration::from_secs(2), "{deadline:?}");
         assert_eq!(deadline.kind, "route timeout");
         let plan = planned(&target);
@@ -909,7 +656,7 @@ mod tests {
     #[test]
     fn a_stream_idle_timeout_gets_no_stream_of_its_own_and_says_what_proves_it() {
         let target = scenario("stream-idle-timeout");
-        assert!(shortest_deadline(&target).is_none());
+        assert!(shortest_deadline(&limits::read(&target)).is_none());
         let plan = planned(&target);
         assert_eq!(modes(&plan.runs), ["cold", "stream"]);
         let ProbeMode::Stream {
@@ -941,7 +688,7 @@ mod tests {
         // Istio's EDGE profile: stream idle 300s and request timeout 300s, neither a deadline
         // on a whole stream that never pauses.
         let target = scenario("edge-gateway-profile");
-        assert!(shortest_deadline(&target).is_none());
+        assert!(shortest_deadline(&limits::read(&target)).is_none());
         let plan = planned(&target);
         let stream = plan
             .runs
@@ -1014,7 +761,7 @@ mod tests {
     #[test]
     fn a_circuit_breaker_adds_a_burst_above_its_limit() {
         let target = scenario("circuit-breaker");
-        let limit = smallest_pool_limit(&target).unwrap();
+        let limit = smallest_pool_limit(&limits::read(&target)).unwrap();
         let plan = planned(&target);
         assert_fits(&plan, DEFAULT_BUDGET);
         assert_eq!(plan.runs[0].mode, ProbeMode::Cold);
@@ -1033,6 +780,60 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_limit_at_port_level_or_in_a_subset_is_planned_as_a_burst() {
+        use crate::checks::test_support::{object, target};
+        let rule = r#"
+metadata: {name: vllm, namespace: llm}
+spec:
+  host: vllm
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 1000}}
+    portLevelSettings:
+    - port: {number: 8000}
+      connectionPool: {tcp: {maxConnections: 2}, http: {http1MaxPendingRequests: 1}}
+"#;
+        let mut written = target();
+        written.mesh.destination_rules.push(object(rule));
+        let limit = smallest_pool_limit(&limits::read(&written)).unwrap();
+        assert_eq!(limit.value, 3, "{limit:?}");
+        assert!(
+            limit
+                .what
+                .contains("spec/trafficPolicy/portLevelSettings[0]/connectionPool"),
+            "{limit:?}"
+        );
+        let plan = planned(&written);
+        assert!(modes(&plan.runs).contains(&"burst"), "{plan:#?}");
+
+        // A subset the routes use replaces the port-level pool on its own cluster.
+        let mut subset = target();
+        subset.mesh.destination_rules.push(object(
+            r#"
+metadata: {name: vllm, namespace: llm}
+spec:
+  host: vllm
+  subsets:
+  - name: a
+    labels: {app: vllm}
+    trafficPolicy: {connectionPool: {http: {http2MaxRequests: 4}}}
+"#,
+        ));
+        subset.mesh.virtual_services.push(object(
+            r#"
+metadata: {name: vllm, namespace: llm}
+spec:
+  hosts: [vllm]
+  http:
+  - route:
+    - destination: {host: vllm, subset: a}
+"#,
+        ));
+        let limit = smallest_pool_limit(&limits::read(&subset)).unwrap();
+        assert_eq!(limit.value, 4, "{limit:?}");
+        assert!(limit.what.contains("outbound|8000|a|"), "{limit:?}");
+    }
+
+    #[test]
     fn a_buffering_filter_adds_a_large_body_and_a_prompt_over_the_request_limit() {
         let target = scenario("buffer-filter");
         let plan = plan(&PlanInput {
@@ -1041,7 +842,7 @@ mod tests {
         });
         assert_fits(&plan, DEFAULT_BUDGET);
         assert!(modes(&plan.runs).contains(&"large"), "{plan:#?}");
-        let point = request_buffering(&target).unwrap();
+        let point = request_buffering(&limits::read(&target)).unwrap();
         let prompt = plan
             .runs
             .iter()
@@ -1051,13 +852,13 @@ mod tests {
             })
             .unwrap_or_else(|| panic!("{plan:#?}"));
         assert!(prompt > point.limit_bytes, "{prompt} vs {point:?}");
-        assert!(request_buffering(&scenario("healthy")).is_none());
+        assert!(request_buffering(&limits::read(&scenario("healthy"))).is_none());
     }
 
     #[test]
     fn a_stream_through_a_filter_holding_responses_is_costed_to_its_expected_failure() {
         let target = scenario("buffer-filter");
-        let point = holding_responses(&target).unwrap();
+        let point = holding_responses(&limits::read(&target)).unwrap();
         assert_eq!(point.limit_bytes, 16 * 1024);
         let stream = |target: &TargetEvidence| {
             plan(&PlanInput {
@@ -1073,7 +874,7 @@ mod tests {
         let held = stream(&target);
         let free = stream(&scenario("healthy"));
         assert!(held < free - 3.0, "{held} vs {free}");
-        assert!(holding_responses(&scenario("healthy")).is_none());
+        assert!(holding_responses(&limits::read(&scenario("healthy"))).is_none());
     }
 
     #[test]

@@ -422,7 +422,7 @@ fn deadlines(run: &ProbeRun, target: &TargetEvidence, lines: &[Line]) -> Vec<Dea
     let value = std::time::Duration::from_secs_f64(timeout_s.max(0.0));
     let shown = crate::units::duration::display(value);
     if idle {
-        let named = probe_plan::shortest_idle_timeout(target)
+        let named = probe_plan::shortest_idle_timeout(&crate::checks::limits::read(target))
             .filter(|found| found.value == value)
             .map_or("idle timeout", |_| "stream idle timeout");
         let mesh_last = lines.iter().find_map(|line| match line {
@@ -439,7 +439,7 @@ fn deadlines(run: &ProbeRun, target: &TargetEvidence, lines: &[Line]) -> Vec<Dea
             .into_iter()
             .collect();
     }
-    let kind = probe_plan::shortest_deadline(target)
+    let kind = probe_plan::shortest_deadline(&crate::checks::limits::read(target))
         .filter(|found| found.value == value)
         .map_or("timeout", |found| found.kind);
     vec![Deadline {

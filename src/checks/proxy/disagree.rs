@@ -9,11 +9,11 @@ use super::{Proxy, cluster_path, count_text, istio_object, route_path, shorter};
 use crate::checks::fixes::{IstioKind, istio_label, istio_ref};
 use crate::checks::target::{route_reaches, upstream_clusters};
 use crate::checks::{Basis, EvidenceLine, Finding, Severity};
-use crate::evidence::envoy::config::{RouteView, Setting};
+use crate::evidence::envoy::config::{ClusterConfig, RouteView, Setting};
 use crate::evidence::envoy::role::EnvoyRole;
 use crate::evidence::objects::VirtualService;
-use crate::evidence::resolve::policy::{Sourced, effective_policy, pool_limits};
-use crate::evidence::{CheckId, TargetEvidence};
+use crate::evidence::resolve::policy::{PoolLimits, Sourced, effective_policy, pool_limits};
+use crate::evidence::{CheckId, ObjectRef, TargetEvidence};
 use crate::units::duration::{display, parse};
 use std::time::Duration;
 
@@ -187,12 +187,85 @@ fn differs(
     )
 }
 
-/// A DestinationRule limit as written, the threshold the proxy runs, its field path and the
-/// Envoy API field that names its default.
-type Compared<'a> = (Option<&'a Sourced<i64>>, &'a Setting<u64>, &'a str, &'a str);
+/// A DestinationRule limit as written beside what the proxy runs for it: the value (`None`:
+/// unset), its evidence text and its field path in the proxy's config.
+struct Compared<'a> {
+    written: Option<&'a Sourced<i64>>,
+    running: Option<u64>,
+    running_text: String,
+    running_path: String,
+}
+
+/// The pool limits of `limits` beside the thresholds `cluster` runs (DestinationRule → Envoy
+/// cluster, as pilot's `cluster_traffic_policy.go` writes them).
+fn compared<'a>(limits: &'a PoolLimits, cluster: &ClusterConfig) -> Vec<Compared<'a>> {
+    let breakers = &cluster.circuit_breakers;
+    let threshold = |written, running: &Setting<u64>, field: &str, api: &str| Compared {
+        written,
+        running: Some(running.value),
+        running_text: count_text(running, api),
+        running_path: cluster_path(cluster, &format!("circuit_breakers/thresholds[0]/{field}")),
+    };
+    let per_connection = cluster.http.max_requests_per_connection;
+    vec![
+        threshold(
+            limits.max_connections.as_ref(),
+            &breakers.max_connections,
+            "max_connections",
+            "CircuitBreakers.Thresholds.max_connections",
+        ),
+        threshold(
+            limits.http1_max_pending_requests.as_ref(),
+            &breakers.max_pending_requests,
+            "max_pending_requests",
+            "CircuitBreakers.Thresholds.max_pending_requests",
+        ),
+        threshold(
+            limits.http2_max_requests.as_ref(),
+            &breakers.max_requests,
+            "max_requests",
+            "CircuitBreakers.Thresholds.max_requests",
+        ),
+        Compared {
+            written: limits.max_requests_per_connection.as_ref(),
+            running: per_connection,
+            running_text: per_connection.map_or("<unset>".to_string(), |value| value.to_string()),
+            running_path: cluster_path(
+                cluster,
+                "common_http_protocol_options/max_requests_per_connection",
+            ),
+        },
+    ]
+}
+
+/// The written-and-running pair of lines where they differ, and whether the proxy is stricter.
+fn disagreement(
+    pair: &Compared,
+    object: &ObjectRef,
+    proxy: &Proxy,
+) -> Option<([EvidenceLine; 2], bool)> {
+    let written = pair.written?;
+    let written_value = u64::try_from(written.value).unwrap_or_default();
+    if pair.running == Some(written_value) {
+        return None;
+    }
+    let stricter = pair.running.is_some_and(|value| value < written_value);
+    let lines = [
+        EvidenceLine::new(
+            object.clone(),
+            written.path.clone(),
+            written.value.to_string(),
+        )
+        .with_note("as written"),
+        proxy
+            .line(pair.running_path.clone(), pair.running_text.clone())
+            .with_note("what the proxy runs"),
+    ];
+    Some((lines, stricter))
+}
 
 /// DestinationRule connection-pool limits against the thresholds of the client-side clusters
-/// they become (DESIGN.md "DestinationRule → Envoy cluster").
+/// they become.
 pub fn pool_limits_applied(target: &TargetEvidence) -> Vec<Finding> {
     let proxies: Vec<Proxy> = super::proxies(target)
         .into_iter()
@@ -211,74 +284,12 @@ pub fn pool_limits_applied(target: &TargetEvidence) -> Vec<Finding> {
             let Some(cluster) = proxy.config().cluster(&upstream.name()) else {
                 continue;
             };
-            let breakers = &cluster.circuit_breakers;
-            let pairs: [Compared; 3] = [
-                (
-                    limits.max_connections.as_ref(),
-                    &breakers.max_connections,
-                    "circuit_breakers/thresholds[0]/max_connections",
-                    "CircuitBreakers.Thresholds.max_connections",
-                ),
-                (
-                    limits.http1_max_pending_requests.as_ref(),
-                    &breakers.max_pending_requests,
-                    "circuit_breakers/thresholds[0]/max_pending_requests",
-                    "CircuitBreakers.Thresholds.max_pending_requests",
-                ),
-                (
-                    limits.http2_max_requests.as_ref(),
-                    &breakers.max_requests,
-                    "circuit_breakers/thresholds[0]/max_requests",
-                    "CircuitBreakers.Thresholds.max_requests",
-                ),
-            ];
             let mut lines = Vec::new();
             let mut stricter_proxy = false;
-            for (written, running, field, api) in pairs {
-                let Some(written) = written else { continue };
-                let written_value = u64::try_from(written.value).unwrap_or_default();
-                if running.value == written_value {
-                    continue;
-                }
-                stricter_proxy |= running.value < written_value;
-                lines.push(
-                    EvidenceLine::new(
-                        object.clone(),
-                        written.path.clone(),
-                        written.value.to_string(),
-                    )
-                    .with_note("as written"),
-                );
-                lines.push(
-                    proxy
-                        .line(cluster_path(cluster, field), count_text(running, api))
-                        .with_note("what the proxy runs"),
-                );
-            }
-            if let Some(written) = &limits.max_requests_per_connection {
-                let running = cluster.http.max_requests_per_connection;
-                let written_value = u64::try_from(written.value).unwrap_or_default();
-                if running != Some(written_value) {
-                    stricter_proxy |= running.is_some_and(|value| value < written_value);
-                    lines.push(
-                        EvidenceLine::new(
-                            object.clone(),
-                            written.path.clone(),
-                            written.value.to_string(),
-                        )
-                        .with_note("as written"),
-                    );
-                    lines.push(
-                        proxy
-                            .line(
-                                cluster_path(
-                                    cluster,
-                                    "common_http_protocol_options/max_requests_per_connection",
-                                ),
-                                running.map_or("<unset>".to_string(), |value| value.to_string()),
-                            )
-                            .with_note("what the proxy runs"),
-                    );
+            for pair in compared(&limits, cluster) {
+                if let Some((pair_lines, stricter)) = disagreement(&pair, &object, proxy) {
+                    lines.extend(pair_lines);
+                    stricter_proxy |= stricter;
                 }
             }
             if lines.is_empty() {

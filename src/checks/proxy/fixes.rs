@@ -17,6 +17,26 @@ const PROXY_CONFIG: &str = "proxy.istio.io/config";
 /// A fix: the sentence and the YAML (possibly empty).
 pub type FixText = (String, String);
 
+/// A finding the YAML checks made of an object the proxy runs: its evidence lines, each noted
+/// "the proxy runs it", and its fix, which a proxy-side finding takes over.
+pub fn as_run(written: &Finding) -> (Option<FixText>, Vec<super::EvidenceLine>) {
+    let lines = written
+        .evidence
+        .iter()
+        .map(|line| {
+            line.clone().with_note(format!(
+                "{}; the proxy runs it",
+                line.note.as_deref().unwrap_or("as written")
+            ))
+        })
+        .collect();
+    let fix = written
+        .fix
+        .as_ref()
+        .map(|fix| (fix.summary.clone(), fix.yaml.clone()));
+    (fix, lines)
+}
+
 /// `vllm.inference.svc.cluster.local` -> (`vllm`, `inference`).
 pub fn split_host(host: &str) -> (String, Option<String>) {
     let mut parts = host.split('.');

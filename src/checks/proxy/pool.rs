@@ -10,6 +10,7 @@
 use super::fixes::{self, FixText, PoolFields};
 use super::observed::{self, Happened, Item};
 use super::{Proxy, cluster_path, count_text, istio_object, service_host};
+use crate::checks::capacity::{self, Capacity};
 use crate::checks::{EvidenceLine, Finding, Severity};
 use crate::evidence::CheckId;
 use crate::evidence::envoy::config::{ClusterConfig, Setting};
@@ -29,65 +30,28 @@ pub const OVERFLOW_COUNTERS: [&str; 7] = [
 ];
 /// The response flag of a request rejected by a circuit breaker.
 pub const OVERFLOW_FLAGS: [&str; 1] = ["UO"];
-/// `max_requests_per_connection` at or below this forces frequent reconnects.
-const FEW_REQUESTS_PER_CONNECTION: u64 = 10;
-
-/// What the workload serves at once.
-#[derive(Debug, Clone)]
-pub struct Capacity {
-    pub per_replica: u64,
-    pub replicas: u64,
-    pub fleet: u64,
-    /// What a fix raises a limit to: the fleet plus half again, for scale-out.
-    pub recommended: u64,
-    pub assumptions: Vec<String>,
-}
-
-impl Capacity {
-    fn fleet_text(&self) -> String {
-        format!(
-            "replicas × max-num-seqs = {} × {} = {}",
-            self.replicas, self.per_replica, self.fleet
-        )
-    }
-}
-
 /// The capacity behind `proxy`: an Endpoint target's replicas are at least the endpoints its
 /// client-side clusters list.
 fn capacity(target: &TargetEvidence, proxy: &Proxy) -> Capacity {
-    let workload = &target.workload;
-    let (per_replica, assumed) = workload.vllm.concurrency();
-    let per_replica = u64::from(per_replica);
-    let mut replicas = u64::from(workload.replicas.max(1));
-    let mut assumptions = Vec::new();
-    if assumed {
-        assumptions.push(format!(
-            "--max-num-seqs not known: assumed vLLM's default {per_replica} (recent versions use 1024 on large GPUs)"
-        ));
+    let replicas = u64::from(target.workload.replicas.max(1));
+    if target.workload.kind != WorkloadKind::Endpoint {
+        return Capacity::of(target, replicas);
     }
-    if workload.kind == WorkloadKind::Endpoint {
-        let endpoints = proxy
-            .config()
-            .clusters
-            .iter()
-            .map(|cluster| cluster.endpoints.len() as u64)
-            .max()
-            .unwrap_or_default();
-        if endpoints > replicas {
-            replicas = endpoints;
-            assumptions.push(format!(
-                "replicas counted from the {endpoints} endpoints the proxy's cluster lists"
-            ));
-        }
+    let endpoints = proxy
+        .config()
+        .clusters
+        .iter()
+        .map(|cluster| cluster.endpoints.len() as u64)
+        .max()
+        .unwrap_or_default();
+    if endpoints <= replicas {
+        return Capacity::of(target, replicas);
     }
-    let fleet = per_replica * replicas;
-    Capacity {
-        per_replica,
-        replicas,
-        fleet,
-        recommended: (fleet * 3).div_ceil(2),
-        assumptions,
-    }
+    let mut capacity = Capacity::of(target, endpoints);
+    capacity.assumptions.push(format!(
+        "replicas counted from the {endpoints} endpoints the proxy's cluster lists"
+    ));
+    capacity
 }
 
 /// What the YAML check found for each DestinationRule (`None`: nothing wrong).
@@ -206,34 +170,18 @@ fn limits(proxy: &Proxy, cluster: &ClusterConfig, capacity: &Capacity) -> Limits
                effect: &str,
                explains: &'static [&'static str]|
      -> Option<Item> {
-        let value = setting.value;
+        let judged =
+            capacity::concurrency(setting.value, unit, effect, &scope, capacity, !inbound)?;
         let line = proxy.line(
             cluster_path(cluster, &format!("circuit_breakers/thresholds[0]/{field}")),
             count_text(setting, api),
         );
-        if value < capacity.per_replica {
-            Some(Item {
-                severity: Severity::Critical,
-                headline: format!(
-                    "caps {scope} at {value} {unit}; one replica serves {} (max-num-seqs)",
-                    capacity.per_replica
-                ),
-                line: line.with_note(format!(
-                    "below one replica's max-num-seqs ({}): {effect}",
-                    capacity.per_replica
-                )),
-                explains,
-            })
-        } else if !inbound && value < capacity.fleet {
-            Some(Item {
-                severity: Severity::Warning,
-                headline: format!("caps {scope} at {value} {unit}; {}", capacity.fleet_text()),
-                line: line.with_note(format!("below {}: {effect}", capacity.fleet_text())),
-                explains,
-            })
-        } else {
-            None
-        }
+        Some(Item {
+            severity: judged.severity,
+            headline: judged.headline,
+            line: line.with_note(judged.note),
+            explains,
+        })
     };
     if !multiplexed {
         if let Some(item) = cap(
@@ -264,27 +212,30 @@ fn limits(proxy: &Proxy, cluster: &ClusterConfig, capacity: &Capacity) -> Limits
         items.push(item);
     }
     let pending = &breakers.max_pending_requests;
-    if pending.value < needed {
+    let needed_text = if inbound {
+        "one replica's max-num-seqs".to_string()
+    } else {
+        capacity.fleet_text()
+    };
+    if let Some(judged) = capacity::pending(
+        pending.value,
+        &scope,
+        needed,
+        &format!("{needed} ({needed_text})"),
+    ) {
         fields.http1_max_pending_requests = Some(capacity.recommended);
         items.push(Item {
-            severity: Severity::Warning,
-            headline: format!(
-                "lets only {} requests wait for a connection on {scope}",
-                pending.value
-            ),
+            severity: judged.severity,
+            headline: judged.headline,
             line: proxy
                 .line(
-                    cluster_path(cluster, "circuit_breakers/thresholds[0]/max_pending_requests"),
+                    cluster_path(
+                        cluster,
+                        "circuit_breakers/thresholds[0]/max_pending_requests",
+                    ),
                     count_text(pending, "CircuitBreakers.Thresholds.max_pending_requests"),
                 )
-                .with_note(format!(
-                    "below {needed} ({}): a burst of new streams waits while connections open and overflows with 503 (UO)",
-                    if inbound {
-                        "one replica's max-num-seqs".to_string()
-                    } else {
-                        capacity.fleet_text()
-                    }
-                )),
+                .with_note(judged.note),
             explains: &[
                 "upstream_rq_pending_overflow",
                 "circuit_breakers.default.rq_pending_open",
@@ -309,23 +260,22 @@ fn limits(proxy: &Proxy, cluster: &ClusterConfig, capacity: &Capacity) -> Limits
             ],
         });
     }
-    if let Some(value) = cluster
-        .http
-        .max_requests_per_connection
-        .filter(|value| *value > 0 && *value <= FEW_REQUESTS_PER_CONNECTION)
+    if let Some(value) = cluster.http.max_requests_per_connection
+        && let Some(judged) = capacity::per_connection(value, &scope)
     {
         fields.max_requests_per_connection = Some(0);
         items.push(Item {
-            severity: Severity::Warning,
-            headline: format!("closes {scope} connections every {value} requests"),
+            severity: judged.severity,
+            headline: judged.headline,
             line: proxy
                 .line(
-                    cluster_path(cluster, "common_http_protocol_options/max_requests_per_connection"),
+                    cluster_path(
+                        cluster,
+                        "common_http_protocol_options/max_requests_per_connection",
+                    ),
                     value.to_string(),
                 )
-                .with_note(format!(
-                    "a new connection, and with mTLS a new handshake, every {value} requests: first tokens wait for it"
-                )),
+                .with_note(judged.note),
             explains: &[],
         });
     }
@@ -351,23 +301,7 @@ fn fix_for(
         .filter(|object| object.kind == "DestinationRule");
     if let Some(object) = &named {
         match yaml.iter().find(|(known, _)| known == object) {
-            Some((_, Some(written))) => {
-                let lines = written
-                    .evidence
-                    .iter()
-                    .map(|line| {
-                        line.clone().with_note(format!(
-                            "{}; the proxy runs it",
-                            line.note.as_deref().unwrap_or("as written")
-                        ))
-                    })
-                    .collect();
-                let fix = written
-                    .fix
-                    .as_ref()
-                    .map(|fix| (fix.summary.clone(), fix.yaml.clone()));
-                return (fix, lines);
-            }
+            Some((_, Some(written))) => return fixes::as_run(written),
             Some((_, None)) => {
                 return (
                     Some((

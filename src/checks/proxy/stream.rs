@@ -16,13 +16,13 @@
 
 use super::fixes::{self, FixText};
 use super::observed::{self, Happened, Item};
-use super::{
-    Proxy, cluster_path, duration_text, hcm_path, listener_path, route_path, service_host, shorter,
-};
+use super::{Proxy, cluster_path, hcm_path, listener_path, service_host};
+use crate::checks::limits::envoy as limit_facts;
 use crate::checks::{Basis, EvidenceLine, Finding, Severity};
 use crate::evidence::CheckId;
 use crate::evidence::envoy::config::{EnvoyDuration, Setting};
 use crate::evidence::envoy::role::EnvoyRole;
+use crate::evidence::limits::{AppliesTo, Limit as LimitFact, LimitBasis, LimitKind};
 use crate::evidence::{ObjectRef, TargetEvidence};
 use crate::units::duration::display;
 use serde_json::json;
@@ -160,229 +160,142 @@ fn shorter_note(expected: Duration) -> String {
     format!("shorter than the {} expected generation", display(expected))
 }
 
-/// Every timeout on this proxy's path that is on and shorter than the expected generation.
+/// Every timeout on this proxy's path that is on and shorter than the expected generation, read
+/// from the limit facts of the proxy (`checks::limits::envoy`).
 fn limits(proxy: &Proxy, expected: Duration) -> Vec<Limit> {
-    let mut found = Vec::new();
-    let config = proxy.config();
-    for view in config.routes() {
-        let route = view.route;
-        let place = || Place::Route(super::route_object(route));
-        if let Some(duration) = shorter(&route.timeout.value, expected) {
+    limit_facts::of_proxy(proxy)
+        .iter()
+        .filter_map(|fact| judged(proxy, fact, expected))
+        .collect()
+}
+
+/// Where a fact sits, for the fix.
+fn place(fact: &LimitFact) -> Place {
+    match &fact.applies_to {
+        AppliesTo::Route(_) => Place::Route(fact.configured_by.clone()),
+        AppliesTo::Listener(_) => Place::Hcm(match fact.kind {
+            LimitKind::IdleTimeout => "stream_idle_timeout",
+            LimitKind::RequestTimeout => "request_timeout",
+            LimitKind::MaxStreamDuration => "max_stream_duration",
+            LimitKind::ConnectionLifetime => "max_connection_duration",
+            _ => "idle_timeout",
+        }),
+        AppliesTo::Cluster(_) => Place::Cluster,
+    }
+}
+
+/// One timeout fact judged against the expected generation: a deadline on the whole response is
+/// critical, one that counts silence a warning, the rest info or nothing.
+fn judged(proxy: &Proxy, fact: &LimitFact, expected: Duration) -> Option<Limit> {
+    let value = fact.value.time()?;
+    let duration = (!value.is_zero() && value < expected).then_some(value)?;
+    let path = fact.path.clone();
+    let item = match (fact.kind, fact.field) {
+        (LimitKind::RouteTimeout, _) => {
             let mut consequence = format!(
                 "a deadline on the whole response cuts the stream at {}",
                 display(duration)
             );
-            if route.timeout.is_default() {
+            if matches!(fact.basis, LimitBasis::Defaulted { .. }) {
                 consequence.push_str("; the field is absent, and raw Envoy's default is 15s (istiod always writes it, 0s when no VirtualService sets one)");
             }
+            let explains = &["upstream_rq_timeout", "UT"];
             let mut item = deadline_item(
                 proxy,
-                route_path(&view, "timeout"),
+                path,
                 duration,
                 "route timeout",
                 expected,
                 &consequence,
-                &["upstream_rq_timeout", "UT"],
+                explains,
             );
-            item.line.value = duration_text(&route.timeout, "RouteAction.timeout");
-            found.push(Limit {
-                item,
-                place: place(),
-            });
+            item.line.value = fact.value_text.clone();
+            item
         }
-        if let Some(duration) = shorter_if_set(route.idle_timeout.as_ref(), expected) {
-            found.push(Limit {
-                item: idle_item(
-                    proxy,
-                    route_path(&view, "idle_timeout"),
-                    duration,
-                    "route idle timeout",
-                    expected,
-                ),
-                place: place(),
-            });
-        }
-        if let Some(duration) = shorter_if_set(route.max_stream_duration.as_ref(), expected) {
-            found.push(Limit {
-                item: deadline_item(
-                    proxy,
-                    route_path(&view, "max_stream_duration/max_stream_duration"),
-                    duration,
-                    "max stream duration",
-                    expected,
-                    "a deadline on the whole stream",
-                    &["upstream_rq_max_duration_reached", "UMSDR"],
-                ),
-                place: place(),
-            });
-        }
-        if let Some(retry) = &route.retry {
-            if let Some(duration) = shorter_if_set(retry.per_try_timeout.as_ref(), expected) {
-                found.push(Limit {
-                    item: deadline_item(
-                        proxy,
-                        route_path(&view, "retry_policy/per_try_timeout"),
-                        duration,
-                        "per-try timeout",
-                        expected,
-                        &format!(
-                            "each attempt, streaming included, is cut at {}",
-                            display(duration)
-                        ),
-                        &["upstream_rq_per_try_timeout", "UT"],
+        (LimitKind::PerTryTimeout, _) => deadline_item(
+            proxy,
+            path,
+            duration,
+            "per-try timeout",
+            expected,
+            &format!(
+                "each attempt, streaming included, is cut at {}",
+                display(duration)
+            ),
+            &["upstream_rq_per_try_timeout", "UT"],
+        ),
+        (LimitKind::MaxStreamDuration, _) => {
+            let (what, consequence, explains): (&str, &str, &'static [&'static str]) =
+                match fact.applies_to {
+                    AppliesTo::Route(_) => (
+                        "max stream duration",
+                        "a deadline on the whole stream",
+                        &["upstream_rq_max_duration_reached", "UMSDR"],
                     ),
-                    place: place(),
-                });
+                    AppliesTo::Listener(_) => (
+                        "HCM max stream duration",
+                        "a deadline on every stream of this listener",
+                        &["UMSDR"],
+                    ),
+                    AppliesTo::Cluster(_) => (
+                        "upstream max stream duration",
+                        "a deadline on every upstream stream",
+                        &["upstream_rq_max_duration_reached", "UMSDR"],
+                    ),
+                };
+            deadline_item(proxy, path, duration, what, expected, consequence, explains)
+        }
+        (LimitKind::IdleTimeout, field) => {
+            let what = match field {
+                "RouteAction.idle_timeout" => "route idle timeout",
+                "RetryPolicy.per_try_idle_timeout" => "per-try idle timeout",
+                _ => "stream idle timeout",
+            };
+            let mut item = idle_item(proxy, path, duration, what, expected);
+            if what == "stream idle timeout" {
+                item.line.value = fact.value_text.clone();
             }
-            if let Some(duration) = shorter_if_set(retry.per_try_idle_timeout.as_ref(), expected) {
-                found.push(Limit {
-                    item: idle_item(
-                        proxy,
-                        route_path(&view, "retry_policy/per_try_idle_timeout"),
-                        duration,
-                        "per-try idle timeout",
-                        expected,
-                    ),
-                    place: place(),
-                });
-            }
+            item
         }
-    }
-    for (listener, _, hcm) in config.hcms() {
-        if let Some(duration) = shorter(&hcm.stream_idle_timeout.value, expected) {
-            let mut item = idle_item(
-                proxy,
-                hcm_path(listener, hcm, "stream_idle_timeout"),
-                duration,
-                "stream idle timeout",
-                expected,
-            );
-            item.line.value = duration_text(
-                &hcm.stream_idle_timeout,
-                "HttpConnectionManager.stream_idle_timeout",
-            );
-            found.push(Limit {
-                item,
-                place: Place::Hcm("stream_idle_timeout"),
-            });
-        }
-        if let Some(duration) = shorter(&hcm.request_timeout.value, expected) {
-            found.push(Limit {
-                item: Item {
-                    severity: Severity::Info,
-                    headline: format!(
-                        "has a request timeout of {}: it runs only until the request is received",
-                        display(duration)
-                    ),
-                    line: proxy
-                        .line(
-                            hcm_path(listener, hcm, "request_timeout"),
-                            hcm.request_timeout.value.text.clone(),
-                        )
-                        .with_note(
-                            "runs only until the whole request is received (measured on Envoy 1.40: a 1s request_timeout \
-                             did not cut a 3s stream); a slow upload would be cut",
-                        ),
-                    explains: &["downstream_rq_timeout"],
-                },
-                place: Place::Hcm("request_timeout"),
-            });
-        }
-        if let Some(duration) = shorter_if_set(hcm.max_stream_duration.as_ref(), expected) {
-            found.push(Limit {
-                item: deadline_item(
-                    proxy,
-                    hcm_path(
-                        listener,
-                        hcm,
-                        "common_http_protocol_options/max_stream_duration",
-                    ),
-                    duration,
-                    "HCM max stream duration",
-                    expected,
-                    "a deadline on every stream of this listener",
-                    &["UMSDR"],
-                ),
-                place: Place::Hcm("max_stream_duration"),
-            });
-        }
-        if let Some(duration) = shorter_if_set(hcm.max_connection_duration.as_ref(), expected) {
-            found.push(Limit {
-                item: Item {
-                    severity: Severity::Warning,
-                    headline: format!(
-                        "closes downstream connections after {} (max connection duration)",
-                        display(duration)
-                    ),
-                    line: proxy
-                        .line(
-                            hcm_path(
-                                listener,
-                                hcm,
-                                "common_http_protocol_options/max_connection_duration",
-                            ),
-                            display(duration),
-                        )
-                        .with_note(format!(
-                            "{}: the connection drains, then is closed with streams on it",
-                            shorter_note(expected)
-                        )),
-                    explains: &[],
-                },
-                place: Place::Hcm("max_connection_duration"),
-            });
-        }
-        if let Some(duration) = configured_shorter(&hcm.idle_timeout, expected) {
-            found.push(Limit {
-                item: connection_item(
-                    proxy,
-                    hcm_path(listener, hcm, "common_http_protocol_options/idle_timeout"),
-                    duration,
-                    "downstream connection idle timeout",
-                ),
-                place: Place::Hcm("idle_timeout"),
-            });
-        }
-    }
-    for cluster in &config.clusters {
-        if let Some(duration) = shorter_if_set(cluster.http.max_stream_duration.as_ref(), expected)
+        (LimitKind::RequestTimeout, _) => request_timeout_item(proxy, fact, duration),
+        (LimitKind::ConnectionLifetime, _) => Item {
+            severity: Severity::Warning,
+            headline: format!(
+                "closes downstream connections after {} (max connection duration)",
+                display(duration)
+            ),
+            line: proxy.line(path, display(duration)).with_note(format!(
+                "{}: the connection drains, then is closed with streams on it",
+                shorter_note(expected)
+            )),
+            explains: &[],
+        },
+        (LimitKind::ConnectionIdleTimeout, _)
+            if !matches!(fact.basis, LimitBasis::Defaulted { .. }) =>
         {
-            found.push(Limit {
-                item: deadline_item(
-                    proxy,
-                    cluster_path(cluster, "common_http_protocol_options/max_stream_duration"),
-                    duration,
-                    "upstream max stream duration",
-                    expected,
-                    "a deadline on every upstream stream",
-                    &["upstream_rq_max_duration_reached", "UMSDR"],
-                ),
-                place: Place::Cluster,
-            });
+            connection_item(proxy, path, duration, &fact.setting)
         }
-        if let Some(duration) = configured_shorter(&cluster.http.idle_timeout, expected) {
-            found.push(Limit {
-                item: connection_item(
-                    proxy,
-                    cluster_path(cluster, "common_http_protocol_options/idle_timeout"),
-                    duration,
-                    "upstream connection idle timeout",
-                ),
-                place: Place::Cluster,
-            });
-        }
+        _ => return None,
+    };
+    Some(Limit {
+        item,
+        place: place(fact),
+    })
+}
+
+fn request_timeout_item(proxy: &Proxy, fact: &LimitFact, duration: Duration) -> Item {
+    Item {
+        severity: Severity::Info,
+        headline: format!(
+            "has a request timeout of {}: it runs only until the request is received",
+            display(duration)
+        ),
+        line: proxy.line(fact.path.clone(), fact.value_text.clone()).with_note(
+            "runs only until the whole request is received (measured on Envoy 1.40: a 1s request_timeout \
+             did not cut a 3s stream); a slow upload would be cut",
+        ),
+        explains: &["downstream_rq_timeout"],
     }
-    found
-}
-
-fn configured_shorter(setting: &Setting<EnvoyDuration>, expected: Duration) -> Option<Duration> {
-    (!setting.is_default())
-        .then(|| shorter(&setting.value, expected))
-        .flatten()
-}
-
-fn shorter_if_set(duration: Option<&EnvoyDuration>, expected: Duration) -> Option<Duration> {
-    duration.and_then(|duration| shorter(duration, expected))
 }
 
 /// A deadline shorter than the expected generation: it cuts every generation that runs longer.
@@ -654,23 +567,7 @@ fn fix_for(
             if ["VirtualService", "HTTPRoute"].contains(&object.kind.as_str()) =>
         {
             match yaml.iter().find(|(known, _)| known == object) {
-                Some((_, Some(written))) => {
-                    let lines = written
-                        .evidence
-                        .iter()
-                        .map(|line| {
-                            line.clone().with_note(format!(
-                                "{}; the proxy runs it",
-                                line.note.as_deref().unwrap_or("as written")
-                            ))
-                        })
-                        .collect();
-                    let fix = written
-                        .fix
-                        .as_ref()
-                        .map(|fix| (fix.summary.clone(), fix.yaml.clone()));
-                    return (fix, lines);
-                }
+                Some((_, Some(written))) => return fixes::as_run(written),
                 Some((_, None)) => (
                     format!(
                         "{object} as written allows the expected generation, yet the proxy runs this route: it has not \

@@ -465,7 +465,7 @@ pub struct ExtProcSettings {
     pub response_body_mode: Option<String>,
 }
 
-/// How an HTTP filter holds bodies in memory, where limits bite (DESIGN.md "What a client sees").
+/// How an HTTP filter holds bodies in memory, where limits bite (docs/facts.md "What a client sees").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Buffering {

@@ -1,4 +1,4 @@
-//! The Envoy counters that show each failure mode (DESIGN.md "Envoy stat names"), read for the
+//! The Envoy counters that show each failure mode (docs/facts.md "Envoy stat names"), read for the
 //! clusters, HCMs and listeners on the path to vLLM; snapshots and deltas for the probe; and the
 //! `proxyStatsMatcher` annotation that brings back stats Istio trimmed away.
 
@@ -109,7 +109,7 @@ use CheckId::{BufferLimit, ColdStart, ConnectionPool, StreamTimeout};
 use ScopeKind::{Cluster, Hcm, Listener};
 use StatKind::{Counter, Gauge, Histogram};
 
-/// Every stat the checks read, per failure mode (DESIGN.md lists them with their sources).
+/// Every stat the checks read, per failure mode (docs/facts.md lists them with their sources).
 #[rustfmt::skip]
 pub const COUNTERS: &[CounterSpec] = &[
     // 2 stream cut
@@ -153,7 +153,7 @@ pub fn counters_for(mode: CheckId) -> impl Iterator<Item = &'static CounterSpec>
     COUNTERS.iter().filter(move |spec| spec.mode == mode)
 }
 
-/// Which failure mode an Envoy response flag points at (DESIGN.md "Response flags").
+/// Which failure mode an Envoy response flag points at (docs/facts.md "Envoy stat names").
 pub fn mode_for_response_flag(flag: &str) -> Option<CheckId> {
     match flag {
         "UT" | "SI" | "UMSDR" | "UC" | "DC" | "UR" | "DPE" | "UPE" => Some(StreamTimeout),

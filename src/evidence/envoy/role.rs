@@ -8,7 +8,7 @@ use super::config::{
 use super::names;
 use serde::{Deserialize, Serialize};
 
-/// Which side of the path to vLLM an Envoy is on (DESIGN.md "Where each path goes").
+/// Which side of the path to vLLM an Envoy is on (docs/facts.md "Where each path goes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EnvoyRole {

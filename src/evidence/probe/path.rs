@@ -205,3 +205,52 @@ pub enum TokenSource {
     Usage,
     Chunks,
 }
+
+impl PathResult {
+    /// One path's outcome in words: "completed in 41.3 s", "cut at 15.0 s after 212 tokens, no [DONE]".
+    pub fn outcome(&self) -> String {
+        let result = self;
+        let at = result.last_content_ms.unwrap_or(result.total_ms);
+        let detail = result.end_detail.as_deref().unwrap_or_default();
+        match result.end {
+            EndReason::Done => format!("completed in {}", seconds(result.total_ms)),
+            EndReason::EofWithoutDone => format!(
+                "cut at {} after {} tokens, no [DONE]",
+                seconds(at),
+                result.tokens
+            ),
+            EndReason::Reset => format!(
+                "reset at {} after {} tokens",
+                seconds(result.total_ms),
+                result.tokens
+            ),
+            EndReason::HttpError => {
+                let excerpt: String = detail.chars().take(80).collect();
+                format!(
+                    "answered HTTP {} in {}: {excerpt}",
+                    result.status.unwrap_or_default(),
+                    seconds(result.headers_ms.unwrap_or(result.total_ms))
+                )
+            }
+            EndReason::StreamError => format!(
+                "sent an error inside the 200 stream after {} tokens: {detail}",
+                result.tokens
+            ),
+            EndReason::ConnectError => format!("could not connect: {detail}"),
+            EndReason::ClientTimeout => format!(
+                "timed out on the probe's side after {} tokens: {detail}",
+                result.tokens
+            ),
+            EndReason::Interrupted => format!("interrupted after {} tokens", result.tokens),
+            EndReason::Answered => format!(
+                "streamed {} tokens to {} and was stopped there, past the other path's end",
+                result.tokens,
+                seconds(result.total_ms)
+            ),
+        }
+    }
+}
+
+fn seconds(ms: f64) -> String {
+    format!("{:.1} s", ms / 1000.0)
+}

@@ -114,6 +114,10 @@ pub struct ProbeReport {
     /// How the paths were opened on a live cluster (port-forwards, Host header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterPaths>,
+    /// The first tokens in the order the requests were sent (warm-up, paths, cold pair), for
+    /// naming a cold start; empty in evidence saved before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub first_tokens: Vec<FirstToken>,
     pub comparison: Comparison,
     /// What could not be measured, and why.
     pub gaps: Vec<String>,
@@ -183,4 +187,12 @@ pub struct Comparison {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cold_start: Option<String>,
     pub notes: Vec<String>,
+}
+
+/// One request's time to first token, labelled by its path and role (`direct warm-up`, `mesh`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FirstToken {
+    pub label: String,
+    pub ttft_ms: f64,
 }

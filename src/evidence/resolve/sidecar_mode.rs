@@ -1,4 +1,4 @@
-//! How a pod meets the mesh (DESIGN.md "Sidecar mode of a pod"): a proxy already present
+//! How a pod meets the mesh (docs/facts.md "Sidecar mode of a pod"): a proxy already present
 //! (classic or native sidecar), ambient, or what Istio's injector webhooks will decide.
 //!
 //! Injection follows the default webhooks istiod installs: a `disabled`/`false` from the namespace

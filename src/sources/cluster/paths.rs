@@ -1,4 +1,4 @@
-//! Where each path to a target goes on a live cluster (DESIGN.md "Where each path goes"), from
+//! Where each path to a target goes on a live cluster (docs/facts.md "Where each path goes"), from
 //! the inventory alone: the pods to port-forward to for the direct path, the ingress gateway pods
 //! (and their listener port and Host header) for the mesh path, and the pods whose Envoy admin
 //! port shows each side of the path. Pure functions: no I/O.

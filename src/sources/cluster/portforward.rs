@@ -1,7 +1,7 @@
 //! Port-forward to a pod over the API server's websocket, as a stream or as a local listener.
 //!
 //! Traffic forwarded this way enters the pod on loopback, so it reaches a container port without
-//! passing the pod's Istio sidecar (DESIGN.md "direct path"), and it reaches Envoy's admin port
+//! passing the pod's Istio sidecar (docs/facts.md "Where each path goes"), and it reaches Envoy's admin port
 //! 15000, which listens on loopback only.
 
 use super::client::ClusterClient;

@@ -1,5 +1,5 @@
 //! Envoy counters around each probe path: every admin API is read before a path runs and after
-//! it, and what moved between the two is the path's runtime evidence (DESIGN.md "What a client
+//! it, and what moved between the two is the path's runtime evidence (docs/facts.md "What a client
 //! sees"). The direct path bypasses every Envoy, so on a quiet proxy only the mesh path moves it.
 
 use crate::evidence::envoy::counters::{Snapshot, Targets, delta};

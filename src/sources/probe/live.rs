@@ -2,7 +2,7 @@
 //! given. `direct` is a port-forward to the vLLM container port of a ready pod (it enters the pod
 //! on loopback, which the sidecar does not capture); `mesh` is a port-forward to an ingress
 //! gateway pod's listener with the Host the gateway routes on; Envoy's counters are read through
-//! port-forwards to 15000 of the gateway and of the vLLM pod (DESIGN.md "Where each path goes").
+//! port-forwards to 15000 of the gateway and of the vLLM pod (docs/facts.md "Where each path goes").
 //! Every path and admin API can be given by URL instead. [`LivePaths`] holds the opened paths,
 //! so `diagnose --probe` runs all its planned runs through one set of port-forwards.
 

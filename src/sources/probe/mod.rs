@@ -1,9 +1,8 @@
 //! The streaming probe: the same generation straight to vLLM and through the mesh, timed token by
-//! token (DESIGN.md "What a client sees", "vLLM").
+//! token (docs/facts.md "What a client sees", "vLLM").
 
 pub mod args;
 pub mod client;
-pub mod compare;
 pub mod envoy_counters;
 pub mod live;
 pub mod modes;

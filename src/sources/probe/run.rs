@@ -4,7 +4,6 @@
 use super::ProbeError;
 use super::args::ProbeArgs;
 use super::client::{ClientOptions, HttpClient, parse_base_url};
-use super::compare;
 use super::envoy_counters::EnvoyCounters;
 use super::modes;
 use super::request::{self, ApiKey, GenerationSpec, ModelInfo, Target};
@@ -12,10 +11,11 @@ use super::sse::{self, Limits};
 use super::tls::{self, PathAddress, TlsTrust};
 use super::vllm_metrics::{self, MetricsSnapshot};
 use super::warmup;
-use crate::evidence::probe::modes::ConcurrencyResult;
+use crate::evidence::probe::modes::{ConcurrencyResult, LargeResult};
 use crate::evidence::probe::path::{EndReason, PathKind, PathResult};
 use crate::evidence::probe::report::{
-    Api, Comparison, PROBE_SCHEMA_VERSION, PathReport, ProbeReport, RequestSummary, TlsPath,
+    Api, Comparison, FirstToken, PROBE_SCHEMA_VERSION, PathReport, ProbeReport, RequestSummary,
+    TlsPath,
 };
 use crate::evidence::probe::server_side::ServerSide;
 use crate::sources::progress::Progress;
@@ -129,89 +129,84 @@ fn limits(args: &ProbeArgs) -> Limits {
     }
 }
 
+/// What every step of one probe shares: the paths opened, the model, and how requests are shaped.
+struct Session<'a> {
+    args: &'a ProbeArgs,
+    lanes: Vec<Lane>,
+    limits: Limits,
+    stop: &'a Stop,
+    counters: &'a EnvoyCounters,
+    progress: Progress,
+    api: Api,
+    api_key: Option<ApiKey>,
+    model: ModelInfo,
+    /// The most output tokens the model's context leaves after the prompt.
+    token_cap: u32,
+}
+
+impl Session<'_> {
+    fn target(&self, path: &Path) -> Target {
+        Target::new(
+            path.base(),
+            self.api,
+            path.host.clone(),
+            self.api_key.clone(),
+        )
+    }
+
+    fn spec(&self, tokens: u32, exact: bool, stream: bool) -> GenerationSpec {
+        spec(self.args, self.api, &self.model.id, tokens, exact, stream)
+    }
+
+    fn direct(&self) -> Option<&Lane> {
+        self.lanes
+            .iter()
+            .find(|lane| lane.path.kind == PathKind::Direct)
+    }
+
+    fn side(&self) -> SideMetrics<'_> {
+        let direct = self.direct();
+        SideMetrics {
+            client: direct.map(|lane| &lane.side),
+            base: direct.map(|lane| lane.path.base()),
+        }
+    }
+
+    /// Whether the default timed stream runs (no mode flag asks for something else).
+    fn default_mode(&self) -> bool {
+        let args = self.args;
+        !(args.large || args.cold || args.concurrency.is_some() || args.large_prompt.is_some())
+    }
+
+    fn side_by_side(&self) -> bool {
+        self.args.side_by_side && self.lanes.len() == 2
+    }
+}
+
+/// Records a request's time to first token in the order the requests were sent.
+fn first_token(report: &mut ProbeReport, label: String, ttft_ms: Option<f64>) {
+    if let Some(ttft_ms) = ttft_ms {
+        report.first_tokens.push(FirstToken { label, ttft_ms });
+    }
+}
+
 async fn probe(
     args: &ProbeArgs,
     progress: Progress,
     stop: &Stop,
     counters: &EnvoyCounters,
 ) -> Result<ProbeReport, ProbeError> {
-    let paths = paths(args)?;
-    let limits = limits(args);
-    let mut gaps = Vec::new();
-    let (lanes, tls_paths) = lanes(args, paths, stop, &mut gaps).await?;
-    let api_key = ApiKey::from_env(&args.api_key_env);
-    let api = if args.chat {
-        Api::Chat
-    } else {
-        Api::Completions
-    };
-
-    let model = model(args, &lanes, api_key.as_ref(), &mut gaps).await?;
-    let direct = lanes.iter().find(|lane| lane.path.kind == PathKind::Direct);
-    if direct.is_none() {
-        gaps.push(
-            "vLLM /metrics not read: it is read on the direct path; give --direct-url".to_string(),
-        );
-    }
-    if counters.is_empty() {
-        gaps.push(
-            "Envoy counters not read: no Envoy admin API was given (--admin-url, or TARGET on a cluster)"
-                .to_string(),
-        );
-    }
-    let target = |path: &Path| Target::new(path.base(), api, path.host.clone(), api_key.clone());
-    let token_cap = model
-        .max_model_len
-        .map(|len| len.saturating_sub(prompt_allowance(&args.prompt)))
-        .unwrap_or(FALLBACK_TOKEN_CAP);
-
-    let mut ordered_ttfts: Vec<(String, f64)> = Vec::new();
-    let mut warmup = None;
-    let mut warmup_rate = None;
-    let stream_tokens = match args.duration {
-        Some(duration) => {
-            let lane = &lanes[0];
-            let first = &lane.path;
-            let tokens = warmup::MAX_TOKENS.min(token_cap).max(1);
-            let spec = spec(args, api, &model.id, tokens, true, true);
-            let bar = progress.tokens(&format!("{} warm-up", first.kind.as_str()));
-            let measured = warmup::measure(
-                &lane.timed,
-                &target(first),
-                &spec.body(),
-                limits,
-                stop,
-                &|n| bar.set_position(n),
-            )
-            .await;
-            bar.finish_and_clear();
-            let result =
-                PathResult::from_record(first.kind, target(first).url.as_str(), &measured.record);
-            if let Some(ttft) = result.ttft_ms {
-                ordered_ttfts.push((format!("{} warm-up", first.kind.as_str()), ttft));
-            }
-            let rate = measured.rate.ok_or_else(|| ProbeError::Warmup {
-                url: target(first).url.to_string(),
-                outcome: compare::describe(&result),
-            })?;
-            warmup = Some(result);
-            warmup_rate = Some(rate);
-            request::tokens_for_duration(rate, duration, token_cap)
-        }
-        None => args.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-    };
-    let exact_length = args.duration.is_some();
-    let stream_spec = spec(args, api, &model.id, stream_tokens, exact_length, true);
-
-    let default_mode =
-        !(args.large || args.cold || args.concurrency.is_some() || args.large_prompt.is_some());
+    let (session, mut gaps, tls_paths) = open(args, progress, stop, counters).await?;
+    let mut first_tokens = Vec::new();
+    let (stream_tokens, warmup, warmup_rate) = warm_up(&session, &mut first_tokens).await?;
+    gaps.extend(session.counters_gap());
     let mut report = ProbeReport {
         schema_version: PROBE_SCHEMA_VERSION,
         request: RequestSummary {
-            api,
-            model: model.id.clone(),
+            api: session.api,
+            model: session.model.id.clone(),
             max_tokens: stream_tokens,
-            exact_length,
+            exact_length: args.duration.is_some(),
             duration_s: args.duration.map(|d| d.as_secs_f64()),
             warmup_tokens_per_second: warmup_rate,
             http2: args.http2,
@@ -227,238 +222,354 @@ async fn probe(
         counter_sources: counters.names(),
         tls: tls_paths,
         cluster: None,
+        first_tokens,
         comparison: Comparison::default(),
         gaps,
         interrupted: false,
     };
-    let side = SideMetrics {
-        client: direct.map(|lane| &lane.side),
-        base: direct.map(|lane| lane.path.base()),
-    };
-
-    let side_by_side = args.side_by_side && lanes.len() == 2;
+    let stream_spec = session.spec(stream_tokens, args.duration.is_some(), true);
     for run in 1..=args.repeat {
-        if side_by_side && (default_mode || args.large) && !stop.is_stopped() {
-            let counters_before = counters.snapshot(&mut report.gaps).await;
-            if default_mode {
-                let bar = progress.tokens("direct and mesh streams");
-                let records = streams_side_by_side(
-                    &lanes,
-                    &|path| target(path),
-                    &stream_spec.body(),
-                    limits,
-                    stop,
-                    &|n| bar.set_position(n),
-                )
-                .await;
-                bar.finish_and_clear();
-                for (lane, record) in lanes.iter().zip(records) {
-                    let url = target(&lane.path).url.to_string();
-                    let result = PathResult::from_record(lane.path.kind, &url, &record);
-                    if let Some(ttft) = result.ttft_ms {
-                        ordered_ttfts.push((lane.path.kind.as_str().to_string(), ttft));
-                    }
-                    // vLLM's counters move for both streams at once: not split by path.
-                    keep_path(
-                        &mut report,
-                        PathReport {
-                            result,
-                            server_side: None,
-                            run,
-                        },
-                        args.repeat,
-                    );
-                }
-            }
-            if args.large {
-                let tokens = large_tokens(args, token_cap);
-                let spec = spec(args, api, &model.id, tokens, true, false);
-                let body = spec.body();
-                let bar = progress.tokens("direct and mesh large bodies");
-                let bodies = lanes.iter().map(|lane| {
-                    let target = target(&lane.path);
-                    let body = &body;
-                    async move {
-                        modes::large(
-                            &lane.timed,
-                            lane.path.kind,
-                            &target,
-                            body,
-                            tokens,
-                            limits,
-                            stop,
-                        )
-                        .await
-                    }
-                });
-                let results = futures_util::future::join_all(bodies).await;
-                bar.finish_and_clear();
-                report.large.extend(results);
-            }
-            if !counters.is_empty() {
-                tokio::time::sleep(COUNTER_SETTLE).await;
-                let counters_after = counters.snapshot(&mut report.gaps).await;
-                // Only the mesh path runs through the Envoys whose counters are read.
-                report.counter_deltas.extend(counters.deltas(
-                    PathKind::Mesh,
-                    &counters_before,
-                    &counters_after,
-                ));
-            }
+        if session.side_by_side() && !stop.is_stopped() {
+            both_paths(&session, &stream_spec, run, &mut report).await;
         }
-        for lane in &lanes {
-            let path = &lane.path;
-            let client = &lane.timed;
+        for lane in &session.lanes {
             if stop.is_stopped() {
                 break;
             }
-            let target = target(path);
-            let per_path_mode = !side_by_side
-                || args.concurrency.is_some()
-                || args.large_prompt.is_some()
-                || args.cold;
-            if !per_path_mode {
-                continue;
-            }
-            let counters_before = counters.snapshot(&mut report.gaps).await;
-            if default_mode && !side_by_side {
-                let before = side.scrape(&mut report.gaps).await;
-                let bar = progress.tokens(&format!("{} stream", path.kind.as_str()));
-                let record =
-                    sse::stream(client, &target, &stream_spec.body(), limits, stop, &|n| {
-                        bar.set_position(n)
-                    })
-                    .await;
-                bar.finish_and_clear();
-                let after = side.scrape(&mut report.gaps).await;
-                let result = PathResult::from_record(path.kind, target.url.as_str(), &record);
-                if let Some(ttft) = result.ttft_ms {
-                    ordered_ttfts.push((path.kind.as_str().to_string(), ttft));
-                }
-                keep_path(
-                    &mut report,
-                    PathReport {
-                        result,
-                        server_side: before.zip(after).map(|(b, a)| ServerSide::between(&b, &a)),
-                        run,
-                    },
-                    args.repeat,
-                );
-            }
-            if let Some(streams) = args.concurrency {
-                let bar = progress.tokens(&format!("{} x{streams}", path.kind.as_str()));
-                let result = concurrency(
-                    client,
-                    &side,
-                    path.kind,
-                    &target,
-                    &stream_spec,
-                    streams,
-                    limits,
-                    stop,
-                    &|_| bar.inc(1),
-                )
-                .await;
-                bar.finish_and_clear();
-                report.concurrency.push(result);
-            }
-            if args.large && !side_by_side {
-                let tokens = large_tokens(args, token_cap);
-                let spec = spec(args, api, &model.id, tokens, true, false);
-                let bar = progress.tokens(&format!("{} large body", path.kind.as_str()));
-                let result = modes::large(
-                    client,
-                    path.kind,
-                    &target,
-                    &spec.body(),
-                    tokens,
-                    limits,
-                    stop,
-                )
-                .await;
-                bar.finish_and_clear();
-                report.large.push(result);
-            }
-            if let Some(bytes) = args.large_prompt {
-                let mut spec = spec(args, api, &model.id, LARGE_PROMPT_TOKENS, false, false);
-                spec.prompt = request::padded_prompt(&args.prompt, bytes);
-                let bar = progress.tokens(&format!("{} large prompt", path.kind.as_str()));
-                let result = modes::large(
-                    client,
-                    path.kind,
-                    &target,
-                    &spec.body(),
-                    LARGE_PROMPT_TOKENS,
-                    limits,
-                    stop,
-                )
-                .await;
-                bar.finish_and_clear();
-                report.large_prompt.push(result);
-            }
-            if args.cold {
-                let bar = progress.tokens(&format!("{} cold/warm", path.kind.as_str()));
-                let result = modes::cold(
-                    lane.options.clone(),
-                    path.kind,
-                    &target,
-                    &stream_spec.body(),
-                    limits,
-                    stop,
-                    &|n| bar.set_position(n),
-                )
-                .await?;
-                bar.finish_and_clear();
-                if let Some(ttft) = result.cold.ttft_ms {
-                    ordered_ttfts.push((format!("{} cold", path.kind.as_str()), ttft));
-                }
-                report.cold.push(result);
-            }
-            if !counters.is_empty() {
-                tokio::time::sleep(COUNTER_SETTLE).await;
-                let counters_after = counters.snapshot(&mut report.gaps).await;
-                report.counter_deltas.extend(counters.deltas(
-                    path.kind,
-                    &counters_before,
-                    &counters_after,
-                ));
-            }
+            one_path(&session, lane, &stream_spec, run, &mut report).await?;
         }
     }
     report.interrupted = stop.is_stopped();
-    let find = |kind: PathKind| {
-        report
-            .paths
-            .iter()
-            .find(|p| p.result.path == kind)
-            .map(|p| &p.result)
-    };
-    let mut comparison = compare::compare(find(PathKind::Direct), find(PathKind::Mesh));
-    if report.paths.is_empty() {
-        comparison.verdict = mode_verdict(&report);
-    }
-    comparison.cold_start = compare::cold_start(&ordered_ttfts);
-    comparison
-        .notes
-        .extend(report.concurrency.iter().map(compare::describe_concurrency));
-    comparison
-        .notes
-        .extend(report.large.iter().map(compare::describe_large));
-    comparison.notes.extend(
-        report
-            .large_prompt
-            .iter()
-            .map(compare::describe_large_prompt),
-    );
-    comparison
-        .notes
-        .extend(report.cold.iter().map(compare::describe_cold));
-    comparison
-        .notes
-        .extend(compare::describe_deltas(&report.counter_deltas));
-    report.comparison = comparison;
     dedup(&mut report.gaps);
     Ok(report)
+}
+
+/// Path setup: the paths' clients (and their TLS), the model, and what will not be read.
+async fn open<'a>(
+    args: &'a ProbeArgs,
+    progress: Progress,
+    stop: &'a Stop,
+    counters: &'a EnvoyCounters,
+) -> Result<(Session<'a>, Vec<String>, Vec<TlsPath>), ProbeError> {
+    let paths = paths(args)?;
+    let mut gaps = Vec::new();
+    let (lanes, tls_paths) = lanes(args, paths, stop, &mut gaps).await?;
+    let api_key = ApiKey::from_env(&args.api_key_env);
+    let api = if args.chat {
+        Api::Chat
+    } else {
+        Api::Completions
+    };
+    let model = model(args, &lanes, api_key.as_ref(), &mut gaps).await?;
+    let token_cap = model
+        .max_model_len
+        .map(|len| len.saturating_sub(prompt_allowance(&args.prompt)))
+        .unwrap_or(FALLBACK_TOKEN_CAP);
+    let session = Session {
+        args,
+        lanes,
+        limits: limits(args),
+        stop,
+        counters,
+        progress,
+        api,
+        api_key,
+        model,
+        token_cap,
+    };
+    if session.direct().is_none() {
+        gaps.push(
+            "vLLM /metrics not read: it is read on the direct path; give --direct-url".to_string(),
+        );
+    }
+    Ok((session, gaps, tls_paths))
+}
+
+impl Session<'_> {
+    fn counters_gap(&self) -> Option<String> {
+        self.counters.is_empty().then(|| {
+            "Envoy counters not read: no Envoy admin API was given (--admin-url, or TARGET on a cluster)"
+                .to_string()
+        })
+    }
+}
+
+/// Warm-up: with `--duration`, a short stream on the first path measures the decode rate, which
+/// sizes the timed stream; otherwise the stream asks for `--max-tokens`.
+async fn warm_up(
+    session: &Session<'_>,
+    first_tokens: &mut Vec<FirstToken>,
+) -> Result<(u32, Option<PathResult>, Option<f64>), ProbeError> {
+    let args = session.args;
+    let Some(duration) = args.duration else {
+        return Ok((args.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS), None, None));
+    };
+    let lane = &session.lanes[0];
+    let first = &lane.path;
+    let target = session.target(first);
+    let tokens = warmup::MAX_TOKENS.min(session.token_cap).max(1);
+    let spec = session.spec(tokens, true, true);
+    let label = format!("{} warm-up", first.kind.as_str());
+    let bar = session.progress.tokens(&label);
+    let measured = warmup::measure(
+        &lane.timed,
+        &target,
+        &spec.body(),
+        session.limits,
+        session.stop,
+        &|n| bar.set_position(n),
+    )
+    .await;
+    bar.finish_and_clear();
+    let result = PathResult::from_record(first.kind, target.url.as_str(), &measured.record);
+    if let Some(ttft_ms) = result.ttft_ms {
+        first_tokens.push(FirstToken { label, ttft_ms });
+    }
+    let rate = measured.rate.ok_or_else(|| ProbeError::Warmup {
+        url: target.url.to_string(),
+        outcome: result.outcome(),
+    })?;
+    let stream_tokens = request::tokens_for_duration(rate, duration, session.token_cap);
+    Ok((stream_tokens, Some(result), Some(rate)))
+}
+
+/// The runs on both paths at once (the timed streams, the large bodies), with the mesh path's
+/// Envoy counters read around them.
+async fn both_paths(
+    session: &Session<'_>,
+    stream_spec: &GenerationSpec,
+    run: u32,
+    report: &mut ProbeReport,
+) {
+    let args = session.args;
+    if !(session.default_mode() || args.large) {
+        return;
+    }
+    let counters_before = session.counters.snapshot(&mut report.gaps).await;
+    if session.default_mode() {
+        let bar = session.progress.tokens("direct and mesh streams");
+        let records = streams_side_by_side(
+            &session.lanes,
+            &|path| session.target(path),
+            &stream_spec.body(),
+            session.limits,
+            session.stop,
+            &|n| bar.set_position(n),
+        )
+        .await;
+        bar.finish_and_clear();
+        for (lane, record) in session.lanes.iter().zip(records) {
+            let url = session.target(&lane.path).url.to_string();
+            let result = PathResult::from_record(lane.path.kind, &url, &record);
+            first_token(report, lane.path.kind.as_str().to_string(), result.ttft_ms);
+            // vLLM's counters move for both streams at once: not split by path.
+            let entry = PathReport {
+                result,
+                server_side: None,
+                run,
+            };
+            keep_path(report, entry, args.repeat);
+        }
+    }
+    if args.large {
+        let tokens = large_tokens(args, session.token_cap);
+        let body = session.spec(tokens, true, false).body();
+        let bar = session.progress.tokens("direct and mesh large bodies");
+        let bodies = session.lanes.iter().map(|lane| {
+            let target = session.target(&lane.path);
+            let body = &body;
+            async move {
+                let (kind, limits, stop) = (lane.path.kind, session.limits, session.stop);
+                modes::large(&lane.timed, kind, &target, body, tokens, limits, stop).await
+            }
+        });
+        let results = futures_util::future::join_all(bodies).await;
+        bar.finish_and_clear();
+        report.large.extend(results);
+    }
+    // Only the mesh path runs through the Envoys whose counters are read.
+    collect_counters(session, PathKind::Mesh, counters_before, report).await;
+}
+
+/// The runs on one path at a time, with the Envoy counters read around them.
+async fn one_path(
+    session: &Session<'_>,
+    lane: &Lane,
+    stream_spec: &GenerationSpec,
+    run: u32,
+    report: &mut ProbeReport,
+) -> Result<(), ProbeError> {
+    let args = session.args;
+    let per_path_mode = !session.side_by_side()
+        || args.concurrency.is_some()
+        || args.large_prompt.is_some()
+        || args.cold;
+    if !per_path_mode {
+        return Ok(());
+    }
+    let counters_before = session.counters.snapshot(&mut report.gaps).await;
+    if session.default_mode() && !session.side_by_side() {
+        timed_stream(session, lane, stream_spec, run, report).await;
+    }
+    if let Some(streams) = args.concurrency {
+        let result = burst(session, lane, stream_spec, streams).await;
+        report.concurrency.push(result);
+    }
+    if args.large && !session.side_by_side() {
+        let tokens = large_tokens(args, session.token_cap);
+        let spec = session.spec(tokens, true, false);
+        let result = large_body(session, lane, &spec, tokens, "large body").await;
+        report.large.push(result);
+    }
+    if let Some(bytes) = args.large_prompt {
+        let mut spec = session.spec(LARGE_PROMPT_TOKENS, false, false);
+        spec.prompt = request::padded_prompt(&args.prompt, bytes);
+        let result = large_body(session, lane, &spec, LARGE_PROMPT_TOKENS, "large prompt").await;
+        report.large_prompt.push(result);
+    }
+    if args.cold {
+        cold_pair(session, lane, stream_spec, report).await?;
+    }
+    collect_counters(session, lane.path.kind, counters_before, report).await;
+    Ok(())
+}
+
+/// The timed stream on one path, with vLLM's /metrics read around it.
+async fn timed_stream(
+    session: &Session<'_>,
+    lane: &Lane,
+    stream_spec: &GenerationSpec,
+    run: u32,
+    report: &mut ProbeReport,
+) {
+    let path = &lane.path;
+    let target = session.target(path);
+    let side = session.side();
+    let before = side.scrape(&mut report.gaps).await;
+    let bar = session
+        .progress
+        .tokens(&format!("{} stream", path.kind.as_str()));
+    let body = stream_spec.body();
+    let (limits, stop) = (session.limits, session.stop);
+    let record = sse::stream(&lane.timed, &target, &body, limits, stop, &|n| {
+        bar.set_position(n)
+    })
+    .await;
+    bar.finish_and_clear();
+    let after = side.scrape(&mut report.gaps).await;
+    let result = PathResult::from_record(path.kind, target.url.as_str(), &record);
+    first_token(report, path.kind.as_str().to_string(), result.ttft_ms);
+    let entry = PathReport {
+        result,
+        server_side: before.zip(after).map(|(b, a)| ServerSide::between(&b, &a)),
+        run,
+    };
+    keep_path(report, entry, session.args.repeat);
+}
+
+async fn burst(
+    session: &Session<'_>,
+    lane: &Lane,
+    stream_spec: &GenerationSpec,
+    streams: u32,
+) -> ConcurrencyResult {
+    let kind = lane.path.kind;
+    let bar = session
+        .progress
+        .tokens(&format!("{} x{streams}", kind.as_str()));
+    let side = session.side();
+    let target = session.target(&lane.path);
+    let (limits, stop) = (session.limits, session.stop);
+    let result = concurrency(
+        &lane.timed,
+        &side,
+        kind,
+        &target,
+        stream_spec,
+        streams,
+        limits,
+        stop,
+        &|_| bar.inc(1),
+    )
+    .await;
+    bar.finish_and_clear();
+    result
+}
+
+async fn large_body(
+    session: &Session<'_>,
+    lane: &Lane,
+    spec: &GenerationSpec,
+    tokens: u32,
+    what: &str,
+) -> LargeResult {
+    let kind = lane.path.kind;
+    let bar = session
+        .progress
+        .tokens(&format!("{} {what}", kind.as_str()));
+    let target = session.target(&lane.path);
+    let (limits, stop) = (session.limits, session.stop);
+    let result = modes::large(
+        &lane.timed,
+        kind,
+        &target,
+        &spec.body(),
+        tokens,
+        limits,
+        stop,
+    )
+    .await;
+    bar.finish_and_clear();
+    result
+}
+
+async fn cold_pair(
+    session: &Session<'_>,
+    lane: &Lane,
+    stream_spec: &GenerationSpec,
+    report: &mut ProbeReport,
+) -> Result<(), ProbeError> {
+    let kind = lane.path.kind;
+    let bar = session
+        .progress
+        .tokens(&format!("{} cold/warm", kind.as_str()));
+    let target = session.target(&lane.path);
+    let result = modes::cold(
+        lane.options.clone(),
+        kind,
+        &target,
+        &stream_spec.body(),
+        session.limits,
+        session.stop,
+        &|n| bar.set_position(n),
+    )
+    .await?;
+    bar.finish_and_clear();
+    first_token(
+        report,
+        format!("{} cold", kind.as_str()),
+        result.cold.ttft_ms,
+    );
+    report.cold.push(result);
+    Ok(())
+}
+
+/// Collection: the Envoy counters after a run, as deltas against `before`, credited to `path`.
+async fn collect_counters(
+    session: &Session<'_>,
+    path: PathKind,
+    before: Vec<Option<crate::evidence::envoy::counters::Snapshot>>,
+    report: &mut ProbeReport,
+) {
+    let counters = session.counters;
+    if counters.is_empty() {
+        return;
+    }
+    tokio::time::sleep(COUNTER_SETTLE).await;
+    let after = counters.snapshot(&mut report.gaps).await;
+    report
+        .counter_deltas
+        .extend(counters.deltas(path, &before, &after));
 }
 
 /// A stream on each of the two lanes at once. When the mesh stream ends short of `[DONE]` while
@@ -535,37 +646,6 @@ fn large_tokens(args: &ProbeArgs, token_cap: u32) -> u32 {
         .unwrap_or(DEFAULT_LARGE_TOKENS)
         .min(token_cap)
         .max(1)
-}
-
-/// The verdict when only modes ran: their first line that names a problem, else the first line.
-fn mode_verdict(report: &ProbeReport) -> String {
-    let concurrency = report.concurrency.iter().map(|r| {
-        let failed = r.by_end.get("done").copied().unwrap_or(0) < r.streams;
-        (failed, compare::describe_concurrency(r))
-    });
-    let large = report
-        .large
-        .iter()
-        .map(|r| (!r.complete, compare::describe_large(r)));
-    let large_prompt = report
-        .large_prompt
-        .iter()
-        .map(|r| (!r.complete, compare::describe_large_prompt(r)));
-    let cold = report.cold.iter().map(|r| {
-        let failed = r.cold.end != EndReason::Done || r.warm.end != EndReason::Done;
-        (failed, compare::describe_cold(r))
-    });
-    let lines: Vec<(bool, String)> = concurrency
-        .chain(large)
-        .chain(large_prompt)
-        .chain(cold)
-        .collect();
-    lines
-        .iter()
-        .find(|(problem, _)| *problem)
-        .or(lines.first())
-        .map(|(_, line)| line.clone())
-        .unwrap_or_else(|| "nothing was measured".to_string())
 }
 
 fn dedup(lines: &mut Vec<String>) {

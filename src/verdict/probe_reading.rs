@@ -1,10 +1,10 @@
-//! The probe's own reading of its measurements, one line each: what the two paths' results mean
-//! side by side. A diagnosis judges the same measurements again in `checks::probe_runs`.
+//! The probe's reading of its measurements, one line each: what the two paths' results mean side
+//! by side. The probe source only measures and records; this fills `ProbeReport::comparison`. A diagnosis judges the same measurements again in `checks::probe_runs`.
 
 use crate::evidence::CheckId;
 use crate::evidence::probe::modes::{ColdResult, ConcurrencyResult, LargeResult};
 use crate::evidence::probe::path::{EndReason, PathKind, PathResult};
-use crate::evidence::probe::report::{Comparison, CounterDelta};
+use crate::evidence::probe::report::{Comparison, CounterDelta, ProbeReport};
 
 /// A cold start is named when the first request's TTFT is this many times the next one's...
 const COLD_RATIO: f64 = 3.0;
@@ -13,50 +13,78 @@ const COLD_MIN_MS: f64 = 1000.0;
 /// A connection that ends this long after the last token is called out (Envoy's delayed close).
 const LATE_CLOSE_MS: f64 = 500.0;
 
-fn seconds(ms: f64) -> String {
-    format!("{:.1} s", ms / 1000.0)
+/// Fills the report's comparison from what the probe measured: the two paths side by side
+/// (or, when only modes ran, their first line that names a problem), the cold start the first
+/// tokens in sending order show, and one line per mode run and per path whose counters moved.
+pub fn read(report: &mut ProbeReport) {
+    let find = |kind: PathKind| {
+        report
+            .paths
+            .iter()
+            .find(|p| p.result.path == kind)
+            .map(|p| &p.result)
+    };
+    let mut comparison = compare(find(PathKind::Direct), find(PathKind::Mesh));
+    if report.paths.is_empty() {
+        comparison.verdict = mode_verdict(report);
+    }
+    let ordered: Vec<(String, f64)> = report
+        .first_tokens
+        .iter()
+        .map(|first| (first.label.clone(), first.ttft_ms))
+        .collect();
+    comparison.cold_start = cold_start(&ordered);
+    comparison
+        .notes
+        .extend(report.concurrency.iter().map(describe_concurrency));
+    comparison
+        .notes
+        .extend(report.large.iter().map(describe_large));
+    comparison
+        .notes
+        .extend(report.large_prompt.iter().map(describe_large_prompt));
+    comparison
+        .notes
+        .extend(report.cold.iter().map(describe_cold));
+    comparison
+        .notes
+        .extend(describe_deltas(&report.counter_deltas));
+    report.comparison = comparison;
 }
 
-/// One path's outcome in words: "completed in 41.3 s", "cut at 15.0 s after 212 tokens, no [DONE]".
-pub fn describe(result: &PathResult) -> String {
-    let at = result.last_content_ms.unwrap_or(result.total_ms);
-    let detail = result.end_detail.as_deref().unwrap_or_default();
-    match result.end {
-        EndReason::Done => format!("completed in {}", seconds(result.total_ms)),
-        EndReason::EofWithoutDone => format!(
-            "cut at {} after {} tokens, no [DONE]",
-            seconds(at),
-            result.tokens
-        ),
-        EndReason::Reset => format!(
-            "reset at {} after {} tokens",
-            seconds(result.total_ms),
-            result.tokens
-        ),
-        EndReason::HttpError => {
-            let excerpt: String = detail.chars().take(80).collect();
-            format!(
-                "answered HTTP {} in {}: {excerpt}",
-                result.status.unwrap_or_default(),
-                seconds(result.headers_ms.unwrap_or(result.total_ms))
-            )
-        }
-        EndReason::StreamError => format!(
-            "sent an error inside the 200 stream after {} tokens: {detail}",
-            result.tokens
-        ),
-        EndReason::ConnectError => format!("could not connect: {detail}"),
-        EndReason::ClientTimeout => format!(
-            "timed out on the probe's side after {} tokens: {detail}",
-            result.tokens
-        ),
-        EndReason::Interrupted => format!("interrupted after {} tokens", result.tokens),
-        EndReason::Answered => format!(
-            "streamed {} tokens to {} and was stopped there, past the other path's end",
-            result.tokens,
-            seconds(result.total_ms)
-        ),
-    }
+/// The verdict when only modes ran: their first line that names a problem, else the first line.
+fn mode_verdict(report: &ProbeReport) -> String {
+    let concurrency = report.concurrency.iter().map(|r| {
+        let failed = r.by_end.get("done").copied().unwrap_or(0) < r.streams;
+        (failed, describe_concurrency(r))
+    });
+    let large = report
+        .large
+        .iter()
+        .map(|r| (!r.complete, describe_large(r)));
+    let large_prompt = report
+        .large_prompt
+        .iter()
+        .map(|r| (!r.complete, describe_large_prompt(r)));
+    let cold = report.cold.iter().map(|r| {
+        let failed = r.cold.end != EndReason::Done || r.warm.end != EndReason::Done;
+        (failed, describe_cold(r))
+    });
+    let lines: Vec<(bool, String)> = concurrency
+        .chain(large)
+        .chain(large_prompt)
+        .chain(cold)
+        .collect();
+    lines
+        .iter()
+        .find(|(problem, _)| *problem)
+        .or(lines.first())
+        .map(|(_, line)| line.clone())
+        .unwrap_or_else(|| "nothing was measured".to_string())
+}
+
+fn seconds(ms: f64) -> String {
+    format!("{:.1} s", ms / 1000.0)
 }
 
 /// The verdict for one streaming run on each path.
@@ -77,21 +105,21 @@ pub fn compare(direct: Option<&PathResult>, mesh: Option<&PathResult>) -> Compar
                 }
             }
             (EndReason::Done | EndReason::Answered, _) => {
-                format!("mesh {}; direct {}", describe(m), describe(d))
+                format!("mesh {}; direct {}", m.outcome(), d.outcome())
             }
             (_, EndReason::Done) => format!(
                 "direct {} while the mesh {}: check the direct URL (port-forward) and the model",
-                describe(d),
-                describe(m)
+                d.outcome(),
+                m.outcome()
             ),
             _ => format!(
                 "direct {} and mesh {}: the fault is before the mesh (vLLM, the model or the request)",
-                describe(d),
-                describe(m)
+                d.outcome(),
+                m.outcome()
             ),
         },
         (Some(only), None) | (None, Some(only)) => {
-            format!("{} {}", only.path.as_str(), describe(only))
+            format!("{} {}", only.path.as_str(), only.outcome())
         }
         (None, None) => "nothing was measured".to_string(),
     };
@@ -310,8 +338,8 @@ pub fn describe_cold(result: &ColdResult) -> String {
         _ => format!(
             "{}: cold request {}; warm request {}",
             result.path.as_str(),
-            describe(&result.cold),
-            describe(&result.warm)
+            result.cold.outcome(),
+            result.warm.outcome()
         ),
     }
 }
