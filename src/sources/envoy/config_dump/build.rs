@@ -761,7 +761,7 @@ fn http_filter_info(filter: raw::HttpFilter) -> HttpFilterInfo {
             })
         })
     } else if kind.ends_with("lua.v3.Lua") || name == "envoy.filters.http.lua" {
-        Some(Buffering::Lua)
+        (!lua_leaves_bodies_alone(&typed)).then_some(Buffering::Lua)
     } else if kind.ends_with("wasm.v3.Wasm") || name == "envoy.filters.http.wasm" {
         (!istio_null_vm_plugin(&typed)).then_some(Buffering::Wasm)
     } else {
@@ -798,6 +798,20 @@ fn istio_null_vm_plugin(typed: &raw::HttpFilterConfig) -> bool {
         .unwrap_or_default();
     vm.runtime.as_deref() == Some("envoy.wasm.runtime.null")
         && ISTIO_NULL_VM_PLUGINS.contains(&code)
+}
+
+/// A Lua script written inline that never asks for a body (`body()` buffers the whole of it;
+/// `bodyChunks()` streams it): it holds nothing. A script the dump does not show (a file, or
+/// per-route code) may.
+fn lua_leaves_bodies_alone(typed: &raw::HttpFilterConfig) -> bool {
+    let code = typed.inline_code.as_deref().or_else(|| {
+        typed
+            .default_source_code
+            .as_ref()
+            .filter(|source| source.filename.is_none())
+            .and_then(|source| source.inline_string.as_deref())
+    });
+    code.is_some_and(|code| !code.contains("body("))
 }
 
 fn upstream_tls(

@@ -220,6 +220,93 @@ fn section_for_list_item(item: serde_json::Value) -> Result<raw::Section, serde_
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evidence::envoy::config::Buffering;
+
+    /// The buffering of the one HTTP filter of a listener's HCM with `filter` as JSON.
+    fn buffering_of(filter: &str) -> Option<Buffering> {
+        let dump = format!(
+            r#"{{"configs":[{{"@type":"type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+            "static_listeners":[{{"listener":{{"name":"l","filter_chains":[{{"filters":[
+              {{"name":"envoy.filters.network.http_connection_manager","typed_config":{{
+                "@type":"type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix":"s","http_filters":[{filter}]}}}}]}}]}}}}]}}]}}"#
+        );
+        let config = parse(&dump).unwrap();
+        let (_, _, hcm) = config.hcms().next().unwrap();
+        hcm.http_filters[0].buffering.clone()
+    }
+
+    #[test]
+    fn lua_and_wasm_buffer_only_where_their_config_may_touch_bodies() {
+        let lua = |source: &str| {
+            format!(
+                r#"{{"name":"envoy.filters.http.lua","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",{source}}}}}"#
+            )
+        };
+        // A script that reads headers only holds nothing.
+        assert_eq!(
+            buffering_of(&lua(
+                r#""default_source_code":{"inline_string":"function envoy_on_request(h) h:headers():add('x','1') end"}"#
+            )),
+            None
+        );
+        // `body()` holds the whole body; a script in a file may.
+        assert_eq!(
+            buffering_of(&lua(
+                r#""inline_code":"function envoy_on_response(h) local b = h:body() end""#
+            )),
+            Some(Buffering::Lua)
+        );
+        assert_eq!(
+            buffering_of(&lua(
+                r#""default_source_code":{"filename":"/etc/lua/x.lua"}"#
+            )),
+            Some(Buffering::Lua)
+        );
+        // Istio's null-VM metadata exchange does not buffer; other Wasm may.
+        let wasm = |runtime: &str, code: &str| {
+            format!(
+                r#"{{"name":"istio.metadata_exchange","typed_config":{{"@type":"type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config":{{"vm_config":{{"runtime":"{runtime}","code":{{"local":{{"inline_string":"{code}"}}}}}}}}}}}}"#
+            )
+        };
+        assert_eq!(
+            buffering_of(&wasm(
+                "envoy.wasm.runtime.null",
+                "envoy.wasm.metadata_exchange"
+            )),
+            None
+        );
+        assert_eq!(
+            buffering_of(&wasm(
+                "envoy.wasm.runtime.v8",
+                "envoy.wasm.metadata_exchange"
+            )),
+            Some(Buffering::Wasm)
+        );
+        assert_eq!(
+            buffering_of(&wasm("envoy.wasm.runtime.null", "my.plugin")),
+            Some(Buffering::Wasm)
+        );
+    }
+
+    #[test]
+    fn camel_case_keys_become_snake_case_but_map_keys_stay() {
+        let mut value = serde_json::json!({
+            "dynamicActiveClusters": [{"cluster": {"connectTimeout": "1s",
+                "typedExtensionProtocolOptions": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {"@type": "x"}}}}],
+            "@type": "t"
+        });
+        snake_case_keys(&mut value);
+        let cluster = &value["dynamic_active_clusters"][0]["cluster"];
+        assert_eq!(cluster["connect_timeout"], "1s");
+        assert!(
+            cluster["typed_extension_protocol_options"]
+                .get("envoy.extensions.upstreams.http.v3.HttpProtocolOptions")
+                .is_some()
+        );
+        assert_eq!(value["@type"], "t");
+    }
 
     #[test]
     fn bad_input_gives_one_line_errors() {

@@ -455,6 +455,17 @@ pub struct HttpFilterConfig {
     pub grpc_service: Option<GrpcService>,
     /// `wasm.v3.Wasm.config`: the plugin and the VM it runs in.
     pub config: Option<WasmPluginConfig>,
+    /// `lua.v3.Lua.inline_code` (deprecated) and `default_source_code`.
+    pub inline_code: Option<String>,
+    pub default_source_code: Option<DataSource>,
+}
+
+/// `config.core.v3.DataSource`: a script written inline, or in a file the dump does not hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DataSource {
+    pub inline_string: Option<String>,
+    pub filename: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
