@@ -320,7 +320,7 @@ async fn the_probe_says_when_the_gateway_goes_past_the_waypoint_live() {
     let gaps = report["gaps"].as_array().unwrap();
     assert!(
         gaps.iter().any(|gap| {
-            let gap = gap.as_str().unwrap();
+            let gap = gap["reason"].as_str().unwrap();
             gap.contains(&format!("past waypoint {NAMESPACE}/{WAYPOINT}"))
                 && gap.contains("istio.io/ingress-use-waypoint")
         }),
@@ -461,7 +461,7 @@ async fn the_probe_reads_the_waypoint_when_ingress_goes_through_it_live() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|gap| !gap.as_str().unwrap().contains("past waypoint")),
+            .all(|gap| !gap["reason"].as_str().unwrap().contains("past waypoint")),
         "{report:#}"
     );
     assert_eq!(lab.served().finished, 2, "one request per path");

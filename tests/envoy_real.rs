@@ -647,3 +647,64 @@ async fn hbone_tunnels_the_path_and_pays_its_handshake_on_connect_originate() {
     );
     assert_eq!(pair.lab.served().requests, 2);
 }
+
+/// A per-try timeout is no stream deadline: Envoy's router ignores it once the response has
+/// started (UpstreamRequest::onPerTryTimeout), so a stream longer than it arrives whole; a
+/// non-streaming request longer than it is cut, and the retry policy sends the same prompt again
+/// (the lab server counts each attempt as a generation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_try_timeout_passes_a_stream_and_cuts_and_retries_a_non_streaming_request() {
+    let pair = start_pair(
+        ServerConfig {
+            tokens_per_second: 20.0,
+            ..ServerConfig::default()
+        },
+        |client, _| {
+            client.knobs.route_timeout = Duration::ZERO;
+            client.knobs.retry = Some(lab::envoy::bootstrap::RetryKnobs {
+                retry_on: "5xx".to_string(),
+                num_retries: 2,
+                per_try_timeout: Some(Duration::from_secs(1)),
+            });
+        },
+    )
+    .await;
+    let config = path_config(&pair.client).await;
+    let retry = config.routes().next().unwrap().route.retry.clone().unwrap();
+    assert_eq!(retry.per_try_timeout.unwrap().text, "1s");
+    let targets = Targets::from_config(&config);
+    let key = cluster_key("upstream_rq_per_try_timeout");
+
+    // 80 tokens at 20/s stream for 4 s, four times the per-try timeout.
+    let before = snapshot(&pair.client, &targets).await;
+    let stream = post(pair.entry, completion(80, true)).await;
+    assert_eq!(stream.status, 200);
+    assert!(
+        stream.completed_stream(),
+        "the stream arrived whole: {}",
+        stream.body
+    );
+    assert!(
+        stream.elapsed >= Duration::from_secs(3),
+        "{:?}",
+        stream.elapsed
+    );
+    let after = snapshot(&pair.client, &targets).await;
+    let moved = delta(&before, &after);
+    assert!(
+        moved.iter().all(|counter| counter.stat != key),
+        "no per-try timeout fired on the stream: {moved:?}"
+    );
+    let generations_before = pair.lab.served().completions;
+
+    // The same 80 tokens without streaming: nothing reaches the client before 4 s.
+    let whole = post(pair.entry, completion(80, false)).await;
+    assert_eq!(whole.status, 504, "{}", whole.body);
+    let moved = wait_for_rise(&pair.client, &targets, &after, &key, 1).await;
+    assert!(moved_key(&moved, &key).change() >= 1);
+    let attempts = pair.lab.served().completions - generations_before;
+    assert!(
+        attempts >= 2,
+        "the prompt was sent again after the per-try timeout: {attempts} attempt(s)"
+    );
+}

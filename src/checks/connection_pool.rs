@@ -434,16 +434,69 @@ fn outlier_issue(
     } else {
         threshold.to_string()
     };
-    Some(Issue {
-        severity: Severity::Warning,
-        headline: format!(
-            "ejects pods of {cluster} after {threshold} consecutive {kind} errors"
+    let panic = panic_threshold(outlier, replicas);
+    let (severity, effect) = match panic {
+        Some(Panic {
+            min_health,
+            at_first,
+        }) if at_first => (
+            Severity::Info,
+            format!(
+                "minHealthPercent {min_health} is the cluster's healthy_panic_threshold (istiod): with {} replicas one \
+                 ejection leaves fewer than {min_health}% healthy, so the cluster is in panic and the ejected pod keeps \
+                 its traffic",
+                capacity.replicas
+            ),
         ),
-        line: EvidenceLine::new(object.clone(), field_path, value).with_note(format!(
-            "a transient burst of {threshold} errors (an overloaded or restarting vLLM) ejects a pod; up to {ejectable}% \
-             of the {} replicas can be out at once (maxEjectionPercent {max_percent}%, at least one pod) and get no traffic",
-            capacity.replicas
-        )),
+        Some(Panic { min_health, .. }) => (
+            Severity::Warning,
+            format!(
+                "up to {ejectable}% of the {} replicas can be out at once (maxEjectionPercent {max_percent}%, at least one \
+                 pod) while {min_health}% stay healthy (minHealthPercent, the cluster's healthy_panic_threshold); past \
+                 that the cluster panics and every pod gets traffic again",
+                capacity.replicas
+            ),
+        ),
+        None => (
+            Severity::Warning,
+            format!(
+                "up to {ejectable}% of the {} replicas can be out at once (maxEjectionPercent {max_percent}%, at least one \
+                 pod) and get no traffic (Istio writes healthy_panic_threshold 0 unless minHealthPercent is set)",
+                capacity.replicas
+            ),
+        ),
+    };
+    let mut note = format!(
+        "a transient burst of {threshold} errors (an overloaded or restarting vLLM) ejects a pod; {effect}"
+    );
+    if outlier.consecutive_errors.is_some() {
+        note.push_str(
+            "; consecutiveErrors is deprecated and ignored by current istiod: consecutive5xxErrors (else Envoy's 5) applies",
+        );
+    }
+    Some(Issue {
+        severity,
+        headline: format!("ejects pods of {cluster} after {threshold} consecutive {kind} errors"),
+        line: EvidenceLine::new(object.clone(), field_path, value).with_note(note),
+    })
+}
+
+/// The panic threshold istiod writes from `minHealthPercent`
+/// (`pilot/pkg/networking/core/cluster_traffic_policy.go`, `applyOutlierDetection`:
+/// `healthy_panic_threshold = minHealthPercent`, 0 = panic disabled). In panic Envoy ignores
+/// host health and balances over every pod, ejected ones included.
+struct Panic {
+    min_health: i64,
+    /// Whether a single ejection already brings the healthy share under it.
+    at_first: bool,
+}
+
+fn panic_threshold(outlier: &OutlierDetection, replicas: i64) -> Option<Panic> {
+    let min_health = outlier.min_health_percent.filter(|percent| *percent > 0)?;
+    let healthy_after_one = 100 * (replicas - 1) / replicas;
+    Some(Panic {
+        min_health,
+        at_first: healthy_after_one < min_health,
     })
 }
 
@@ -476,6 +529,8 @@ fn fix_pool(pool: &mut ConnectionPool, recommended: i64) {
 
 fn fix_outlier(outlier: &mut OutlierDetection) {
     let low = |value: i64| value > 0 && value <= FEW_CONSECUTIVE_ERRORS;
+    // Deprecated and ignored by istiod: the fix says what runs.
+    outlier.consecutive_errors = None;
     if outlier.consecutive_5xx_errors.is_none_or(low) {
         outlier.consecutive_5xx_errors = Some(FIXED_CONSECUTIVE_ERRORS);
     }
@@ -803,6 +858,42 @@ spec:
             "metadata: {name: vllm, namespace: llm}\nspec: {host: vllm, trafficPolicy: {outlierDetection: {consecutive5xxErrors: 0, consecutiveGatewayErrors: 10}}}",
         );
         assert!(check(&tolerant, &settings()).is_empty());
+    }
+
+    #[test]
+    fn min_health_percent_is_the_panic_threshold_and_consecutive_errors_is_ignored() {
+        let rule = "metadata: {name: vllm, namespace: llm}\nspec: {host: vllm, trafficPolicy: {outlierDetection: {consecutiveErrors: 3, maxEjectionPercent: 50, minHealthPercent: 50}}}";
+        // One replica: its ejection leaves 0% healthy, under 50%: the cluster panics and the pod
+        // keeps its traffic.
+        let mut single = with_rule(rule);
+        single.workload.replicas = 1;
+        let findings = check(&single, &settings());
+        assert_well_formed(&findings);
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(findings[0].severity, Severity::Info, "{findings:#?}");
+        let note = findings[0].evidence[0].note.as_deref().unwrap();
+        assert!(note.contains("healthy_panic_threshold"), "{note}");
+        assert!(
+            note.contains("consecutiveErrors is deprecated and ignored"),
+            "{note}"
+        );
+        // Two replicas: one may be out while 50% stay healthy.
+        let findings = check(&with_rule(rule), &settings());
+        assert_eq!(findings[0].severity, Severity::Warning, "{findings:#?}");
+        let fixed: DestinationRule =
+            serde_yaml::from_str(&findings[0].fix.as_ref().unwrap().yaml).unwrap();
+        let outlier = fixed
+            .spec
+            .traffic_policy
+            .unwrap()
+            .outlier_detection
+            .unwrap();
+        assert_eq!(
+            outlier.consecutive_errors, None,
+            "the fix drops what istiod ignores"
+        );
+        assert_eq!(outlier.consecutive_5xx_errors, Some(10));
+        assert_eq!(outlier.min_health_percent, Some(50));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::{Basis, CheckId, EvidenceLine, Finding, Severity};
+use crate::evidence::generation::gateway_matches_admit;
 use crate::evidence::objects::KubeHttpRoute;
 use crate::evidence::objects::gateway_api::RouteTimeouts;
 use crate::evidence::resolve::gateway_routes::{
@@ -66,8 +67,13 @@ fn route_finding(
     let object = istio_ref(IstioKind::HttpRoute, route);
     let mut lines = Vec::new();
     let mut cut: Option<(Duration, &'static str, usize)> = None;
+    let mut shortest_per_try: Option<Duration> = None;
     let mut fixed = route.clone();
     for (index, run) in reaching_rules(target, route) {
+        let written = route.spec.rules.get(index);
+        if written.is_some_and(|rule| !gateway_matches_admit(&rule.matches)) {
+            continue;
+        }
         let per_try = run
             .per_try_timeout
             .filter(|_| run.attempts.is_none_or(|(attempts, _)| attempts != 0));
@@ -90,7 +96,7 @@ fn route_finding(
                     timeout,
                     "per-try timeout",
                     "with retry, Istio writes backendRequest as the per-try timeout",
-                    "each attempt, streaming included, is cut at",
+                    "",
                 )
             }),
         ];
@@ -100,6 +106,12 @@ fn route_finding(
                 continue;
             }
             shortened = true;
+            let per_try = what == "per-try timeout";
+            let consequence = if per_try {
+                crate::checks::proxy::stream::PER_TRY_NOTE.to_string()
+            } else {
+                format!("{cuts} {}", display(timeout.duration))
+            };
             lines.push(
                 EvidenceLine::new(
                     object.clone(),
@@ -107,12 +119,14 @@ fn route_finding(
                     timeout.value,
                 )
                 .with_note(format!(
-                    "shorter than the {} expected generation: {how}; {cuts} {}",
-                    display(expected),
-                    display(timeout.duration)
+                    "shorter than the {} expected generation: {how}; {consequence}",
+                    display(expected)
                 )),
             );
-            if cut.is_none_or(|(shortest, _, _)| timeout.duration < shortest) {
+            if per_try {
+                shortest_per_try =
+                    Some(shortest_per_try.map_or(timeout.duration, |d| d.min(timeout.duration)));
+            } else if cut.is_none_or(|(shortest, _, _)| timeout.duration < shortest) {
                 cut = Some((timeout.duration, what, lines.len() - 1));
             }
         }
@@ -122,19 +136,29 @@ fn route_finding(
             timeouts.backend_request = None;
         }
     }
-    let (duration, what, line) = cut?;
-    lines[..=line].rotate_right(1);
-    let mut finding = Finding::new(
-        CheckId::StreamTimeout,
-        Severity::Critical,
-        Basis::Static,
-        format!(
-            "{} cuts generations at {} ({what}); up to {} expected",
-            istio_label(IstioKind::HttpRoute, route),
-            display(duration),
-            display(expected)
+    let label = istio_label(IstioKind::HttpRoute, route);
+    let (severity, headline) = match (cut, shortest_per_try) {
+        (Some((duration, what, line)), _) => {
+            lines[..=line].rotate_right(1);
+            (
+                Severity::Critical,
+                format!(
+                    "{label} cuts generations at {} ({what}); up to {} expected",
+                    display(duration),
+                    display(expected)
+                ),
+            )
+        }
+        (None, Some(per_try)) => (
+            Severity::Warning,
+            format!(
+                "{label} {}",
+                crate::checks::proxy::stream::per_try_headline(per_try)
+            ),
         ),
-    );
+        (None, None) => return None,
+    };
+    let mut finding = Finding::new(CheckId::StreamTimeout, severity, Basis::Static, headline);
     for line in lines {
         finding = finding.evidence(line);
     }

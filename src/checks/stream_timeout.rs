@@ -25,8 +25,9 @@ use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::proxy;
 use super::target::{inference_path, run_route_reaches, service_ports, upstream_clusters};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
+use crate::evidence::generation::{describe_matches, istio_matches_admit};
 use crate::evidence::objects::{DestinationRule, EnvoyFilter, VirtualService};
-use crate::evidence::resolve::delegation::{self, RouteAt};
+use crate::evidence::resolve::delegation::{self, RouteAt, RunRoute};
 use crate::evidence::resolve::patches::{fields, on_inference_path, set_at, value_path};
 use crate::evidence::resolve::policy::{effective_policy, pool_limits};
 use crate::evidence::{ObjectRef, TargetEvidence};
@@ -71,6 +72,7 @@ fn configured(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
             findings.extend(finding);
         }
     }
+    findings.extend(off_generation_findings(target, expected));
     findings.extend(destination_rule_findings(target, expected));
     let ports = service_ports(target);
     let path = inference_path(target, &ports);
@@ -123,13 +125,14 @@ fn virtual_service_finding(
     let mut lines = Vec::new();
     let mut judged: Vec<(ObjectRef, usize, &str)> = Vec::new();
     let mut cut_at: Option<(Duration, &str, &VirtualService)> = None;
+    let mut shortest_per_try: Option<Duration> = None;
     // The evidence line of the deadline in `cut_at`: it goes first, so the root cause quotes it.
     let mut cut_line: Option<usize> = None;
     let expansion = delegation::expand(root, &target.mesh.virtual_services);
     for run in expansion
         .routes
         .iter()
-        .filter(|run| run_route_reaches(run, target))
+        .filter(|run| run_route_reaches(run, target) && carries_generation(run))
     {
         // (where, field under spec/http[i], value, what cuts, how it cuts)
         let timeout = run.timeout().map(|(at, value)| {
@@ -150,29 +153,37 @@ fn virtual_service_finding(
                     PER_TRY_TIMEOUT,
                     retries.per_try_timeout.as_deref()?,
                     "per-try timeout",
-                    "each attempt, streaming included, is cut at",
+                    "",
                 ))
             });
         for (at, field, value, what, cuts) in timeout.into_iter().chain(per_try) {
             let Some(duration) = shorter(value, expected) else {
                 continue;
             };
+            let per_try = field == PER_TRY_TIMEOUT;
             if first_time(&mut judged, at, field) {
+                let note = if per_try {
+                    format!(
+                        "{}: {}",
+                        shorter_note(expected),
+                        proxy::stream::PER_TRY_NOTE
+                    )
+                } else {
+                    format!("{}: {cuts} {}", shorter_note(expected), display(duration))
+                };
                 lines.push(
                     EvidenceLine::new(
                         istio_ref(IstioKind::VirtualService, at.virtual_service),
                         format!("spec/http[{}]/{field}", at.index),
                         value,
                     )
-                    .with_note(format!(
-                        "{}: {cuts} {}",
-                        shorter_note(expected),
-                        display(duration)
-                    )),
+                    .with_note(note),
                 );
                 patch(&mut fixed, at, field, expected);
             }
-            if note_cut(&mut cut_at, duration, what, at.virtual_service) {
+            if per_try {
+                shortest_per_try = Some(shortest_per_try.map_or(duration, |d| d.min(duration)));
+            } else if note_cut(&mut cut_at, duration, what, at.virtual_service) {
                 let object = istio_ref(IstioKind::VirtualService, at.virtual_service);
                 let path = format!("spec/http[{}]/{field}", at.index);
                 cut_line = lines
@@ -181,29 +192,30 @@ fn virtual_service_finding(
             }
         }
     }
-    let (duration, what, holder) = cut_at?;
     if let Some(index) = cut_line {
         lines[..=index].rotate_right(1);
     }
-    let holder_label = if std::ptr::eq(holder, root) {
-        istio_label(IstioKind::VirtualService, root)
-    } else {
-        format!(
-            "{} (delegate of {})",
-            istio_label(IstioKind::VirtualService, holder),
-            istio_label(IstioKind::VirtualService, root)
-        )
-    };
-    let mut finding = Finding::new(
-        CheckId::StreamTimeout,
-        Severity::Critical,
-        Basis::Static,
-        format!(
-            "{holder_label} cuts generations at {} ({what}); up to {} expected",
-            display(duration),
-            display(expected)
+    let (severity, headline) = match (cut_at, shortest_per_try) {
+        (Some((duration, what, holder)), _) => (
+            Severity::Critical,
+            format!(
+                "{} cuts generations at {} ({what}); up to {} expected",
+                holder_label(root, holder),
+                display(duration),
+                display(expected)
+            ),
         ),
-    );
+        (None, Some(per_try)) => (
+            Severity::Warning,
+            format!(
+                "{} {}",
+                istio_label(IstioKind::VirtualService, root),
+                proxy::stream::per_try_headline(per_try)
+            ),
+        ),
+        (None, None) => return None,
+    };
+    let mut finding = Finding::new(CheckId::StreamTimeout, severity, Basis::Static, headline);
     for line in lines {
         finding = finding.evidence(line);
     }
@@ -215,13 +227,73 @@ fn virtual_service_finding(
         Some(documents) => Some(finding.fix(
             format!(
                 "Set the route timeout to at least the expected generation ({}) and drop perTryTimeout \
-                 (each attempt then gets the route timeout); apply with `kubectl apply -f fix.yaml`.",
+                 (each attempt then gets the route timeout, and a non-streaming request is not cut and sent again); \
+                 apply with `kubectl apply -f fix.yaml`.",
                 display(expected)
             ),
             documents.join("---\n"),
         )),
         None => Some(finding),
     }
+}
+
+/// `VirtualService ns/name`, or for a delegate's value `… (delegate of ns/root)`.
+fn holder_label(root: &VirtualService, holder: &VirtualService) -> String {
+    if std::ptr::eq(holder, root) {
+        istio_label(IstioKind::VirtualService, root)
+    } else {
+        format!(
+            "{} (delegate of {})",
+            istio_label(IstioKind::VirtualService, holder),
+            istio_label(IstioKind::VirtualService, root)
+        )
+    }
+}
+
+/// Whether a route as Istio runs it admits generation requests (its root's and its delegate's
+/// matches both do).
+fn carries_generation(run: &RunRoute) -> bool {
+    istio_matches_admit(&run.root.route.matches)
+        && run
+            .delegated
+            .is_none_or(|delegated| istio_matches_admit(&delegated.route.matches))
+}
+
+/// Info on each route of the target's VirtualServices that carries no generation and has a
+/// timeout under the expected generation (a health check's 10s, say): it cuts no stream.
+fn off_generation_findings(target: &TargetEvidence, expected: Duration) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for run in delegation::run_routes(&target.mesh.virtual_services) {
+        if !run_route_reaches(&run, target) || carries_generation(&run) {
+            continue;
+        }
+        let Some((at, value)) = run.timeout() else {
+            continue;
+        };
+        let Some(duration) = shorter(value, expected) else {
+            continue;
+        };
+        let written = run.written();
+        let matched = describe_matches(&written.route.matches);
+        findings.push(
+            Finding::new(
+                CheckId::StreamTimeout,
+                Severity::Info,
+                Basis::Static,
+                format!(
+                    "{} times out {matched} at {}: that route carries no generation (fine for a health check)",
+                    istio_label(IstioKind::VirtualService, at.virtual_service),
+                    display(duration)
+                ),
+            )
+            .evidence(EvidenceLine::new(
+                istio_ref(IstioKind::VirtualService, at.virtual_service),
+                format!("spec/http[{}]/timeout", at.index),
+                value,
+            )),
+        );
+    }
+    findings
 }
 
 /// Keeps the shortest cut and the object that holds it.
@@ -672,22 +744,91 @@ spec:
     }
 
     #[test]
+    fn health_and_metrics_routes_are_not_generation_deadlines() {
+        let yaml = r#"
+metadata: {name: vllm, namespace: llm}
+spec:
+  hosts: [vllm]
+  http:
+  - match: [{uri: {prefix: /v1/}}]
+    route: [{destination: {host: vllm}}]
+    timeout: 300s
+    retries: {attempts: 2, perTryTimeout: 100s}
+  - match: [{uri: {prefix: /health}}]
+    route: [{destination: {host: vllm}}]
+    timeout: 10s
+  - match: [{uri: {exact: /metrics}}]
+    route: [{destination: {host: vllm}}]
+    timeout: 30s
+"#;
+        let findings = check(&with_virtual_service(yaml), &settings());
+        assert_well_formed(&findings);
+        assert!(
+            findings
+                .iter()
+                .all(|finding| finding.severity < Severity::Critical),
+            "{findings:#?}"
+        );
+        let per_try = findings
+            .iter()
+            .find(|finding| finding.severity == Severity::Warning)
+            .unwrap_or_else(|| panic!("{findings:#?}"));
+        assert!(
+            per_try.title.contains("non-streaming requests at 100s"),
+            "{}",
+            per_try.title
+        );
+        let fixed: VirtualService =
+            serde_yaml::from_str(&per_try.fix.as_ref().unwrap().yaml).unwrap();
+        assert_eq!(
+            fixed.spec.http[1].timeout.as_deref(),
+            Some("10s"),
+            "/health untouched"
+        );
+        assert_eq!(
+            fixed.spec.http[2].timeout.as_deref(),
+            Some("30s"),
+            "/metrics untouched"
+        );
+        let infos: Vec<&str> = findings
+            .iter()
+            .filter(|finding| finding.severity == Severity::Info)
+            .map(|finding| finding.title.as_str())
+            .collect();
+        assert!(
+            infos.iter().any(|title| title.contains("/health at 10s")),
+            "{infos:?}"
+        );
+    }
+
+    #[test]
     fn a_short_route_timeout_is_critical_and_the_fix_is_the_whole_virtual_service() {
         let findings = check(&with_virtual_service(SHORT_TIMEOUT), &settings());
         assert_well_formed(&findings);
         assert_eq!(findings.len(), 1);
         let finding = &findings[0];
         assert_eq!(finding.severity, Severity::Critical);
+        // The per-try timeout is no stream deadline (Envoy ignores it once the response has
+        // started): the route timeout is the cut, and the per-try line says what it does do.
         assert!(
-            finding.title.contains("at 10s (per-try timeout)"),
+            finding.title.contains("at 15s (route timeout)"),
             "{}",
             finding.title
         );
         assert_eq!(
             evidence_paths(finding),
-            ["spec/http[1]/retries/perTryTimeout", "spec/http[1]/timeout"]
+            ["spec/http[1]/timeout", "spec/http[1]/retries/perTryTimeout"]
         );
-        assert_eq!(finding.evidence[0].value, "10s");
+        assert_eq!(finding.evidence[0].value, "15s");
+        assert!(
+            finding.evidence[1]
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("non-streaming request that takes longer is cut"),
+            "{:?}",
+            finding.evidence[1]
+        );
         assert!(
             finding.evidence[0]
                 .note

@@ -18,7 +18,11 @@ pub enum LimitKind {
     RouteTimeout,
     /// A deadline on the whole stream set by `max_stream_duration` (route or HCM).
     MaxStreamDuration,
-    /// A retry's per-try timeout (`per_try_timeout`, `retries.perTryTimeout`).
+    /// A retry's per-try timeout (`per_try_timeout`, `retries.perTryTimeout`). Not a deadline on
+    /// a stream: Envoy's router ignores it once the response has started (`UpstreamRequest::
+    /// onPerTryTimeout`: "ignored upstream per try timeout due to already started downstream
+    /// response"), so it bounds a stream only until its first bytes, and it cuts a non-streaming
+    /// request, which the retry policy then sends again.
     PerTryTimeout,
     /// A timeout that only a pause trips: HCM `stream_idle_timeout`, route `idle_timeout`,
     /// retry `per_try_idle_timeout`.
@@ -45,10 +49,7 @@ pub enum LimitKind {
 impl LimitKind {
     /// Whether the kind is a deadline on the whole stream, which a long enough stream proves.
     pub fn is_deadline(self) -> bool {
-        matches!(
-            self,
-            LimitKind::RouteTimeout | LimitKind::MaxStreamDuration | LimitKind::PerTryTimeout
-        )
+        matches!(self, LimitKind::RouteTimeout | LimitKind::MaxStreamDuration)
     }
 
     /// `route timeout`, `max_stream_duration`, `per-try timeout`: words for a deadline.
@@ -138,6 +139,9 @@ pub struct Limit {
     pub value_text: String,
     pub basis: LimitBasis,
     pub applies_to: AppliesTo,
+    /// Whether the route it bounds admits generation requests (`evidence::generation`); a limit
+    /// on a whole listener or cluster always does.
+    pub generation: bool,
     /// The object that wrote the setting, when the proxy's config names one (Istio's
     /// `istio.config` route metadata): a VirtualService, an HTTPRoute.
     pub configured_by: Option<ObjectRef>,
@@ -196,10 +200,11 @@ impl Limits {
         self.of_kind(kind).next()
     }
 
+    /// On the routes that carry generations.
     fn enabled_times(&self, wanted: impl Fn(LimitKind) -> bool) -> Option<&Limit> {
         self.facts
             .iter()
-            .filter(|limit| wanted(limit.kind))
+            .filter(|limit| wanted(limit.kind) && limit.generation)
             .filter(|limit| limit.value.time().is_some_and(|value| !value.is_zero()))
             .min_by_key(|limit| limit.value.time())
     }
@@ -219,6 +224,7 @@ mod tests {
             value_text: format!("{seconds}s"),
             basis: LimitBasis::Effective,
             applies_to: AppliesTo::Route("default".to_string()),
+            generation: true,
             configured_by: None,
             setting: format!("{} {seconds}s", kind.label()),
         }
@@ -234,9 +240,10 @@ mod tests {
                 deadline(LimitKind::RouteTimeout, 60, "d"),
             ],
         };
+        // A per-try timeout does not bound a stream once it has started: the route timeout does.
         let shortest = limits.shortest_deadline().unwrap();
-        assert_eq!(shortest.object.name, "c");
-        assert_eq!(shortest.describe(), "per-try timeout 30s on Envoy c");
+        assert_eq!(shortest.object.name, "d");
+        assert_eq!(shortest.describe(), "route timeout 60s on Envoy d");
         assert_eq!(limits.shortest_idle_timeout().unwrap().object.name, "b");
         assert!(limits.smallest_pool().is_none());
     }

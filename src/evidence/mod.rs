@@ -5,6 +5,7 @@ pub mod ambient;
 pub mod check_id;
 pub mod endpoint_picker;
 pub mod envoy;
+pub mod generation;
 pub mod inventory;
 pub mod limits;
 pub mod listed_pod;

@@ -367,7 +367,7 @@ pub fn table(report: &ProbeReport, width: usize) -> String {
         let _ = writeln!(out, "  - {note}");
     }
     for gap in &report.gaps {
-        let _ = writeln!(out, "  not measured: {gap}");
+        let _ = writeln!(out, "  not measured: {}: {}", gap.what, gap.reason);
     }
     if report.interrupted {
         let _ = writeln!(out, "interrupted: results above are partial");

@@ -16,6 +16,7 @@ use crate::evidence::TargetEvidence;
 use crate::evidence::envoy::config::{
     Buffering, EnvoyDuration, HttpFilterInfo, ListenerConfig, RouteView, Setting,
 };
+use crate::evidence::generation::envoy_matcher_admits;
 use crate::evidence::limits::{AppliesTo, Limit, LimitBasis, LimitKind, LimitValue};
 
 /// Envoy's `per_connection_buffer_limit_bytes` when unset; a limit below it is a small one.
@@ -64,6 +65,7 @@ fn timed(proxy: &Proxy, applies_to: &AppliesTo, timed: Timed) -> Limit {
         value_text: timed.value.text.clone(),
         basis: LimitBasis::Effective,
         applies_to: applies_to.clone(),
+        generation: true,
         configured_by: None,
         setting: timed.words,
     }
@@ -147,8 +149,10 @@ fn route(proxy: &Proxy, view: &RouteView, facts: &mut Vec<Limit>) {
             found.push(timed(proxy, &applies, t));
         }
     }
+    let generation = envoy_matcher_admits(&route.matcher);
     for mut fact in found {
         fact.configured_by = named.clone();
+        fact.generation = generation;
         facts.push(fact);
     }
 }
@@ -241,6 +245,7 @@ fn clusters(proxy: &Proxy, facts: &mut Vec<Limit>) {
             value_text: admitted.to_string(),
             basis: basis(&breakers.max_requests),
             applies_to: applies.clone(),
+            generation: true,
             configured_by: None,
             setting: format!(
                 "{admitted} concurrent requests on cluster {} (max_connections {}, max_pending_requests {}, max_requests {})",
@@ -286,6 +291,7 @@ fn buffers(proxy: &Proxy, facts: &mut Vec<Limit>) {
             value_text: value.to_string(),
             basis,
             applies_to: applies.clone(),
+            generation: true,
             configured_by: None,
             setting,
         };
@@ -346,6 +352,7 @@ fn buffers(proxy: &Proxy, facts: &mut Vec<Limit>) {
                 value_text: limit_bytes.to_string(),
                 basis: LimitBasis::Effective,
                 applies_to: AppliesTo::Cluster(cluster.name.clone()),
+                generation: true,
                 configured_by: None,
                 setting: format!(
                     "per_connection_buffer_limit_bytes {limit_bytes} on cluster {}",

@@ -9,6 +9,7 @@
 use crate::checks::fixes::{IstioKind, istio_ref};
 use crate::checks::target::{run_route_reaches, upstream_clusters};
 use crate::evidence::TargetEvidence;
+use crate::evidence::generation::istio_matches_admit;
 use crate::evidence::limits::{AppliesTo, Limit, LimitBasis, LimitKind, LimitValue};
 use crate::evidence::objects::ConnectionPool;
 use crate::evidence::resolve::delegation;
@@ -37,6 +38,10 @@ fn route_deadlines(target: &TargetEvidence) -> Vec<Limit> {
                 let value = retries.per_try_timeout.as_deref()?;
                 Some((at, "retries/perTryTimeout", value, LimitKind::PerTryTimeout))
             });
+        let generation = istio_matches_admit(&run.root.route.matches)
+            && run
+                .delegated
+                .is_none_or(|delegated| istio_matches_admit(&delegated.route.matches));
         for (at, field, text, kind) in timeout.into_iter().chain(per_try) {
             let Ok(value) = duration::parse(text) else {
                 continue;
@@ -53,6 +58,7 @@ fn route_deadlines(target: &TargetEvidence) -> Vec<Limit> {
                 value_text: text.to_string(),
                 basis: LimitBasis::Written,
                 applies_to: AppliesTo::Route(format!("http[{}]", at.index)),
+                generation,
                 configured_by: None,
                 setting: text.to_string(),
             };
@@ -83,6 +89,7 @@ fn pools(target: &TargetEvidence) -> Vec<Limit> {
             value_text: value.to_string(),
             basis: LimitBasis::Written,
             applies_to: AppliesTo::Cluster(cluster.name()),
+            generation: true,
             configured_by: None,
             setting: format!("{value} concurrent requests on {}", cluster.name()),
         }));
@@ -103,6 +110,7 @@ fn pools(target: &TargetEvidence) -> Vec<Limit> {
             value_text: value.to_string(),
             basis: LimitBasis::Written,
             applies_to: AppliesTo::Cluster(cluster.clone()),
+            generation: true,
             configured_by: None,
             setting: format!("{value} concurrent requests on {cluster}"),
         }));

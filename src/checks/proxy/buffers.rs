@@ -225,141 +225,194 @@ fn facts(proxy: &Proxy, estimate: Option<&Estimate>) -> Vec<Fact> {
         let Some(buffering) = &filter.buffering else {
             continue;
         };
-        let path = |field: &str| {
-            hcm_path(
-                listener,
-                hcm,
-                &format!("http_filters[{}]{field}", filter.name),
-            )
+        buffers_within_connection_limit |= matches!(
+            buffering,
+            Buffering::ExtProcBuffered { .. } | Buffering::Lua | Buffering::Wasm
+        );
+        let on_path = OnPath {
+            proxy,
+            listener,
+            hcm,
+            filter,
         };
-        let listener_limit = listener.per_connection_buffer_limit_bytes.value;
-        let request_limit = |limit: Option<u64>, what: &str| -> Fact {
-            let over =
-                limit.is_some_and(|limit| estimate.is_none_or(|estimate| limit < estimate.bytes));
-            let (severity, headline, note) = match limit {
-                Some(limit) if over => (
-                    Severity::Warning,
-                    format!(
-                        "holds whole prompts up to {} ({what}); {}",
-                        size(limit),
-                        largest(estimate)
-                    ),
-                    format!("longer prompts get 413; {}", largest(estimate)),
+        facts.push(filter_fact(&on_path, buffering, estimate));
+    }
+    facts.extend(listener_limits(
+        proxy,
+        estimate,
+        buffers_within_connection_limit,
+    ));
+    facts.extend(cluster_limits(proxy, estimate));
+    facts
+}
+
+/// A buffering filter on the path, where it sits.
+struct OnPath<'a> {
+    proxy: &'a Proxy<'a>,
+    listener: &'a ListenerConfig,
+    hcm: &'a HcmConfig,
+    filter: &'a HttpFilterInfo,
+}
+
+impl OnPath<'_> {
+    fn path(&self, field: &str) -> String {
+        hcm_path(
+            self.listener,
+            self.hcm,
+            &format!("http_filters[{}]{field}", self.filter.name),
+        )
+    }
+}
+
+/// A filter that holds whole prompts up to `limit`, against the largest prompt.
+fn request_limit(
+    on_path: &OnPath,
+    buffering: &Buffering,
+    estimate: Option<&Estimate>,
+    limit: Option<u64>,
+    what: &str,
+) -> Fact {
+    let proxy = on_path.proxy;
+    let path = |field: &str| on_path.path(field);
+    let over = limit.is_some_and(|limit| estimate.is_none_or(|estimate| limit < estimate.bytes));
+    let (severity, headline, note) = match limit {
+        Some(limit) if over => (
+            Severity::Warning,
+            format!(
+                "holds whole prompts up to {} ({what}); {}",
+                size(limit),
+                largest(estimate)
+            ),
+            format!("longer prompts get 413; {}", largest(estimate)),
+        ),
+        Some(limit) => (
+            Severity::Info,
+            format!(
+                "holds each prompt before forwarding it ({what}, limit {})",
+                size(limit)
+            ),
+            format!("covers the largest prompt; {}", largest(estimate)),
+        ),
+        None => (
+            Severity::Warning,
+            format!("holds whole prompts ({what}) with no limit in the dump"),
+            "the limit is not in the dump".to_string(),
+        ),
+    };
+    Fact {
+        item: Item {
+            severity,
+            headline,
+            line: proxy
+                .line(
+                    path("/max_request_bytes"),
+                    limit.map_or("<unset>".to_string(), |limit| limit.to_string()),
+                )
+                .with_note(note),
+            explains: &["downstream_rq_too_large", "413"],
+        },
+        change: Some(Change::FilterLimit(FilterKind::of(buffering))),
+    }
+}
+
+/// One buffering filter on the path, judged by what it holds.
+fn filter_fact(on_path: &OnPath, buffering: &Buffering, estimate: Option<&Estimate>) -> Fact {
+    let (proxy, listener, hcm, filter) =
+        (on_path.proxy, on_path.listener, on_path.hcm, on_path.filter);
+    let config = proxy.config();
+    let path = |field: &str| on_path.path(field);
+    let listener_limit = listener.per_connection_buffer_limit_bytes.value;
+    match buffering {
+        Buffering::Buffer { max_request_bytes } => {
+            let limit = route_limit(config, listener, hcm, &filter.name).or(*max_request_bytes);
+            request_limit(on_path, buffering, estimate, limit, "envoy.filters.http.buffer")
+        }
+        Buffering::ExtAuthzWithBody {
+            max_request_bytes,
+            allow_partial_message: true,
+        } => Fact {
+            item: Item {
+                severity: Severity::Info,
+                headline: format!(
+                    "sends prompts to ext_authz (partial messages allowed, up to {})",
+                    max_request_bytes.map_or("<unset>".to_string(), size)
                 ),
-                Some(limit) => (
-                    Severity::Info,
-                    format!(
-                        "holds each prompt before forwarding it ({what}, limit {})",
-                        size(limit)
-                    ),
-                    format!("covers the largest prompt; {}", largest(estimate)),
+                line: proxy.line(path(""), filter.name.clone()).with_note(
+                    "buffers up to max_request_bytes of each prompt before authorising; larger prompts pass",
                 ),
-                None => (
-                    Severity::Warning,
-                    format!("holds whole prompts ({what}) with no limit in the dump"),
-                    "the limit is not in the dump".to_string(),
-                ),
-            };
-            Fact {
+                explains: &[],
+            },
+            change: None,
+        },
+        Buffering::ExtAuthzWithBody { max_request_bytes, .. } => {
+            request_limit(on_path, buffering, estimate, *max_request_bytes, "ext_authz with_request_body")
+        }
+        Buffering::ExtProcBuffered {
+            request_body_mode,
+            response_body_mode,
+        } => {
+            let response = response_body_mode.as_deref().is_some_and(|mode| mode.starts_with("BUFFERED"));
+                        Fact {
                 item: Item {
-                    severity,
-                    headline,
+                    severity: if response { Severity::Warning } else { Severity::Info },
+                    headline: if response {
+                        "holds whole responses for ext_proc (BUFFERED): tokens stop streaming".to_string()
+                    } else {
+                        "holds whole prompts for ext_proc (BUFFERED)".to_string()
+                    },
                     line: proxy
                         .line(
-                            path("/max_request_bytes"),
-                            limit.map_or("<unset>".to_string(), |limit| limit.to_string()),
+                            path("/processing_mode"),
+                            format!(
+                                "request {}, response {}",
+                                request_body_mode.as_deref().unwrap_or("NONE"),
+                                response_body_mode.as_deref().unwrap_or("NONE")
+                            ),
                         )
-                        .with_note(note),
-                    explains: &["downstream_rq_too_large", "413"],
-                },
-                change: Some(Change::FilterLimit(FilterKind::of(buffering))),
-            }
-        };
-        match buffering {
-            Buffering::Buffer { max_request_bytes } => {
-                let limit = route_limit(config, listener, hcm, &filter.name).or(*max_request_bytes);
-                facts.push(request_limit(limit, "envoy.filters.http.buffer"));
-            }
-            Buffering::ExtAuthzWithBody {
-                max_request_bytes,
-                allow_partial_message: true,
-            } => facts.push(Fact {
-                item: Item {
-                    severity: Severity::Info,
-                    headline: format!(
-                        "sends prompts to ext_authz (partial messages allowed, up to {})",
-                        max_request_bytes.map_or("<unset>".to_string(), size)
-                    ),
-                    line: proxy.line(path(""), filter.name.clone()).with_note(
-                        "buffers up to max_request_bytes of each prompt before authorising; larger prompts pass",
-                    ),
-                    explains: &[],
-                },
-                change: None,
-            }),
-            Buffering::ExtAuthzWithBody { max_request_bytes, .. } => {
-                facts.push(request_limit(*max_request_bytes, "ext_authz with_request_body"));
-            }
-            Buffering::ExtProcBuffered {
-                request_body_mode,
-                response_body_mode,
-            } => {
-                let response = response_body_mode.as_deref().is_some_and(|mode| mode.starts_with("BUFFERED"));
-                buffers_within_connection_limit = true;
-                facts.push(Fact {
-                    item: Item {
-                        severity: if response { Severity::Warning } else { Severity::Info },
-                        headline: if response {
-                            "holds whole responses for ext_proc (BUFFERED): tokens stop streaming".to_string()
-                        } else {
-                            "holds whole prompts for ext_proc (BUFFERED)".to_string()
-                        },
-                        line: proxy
-                            .line(
-                                path("/processing_mode"),
-                                format!(
-                                    "request {}, response {}",
-                                    request_body_mode.as_deref().unwrap_or("NONE"),
-                                    response_body_mode.as_deref().unwrap_or("NONE")
-                                ),
-                            )
-                            .with_note(format!(
-                                "bodies are held within the connection buffer limit ({})",
-                                size(listener_limit)
-                            )),
-                        explains: &["rs_too_large", "downstream_rq_too_large", "413"],
-                    },
-                    change: Some(Change::Stream),
-                });
-            }
-            Buffering::Lua | Buffering::Wasm => {
-                buffers_within_connection_limit = true;
-                let what = if matches!(buffering, Buffering::Lua) {
-                    "a Lua filter: body() holds the whole body"
-                } else {
-                    "a wasm filter: it may hold bodies"
-                };
-                let small = estimate.is_some_and(|estimate| listener_limit < estimate.bytes);
-                facts.push(Fact {
-                    item: Item {
-                        severity: if small { Severity::Warning } else { Severity::Info },
-                        headline: format!(
-                            "may hold whole bodies within {} ({what}); {}",
-                            size(listener_limit),
-                            largest(estimate)
-                        ),
-                        line: proxy.line(path(""), filter.name.clone()).with_note(format!(
-                            "{what}; a held response stops tokens streaming, and one over {} fails with 500 \
-                             (rs_too_large) or a reset",
+                        .with_note(format!(
+                            "bodies are held within the connection buffer limit ({})",
                             size(listener_limit)
                         )),
-                        explains: &["rs_too_large", "downstream_rq_too_large", "413"],
-                    },
-                    change: Some(Change::Stream),
-                });
+                    explains: &["rs_too_large", "downstream_rq_too_large", "413"],
+                },
+                change: Some(Change::Stream),
+            }
+        }
+        Buffering::Lua | Buffering::Wasm => {
+                        let what = if matches!(buffering, Buffering::Lua) {
+                "a Lua filter: body() holds the whole body"
+            } else {
+                "a wasm filter: it may hold bodies"
+            };
+            let small = estimate.is_some_and(|estimate| listener_limit < estimate.bytes);
+            Fact {
+                item: Item {
+                    severity: if small { Severity::Warning } else { Severity::Info },
+                    headline: format!(
+                        "may hold whole bodies within {} ({what}); {}",
+                        size(listener_limit),
+                        largest(estimate)
+                    ),
+                    line: proxy.line(path(""), filter.name.clone()).with_note(format!(
+                        "{what}; a held response stops tokens streaming, and one over {} fails with 500 \
+                         (rs_too_large) or a reset",
+                        size(listener_limit)
+                    )),
+                    explains: &["rs_too_large", "downstream_rq_too_large", "413"],
+                },
+                change: Some(Change::Stream),
             }
         }
     }
+}
+
+fn listener_limits(
+    proxy: &Proxy,
+    estimate: Option<&Estimate>,
+    buffers_within_connection_limit: bool,
+) -> Vec<Fact> {
+    let config = proxy.config();
+    let mut facts = Vec::new();
     for listener in &config.listeners {
         let limit = &listener.per_connection_buffer_limit_bytes;
         if limit.is_default() {
@@ -398,6 +451,12 @@ fn facts(proxy: &Proxy, estimate: Option<&Estimate>) -> Vec<Fact> {
             change: Some(Change::ListenerLimit(port)),
         });
     }
+    facts
+}
+
+fn cluster_limits(proxy: &Proxy, estimate: Option<&Estimate>) -> Vec<Fact> {
+    let config = proxy.config();
+    let mut facts = Vec::new();
     for cluster in &config.clusters {
         let limit = &cluster.per_connection_buffer_limit_bytes;
         if limit.is_default() || estimate.is_some_and(|estimate| limit.value >= estimate.bytes) {

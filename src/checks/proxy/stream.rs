@@ -190,6 +190,12 @@ fn judged(proxy: &Proxy, fact: &LimitFact, expected: Duration) -> Option<Limit> 
     let value = fact.value.time()?;
     let duration = (!value.is_zero() && value < expected).then_some(value)?;
     let path = fact.path.clone();
+    if !fact.generation {
+        return Some(Limit {
+            item: off_generation_item(proxy, fact, duration),
+            place: place(fact),
+        });
+    }
     let item = match (fact.kind, fact.field) {
         (LimitKind::RouteTimeout, _) => {
             let mut consequence = format!(
@@ -212,18 +218,7 @@ fn judged(proxy: &Proxy, fact: &LimitFact, expected: Duration) -> Option<Limit> 
             item.line.value = fact.value_text.clone();
             item
         }
-        (LimitKind::PerTryTimeout, _) => deadline_item(
-            proxy,
-            path,
-            duration,
-            "per-try timeout",
-            expected,
-            &format!(
-                "each attempt, streaming included, is cut at {}",
-                display(duration)
-            ),
-            &["upstream_rq_per_try_timeout", "UT"],
-        ),
+        (LimitKind::PerTryTimeout, _) => per_try_item(proxy, path, duration),
         (LimitKind::MaxStreamDuration, _) => {
             let (what, consequence, explains): (&str, &str, &'static [&'static str]) =
                 match fact.applies_to {
@@ -281,6 +276,46 @@ fn judged(proxy: &Proxy, fact: &LimitFact, expected: Duration) -> Option<Limit> 
         item,
         place: place(fact),
     })
+}
+
+/// A timeout on a route that carries no generation (health, metrics, model listing): info.
+fn off_generation_item(proxy: &Proxy, fact: &LimitFact, duration: Duration) -> Item {
+    Item {
+        severity: Severity::Info,
+        headline: format!(
+            "times out a route that carries no generation at {} ({}): fine for a health check or metrics",
+            display(duration),
+            fact.kind.label()
+        ),
+        line: proxy
+            .line(fact.path.clone(), fact.value_text.clone())
+            .with_note("the route's match admits no generation path (/v1/completions, /v1/chat/completions, …)"),
+        explains: &[],
+    }
+}
+
+/// A per-try timeout: streams pass it once their first bytes arrive; non-streaming requests
+/// longer than it are cut and sent again.
+fn per_try_item(proxy: &Proxy, path: String, duration: Duration) -> Item {
+    Item {
+        severity: Severity::Warning,
+        headline: per_try_headline(duration),
+        line: proxy.line(path, display(duration)).with_note(PER_TRY_NOTE),
+        explains: &["upstream_rq_per_try_timeout"],
+    }
+}
+
+/// What a per-try timeout does, as Envoy's router runs it (shared by the YAML judges).
+pub const PER_TRY_NOTE: &str = "a per-try timeout is not a stream deadline: Envoy ignores it once the response has \
+     started (router UpstreamRequest::onPerTryTimeout), so a stream is bounded only until its first bytes (a long \
+     prompt's prefill); a non-streaming request that takes longer is cut, and the retry policy sends the same prompt again";
+
+/// The headline of a per-try timeout under the expected generation.
+pub fn per_try_headline(duration: Duration) -> String {
+    format!(
+        "cuts non-streaming requests at {} and retries them (per-try timeout); streams pass it once their first bytes arrive",
+        display(duration)
+    )
 }
 
 fn request_timeout_item(proxy: &Proxy, fact: &LimitFact, duration: Duration) -> Item {

@@ -230,6 +230,13 @@ pub struct OutlierDetection {
     pub base_ejection_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_ejection_percent: Option<i64>,
+    /// Written by istiod as the cluster's `common_lb_config.healthy_panic_threshold` (0, the
+    /// default, disables panic).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_health_percent: Option<i64>,
+    /// Deprecated, and ignored by current istiod (`consecutive5xxErrors` replaced it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_errors: Option<i64>,
     /// Fields this subset does not model, kept so that a fix re-emits the object whole.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,

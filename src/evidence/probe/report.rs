@@ -6,6 +6,7 @@ use super::modes::{ColdResult, ConcurrencyResult, LargeResult};
 use super::path::{PathKind, PathResult};
 use super::server_side::ServerSide;
 use crate::evidence::CheckId;
+use crate::evidence::Gap;
 use serde::{Deserialize, Serialize};
 
 /// `schemaVersion` of `probe -o json`: bumped when a field changes meaning or disappears.
@@ -120,7 +121,10 @@ pub struct ProbeReport {
     pub first_tokens: Vec<FirstToken>,
     pub comparison: Comparison,
     /// What could not be measured, and why.
-    pub gaps: Vec<String>,
+    /// What was not measured, and why (evidence saved before gaps had a subject holds sentences:
+    /// they load as reasons).
+    #[serde(deserialize_with = "gaps_or_sentences")]
+    pub gaps: Vec<Gap>,
     pub interrupted: bool,
 }
 
@@ -195,4 +199,54 @@ pub struct Comparison {
 pub struct FirstToken {
     pub label: String,
     pub ttft_ms: f64,
+}
+
+/// Gaps as `{what, reason}`, or as the sentences older probe reports held.
+fn gaps_or_sentences<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Gap>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Gap(Gap),
+        Sentence(String),
+    }
+    let read: Vec<Either> = Vec::deserialize(deserializer)?;
+    Ok(read
+        .into_iter()
+        .map(|either| match either {
+            Either::Gap(gap) => gap,
+            Either::Sentence(text) => match text.split_once(": ") {
+                Some((what, reason)) => Gap::new(what, reason),
+                None => Gap::new("probe", text),
+            },
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Holder {
+        #[serde(deserialize_with = "gaps_or_sentences")]
+        gaps: Vec<Gap>,
+    }
+
+    #[test]
+    fn gaps_load_as_objects_and_as_the_sentences_of_older_reports() {
+        let read: Holder = serde_json::from_str(
+            r#"{"gaps": [{"what": "vLLM /metrics", "reason": "not read: refused"}, "model length unknown: 404", "no subject"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            read.gaps,
+            [
+                Gap::new("vLLM /metrics", "not read: refused"),
+                Gap::new("model length unknown", "404"),
+                Gap::new("probe", "no subject"),
+            ]
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! it, and what moved between the two is the path's runtime evidence (docs/facts.md "What a client
 //! sees"). The direct path bypasses every Envoy, so on a quiet proxy only the mesh path moves it.
 
+use crate::evidence::Gap;
 use crate::evidence::envoy::counters::{Snapshot, Targets, delta};
 use crate::evidence::probe::path::PathKind;
 use crate::evidence::probe::report::CounterDelta;
@@ -50,21 +51,27 @@ impl EnvoyCounters {
     pub async fn connect(
         endpoints: &[AdminEndpoint],
         service: Option<(&str, u16)>,
-        gaps: &mut Vec<String>,
+        gaps: &mut Vec<Gap>,
     ) -> Self {
         let mut sources = Vec::new();
         for endpoint in endpoints {
             let admin = match AdminClient::new(&endpoint.url) {
                 Ok(admin) => admin,
                 Err(error) => {
-                    gaps.push(format!("Envoy counters of {}: {error}", endpoint.name));
+                    gaps.push(Gap::new(
+                        format!("Envoy counters of {}", endpoint.name),
+                        error.to_string(),
+                    ));
                     continue;
                 }
             };
             let full = match admin.config_dump(&ConfigDumpQuery::default()).await {
                 Ok(config) => config,
                 Err(error) => {
-                    gaps.push(format!("Envoy counters of {}: {error}", endpoint.name));
+                    gaps.push(Gap::new(
+                        format!("Envoy counters of {}", endpoint.name),
+                        error.to_string(),
+                    ));
                     continue;
                 }
             };
@@ -72,9 +79,11 @@ impl EnvoyCounters {
                 Some((host, port)) => {
                     let path = full.path_to(host, port);
                     if path.clusters.is_empty() {
-                        gaps.push(format!(
-                            "{} has no cluster for {host}:{port}: all its clusters are watched",
-                            endpoint.name
+                        gaps.push(Gap::new(
+                            format!("Envoy counters of {}", endpoint.name),
+                            format!(
+                                "it has no cluster for {host}:{port}: all its clusters are watched"
+                            ),
                         ));
                         full
                     } else {
@@ -105,7 +114,7 @@ impl EnvoyCounters {
     }
 
     /// One snapshot per Envoy, read at once; `None` (and a gap) where `/stats` failed.
-    pub async fn snapshot(&self, gaps: &mut Vec<String>) -> Vec<Option<Snapshot>> {
+    pub async fn snapshot(&self, gaps: &mut Vec<Gap>) -> Vec<Option<Snapshot>> {
         let reads = futures_util::future::join_all(
             self.sources
                 .iter()
@@ -121,21 +130,21 @@ impl EnvoyCounters {
                     if snapshot.has_trimmed_stats()
                         && let Some(advice) = snapshot.stats_matcher_advice()
                     {
-                        gaps.push(format!(
-                            "Envoy counters of {} are trimmed by Istio's default stats matcher, so only istio_requests_total is compared: keep them with the pod annotation proxy.istio.io/config: '{{proxyStatsMatcher: {{inclusionPrefixes: [{}]}}}}' and restart the pod",
-                            source.name,
+                        gaps.push(Gap::new(
+                            format!("Envoy counters of {}", source.name),
+                            format!("trimmed by Istio's default stats matcher, so only istio_requests_total is compared: keep them with the pod annotation proxy.istio.io/config: '{{proxyStatsMatcher: {{inclusionPrefixes: [{}]}}}}' and restart the pod",
                             advice
                                 .inclusion_prefixes
                                 .iter()
                                 .map(|prefix| format!("\"{prefix}\""))
                                 .collect::<Vec<_>>()
                                 .join(", ")
-                        ));
+                        )));
                     }
                     Some(snapshot)
                 }
                 Err(error) => {
-                    gaps.push(format!("Envoy counters of {}: {error}", source.name));
+                    gaps.push(Gap::new(format!("Envoy counters of {}", source.name), error.to_string()));
                     None
                 }
             })
@@ -239,6 +248,6 @@ mod tests {
         .await;
         assert!(counters.is_empty());
         assert_eq!(gaps.len(), 2, "{gaps:?}");
-        assert!(gaps[0].contains(&url), "{gaps:?}");
+        assert!(gaps[0].what.contains(&url), "{gaps:?}");
     }
 }

@@ -11,6 +11,7 @@ use super::args::ProbeArgs;
 use super::client::https_base;
 use super::envoy_counters::{AdminEndpoint, EnvoyCounters};
 use super::run::run_in;
+use crate::evidence::Gap;
 use crate::evidence::ambient::{INGRESS_USE_WAYPOINT, WaypointRef};
 use crate::evidence::inventory::Inventory;
 use crate::evidence::listed_pod::ListedPod;
@@ -129,7 +130,7 @@ struct Opened {
     info: ClusterPaths,
     /// When the direct path's pod started, for its age at each probe.
     direct_started: Option<SystemTime>,
-    gaps: Vec<String>,
+    gaps: Vec<Gap>,
 }
 
 /// The paths of one probe target, opened once: the URLs (given, or the local ends of
@@ -144,7 +145,7 @@ pub struct LivePaths {
     counters: EnvoyCounters,
     info: Option<ClusterPaths>,
     direct_started: Option<SystemTime>,
-    gaps: Vec<String>,
+    gaps: Vec<Gap>,
 }
 
 impl LivePaths {
@@ -187,10 +188,10 @@ impl LivePaths {
             }
             service = opened.service;
         } else if args.direct_url.is_none() || args.mesh_url.is_none() {
-            paths.gaps.push(
-                "only one path was given: give TARGET on a cluster, or both --direct-url and --mesh-url, to compare"
-                    .to_string(),
-            );
+            paths.gaps.push(Gap::new(
+                "the comparison",
+                "only one path was given: give TARGET on a cluster, or both --direct-url and --mesh-url, to compare",
+            ));
         }
         let service = service.as_ref().map(|(host, port)| (host.as_str(), *port));
         let mut gaps = Vec::new();
@@ -324,10 +325,13 @@ async fn open_cluster(request: LiveRequest<'_>) -> Result<Opened, LiveError> {
         });
     };
     if evidence.targets.len() > 1 {
-        gaps.push(format!(
-            "{target} selects {} workloads: probing the first, {}",
-            evidence.targets.len(),
-            chosen.workload.target_name()
+        gaps.push(Gap::new(
+            format!("the other workloads of {target}"),
+            format!(
+                "{target} selects {} workloads: probing the first, {}",
+                evidence.targets.len(),
+                chosen.workload.target_name()
+            ),
         ));
     }
     open_paths(request, &client, Cow::Owned(inventory), chosen, gaps).await
@@ -340,7 +344,7 @@ async fn open_paths(
     client: &ClusterClient,
     mut inventory: Cow<'_, Inventory>,
     chosen: &TargetEvidence,
-    gaps: Vec<String>,
+    gaps: Vec<Gap>,
 ) -> Result<Opened, LiveError> {
     let args = request.probe;
     let workload = &chosen.workload;
@@ -385,10 +389,7 @@ async fn open_paths(
             let named = named_gateways([chosen]);
             let read =
                 add_gateway_pods(client, inventory.to_mut(), &chosen.mesh.gateways, &named).await?;
-            opened.gaps.extend(
-                read.iter()
-                    .map(|gap| format!("{}: {}", gap.what, gap.reason)),
-            );
+            opened.gaps.extend(read.iter().cloned());
         }
         let entries = ingress_gateways(&inventory, chosen);
         // Plain HTTP first (nothing to trust), then HTTPS with a concrete host for the TLS name.
@@ -451,16 +452,20 @@ async fn open_paths(
             match &waypoint.ingress_uses_it {
                 Some(_) => match waypoint_pod(client, inventory.to_mut(), waypoint, &mut opened.gaps).await {
                     Some(pod) => admin_forward(client, &pod, "waypoint", &mut opened).await,
-                    None => opened.gaps.push(format!(
-                        "Envoy counters of waypoint {}: no pod labelled {GATEWAY_NAME_LABEL}={} in namespace {}",
-                        waypoint.display_name(),
-                        waypoint.name,
-                        waypoint.namespace
+                    None => opened.gaps.push(Gap::new(
+                        format!("Envoy counters of waypoint {}", waypoint.display_name()),
+                        format!(
+                            "no pod labelled {GATEWAY_NAME_LABEL}={} in namespace {}",
+                            waypoint.name, waypoint.namespace
+                        ),
                     )),
                 },
-                None => opened.gaps.push(format!(
-                    "the mesh path enters at {gateway} and goes over HBONE straight to the pods, past waypoint {} (no {INGRESS_USE_WAYPOINT}=true on the Service or namespace): the waypoint's policy is not on the path probed",
-                    waypoint.display_name()
+                None => opened.gaps.push(Gap::new(
+                    format!("waypoint {}", waypoint.display_name()),
+                    format!(
+                        "the mesh path enters at {gateway} and goes over HBONE straight to the pods, past waypoint {} (no {INGRESS_USE_WAYPOINT}=true on the Service or namespace): the waypoint's policy is not on the path probed",
+                        waypoint.display_name()
+                    ),
                 )),
             }
         }
@@ -470,9 +475,12 @@ async fn open_paths(
             .map(|(pod, _)| pod)
             .collect();
         if servers.len() > MAX_SIDECAR_ADMINS {
-            opened.gaps.push(format!(
-                "Envoy counters read on {MAX_SIDECAR_ADMINS} of {} vLLM pods: the mesh path may reach another replica",
-                servers.len()
+            opened.gaps.push(Gap::new(
+                "Envoy counters of the other vLLM pods",
+                format!(
+                    "read on {MAX_SIDECAR_ADMINS} of {} vLLM pods: the mesh path may reach another replica",
+                    servers.len()
+                ),
             ));
         }
         for pod in servers.iter().take(MAX_SIDECAR_ADMINS) {
@@ -488,18 +496,15 @@ async fn waypoint_pod(
     client: &ClusterClient,
     inventory: &mut Inventory,
     waypoint: &WaypointRef,
-    gaps: &mut Vec<String>,
+    gaps: &mut Vec<Gap>,
 ) -> Option<ObjectRef> {
     let named = [NamedGateway {
         namespace: waypoint.namespace.clone(),
         name: waypoint.name.clone(),
     }];
     match add_gateway_pods(client, inventory, &[], &named).await {
-        Ok(read) => gaps.extend(
-            read.iter()
-                .map(|gap| format!("{}: {}", gap.what, gap.reason)),
-        ),
-        Err(error) => gaps.push(format!("waypoint pods: {error}")),
+        Ok(read) => gaps.extend(read.iter().cloned()),
+        Err(error) => gaps.push(Gap::new("waypoint pods", error.to_string())),
     }
     let pods = waypoint_pods(inventory, &waypoint.namespace, &waypoint.name);
     let pod = pods.first()?;
@@ -517,9 +522,10 @@ async fn admin_forward(client: &ClusterClient, pod: &ObjectRef, role: &str, open
             opened.info.admin.push(shown(&forward, pod));
             opened.forwards.push(forward);
         }
-        Err(error) => opened
-            .gaps
-            .push(format!("Envoy counters of the {role}: {error}")),
+        Err(error) => opened.gaps.push(Gap::new(
+            format!("Envoy counters of the {role}"),
+            error.to_string(),
+        )),
     }
 }
 

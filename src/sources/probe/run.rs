@@ -11,6 +11,7 @@ use super::sse::{self, Limits};
 use super::tls::{self, PathAddress, TlsTrust};
 use super::vllm_metrics::{self, MetricsSnapshot};
 use super::warmup;
+use crate::evidence::Gap;
 use crate::evidence::probe::modes::{ConcurrencyResult, LargeResult};
 use crate::evidence::probe::path::{EndReason, PathKind, PathResult};
 use crate::evidence::probe::report::{
@@ -250,7 +251,7 @@ async fn open<'a>(
     progress: Progress,
     stop: &'a Stop,
     counters: &'a EnvoyCounters,
-) -> Result<(Session<'a>, Vec<String>, Vec<TlsPath>), ProbeError> {
+) -> Result<(Session<'a>, Vec<Gap>, Vec<TlsPath>), ProbeError> {
     let paths = paths(args)?;
     let mut gaps = Vec::new();
     let (lanes, tls_paths) = lanes(args, paths, stop, &mut gaps).await?;
@@ -278,18 +279,21 @@ async fn open<'a>(
         token_cap,
     };
     if session.direct().is_none() {
-        gaps.push(
-            "vLLM /metrics not read: it is read on the direct path; give --direct-url".to_string(),
-        );
+        gaps.push(Gap::new(
+            "vLLM /metrics",
+            "not read: it is read on the direct path; give --direct-url",
+        ));
     }
     Ok((session, gaps, tls_paths))
 }
 
 impl Session<'_> {
-    fn counters_gap(&self) -> Option<String> {
+    fn counters_gap(&self) -> Option<Gap> {
         self.counters.is_empty().then(|| {
-            "Envoy counters not read: no Envoy admin API was given (--admin-url, or TARGET on a cluster)"
-                .to_string()
+            Gap::new(
+                "Envoy counters",
+                "not read: no Envoy admin API was given (--admin-url, or TARGET on a cluster)",
+            )
         })
     }
 }
@@ -648,9 +652,9 @@ fn large_tokens(args: &ProbeArgs, token_cap: u32) -> u32 {
         .max(1)
 }
 
-fn dedup(lines: &mut Vec<String>) {
+fn dedup(gaps: &mut Vec<Gap>) {
     let mut seen = std::collections::BTreeSet::new();
-    lines.retain(|line| seen.insert(line.clone()));
+    gaps.retain(|gap| seen.insert((gap.what.clone(), gap.reason.clone())));
 }
 
 fn spec(
@@ -684,7 +688,7 @@ async fn lanes(
     args: &ProbeArgs,
     paths: Vec<Path>,
     stop: &Stop,
-    gaps: &mut Vec<String>,
+    gaps: &mut Vec<Gap>,
 ) -> Result<(Vec<Lane>, Vec<TlsPath>), ProbeError> {
     let trust = if paths.iter().any(|path| path.address.is_https()) {
         Some(TlsTrust::load(&args.tls())?)
@@ -714,10 +718,9 @@ async fn lanes(
                 () = stopped.stopped() => {}
             }
             if !trust.verified() {
-                gaps.push(format!(
-                    "{} {}: the server's TLS certificate was not verified (--mesh-insecure-skip-tls-verify): the gateway's identity is unproven",
-                    path.kind.as_str(),
-                    path.given
+                gaps.push(Gap::new(
+                    format!("{} {}", path.kind.as_str(), path.given),
+                    "the server's TLS certificate was not verified (--mesh-insecure-skip-tls-verify): the gateway's identity is unproven",
                 ));
             }
             tls_paths.push(TlsPath {
@@ -757,7 +760,7 @@ async fn model(
     args: &ProbeArgs,
     lanes: &[Lane],
     api_key: Option<&ApiKey>,
-    gaps: &mut Vec<String>,
+    gaps: &mut Vec<Gap>,
 ) -> Result<ModelInfo, ProbeError> {
     let needs_length = args.large || args.duration.is_some();
     if let (Some(id), false) = (&args.model, needs_length) {
@@ -802,7 +805,7 @@ async fn model(
     match (&args.model, last_error) {
         (Some(id), error) => {
             if let Some(error) = error {
-                gaps.push(format!("model length unknown: {error}"));
+                gaps.push(Gap::new("model length", format!("unknown: {error}")));
             }
             Ok(ModelInfo {
                 id: id.clone(),
@@ -821,12 +824,12 @@ struct SideMetrics<'a> {
 }
 
 impl SideMetrics<'_> {
-    async fn scrape(&self, gaps: &mut Vec<String>) -> Option<MetricsSnapshot> {
+    async fn scrape(&self, gaps: &mut Vec<Gap>) -> Option<MetricsSnapshot> {
         let (client, base) = self.client.zip(self.base)?;
         match vllm_metrics::scrape(client, base, None, SIDE_REQUEST_TIMEOUT).await {
             Ok(snapshot) => Some(snapshot),
             Err(error) => {
-                gaps.push(format!("vLLM /metrics not read: {error}"));
+                gaps.push(Gap::new("vLLM /metrics", format!("not read: {error}")));
                 None
             }
         }
