@@ -587,3 +587,78 @@ fn krew_manifest_is_a_valid_plugin_for_four_platforms() {
             .unwrap();
     assert_eq!(plugin["name"], "infermesh");
 }
+
+/// Policies and scale that bear on the judgement, read from manifests: an AuthorizationPolicy on
+/// the pods means the sidecar is needed (only it enforces the policy), and an autoscaler's
+/// maximum is the fleet a caller's pool is judged against.
+#[test]
+fn an_authorization_policy_keeps_the_sidecar_and_an_autoscalers_max_is_the_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("vllm.yaml"),
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm, namespace: llm}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: vllm}}
+  template:
+    metadata: {labels: {app: vllm, sidecar.istio.io/inject: "true"}}
+    spec:
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.8.5
+        args: [--model, m, --max-num-seqs, "64"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: vllm, namespace: llm}
+spec: {selector: {app: vllm}, ports: [{port: 8000}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: vllm, namespace: llm}
+spec:
+  host: vllm
+  trafficPolicy: {connectionPool: {http: {http2MaxRequests: 100}}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: only-gateway, namespace: llm}
+spec:
+  selector: {matchLabels: {app: vllm}}
+  action: ALLOW
+  rules: [{from: [{source: {principals: [cluster.local/ns/istio-system/sa/gateway]}}]}]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: vllm, namespace: llm}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: vllm}
+  minReplicas: 1
+  maxReplicas: 10
+"#,
+    )
+    .unwrap();
+    let run = run(&["diagnose", "-f", dir.path().to_str().unwrap(), "-o", "json"]);
+    let report = run.json();
+    let target = &report["targets"][0];
+    assert_eq!(target["meshNeed"], "sidecar-needed", "{target:#}");
+    let findings = target["findings"].as_array().unwrap();
+    let pool = findings
+        .iter()
+        .find(|finding| finding["id"] == "connection-pool")
+        .unwrap_or_else(|| panic!("{target:#}"));
+    // 100 is above one replica's 64 but under the 10 × 64 the autoscaler may run.
+    assert_eq!(pool["severity"], "warning", "{pool:#}");
+    assert!(
+        pool["title"].as_str().unwrap().contains("10 × 64 = 640"),
+        "{pool:#}"
+    );
+    assert!(
+        pool["assumptions"].to_string().contains(
+            "HorizontalPodAutoscaler llm/vllm scales deploy/vllm between 1 and 10 replicas"
+        ),
+        "{pool:#}"
+    );
+}

@@ -144,10 +144,11 @@ async fn inventory_matches_the_recorded_objects() {
     );
 }
 
-/// Requests of one inventory: 7 built-in lists, `/apis`, 5 Istio group versions, 6 Istio lists,
-/// one page each, plus the extra pages of pods.
+/// Requests of one inventory: 7 built-in lists, `/apis`, 5 Istio group versions, 8 Istio lists
+/// (AuthorizationPolicy and RequestAuthentication among them), one page each, plus the extra
+/// pages of pods.
 // + 2: ztunnel's pods and DaemonSet (label app=ztunnel, all namespaces), for ambient mode.
-const REQUESTS_WITHOUT_EXTRA_PAGES: usize = 7 + 1 + 5 + 6 + 2;
+const REQUESTS_WITHOUT_EXTRA_PAGES: usize = 7 + 1 + 5 + 8 + 2;
 
 #[tokio::test]
 async fn request_count_grows_with_pages_not_pods() {

@@ -28,11 +28,25 @@ impl Capacity {
     pub fn of(target: &TargetEvidence, replicas: u64) -> Capacity {
         let (per_replica, assumed) = target.workload.vllm.concurrency();
         let per_replica = u64::from(per_replica);
-        let replicas = replicas.max(1);
+        let mut replicas = replicas.max(1);
         let mut assumptions = Vec::new();
         if assumed {
             assumptions.push(format!(
                 "--max-num-seqs not set: assumed vLLM's default {per_replica} (recent versions use 1024 on large GPUs)"
+            ));
+        }
+        if let Some(scaler) = &target.mesh.autoscaler {
+            let max = u64::try_from(scaler.max_replicas).unwrap_or_default();
+            if max > replicas {
+                replicas = max;
+            }
+            assumptions.push(format!(
+                "{} scales {} between {} and {} replicas: a caller's pool is judged against the {} the autoscaler may run",
+                scaler.label(),
+                target.workload.target_name(),
+                scaler.min_replicas,
+                scaler.max_replicas,
+                replicas
             ));
         }
         let fleet = per_replica * replicas;

@@ -69,7 +69,7 @@ pub fn check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
 fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
     let workload = &target.workload;
     // Scaled to zero: nothing is served. (An Endpoint's replica count is not known: at least one.)
-    if workload.replicas == 0 && workload.spec_known() {
+    if workload.replicas == 0 && workload.spec_known() && target.mesh.autoscaler.is_none() {
         return Vec::new();
     }
     let capacity = Capacity::of(target, u64::from(workload.replicas));

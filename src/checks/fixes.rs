@@ -15,6 +15,8 @@ pub enum IstioKind {
     DestinationRule,
     EnvoyFilter,
     PeerAuthentication,
+    AuthorizationPolicy,
+    RequestAuthentication,
     Sidecar,
     /// Gateway API kinds, whose objects the evidence holds in the same shape.
     HttpRoute,
@@ -28,6 +30,8 @@ impl IstioKind {
             IstioKind::DestinationRule => "DestinationRule",
             IstioKind::EnvoyFilter => "EnvoyFilter",
             IstioKind::PeerAuthentication => "PeerAuthentication",
+            IstioKind::AuthorizationPolicy => "AuthorizationPolicy",
+            IstioKind::RequestAuthentication => "RequestAuthentication",
             IstioKind::Sidecar => "Sidecar",
             IstioKind::HttpRoute => "HTTPRoute",
             IstioKind::InferencePool => "InferencePool",
@@ -40,7 +44,9 @@ impl IstioKind {
                 "networking.istio.io/v1beta1"
             }
             IstioKind::EnvoyFilter => "networking.istio.io/v1alpha3",
-            IstioKind::PeerAuthentication => "security.istio.io/v1beta1",
+            IstioKind::PeerAuthentication
+            | IstioKind::AuthorizationPolicy
+            | IstioKind::RequestAuthentication => "security.istio.io/v1beta1",
             IstioKind::HttpRoute => "gateway.networking.k8s.io/v1",
             IstioKind::InferencePool => "inference.networking.k8s.io/v1",
         }

@@ -13,9 +13,14 @@
 //! across subsets or hosts), retries, fault injection, mirroring, and every DestinationRule or
 //! VirtualService timeout and pool setting.
 //!
-//! AuthorizationPolicy is not read yet: a policy that limits who may call the pods needs their
-//! sidecar too, so the advice names it as unchecked. When nothing found needs the sidecar, the
-//! fix is the pod label `sidecar.istio.io/inject: "false"` as a patch of the workload.
+//! - An AuthorizationPolicy or RequestAuthentication that selects the pods (by `selector`, or
+//!   with none in their namespace or the root namespace): Istio enforces both in the selected
+//!   workload's own proxy (Istio docs, "Authorization Policy" and "RequestAuthentication"), so
+//!   without a sidecar nothing would. A policy with `targetRefs` binds a gateway or waypoint
+//!   instead and is not counted.
+//!
+//! When nothing found needs the sidecar, the fix is the pod label
+//! `sidecar.istio.io/inject: "false"` as a patch of the workload.
 
 use super::fixes::{IstioKind, istio_ref, patch_instruction, workload_patch};
 use super::target::{pod_metadata_path, route_reaches};
@@ -75,9 +80,8 @@ pub fn assess(target: &TargetEvidence) -> Option<MeshNeed> {
     let mut needs: Vec<(String, EvidenceLine)> = Vec::new();
     let mut callers: Vec<(String, EvidenceLine)> = Vec::new();
     let mut context: Vec<EvidenceLine> = Vec::new();
-    let mut assumptions = vec![
-        "AuthorizationPolicy is not read yet: a policy that limits who may call these pods also needs their sidecar; check `kubectl get authorizationpolicy -A`".to_string(),
-    ];
+    let mut assumptions = Vec::new();
+    needs.extend(enforced_by_sidecar(target));
 
     let mtls = mtls_mode(target);
     match mtls.mode.as_str() {
@@ -179,6 +183,49 @@ pub fn assess(target: &TargetEvidence) -> Option<MeshNeed> {
         fix,
         assumptions,
     })
+}
+
+/// The security policies that select the pods and that only their own sidecar enforces, each
+/// with its evidence line.
+pub fn enforced_by_sidecar(target: &TargetEvidence) -> Vec<(String, EvidenceLine)> {
+    let mesh = &target.mesh;
+    let authorization = mesh.authorization_policies.iter().map(|policy| {
+        (
+            "an AuthorizationPolicy selects the pods".to_string(),
+            EvidenceLine::new(
+                istio_ref(IstioKind::AuthorizationPolicy, policy),
+                "spec/selector",
+                selector_text(policy.spec.selector.as_ref()),
+            )
+            .with_note("only the pods' own sidecar enforces it: without one, nothing would"),
+        )
+    });
+    let authentication = mesh.request_authentications.iter().map(|policy| {
+        (
+            "a RequestAuthentication selects the pods".to_string(),
+            EvidenceLine::new(
+                istio_ref(IstioKind::RequestAuthentication, policy),
+                "spec/selector",
+                selector_text(policy.spec.selector.as_ref()),
+            )
+            .with_note(
+                "only the pods' own sidecar validates its tokens: without one, nothing would",
+            ),
+        )
+    });
+    authorization.chain(authentication).collect()
+}
+
+fn selector_text(selector: Option<&crate::evidence::objects::WorkloadSelector>) -> String {
+    match selector {
+        Some(selector) if !selector.labels.is_empty() => selector
+            .labels
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "<none>: every workload of its namespace".to_string(),
+    }
 }
 
 /// The reasons of `found`, each once, in order.
@@ -423,6 +470,25 @@ mod tests {
     }
 
     #[test]
+    fn an_authorization_policy_on_the_pods_needs_their_sidecar() {
+        let mut target = target();
+        target.mesh.authorization_policies.push(object(
+            "metadata: {name: only-gateway, namespace: llm}\nspec: {selector: {matchLabels: {app: vllm}}, action: ALLOW}",
+        ));
+        let advice = assess(&target).unwrap();
+        assert_eq!(advice.answer, Answer::SidecarNeeded, "{advice:#?}");
+        assert!(
+            advice
+                .title
+                .contains("an AuthorizationPolicy selects the pods"),
+            "{}",
+            advice.title
+        );
+        assert_eq!(advice.evidence[0].value, "app=vllm");
+        assert!(advice.fix.is_none());
+    }
+
+    #[test]
     fn strict_mtls_needs_the_sidecar_and_offers_no_skip() {
         let mut target = target();
         target.mesh.peer_authentications = vec![strict("istio-system")];
@@ -440,7 +506,9 @@ mod tests {
             advice
                 .assumptions
                 .iter()
-                .any(|a| a.contains("AuthorizationPolicy is not read"))
+                .all(|a| !a.contains("AuthorizationPolicy")),
+            "AuthorizationPolicies are read now: {:?}",
+            advice.assumptions
         );
     }
 

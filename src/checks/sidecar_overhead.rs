@@ -152,7 +152,19 @@ pub fn check(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
                 share(proxy.cpu_millis, app_cpu)
             ),
         );
+        let enforced = super::mesh_need::enforced_by_sidecar(target);
         match tuning_patch(workload) {
+            Some(yaml) if !enforced.is_empty() => finding.fix(
+                format!(
+                    "Right-size the proxy and keep it: {} ({}), which only the pods' own sidecar enforces. Set \
+                     {CPU}={TUNED_CPU_MILLIS}m and {MEMORY}=64Mi and keep explicit limits, since setting any proxy \
+                     resource annotation drops the chart defaults; {}.",
+                    enforced[0].0,
+                    enforced[0].1.object,
+                    patch_instruction(workload)
+                ),
+                yaml,
+            ),
             Some(yaml) => finding.fix(
                 format!(
                     "Either right-size the proxy (keeps mTLS and mesh routing): set {CPU}={TUNED_CPU_MILLIS}m and \

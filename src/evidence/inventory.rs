@@ -3,8 +3,9 @@
 
 use crate::evidence::listed_pod::ListedPod;
 use crate::evidence::objects::{
-    DestinationRule, EnvoyFilter, Gateway, GatewayClass, InferenceObjective, InferencePool,
-    KubeGateway, KubeGrpcRoute, KubeHttpRoute, PeerAuthentication, Sidecar, VirtualService,
+    AuthorizationPolicy, Autoscaler, DestinationRule, EnvoyFilter, Gateway, GatewayClass,
+    InferenceObjective, InferencePool, KubeGateway, KubeGrpcRoute, KubeHttpRoute,
+    PeerAuthentication, RequestAuthentication, Sidecar, VirtualService,
 };
 use crate::evidence::{Gap, IstioPresence};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -26,6 +27,10 @@ pub struct Inventory {
     pub destination_rules: Vec<DestinationRule>,
     pub envoy_filters: Vec<EnvoyFilter>,
     pub peer_authentications: Vec<PeerAuthentication>,
+    pub authorization_policies: Vec<AuthorizationPolicy>,
+    pub request_authentications: Vec<RequestAuthentication>,
+    /// HorizontalPodAutoscalers and KEDA ScaledObjects.
+    pub autoscalers: Vec<Autoscaler>,
     pub sidecars: Vec<Sidecar>,
     pub gateways: Vec<Gateway>,
     /// Gateway API (`gateway.networking.k8s.io`) Gateways, routes and classes.

@@ -214,6 +214,16 @@ impl WorkloadKind {
             WorkloadKind::Endpoint => "endpoint",
         }
     }
+
+    /// The kind as the API names it: `Deployment`, `StatefulSet`, `Pod`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::Pod => "Pod",
+            WorkloadKind::Endpoint => "Endpoint",
+        }
+    }
 }
 
 /// An inference workload: a Deployment, StatefulSet or bare Pod whose pods run vLLM.
@@ -401,6 +411,15 @@ pub struct MeshContext {
     /// PeerAuthentications that select the workload, mesh-wide first, then namespace, then workload.
     #[serde(default)]
     pub peer_authentications: Vec<PeerAuthentication>,
+    /// AuthorizationPolicies and RequestAuthentications that select the pods (or their
+    /// namespace, or the mesh): only the pods' own sidecar enforces them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_policies: Vec<objects::AuthorizationPolicy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_authentications: Vec<objects::RequestAuthentication>,
+    /// The autoscaler of the workload, whose replica range pool capacity is judged against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<objects::Autoscaler>,
     #[serde(default)]
     pub sidecars: Vec<Sidecar>,
     /// Gateways that the workload's VirtualServices bind to.

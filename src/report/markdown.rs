@@ -473,7 +473,7 @@ mod tests {
         assert!(text[section..checks].contains("```yaml\n"), "{text}");
         assert!(text.contains("| - | `mesh-need` | info |"), "{text}");
         assert!(
-            text.contains("- mesh-need: AuthorizationPolicy is not read yet"),
+            text.contains("- mesh-need: no PeerAuthentication applies"),
             "{text}"
         );
     }

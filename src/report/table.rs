@@ -404,7 +404,10 @@ mod tests {
         let wide = render(&diagnosis, true, PLAIN);
         assert!(wide.contains("Advice mesh-need (optional):"), "{wide}");
         assert!(wide.contains("sidecar.istio.io/inject: 'false'"), "{wide}");
-        assert!(wide.contains("unchecked: AuthorizationPolicy"), "{wide}");
+        assert!(
+            wide.contains("unchecked: no PeerAuthentication applies"),
+            "{wide}"
+        );
     }
 
     #[test]

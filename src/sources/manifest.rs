@@ -309,6 +309,10 @@ enum Kind {
     Sidecar,
     Gateway,
     PeerAuthentication,
+    AuthorizationPolicy,
+    RequestAuthentication,
+    /// HorizontalPodAutoscaler or KEDA ScaledObject.
+    Autoscaler,
     KubeGateway,
     HttpRoute,
     GrpcRoute,
@@ -337,9 +341,14 @@ impl Kind {
                 "Gateway" => Some(Kind::Gateway),
                 _ => None,
             },
-            ("security.istio.io", "v1" | "v1beta1", "PeerAuthentication") => {
-                Some(Kind::PeerAuthentication)
-            }
+            ("security.istio.io", "v1" | "v1beta1", kind) => match kind {
+                "PeerAuthentication" => Some(Kind::PeerAuthentication),
+                "AuthorizationPolicy" => Some(Kind::AuthorizationPolicy),
+                "RequestAuthentication" => Some(Kind::RequestAuthentication),
+                _ => None,
+            },
+            ("autoscaling", "v2" | "v1", "HorizontalPodAutoscaler")
+            | ("keda.sh", "v1alpha1", "ScaledObject") => Some(Kind::Autoscaler),
             ("gateway.networking.k8s.io", "v1" | "v1beta1", kind) => match kind {
                 "Gateway" => Some(Kind::KubeGateway),
                 "HTTPRoute" => Some(Kind::HttpRoute),
@@ -496,6 +505,31 @@ fn add_value(
             typed.read(value)?,
             |o| &o.metadata,
         ),
+        Kind::AuthorizationPolicy => upsert(
+            &mut inventory.authorization_policies,
+            typed.read(value)?,
+            |o| &o.metadata,
+        ),
+        Kind::RequestAuthentication => upsert(
+            &mut inventory.request_authentications,
+            typed.read(value)?,
+            |o| &o.metadata,
+        ),
+        Kind::Autoscaler => {
+            if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata
+                    .entry("namespace")
+                    .or_insert_with(|| Value::String(default_namespace.to_string()));
+            }
+            match crate::evidence::objects::Autoscaler::from_object(&kind, &value) {
+                Some(scaler) => inventory.autoscalers.push(scaler),
+                None => tracing::debug!(
+                    file = origin.file,
+                    kind = kind.as_str(),
+                    "skipping an autoscaler without scaleTargetRef or maxReplicas"
+                ),
+            }
+        }
         Kind::KubeGateway => upsert(&mut inventory.kube_gateways, typed.read(value)?, |o| {
             &o.metadata
         }),

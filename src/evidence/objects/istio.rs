@@ -23,6 +23,23 @@ pub type EnvoyFilter = IstioObject<EnvoyFilterSpec>;
 pub type PeerAuthentication = IstioObject<PeerAuthenticationSpec>;
 pub type Sidecar = IstioObject<SidecarSpec>;
 pub type Gateway = IstioObject<GatewaySpec>;
+/// `security.istio.io` AuthorizationPolicy: only the selected pods' own proxy enforces it.
+pub type AuthorizationPolicy = IstioObject<SelectorPolicySpec>;
+/// `security.istio.io` RequestAuthentication (JWT): enforced by the selected pods' own proxy.
+pub type RequestAuthentication = IstioObject<SelectorPolicySpec>;
+
+/// The part of a security policy that says which pods it selects; the rest is kept unread.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SelectorPolicySpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<WorkloadSelector>,
+    /// `targetRefs` (Istio 1.22+): a Gateway or a Service's waypoint, not the pods' sidecar.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub target_refs: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

@@ -81,6 +81,35 @@ pub fn resolve(inventory: &Inventory, workload: &Workload) -> Resolution {
         // Istio applies the most specific one: mesh, then namespace, then workload (last wins).
         [2, 1, 0],
     );
+    let authorization_policies = scoped(
+        &inventory.authorization_policies,
+        namespace,
+        &workload.pod_labels,
+        |policy| policy.selector.as_ref(),
+        [0, 1, 2],
+    )
+    .into_iter()
+    .filter(|policy| policy.spec.target_refs.is_empty())
+    .collect();
+    let request_authentications = scoped(
+        &inventory.request_authentications,
+        namespace,
+        &workload.pod_labels,
+        |policy| policy.selector.as_ref(),
+        [0, 1, 2],
+    )
+    .into_iter()
+    .filter(|policy| policy.spec.target_refs.is_empty())
+    .collect();
+    let autoscaler = inventory
+        .autoscalers
+        .iter()
+        .find(|scaler| {
+            scaler.namespace == *namespace
+                && scaler.target_name == workload.name
+                && scaler.target_kind == workload.kind.as_str()
+        })
+        .cloned();
     let sidecars = scoped(
         &inventory.sidecars,
         namespace,
@@ -104,6 +133,9 @@ pub fn resolve(inventory: &Inventory, workload: &Workload) -> Resolution {
         destination_rules,
         envoy_filters,
         peer_authentications,
+        authorization_policies,
+        request_authentications,
+        autoscaler,
         sidecars,
         gateways,
         http_routes: routes.http_routes,

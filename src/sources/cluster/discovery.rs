@@ -52,6 +52,16 @@ pub const PEER_AUTHENTICATION: IstioKind = IstioKind {
     group: SECURITY_GROUP,
     versions: SECURITY_VERSIONS,
 };
+pub const AUTHORIZATION_POLICY: IstioKind = IstioKind {
+    kind: "AuthorizationPolicy",
+    group: SECURITY_GROUP,
+    versions: SECURITY_VERSIONS,
+};
+pub const REQUEST_AUTHENTICATION: IstioKind = IstioKind {
+    kind: "RequestAuthentication",
+    group: SECURITY_GROUP,
+    versions: SECURITY_VERSIONS,
+};
 
 pub const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
 pub const INFERENCE_GROUP: &str = "inference.networking.k8s.io";
@@ -106,13 +116,15 @@ pub const GATEWAY_API_KINDS: [IstioKind; 7] = [
     INFERENCE_OBJECTIVE,
 ];
 
-pub const ISTIO_KINDS: [IstioKind; 6] = [
+pub const ISTIO_KINDS: [IstioKind; 8] = [
     VIRTUAL_SERVICE,
     DESTINATION_RULE,
     GATEWAY,
     SIDECAR,
     ENVOY_FILTER,
     PEER_AUTHENTICATION,
+    AUTHORIZATION_POLICY,
+    REQUEST_AUTHENTICATION,
 ];
 
 /// An Istio kind the cluster serves, at the version chosen for it.
@@ -336,7 +348,11 @@ mod tests {
             resources("networking.istio.io/v1alpha3", &alpha),
             resources(
                 "security.istio.io/v1beta1",
-                &[("peerauthentications", "PeerAuthentication")],
+                &[
+                    ("peerauthentications", "PeerAuthentication"),
+                    ("authorizationpolicies", "AuthorizationPolicy"),
+                    ("requestauthentications", "RequestAuthentication"),
+                ],
             ),
         ];
         let discovery = resolve_served(&groups, &lists);

@@ -4,9 +4,9 @@
 
 use super::client::ClusterClient;
 use super::discovery::{
-    self, DESTINATION_RULE, ENVOY_FILTER, GATEWAY, GATEWAY_CLASS, GRPC_ROUTE, HTTP_ROUTE,
-    INFERENCE_OBJECTIVE, INFERENCE_POOL, INFERENCE_POOL_ALPHA, IstioDiscovery, IstioKind,
-    KUBE_GATEWAY, PEER_AUTHENTICATION, SIDECAR, VIRTUAL_SERVICE,
+    self, AUTHORIZATION_POLICY, DESTINATION_RULE, ENVOY_FILTER, GATEWAY, GATEWAY_CLASS, GRPC_ROUTE,
+    HTTP_ROUTE, INFERENCE_OBJECTIVE, INFERENCE_POOL, INFERENCE_POOL_ALPHA, IstioDiscovery,
+    IstioKind, KUBE_GATEWAY, PEER_AUTHENTICATION, REQUEST_AUTHENTICATION, SIDECAR, VIRTUAL_SERVICE,
 };
 use super::error::ClusterError;
 use super::list::{collection_path, list_all, list_mapped, list_selected, list_slimmed};
@@ -159,6 +159,8 @@ pub async fn list_inventory(
     inventory.sidecars = take(istio.sidecars, &mut gaps);
     inventory.envoy_filters = take(istio.envoy_filters, &mut gaps);
     inventory.peer_authentications = take(istio.peer_authentications, &mut gaps);
+    inventory.authorization_policies = take(istio.authorization_policies, &mut gaps);
+    inventory.request_authentications = take(istio.request_authentications, &mut gaps);
     let gateway_api = istio.gateway_api;
     inventory.kube_gateways = take(gateway_api.gateways, &mut gaps);
     inventory.http_routes = take(gateway_api.http_routes, &mut gaps);
@@ -307,6 +309,8 @@ struct IstioListings {
     sidecars: Listing<crate::evidence::objects::Sidecar>,
     envoy_filters: Listing<crate::evidence::objects::EnvoyFilter>,
     peer_authentications: Listing<crate::evidence::objects::PeerAuthentication>,
+    authorization_policies: Listing<crate::evidence::objects::AuthorizationPolicy>,
+    request_authentications: Listing<crate::evidence::objects::RequestAuthentication>,
     gateway_api: GatewayApiListings,
 }
 
@@ -333,6 +337,8 @@ async fn list_istio(
         sidecars,
         envoy_filters,
         peer_authentications,
+        authorization_policies,
+        request_authentications,
         gateway_api,
     ) = tokio::try_join!(
         list_istio_kind(client, &discovery, &VIRTUAL_SERVICE, scope),
@@ -341,6 +347,8 @@ async fn list_istio(
         list_istio_kind(client, &discovery, &SIDECAR, scope),
         list_istio_kind(client, &discovery, &ENVOY_FILTER, scope),
         list_istio_kind(client, &discovery, &PEER_AUTHENTICATION, scope),
+        list_istio_kind(client, &discovery, &AUTHORIZATION_POLICY, scope),
+        list_istio_kind(client, &discovery, &REQUEST_AUTHENTICATION, scope),
         list_gateway_api(client, &discovery, scope),
     )?;
     Ok(IstioListings {
@@ -351,6 +359,8 @@ async fn list_istio(
         sidecars,
         envoy_filters,
         peer_authentications,
+        authorization_policies,
+        request_authentications,
         gateway_api,
     })
 }
