@@ -907,13 +907,38 @@ async fn manifests_with_saved_dumps_attach_them_by_service() {
         "{gaps:#?}"
     );
 
-    // A bad capture is a one-line error naming the file.
-    std::fs::write(dir.path().join("broken.json"), "{\"configs\": 3}").unwrap();
+    // Among several captures a bad one is a gap naming the file, and the rest is read.
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\"configs\": 3}").unwrap();
     let run = diagnose(
-        &strings(&["--envoy-dump", dir.path().to_str().unwrap()]),
+        &strings(&[
+            "-f",
+            manifests.to_str().unwrap(),
+            "--envoy-dump",
+            dir.path().to_str().unwrap(),
+            "-o",
+            "json",
+        ]),
         &[],
     )
     .await;
+    assert!(
+        run.code == 0 || run.code == 3,
+        "exit {}: {}",
+        run.code,
+        run.stderr
+    );
+    let document = run.json();
+    let gaps = document["gaps"].to_string();
+    assert!(gaps.contains("broken.json"), "{gaps}");
+    assert!(
+        !document["targets"][0]["envoys"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // Alone, it is a one-line error naming the file.
+    let run = diagnose(&strings(&["--envoy-dump", broken.to_str().unwrap()]), &[]).await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
     assert!(run.stderr.contains("broken.json"), "{}", run.stderr);

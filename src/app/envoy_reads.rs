@@ -79,7 +79,9 @@ pub fn check_flags(args: &DiagnoseArgs) -> Result<(), EnvoySourceError> {
             "--client and --client-selector read pods on a live cluster; with -f, pass the callers' Envoys with --admin-url or --envoy-dump".to_string(),
         ));
     }
-    if let Some(service) = &args.service {
+    if let Some(service) = &args.service
+        && !discover::may_be_cluster_name(service)
+    {
         discover::parse_service(service)?;
     }
     for client in &args.clients {
@@ -203,7 +205,7 @@ pub fn envoy_only_evidence(
     readings: Vec<EnvoyReading>,
 ) -> Result<Evidence, EnvoySourceError> {
     let (readable, unreadable): (Vec<EnvoyReading>, Vec<EnvoyReading>) =
-        readings.into_iter().partition(EnvoyReading::is_readable);
+        readings.into_iter().partition(EnvoyReading::is_judgeable);
     let gaps: Vec<Gap> = unreadable
         .iter()
         .flat_map(|reading| reading.gaps.iter().cloned())

@@ -250,7 +250,10 @@ fn configured(target: &TargetEvidence, _settings: &Settings) -> Vec<Finding> {
             if mtls.mode == "DISABLE" {
                 written_mtls = Some(mtls.line.clone());
             }
-            mtls.mode = "on (seen on the proxies)".into();
+            mtls.mode = match facts.inbound_mode {
+                Some(mode @ ("STRICT" | "PERMISSIVE")) => format!("{mode} (seen on the proxies)"),
+                _ => "on (seen on the proxies)".to_string(),
+            };
             mtls.assumption = None;
         } else if !facts.in_effect {
             mtls.mode = "DISABLE".into();

@@ -752,7 +752,7 @@ fn with_a_pod_spec_the_sidecar_checks_still_run_and_mtls_comes_from_the_proxies(
     assert_eq!(cold.len(), 1);
     assert_eq!(cold[0].basis, Basis::Effective);
     assert!(
-        cold[0].title.contains("mTLS on (seen on the proxies)"),
+        cold[0].title.contains("mTLS STRICT (seen on the proxies)"),
         "{}",
         cold[0].title
     );

@@ -186,12 +186,57 @@ pub type CheckFn = fn(&TargetEvidence, &Settings) -> Vec<Finding>;
 /// Every check, in failure-mode order.
 pub const ALL: [(CheckId, CheckFn); 6] = [
     (CheckId::SidecarOverhead, sidecar_overhead::check),
-    (CheckId::StreamTimeout, stream_timeout::check),
-    (CheckId::ConnectionPool, connection_pool::check),
-    (CheckId::BufferLimit, buffer_limit::check),
-    (CheckId::ColdStart, cold_start::check),
+    (CheckId::StreamTimeout, stream_timeout_check),
+    (CheckId::ConnectionPool, connection_pool_check),
+    (CheckId::BufferLimit, buffer_limit_check),
+    (CheckId::ColdStart, cold_start_check),
     (CheckId::EndpointPicker, endpoint_picker::check),
 ];
+
+/// A mode's check with what any Envoy on the path shows of it besides its settings: config it
+/// refused (`proxy::rejected`) and, for an Envoy read from `/stats` alone, its counters
+/// (`proxy::counters_only`).
+fn with_envoy_state(
+    mode: CheckId,
+    target: &TargetEvidence,
+    mut findings: Vec<Finding>,
+) -> Vec<Finding> {
+    findings.extend(proxy::rejected::findings(target, mode));
+    findings.extend(proxy::counters_only::findings(target, mode));
+    findings
+}
+
+fn stream_timeout_check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
+    with_envoy_state(
+        CheckId::StreamTimeout,
+        target,
+        stream_timeout::check(target, settings),
+    )
+}
+
+fn connection_pool_check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
+    with_envoy_state(
+        CheckId::ConnectionPool,
+        target,
+        connection_pool::check(target, settings),
+    )
+}
+
+fn buffer_limit_check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
+    with_envoy_state(
+        CheckId::BufferLimit,
+        target,
+        buffer_limit::check(target, settings),
+    )
+}
+
+fn cold_start_check(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {
+    with_envoy_state(
+        CheckId::ColdStart,
+        target,
+        cold_start::check(target, settings),
+    )
+}
 
 /// Runs every check on one target.
 pub fn run_all(target: &TargetEvidence, settings: &Settings) -> Vec<Finding> {

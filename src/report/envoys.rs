@@ -3,6 +3,7 @@
 //! read. Rendered from the evidence; nothing is judged here.
 
 use crate::evidence::envoy::EnvoyEvidence;
+use crate::evidence::envoy::names::ControlPlane;
 use crate::evidence::envoy::role::EnvoyRole;
 use crate::evidence::{Evidence, Gap};
 use serde::Serialize;
@@ -21,6 +22,9 @@ pub struct EnvoyLine {
     pub server_state: Option<String>,
     /// Whether counters were read (`/stats`).
     pub counters: bool,
+    /// `Envoy Gateway (the cluster name "httproute/default/backend/rule/0")`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<String>,
     pub gaps: Vec<Gap>,
 }
 
@@ -37,6 +41,11 @@ impl EnvoyLine {
             envoy_version: evidence.envoy_version.clone(),
             server_state: evidence.server_state.clone(),
             counters: evidence.counters.is_some(),
+            control_plane: evidence
+                .control_plane
+                .as_ref()
+                .filter(|guess| guess.plane != ControlPlane::Unknown)
+                .map(|guess| format!("{}'s names ({})", guess.plane.as_str(), guess.shown_by)),
             gaps: evidence.gaps.clone(),
         }
     }
@@ -57,6 +66,9 @@ impl EnvoyLine {
             parts.push("no counters".to_string());
         }
         parts.push(self.reason.clone());
+        if let Some(plane) = &self.control_plane {
+            parts.push(plane.clone());
+        }
         parts.join(" · ")
     }
 }
@@ -90,6 +102,7 @@ mod tests {
                 envoy_version: Some("1.40.0".to_string()),
                 server_state: Some("LIVE".to_string()),
                 counters: true,
+                control_plane: None,
                 gaps: Vec::new(),
             },
             EnvoyLine {
@@ -100,6 +113,7 @@ mod tests {
                 envoy_version: None,
                 server_state: None,
                 counters: false,
+                control_plane: None,
                 gaps: vec![Gap::new("Envoy counters cluster.inbound|8000||", "trimmed")],
             },
         ]]

@@ -132,7 +132,16 @@ pub fn filters_on_path(
             } else {
                 routes.is_empty() || routes.iter().any(|route| overridden(route) != Some(true))
             };
-            if active {
+            // One HCM is written once per filter chain (Istio's TLS and raw_buffer chains for
+            // one port): the same filter of the same HCM is listed once.
+            let listed = found.iter().any(
+                |(seen, seen_hcm, seen_filter): &(&ListenerConfig, &HcmConfig, &HttpFilterInfo)| {
+                    seen.name == listener.name
+                        && seen_hcm.stat_prefix == hcm.stat_prefix
+                        && seen_filter.name == filter.name
+                },
+            );
+            if active && !listed {
                 found.push((listener, hcm, filter));
             }
         }

@@ -7,6 +7,7 @@
 use super::{Proxy, Trimmed};
 use crate::checks::fixes::{patch_instruction, workload_patch};
 use crate::checks::{Finding, Severity};
+use crate::evidence::envoy::names::{self, ControlPlane};
 use crate::evidence::envoy::role::EnvoyRole;
 use crate::evidence::{ObjectRef, TargetEvidence};
 use serde_json::{Map, Value, json};
@@ -112,6 +113,56 @@ pub fn route_timeout(
             });
             (summary, yaml(&document))
         }
+    }
+}
+
+/// Raise the route timeout of a route no object is named behind, in the API of the control
+/// plane the proxy's names look like: Istio a new VirtualService; Envoy Gateway, its AI
+/// Gateway and kgateway the Gateway API HTTPRoute rule's `timeouts.request` (Envoy Gateway
+/// writes `route.timeout` only from it or a BackendTrafficPolicy, `internal/xds/translator/
+/// route.go`); a plain Envoy its own route.
+pub fn unnamed_route_timeout(proxy: &Proxy, host: &str, port: u16, timeout: &str) -> FixText {
+    let plane = proxy
+        .evidence
+        .control_plane
+        .as_ref()
+        .map_or(ControlPlane::Istio, |guess| guess.plane);
+    match plane {
+        ControlPlane::Istio => route_timeout(None, host, port, timeout, proxy.is_gateway()),
+        ControlPlane::EnvoyGateway | ControlPlane::AiGateway | ControlPlane::Kgateway => {
+            let route = proxy
+                .config()
+                .clusters
+                .iter()
+                .find_map(|cluster| names::envoy_gateway_route(&cluster.name));
+            let which = match route {
+                Some((kind, namespace, name)) => format!("the {kind} {namespace}/{name}"),
+                None => "the HTTPRoute".to_string(),
+            };
+            let mut summary = format!(
+                "{} writes no route timeout here, so Envoy's default 15s applies: set `timeouts.request: {timeout}` \
+                 on the rule of {which} that sends to {host} (`0s` disables the deadline)",
+                plane.as_str()
+            );
+            if plane != ControlPlane::Kgateway {
+                summary.push_str(
+                    ", or `spec.timeout.http.requestTimeout` in a BackendTrafficPolicy that targets it",
+                );
+            }
+            summary.push('.');
+            let yaml_text = format!(
+                "# Fields to merge into {which}: the rule that sends to {host}\n{}",
+                yaml(&json!({"spec": {"rules": [{"timeouts": {"request": timeout}}]}}))
+            );
+            (summary, yaml_text)
+        }
+        ControlPlane::Unknown => (
+            format!(
+                "No control plane's names are on this proxy: set `timeout: {timeout}` (or `0s`) on the route to {host}:{port} \
+                 in the config that feeds this Envoy; absent, Envoy's default 15s applies."
+            ),
+            String::new(),
+        ),
     }
 }
 

@@ -4,10 +4,12 @@
 //! to). Pure: reads `TargetEvidence::envoy` only.
 
 pub mod buffers;
+pub mod counters_only;
 pub mod disagree;
 pub mod fixes;
 pub mod observed;
 pub mod pool;
+pub mod rejected;
 pub mod stream;
 pub mod tls;
 
@@ -143,6 +145,8 @@ impl<'a> Proxy<'a> {
     /// The stats of `mode` that Istio's default matcher trimmed here (whole scopes missing), and
     /// the matcher that keeps them.
     pub fn trimmed(&self, mode: CheckId) -> Option<Trimmed> {
+        // Only Istio's matcher is known to have removed them (the source says so by its advice).
+        self.evidence.stats_matcher_advice.as_ref()?;
         let snapshot = self.evidence.counters.as_ref()?;
         let missing: Vec<MissingStat> = snapshot
             .missing
@@ -169,7 +173,21 @@ impl<'a> Proxy<'a> {
                 trimmed.scopes.join(" and "),
                 self.label()
             )),
-            _ => None,
+            (Some(snapshot), None) => {
+                let absent: std::collections::BTreeSet<String> = snapshot
+                    .missing
+                    .iter()
+                    .filter(|stat| stat.mode == mode && !stat.scope_present)
+                    .map(|stat| format!("{}.{}", stat.scope.root(), stat.scope_name))
+                    .collect();
+                (!absent.is_empty()).then(|| {
+                    format!(
+                        "the stats under {} are not in what was read of {}: whether this already happened cannot be seen",
+                        absent.into_iter().collect::<Vec<_>>().join(" and "),
+                        self.label()
+                    )
+                })
+            }
         }
     }
 }

@@ -616,7 +616,7 @@ fn fix_for(
                 }
             }
         }
-        Place::Route(_) => fixes::route_timeout(None, &host, port, &wanted, proxy.is_gateway()),
+        Place::Route(_) => fixes::unnamed_route_timeout(proxy, &host, port, &wanted),
         Place::Hcm(field) => {
             let yaml = fixes::envoy_filter_hcm(
                 proxy,

@@ -25,6 +25,10 @@ pub struct TlsFacts {
     pub connect_p99_ms: Option<f64>,
     /// Labels of the proxies read, for titles.
     pub proxies: Vec<String>,
+    /// How the vLLM pod's sidecar takes connections: `STRICT` (every chain for the port asks
+    /// for a client certificate), `PERMISSIVE` (a plaintext chain beside the TLS one), or
+    /// `TLS` (no client certificate asked); `None` when no server-side chain terminates TLS.
+    pub inbound_mode: Option<&'static str>,
     /// The path reaches the (ambient) pods over HBONE: its handshakes are the tunnel's
     /// (`connect_originate`), one per new connection to a destination pod's ztunnel.
     pub hbone: bool,
@@ -65,11 +69,27 @@ fn config_lines(proxy: &Proxy, ambient: bool, facts: &mut TlsFacts) {
     for (listener, chain, _) in config.hcms() {
         if let Some(tls) = &chain.tls {
             facts.in_effect = true;
-            let value = if tls.require_client_certificate {
-                "TLS, client certificate required (mTLS STRICT)"
-            } else {
-                "TLS"
+            // STRICT only when every chain for the port asks for TLS: a plaintext chain beside
+            // it (Istio's `raw_buffer` match) takes what arrives without TLS.
+            let plaintext_beside = listener.filter_chains.iter().any(|other| {
+                other.hcm.is_some()
+                    && other.tls.is_none()
+                    && other.destination_port == chain.destination_port
+            });
+            let (value, mode) = match (tls.require_client_certificate, plaintext_beside) {
+                (true, false) => ("TLS, client certificate required (mTLS STRICT)", "STRICT"),
+                (true, true) => (
+                    "TLS with a client certificate, or plaintext on a raw_buffer chain beside it (mTLS PERMISSIVE: plaintext accepted)",
+                    "PERMISSIVE",
+                ),
+                (false, false) => ("TLS", "TLS"),
+                (false, true) => ("TLS, or plaintext on a chain beside it", "PERMISSIVE"),
             };
+            if proxy.role() == EnvoyRole::Server
+                && facts.inbound_mode.is_none_or(|seen| seen == "STRICT")
+            {
+                facts.inbound_mode = Some(mode);
+            }
             facts.lines.push(
                 proxy
                     .line(

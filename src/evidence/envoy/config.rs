@@ -135,6 +135,69 @@ pub struct EffectiveConfig {
     pub listeners: Vec<ListenerConfig>,
     pub route_configs: Vec<RouteConfig>,
     pub clusters: Vec<ClusterConfig>,
+    /// Updates Envoy refused (config_dump `error_state`): it runs the previous version of each,
+    /// or nothing where there was none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<RejectedResource>,
+}
+
+/// What kind of resource Envoy refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RejectedKind {
+    Listener,
+    Cluster,
+    RouteConfig,
+}
+
+impl RejectedKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectedKind::Listener => "listener",
+            RejectedKind::Cluster => "cluster",
+            RejectedKind::RouteConfig => "route configuration",
+        }
+    }
+}
+
+/// One update Envoy refused, from `error_state` (`admin.v3.UpdateFailureState`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RejectedResource {
+    pub kind: RejectedKind,
+    /// The resource's name; empty where Envoy recorded the failure without one.
+    pub name: String,
+    /// Envoy's error text (`details`).
+    pub details: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_update_attempt: Option<String>,
+    /// A listener's address as the refused config wrote it (`0.0.0.0:15006`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// A listener's HCM stat prefixes in the refused config (`inbound_0.0.0.0_8000`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stat_prefixes: Vec<String>,
+    /// Lua and Wasm filters in the refused config, by name: what control planes add only when
+    /// asked (an Istio EnvoyFilter, an Envoy Gateway EnvoyExtensionPolicy).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub script_filters: Vec<String>,
+    /// A version of the resource still serves (the refused update did not replace it).
+    pub previous_active: bool,
+}
+
+impl Default for RejectedResource {
+    fn default() -> Self {
+        Self {
+            kind: RejectedKind::Listener,
+            name: String::new(),
+            details: String::new(),
+            last_update_attempt: None,
+            address: None,
+            stat_prefixes: Vec::new(),
+            script_filters: Vec::new(),
+            previous_active: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +209,9 @@ pub struct NodeInfo {
     pub cluster: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub istio_version: Option<String>,
+    /// `user_agent_build_version.version` (`1.26.0`), when the node says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub envoy_version: Option<String>,
 }
 
 // ---- routes ----
@@ -298,6 +364,9 @@ pub struct FilterChainConfig {
     /// `destination_port 8000, transport tls`, when the chain matches on something.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matches: Option<String>,
+    /// `filter_chain_match.destination_port`: the chains for one port are told apart by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_port: Option<u64>,
     /// The chain terminates TLS (a `DownstreamTlsContext`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<DownstreamTls>,
@@ -462,6 +531,45 @@ pub fn is_hbone_stat(stat: &str) -> bool {
 }
 
 impl ClusterConfig {
+    /// A cluster known by its name alone (from `/stats`, without a config_dump), every setting
+    /// Envoy's default. Only for telling roles and stat scopes apart, never judged.
+    pub fn named(name: &str) -> ClusterConfig {
+        use super::defaults;
+        ClusterConfig {
+            name: name.to_string(),
+            alt_stat_name: None,
+            discovery: None,
+            state: ResourceState::Active,
+            connect_timeout: Setting::envoy_default(EnvoyDuration::from_duration(
+                defaults::CLUSTER_CONNECT_TIMEOUT,
+            )),
+            per_connection_buffer_limit_bytes: Setting::envoy_default(
+                defaults::CLUSTER_PER_CONNECTION_BUFFER_LIMIT_BYTES,
+            ),
+            circuit_breakers: CircuitBreakerSettings {
+                max_connections: Setting::envoy_default(defaults::CIRCUIT_BREAKER_MAX_CONNECTIONS),
+                max_pending_requests: Setting::envoy_default(
+                    defaults::CIRCUIT_BREAKER_MAX_PENDING_REQUESTS,
+                ),
+                max_requests: Setting::envoy_default(defaults::CIRCUIT_BREAKER_MAX_REQUESTS),
+                max_retries: Setting::envoy_default(defaults::CIRCUIT_BREAKER_MAX_RETRIES),
+            },
+            http: UpstreamHttpSettings {
+                idle_timeout: Setting::envoy_default(EnvoyDuration::from_duration(
+                    defaults::HTTP_IDLE_TIMEOUT,
+                )),
+                max_requests_per_connection: None,
+                max_connection_duration: None,
+                max_stream_duration: None,
+                protocol: None,
+            },
+            tls: UpstreamTls::None,
+            hbone: false,
+            istio_config: None,
+            endpoints: Vec::new(),
+        }
+    }
+
     /// The stat scope: `cluster.<scope>.*` (alt_stat_name without Istio's `;`, else the name
     /// with `:` turned into `_`, as Envoy does).
     pub fn stat_scope(&self) -> String {

@@ -5,11 +5,13 @@
 pub mod config;
 pub mod counters;
 pub mod defaults;
+pub mod names;
 pub mod role;
 
 use crate::evidence::{Gap, ObjectRef};
 use config::EffectiveConfig;
 use counters::{Snapshot, StatsMatcherAdvice};
+use names::ControlPlane;
 use role::RoleInference;
 use serde::{Deserialize, Serialize};
 
@@ -42,4 +44,27 @@ pub struct EnvoyEvidence {
     pub stats_matcher_advice: Option<StatsMatcherAdvice>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<Gap>,
+    /// The control plane its names look like (`names::control_plane`), and what shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<ControlPlaneGuess>,
+    /// Only `/stats` was read: `config` is empty for want of a config_dump, not because Envoy
+    /// runs nothing. The checks judge the counters alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stats_only: bool,
+}
+
+/// Which control plane an Envoy's config looks like it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneGuess {
+    pub plane: ControlPlane,
+    /// `the cluster name "httproute/default/backend/rule/0"`
+    pub shown_by: String,
+}
+
+impl ControlPlaneGuess {
+    pub fn of(config: &EffectiveConfig) -> Self {
+        let (plane, shown_by) = names::control_plane(config);
+        Self { plane, shown_by }
+    }
 }

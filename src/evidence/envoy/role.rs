@@ -5,6 +5,7 @@ use super::config::{
     ClusterConfig, EffectiveConfig, FilterChainConfig, HBONE_CLUSTER, HcmRoutes, ListenerConfig,
     RouteConfig, RouteEntry, RouteSource, VirtualHostConfig,
 };
+use super::names;
 use serde::{Deserialize, Serialize};
 
 /// Which side of the path to vLLM an Envoy is on (docs/facts.md "Where each path goes").
@@ -79,19 +80,45 @@ fn host_matches(cluster_host: &str, host: &str) -> bool {
                 .is_some_and(|rest| rest.starts_with('.')))
 }
 
-fn cluster_role(name: &str, host: &str, port: u16) -> Option<EnvoyRole> {
-    let parsed = IstioClusterName::parse(name)?;
-    if parsed.port != port {
-        return None;
-    }
-    match parsed.direction {
-        "outbound" if host_matches(parsed.host, host) => Some(EnvoyRole::Client),
-        "inbound" if parsed.host.is_empty() || host_matches(parsed.host, host) => {
-            Some(EnvoyRole::Server)
+/// The role a cluster gives for vLLM at `host:port`. Istio's names say it; any other cluster
+/// is a client-side one when its name or `alt_stat_name` is `host` (the port then being its
+/// endpoints' or `0`), when the service its name says (`names::cluster_service`: Envoy
+/// Gateway's `service/NS/NAME/PORT`, kgateway's `kube_NS_NAME_PORT`, DNS endpoints) is
+/// `host:port`, or when an endpoint is `host:port`.
+fn cluster_role(cluster: &ClusterConfig, host: &str, port: u16) -> Option<EnvoyRole> {
+    if let Some(parsed) = IstioClusterName::parse(&cluster.name) {
+        if parsed.port != port {
+            return None;
         }
-        "inbound-vip" if host_matches(parsed.host, host) => Some(EnvoyRole::Waypoint),
-        _ => None,
+        return match parsed.direction {
+            "outbound" if host_matches(parsed.host, host) => Some(EnvoyRole::Client),
+            "inbound" if parsed.host.is_empty() || host_matches(parsed.host, host) => {
+                Some(EnvoyRole::Server)
+            }
+            "inbound-vip" if host_matches(parsed.host, host) => Some(EnvoyRole::Waypoint),
+            _ => None,
+        };
     }
+    let named = cluster.name == host
+        || cluster
+            .alt_stat_name
+            .as_deref()
+            .is_some_and(|alt| alt.trim_end_matches(';') == host);
+    let port_fits = port == 0
+        || cluster.endpoints.is_empty()
+        || names::endpoint_port(cluster) == Some(port)
+        || names::cluster_service(cluster).is_some_and(|(_, service_port)| service_port == port);
+    if named && port_fits {
+        return Some(EnvoyRole::Client);
+    }
+    let by_service = names::cluster_service(cluster).is_some_and(|(service, service_port)| {
+        service_port == port && host_matches(&service, host)
+    });
+    let by_endpoint = cluster
+        .endpoints
+        .iter()
+        .any(|endpoint| *endpoint == format!("{host}:{port}"));
+    (by_service || by_endpoint).then_some(EnvoyRole::Client)
 }
 
 /// Infers this Envoy's role for vLLM at `host:port` from its clusters. The vLLM pod's own sidecar
@@ -101,7 +128,7 @@ pub fn role_for(config: &EffectiveConfig, host: &str, port: u16) -> RoleInferenc
         .clusters
         .iter()
         .filter_map(|cluster| {
-            cluster_role(&cluster.name, host, port).map(|role| (role, cluster.name.clone()))
+            cluster_role(cluster, host, port).map(|role| (role, cluster.name.clone()))
         })
         .collect();
     by_role.sort();
@@ -135,7 +162,9 @@ pub fn role_for(config: &EffectiveConfig, host: &str, port: u16) -> RoleInferenc
     RoleInference {
         role: EnvoyRole::Unrelated,
         clusters: Vec::new(),
-        reason: format!("no outbound|{port}|…|{host} or inbound|{port}|| cluster in its config"),
+        reason: format!(
+            "no cluster for {host}:{port} in its config (no outbound|{port}|…|{host} or inbound|{port}||, and none named so or with that endpoint)"
+        ),
     }
 }
 
@@ -237,6 +266,7 @@ impl EffectiveConfig {
             listeners,
             route_configs,
             clusters,
+            rejected: self.rejected.clone(),
         }
     }
 }

@@ -128,6 +128,10 @@ fn split_host(host: &str) -> (String, Option<String>) {
     {
         return (name.to_string(), Some(namespace.to_string()));
     }
+    // Envoy Gateway's route-rule cluster names the route: `httproute/NS/NAME/rule/N`.
+    if let Some((_, namespace, route)) = crate::evidence::envoy::names::envoy_gateway_route(host) {
+        return (route.to_string(), Some(namespace.to_string()));
+    }
     let name = host.split('.').next().unwrap_or(host);
     (name.to_string(), None)
 }

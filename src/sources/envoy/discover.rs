@@ -8,6 +8,8 @@
 //! is an error that lists the candidates (`--service HOST:PORT` chooses).
 
 use super::reading::EnvoyReading;
+use crate::evidence::envoy::config::EffectiveConfig;
+use crate::evidence::envoy::names;
 use crate::evidence::envoy::role::{EnvoyRole, IstioClusterName, role_for};
 use std::collections::BTreeSet;
 
@@ -31,11 +33,11 @@ pub struct ServiceChoice {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DiscoverError {
     #[error(
-        "--service {text:?}: expected HOST:PORT, e.g. vllm.inference.svc.cluster.local:8000 or vllm.inference:8000"
+        "--service {text:?}: expected HOST:PORT, e.g. vllm.inference.svc.cluster.local:8000 or vllm.inference:8000, or a cluster's name"
     )]
     BadService { text: String },
     #[error(
-        "no vLLM service found in the Envoys' config: none has an outbound|PORT||HOST or inbound|PORT|| cluster{detail}; point --admin-url at the gateway or caller and at the vLLM pod's sidecar"
+        "no vLLM service found in the Envoys' config: no route sends to a cluster, and none has an outbound|PORT||HOST or inbound|PORT|| cluster{detail}; point --admin-url at the gateway or caller and at the vLLM pod's sidecar"
     )]
     NoCandidate { detail: String },
     #[error(
@@ -48,6 +50,13 @@ pub enum DiscoverError {
         port: u16,
         known: String,
     },
+}
+
+/// A `--service` text shaped like a cluster name no host has (`httproute/ns/name/rule/0`,
+/// `kube_ns_name_8000`, `outbound|8000||host`): known only once the Envoys are read.
+pub fn may_be_cluster_name(text: &str) -> bool {
+    let text = text.trim();
+    !text.is_empty() && !text.contains(char::is_whitespace) && text.contains(['/', '_', '|'])
 }
 
 /// `HOST:PORT` as `--service` takes it.
@@ -81,6 +90,42 @@ struct Candidate {
     server_port: u16,
 }
 
+/// The clusters routes send to whose names are not Istio's (Envoy Gateway's, kgateway's, a
+/// plain Envoy's), as services: what the name or endpoints say, else the cluster's name.
+fn routed_services(config: &EffectiveConfig) -> BTreeSet<(String, u16)> {
+    let mut found = BTreeSet::new();
+    for view in config.routes() {
+        for name in view.route.target.clusters() {
+            if IstioClusterName::parse(name).is_some() {
+                continue;
+            }
+            if let Some(cluster) = config.cluster(name) {
+                found.insert(names::service_key(cluster));
+            }
+        }
+    }
+    for (_, chain) in config.listeners.iter().flat_map(|listener| {
+        listener
+            .filter_chains
+            .iter()
+            .map(move |chain| (listener, chain))
+    }) {
+        if let Some(name) = &chain.tcp_proxy_cluster
+            && IstioClusterName::parse(name).is_none()
+            && let Some(cluster) = config.cluster(name)
+        {
+            found.insert(names::service_key(cluster));
+        }
+    }
+    found
+}
+
+/// An Istio sidecar routes to every service of the mesh, so its routes say nothing about
+/// which one is vLLM; a gateway's (or a plain Envoy's) routes do.
+fn routes_are_a_choice(reading: &EnvoyReading) -> bool {
+    reading.node().is_none_or(|node| node.kind != "sidecar")
+}
+
 /// Picks the vLLM service from readable Envoys, or the one `--service` names.
 pub fn find_service(
     readings: &[&EnvoyReading],
@@ -88,17 +133,19 @@ pub fn find_service(
 ) -> Result<ServiceChoice, DiscoverError> {
     let mut outbound: BTreeSet<(String, u16)> = BTreeSet::new();
     for reading in readings {
-        let Some(config) = &reading.config else {
+        let Some(config) = reading.role_config() else {
             continue;
         };
         for cluster in &config.clusters {
+            // A waypoint's `inbound-vip|PORT|http|HOST` names the service it fronts.
             if let Some(name) = IstioClusterName::parse(&cluster.name)
-                && name.direction == "outbound"
+                && (name.direction == "outbound" || name.direction == "inbound-vip")
                 && !name.host.is_empty()
             {
                 outbound.insert((name.host.to_string(), name.port));
             }
         }
+        outbound.extend(routed_services(&config));
     }
     if let Some(text) = wanted {
         return chosen(readings, &outbound, text);
@@ -146,9 +193,10 @@ fn candidate(readings: &[&EnvoyReading], host: &str, port: u16) -> Candidate {
     let (mut client, mut server) = (false, false);
     let mut server_port = port;
     for reading in readings {
-        let Some(config) = &reading.config else {
+        let Some(config) = reading.role_config() else {
             continue;
         };
+        let config = config.as_ref();
         // A sidecar named after this service whose one inbound port is the target port.
         let own_service = single_inbound_port(reading).filter(|_| {
             reading
@@ -169,13 +217,14 @@ fn candidate(readings: &[&EnvoyReading], host: &str, port: u16) -> Candidate {
         match role.role {
             EnvoyRole::Client | EnvoyRole::Waypoint => {
                 client = true;
-                let routed = config.routes().any(|view| {
-                    view.route
-                        .target
-                        .clusters()
-                        .iter()
-                        .any(|name| role.clusters.iter().any(|wanted| wanted == name))
-                });
+                let routed = routes_are_a_choice(reading)
+                    && config.routes().any(|view| {
+                        view.route
+                            .target
+                            .clusters()
+                            .iter()
+                            .any(|name| role.clusters.iter().any(|wanted| wanted == name))
+                    });
                 rank.routed |= routed;
                 rank.traffic |= reading.stats.as_ref().is_some_and(|stats| {
                     role.clusters.iter().any(|cluster| {
@@ -213,7 +262,7 @@ fn service_cluster_names(reading: &EnvoyReading, host: &str) -> bool {
 }
 
 fn single_inbound_port(reading: &EnvoyReading) -> Option<u16> {
-    let config = reading.config.as_ref()?;
+    let config = reading.role_config()?;
     let ports: BTreeSet<u16> = config
         .clusters
         .iter()
@@ -289,6 +338,35 @@ fn only_inbound(readings: &[&EnvoyReading]) -> Result<ServiceChoice, DiscoverErr
     }
 }
 
+/// `--service NAME` where NAME is a cluster's name or `alt_stat_name` in some Envoy
+/// (`httproute/inference/vllm/rule/0`): that cluster, at its endpoints' port.
+fn chosen_cluster(readings: &[&EnvoyReading], text: &str) -> Option<ServiceChoice> {
+    let configs: Vec<_> = readings
+        .iter()
+        .filter_map(|reading| reading.role_config())
+        .collect();
+    let cluster = configs
+        .iter()
+        .flat_map(|config| config.clusters.iter())
+        .find(|cluster| {
+            IstioClusterName::parse(&cluster.name).is_none()
+                && (cluster.name == text
+                    || cluster
+                        .alt_stat_name
+                        .as_deref()
+                        .is_some_and(|alt| alt.trim_end_matches(';') == text))
+        })?;
+    let port = names::endpoint_port(cluster)
+        .or_else(|| names::cluster_service(cluster).map(|(_, port)| port))
+        .unwrap_or(0);
+    Some(ServiceChoice {
+        host: cluster.name.clone(),
+        port,
+        server_port: port,
+        reason: "the cluster --service names".to_string(),
+    })
+}
+
 /// `--service HOST:PORT`: HOST may be short (`vllm`, `vllm.inference`); it is completed from
 /// the outbound clusters when one matches.
 fn chosen(
@@ -296,6 +374,9 @@ fn chosen(
     outbound: &BTreeSet<(String, u16)>,
     text: &str,
 ) -> Result<ServiceChoice, DiscoverError> {
+    if let Some(choice) = chosen_cluster(readings, text.trim()) {
+        return Ok(choice);
+    }
     let (host, port) = parse_service(text)?;
     let matches: Vec<&(String, u16)> = outbound
         .iter()
@@ -313,9 +394,8 @@ fn chosen(
     };
     let any_role = readings.iter().any(|reading| {
         reading
-            .config
-            .as_ref()
-            .is_some_and(|config| role_for(config, &host, port).role != EnvoyRole::Unrelated)
+            .role_config()
+            .is_some_and(|config| role_for(&config, &host, port).role != EnvoyRole::Unrelated)
     });
     if !any_role {
         let known: Vec<String> = outbound
@@ -480,6 +560,56 @@ mod tests {
             matches!(error, DiscoverError::NoCandidate { .. }),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_lone_sidecar_picks_its_own_service_over_the_mesh_it_routes_to() {
+        // A sidecar has outbound routes to every service of the mesh: they rank nothing.
+        let others = [
+            "outbound|3000||grafana.istio-system.svc.cluster.local",
+            "outbound|9090||prometheus.istio-system.svc.cluster.local",
+            "outbound|8000||embed.inference.svc.cluster.local",
+        ];
+        let mut clusters = vec!["inbound|8000||", VLLM];
+        clusters.extend(others);
+        let mut routed = vec![VLLM];
+        routed.extend(others);
+        let server = reading(&clusters, &routed, SIDECAR);
+        let choice = find_service(&[&server], None).unwrap();
+        assert_eq!(choice.host, "vllm.inference.svc.cluster.local");
+        assert!(choice.reason.contains("own service"), "{choice:?}");
+    }
+
+    #[test]
+    fn clusters_of_any_control_plane_are_found_on_the_route() {
+        // Envoy Gateway: the route's rule cluster, endpoints by EDS.
+        let gateway = reading(
+            &["httproute/inference/vllm/rule/0", "xds_cluster"],
+            &["httproute/inference/vllm/rule/0"],
+            None,
+        );
+        let choice = find_service(&[&gateway], None).unwrap();
+        assert_eq!(choice.host, "httproute/inference/vllm/rule/0");
+        let named = find_service(&[&gateway], Some("httproute/inference/vllm/rule/0")).unwrap();
+        assert_eq!(named.host, "httproute/inference/vllm/rule/0");
+        assert_eq!(named.reason, "the cluster --service names");
+        // Its backend cluster and kgateway's name the Service.
+        for name in ["service/inference/vllm/8000", "kube_inference_vllm_8000"] {
+            let choice = find_service(&[&reading(&[name], &[name], None)], None).unwrap();
+            assert_eq!(
+                (choice.host.as_str(), choice.port),
+                ("vllm.inference.svc.cluster.local", 8000),
+                "{name}"
+            );
+        }
+        // A waypoint's inbound-vip cluster is found without --service.
+        let waypoint = reading(
+            &["inbound-vip|8000|http|vllm.inference.svc.cluster.local"],
+            &["inbound-vip|8000|http|vllm.inference.svc.cluster.local"],
+            None,
+        );
+        let choice = find_service(&[&waypoint], None).unwrap();
+        assert_eq!(choice.host, "vllm.inference.svc.cluster.local");
     }
 
     #[test]

@@ -11,10 +11,10 @@ pub mod saved;
 pub mod stats;
 
 use crate::evidence::Gap;
-use crate::evidence::envoy::EnvoyEvidence;
 use crate::evidence::envoy::config::EffectiveConfig;
 use crate::evidence::envoy::counters::{Snapshot, Targets};
 use crate::evidence::envoy::role::{self, EnvoyRole};
+use crate::evidence::envoy::{ControlPlaneGuess, EnvoyEvidence};
 use admin::{AdminClient, ConfigDumpQuery, ServerInfo};
 use config_dump::ConfigDumpError;
 use stats::{Stats, StatsError};
@@ -56,7 +56,11 @@ impl EnvoyEvidence {
             ));
         }
         let counters = stats.map(|stats| stats.snapshot(&Targets::from_config(&path)));
-        let stats_matcher_advice = counters.as_ref().and_then(Snapshot::stats_matcher_advice);
+        let trimmed_by = stats.map(|stats| trimmed_by(config, stats));
+        let stats_matcher_advice = counters
+            .as_ref()
+            .filter(|_| trimmed_by.as_ref().is_some_and(|why| why.istio))
+            .and_then(Snapshot::stats_matcher_advice);
         if let Some(snapshot) = &counters {
             let trimmed: Vec<String> = snapshot
                 .missing
@@ -66,10 +70,12 @@ impl EnvoyEvidence {
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            if !trimmed.is_empty() {
+            if !trimmed.is_empty()
+                && let Some(why) = &trimmed_by
+            {
                 gaps.push(Gap::new(
                     format!("Envoy counters {} in {source}", trimmed.join(", ")),
-                    "trimmed by Istio's default stats matcher: add the proxyStatsMatcher annotation and restart the pod",
+                    why.reason,
                 ));
             }
         }
@@ -86,6 +92,57 @@ impl EnvoyEvidence {
             counters,
             stats_matcher_advice,
             gaps,
+            control_plane: Some(ControlPlaneGuess::of(config)),
+            stats_only: false,
+        }
+    }
+
+    /// Evidence from `/stats` alone (no config_dump of the same Envoy): its role from the
+    /// cluster names the stats carry, the counters of those clusters and of the HCMs for the
+    /// port, and the configuration marked as not read. The checks judge what counters show.
+    pub fn from_stats_only(source: &str, host: &str, port: u16, stats: &Stats) -> EnvoyEvidence {
+        let named = stats_clusters(stats);
+        let mut role = role::role_for(&named, host, port);
+        if role.role != EnvoyRole::Unrelated {
+            role.reason = format!(
+                "{} (from its /stats cluster names: no config_dump was read)",
+                role.reason
+            );
+        }
+        let suffix = format!("_{port}");
+        let targets = Targets {
+            clusters: role.clusters.clone(),
+            hcms: stats
+                .hcm_prefixes()
+                .into_iter()
+                .filter(|prefix| prefix.trim_end_matches(';').ends_with(&suffix))
+                .collect(),
+            ..Targets::default()
+        };
+        let mut gaps = vec![Gap::new(
+            format!("Envoy configuration of {source}"),
+            "not read: only /stats was given, so settings are not judged, only what the counters show; save /config_dump beside it (gw.json and gw.stats.txt) to judge the configuration",
+        )];
+        if role.role == EnvoyRole::Unrelated {
+            gaps.push(Gap::new(
+                format!("Envoy path to {host}:{port} in {source}"),
+                role.reason.clone(),
+            ));
+        }
+        let counters = (role.role != EnvoyRole::Unrelated).then(|| stats.snapshot(&targets));
+        EnvoyEvidence {
+            source: source.to_string(),
+            pod: None,
+            role,
+            envoy_version: None,
+            server_state: None,
+            config: EffectiveConfig::default(),
+            delimited_stat_names: stats.uses_delimited_names(),
+            counters,
+            stats_matcher_advice: None,
+            gaps,
+            control_plane: Some(ControlPlaneGuess::of(&named)),
+            stats_only: true,
         }
     }
 
@@ -174,6 +231,55 @@ impl EnvoyEvidence {
     }
 }
 
+/// The clusters `/stats` names, as a config of names only (for roles, never judged).
+pub fn stats_clusters(stats: &Stats) -> EffectiveConfig {
+    EffectiveConfig {
+        clusters: stats
+            .cluster_names()
+            .iter()
+            .map(|name| crate::evidence::envoy::config::ClusterConfig::named(name))
+            .collect(),
+        ..EffectiveConfig::default()
+    }
+}
+
+/// Why counters on the path are absent from the stats read.
+struct TrimmedBy {
+    istio: bool,
+    reason: &'static str,
+}
+
+/// Counters of a scope on the path are absent: Istio's default stats matcher removes them
+/// (its `istio_requests_total` present, no `cluster.*` scope but xDS's), the bootstrap's
+/// `stats_matcher` does, or the file just does not hold them (a `grep` may have cut them).
+fn trimmed_by(config: &EffectiveConfig, stats: &Stats) -> TrimmedBy {
+    let istio_set = stats.istio_requests().next().is_some()
+        && stats
+            .cluster_names()
+            .iter()
+            .all(|name| name == "xds-grpc" || name == "sds-grpc");
+    let istio_node = config
+        .node
+        .as_ref()
+        .is_some_and(|node| node.istio_version.is_some());
+    if istio_set || (istio_node && config.stats_inclusion.is_some()) {
+        return TrimmedBy {
+            istio: true,
+            reason: "trimmed by Istio's default stats matcher: add the proxyStatsMatcher annotation and restart the pod",
+        };
+    }
+    if config.stats_inclusion.is_some() {
+        return TrimmedBy {
+            istio: false,
+            reason: "left out by the proxy's stats matcher (bootstrap stats_config): include them in it",
+        };
+    }
+    TrimmedBy {
+        istio: false,
+        reason: "not in the file: save the whole /stats output of the same Envoy",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,7 +335,35 @@ mod tests {
                 .what
                 .contains("cluster.outbound|8000||vllm.ns.svc.cluster.local")
         );
-        assert!(trimmed.stats_matcher_advice.is_some());
+        // A file without the counters, and nothing that looks like Istio's trimmed set: the
+        // tool cannot know why they are absent.
+        assert!(
+            trimmed.gaps[0].reason.starts_with("not in the file"),
+            "{:?}",
+            trimmed.gaps
+        );
+        assert!(trimmed.stats_matcher_advice.is_none());
+        // Istio's default set: istio_requests_total, and no cluster.* scope but xds-grpc.
+        let istio = EnvoyEvidence::from_saved(
+            "pod/gw",
+            "vllm.ns.svc.cluster.local",
+            8000,
+            DUMP,
+            Some(
+                "reporter=.=source;.;response_code=.=200;.;istio_requests_total: 3\n\
+                 cluster.xds-grpc.upstream_cx_total: 1\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!(istio.gaps.len(), 1, "{:?}", istio.gaps);
+        assert!(
+            istio.gaps[0]
+                .reason
+                .starts_with("trimmed by Istio's default stats matcher"),
+            "{:?}",
+            istio.gaps
+        );
+        assert!(istio.stats_matcher_advice.is_some());
 
         let unrelated =
             EnvoyEvidence::from_saved("pod/x", "llm.other.svc.cluster.local", 8000, DUMP, None)

@@ -111,6 +111,20 @@ impl EnvoyReading {
         self.config.is_some()
     }
 
+    /// Its config or at least its `/stats` was read: what the counters show can be judged.
+    pub fn is_judgeable(&self) -> bool {
+        self.config.is_some() || self.stats.is_some()
+    }
+
+    /// The config to tell roles by: the config_dump, else the cluster names of `/stats`.
+    pub fn role_config(&self) -> Option<std::borrow::Cow<'_, EffectiveConfig>> {
+        match (&self.config, &self.stats) {
+            (Some(config), _) => Some(std::borrow::Cow::Borrowed(config)),
+            (None, Some(stats)) => Some(std::borrow::Cow::Owned(super::stats_clusters(stats))),
+            (None, None) => None,
+        }
+    }
+
     /// The node as Envoy names itself (Istio: `sidecar~10.0.0.7~vllm-7c9d.inference~inference.svc.cluster.local`).
     pub fn node(&self) -> Option<IstioNode> {
         let from_config = self
@@ -143,8 +157,8 @@ impl EnvoyReading {
 
     /// The role of this Envoy for vLLM at `host:port` (`Unrelated` when the config is unknown).
     pub fn role(&self, host: &str, port: u16) -> EnvoyRole {
-        self.config.as_ref().map_or(EnvoyRole::Unrelated, |config| {
-            crate::evidence::envoy::role::role_for(config, host, port).role
+        self.role_config().map_or(EnvoyRole::Unrelated, |config| {
+            crate::evidence::envoy::role::role_for(&config, host, port).role
         })
     }
 
@@ -154,6 +168,14 @@ impl EnvoyReading {
     /// `inbound|PORT||` cluster, which would make it look like the server: when it was read as a
     /// client (`side`), its inbound clusters are left out of the judgement.
     pub fn evidence(&self, host: &str, port: u16) -> EnvoyEvidence {
+        if let (None, Some(stats)) = (&self.config, &self.stats) {
+            let mut evidence = EnvoyEvidence::from_stats_only(&self.source, host, port, stats);
+            evidence.pod = self.pod.clone();
+            let mut gaps = self.gaps.clone();
+            gaps.append(&mut evidence.gaps);
+            evidence.gaps = gaps;
+            return evidence;
+        }
         let empty = EffectiveConfig::default();
         let full = self.config.as_ref().unwrap_or(&empty);
         let outbound_only;

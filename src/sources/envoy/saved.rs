@@ -8,12 +8,13 @@
 use super::config_dump;
 use super::reading::EnvoyReading;
 use super::stats::Stats;
+use crate::evidence::Gap;
 use crate::evidence::envoy::config::EffectiveConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Extensions read from a folder (a file named on the command line is always read).
-const FOLDER_EXTENSIONS: [&str; 4] = ["json", "txt", "stats", "out"];
+const FOLDER_EXTENSIONS: [&str; 6] = ["json", "txt", "stats", "out", "yaml", "yml"];
 /// Name endings that say what a file holds, stripped to find the Envoy's name.
 const CONTENT_MARKERS: [&str; 9] = [
     "config_dump",
@@ -33,8 +34,10 @@ const MAX_DEPTH: usize = 8;
 pub enum DumpError {
     #[error("--envoy-dump {path}: {reason}")]
     Read { path: String, reason: String },
-    #[error("--envoy-dump {path}: no .json or .txt files in the folder")]
+    #[error("--envoy-dump {path}: no .json, .yaml or .txt files in the folder")]
     Empty { path: String },
+    #[error("--envoy-dump {path} is empty: save Envoy's /config_dump or /stats output into it")]
+    EmptyFile { path: String },
     #[error("--envoy-dump {path}: {source}")]
     ConfigDump {
         path: String,
@@ -47,10 +50,6 @@ pub enum DumpError {
         #[source]
         source: super::stats::StatsError,
     },
-    #[error(
-        "--envoy-dump {paths}: /stats without a config_dump of the same Envoy; save both, e.g. gw.json and gw.stats.txt"
-    )]
-    StatsOnly { paths: String },
     #[error(
         "--envoy-dump {first} and {second}: two /stats captures of one Envoy; name them after their Envoys (gw.stats.txt, vllm.stats.txt)"
     )]
@@ -89,10 +88,32 @@ pub fn read_dumps(paths: &[PathBuf]) -> Result<Vec<EnvoyReading>, DumpError> {
             group.push(file);
         }
     }
-    groups
-        .into_values()
-        .map(|files| read_group(&files))
-        .collect()
+    let several = groups.len() > 1;
+    let mut readings = Vec::new();
+    for files in groups.into_values() {
+        match read_group(&files, several) {
+            Ok(mut read) => readings.append(&mut read),
+            // One input alone that cannot be read is the error; among several it is a gap.
+            Err(error) if several => readings.push(EnvoyReading::failed(
+                &format!("saved {}", names(&files)),
+                None,
+                Gap::new(
+                    format!("Envoy capture {}", names(&files)),
+                    error.to_string(),
+                ),
+            )),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(readings)
+}
+
+fn names(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|file| file.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
 fn collect_folder(folder: &Path, depth: usize, files: &mut Vec<PathBuf>) -> Result<(), DumpError> {
@@ -155,45 +176,101 @@ pub fn envoy_name(file_name: &str) -> String {
 }
 
 enum Content {
-    Config(EffectiveConfig),
+    /// One proxy's config, or several (egctl prints every proxy it reached, by namespace/pod).
+    Configs(Vec<(Option<String>, EffectiveConfig)>),
     Stats(Stats),
 }
 
-fn read_group(files: &[PathBuf]) -> Result<EnvoyReading, DumpError> {
+/// The files of one Envoy, as readings: one, or one per proxy of an egctl capture. A file that
+/// cannot be read is an error when it is the only one (`lenient` false) or the group's only
+/// file; beside others it becomes a gap of the reading.
+fn read_group(files: &[PathBuf], lenient: bool) -> Result<Vec<EnvoyReading>, DumpError> {
     let mut config: Option<EffectiveConfig> = None;
+    let mut proxies: Vec<(String, EffectiveConfig)> = Vec::new();
     let mut stats: Option<(Stats, &PathBuf)> = None;
+    let mut gaps = Vec::new();
+    let mut read: Vec<&PathBuf> = Vec::new();
     for file in files {
-        match read_file(file)? {
-            Content::Config(parsed) => match &mut config {
-                Some(merged) => merge(merged, parsed),
-                None => config = Some(parsed),
-            },
+        let content = match read_file(file) {
+            Ok(content) => content,
+            Err(error) if lenient || files.len() > 1 => {
+                gaps.push(Gap::new(
+                    format!("Envoy capture {}", file.display()),
+                    error.to_string(),
+                ));
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        read.push(file);
+        match content {
+            Content::Configs(mut parsed) if parsed.len() == 1 => {
+                let (_, parsed) = parsed.remove(0);
+                match &mut config {
+                    Some(merged) => merge(merged, parsed),
+                    None => config = Some(parsed),
+                }
+            }
+            Content::Configs(parsed) => {
+                for (label, parsed) in parsed {
+                    let label = label.unwrap_or_else(|| format!("#{}", proxies.len() + 1));
+                    proxies.push((format!("{} ({label})", file.display()), parsed));
+                }
+            }
             Content::Stats(parsed) => {
                 if let Some((_, first)) = &stats {
-                    return Err(DumpError::TwoStats {
+                    let error = DumpError::TwoStats {
                         first: first.display().to_string(),
                         second: file.display().to_string(),
-                    });
+                    };
+                    if !lenient {
+                        return Err(error);
+                    }
+                    gaps.push(Gap::new(
+                        format!("Envoy capture {}", file.display()),
+                        error.to_string(),
+                    ));
+                    continue;
                 }
                 stats = Some((parsed, file));
             }
         }
     }
-    let names: Vec<String> = files
+    if read.is_empty() {
+        let reasons: Vec<String> = gaps.iter().map(|gap| gap.reason.clone()).collect();
+        return Err(DumpError::Read {
+            path: names(files),
+            reason: reasons.join("; "),
+        });
+    }
+    let read_names = read
         .iter()
         .map(|file| file.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let mut readings: Vec<EnvoyReading> = proxies
+        .into_iter()
+        .map(|(source, config)| EnvoyReading {
+            source: format!("saved {source}"),
+            config: Some(config),
+            ..EnvoyReading::default()
+        })
         .collect();
-    let Some(config) = config else {
-        return Err(DumpError::StatsOnly {
-            paths: names.join(", "),
-        });
-    };
-    Ok(EnvoyReading {
-        source: format!("saved {}", names.join(" + ")),
-        config: Some(config),
-        stats: stats.map(|(stats, _)| stats),
-        ..EnvoyReading::default()
-    })
+    if config.is_some() || stats.is_some() || readings.is_empty() {
+        readings.insert(
+            0,
+            EnvoyReading {
+                source: format!("saved {read_names}"),
+                config,
+                stats: stats.map(|(stats, _)| stats),
+                gaps,
+                ..EnvoyReading::default()
+            },
+        );
+    } else if let Some(first) = readings.first_mut() {
+        first.gaps = gaps;
+    }
+    Ok(readings)
 }
 
 fn read_file(file: &Path) -> Result<Content, DumpError> {
@@ -202,6 +279,9 @@ fn read_file(file: &Path) -> Result<Content, DumpError> {
         path: path.clone(),
         reason: error.to_string(),
     })?;
+    if text.trim().is_empty() {
+        return Err(DumpError::EmptyFile { path });
+    }
     let trimmed = text.trim_start();
     let stats_json = trimmed
         .strip_prefix('{')
@@ -211,14 +291,24 @@ fn read_file(file: &Path) -> Result<Content, DumpError> {
             .map(Content::Stats)
             .map_err(|source| DumpError::Stats { path, source });
     }
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        return config_dump::parse(&text)
-            .map(Content::Config)
+    let yaml = file
+        .extension()
+        .is_some_and(|extension| extension == "yaml" || extension == "yml");
+    if trimmed.starts_with('{') || trimmed.starts_with('[') || yaml {
+        return config_dump::parse_proxies(&text)
+            .map(Content::Configs)
             .map_err(|source| DumpError::ConfigDump { path, source });
     }
-    Stats::parse_text(&text)
-        .map(Content::Stats)
-        .map_err(|source| DumpError::Stats { path, source })
+    match Stats::parse_text(&text) {
+        Ok(stats) => Ok(Content::Stats(stats)),
+        // Not /stats text: a config_dump saved as YAML under another name, or neither.
+        Err(stats_error) => config_dump::parse_proxies(&text)
+            .map(Content::Configs)
+            .map_err(|_| DumpError::Stats {
+                path,
+                source: stats_error,
+            }),
+    }
 }
 
 /// Adds the resources of `other` (another capture of the same Envoy, e.g. istioctl's separate
@@ -233,6 +323,7 @@ fn merge(into: &mut EffectiveConfig, other: EffectiveConfig) {
     into.listeners.extend(other.listeners);
     into.route_configs.extend(other.route_configs);
     into.clusters.extend(other.clusters);
+    into.rejected.extend(other.rejected);
 }
 
 #[cfg(test)]
@@ -320,13 +411,89 @@ mod tests {
         let error = read_dumps(&[path.clone(), stats.clone(), other]).unwrap_err();
         assert!(matches!(error, DumpError::TwoStats { .. }), "{error}");
 
-        let error = read_dumps(std::slice::from_ref(&stats)).unwrap_err();
-        assert!(matches!(error, DumpError::StatsOnly { .. }), "{error}");
+        // /stats alone is read: its counters are judged, its configuration marked not read.
+        let readings = read_dumps(std::slice::from_ref(&stats)).unwrap();
+        assert_eq!(readings.len(), 1);
+        assert!(readings[0].config.is_none() && readings[0].stats.is_some());
+        assert!(readings[0].is_judgeable() && !readings[0].is_readable());
 
         let empty = tempfile::TempDir::new().unwrap();
         let error = read_dumps(&[empty.path().to_path_buf()]).unwrap_err();
         assert!(matches!(error, DumpError::Empty { .. }), "{error}");
         let error = read_dumps(&[dir.path().join("missing.json")]).unwrap_err();
         assert!(error.to_string().contains("missing.json"), "{error}");
+    }
+
+    #[test]
+    fn an_empty_file_says_so_in_one_line() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("gw.json");
+        std::fs::write(&path, "").unwrap();
+        let error = read_dumps(std::slice::from_ref(&path)).unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, DumpError::EmptyFile { .. }), "{text}");
+        assert!(text.contains("gw.json is empty"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+        std::fs::write(&path, "  \n\n").unwrap();
+        assert!(matches!(
+            read_dumps(std::slice::from_ref(&path)).unwrap_err(),
+            DumpError::EmptyFile { .. }
+        ));
+    }
+
+    #[test]
+    fn among_several_inputs_a_bad_one_is_a_gap_and_the_rest_is_read() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("gw.json", CLUSTERS);
+        write("vllm.json", "");
+        write("other.json", "<html>");
+        let readings = read_dumps(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(readings.len(), 3, "{readings:?}");
+        let readable: Vec<_> = readings.iter().filter(|r| r.is_readable()).collect();
+        assert_eq!(readable.len(), 1);
+        assert!(readable[0].source.contains("gw.json"));
+        let gaps: Vec<String> = readings
+            .iter()
+            .flat_map(|reading| reading.gaps.iter())
+            .map(|gap| format!("{}: {}", gap.what, gap.reason))
+            .collect();
+        assert!(
+            gaps.iter().any(|gap| gap.contains("vllm.json is empty")),
+            "{gaps:?}"
+        );
+        assert!(
+            gaps.iter().any(|gap| gap.contains("other.json")),
+            "{gaps:?}"
+        );
+        // Within one Envoy's files too: the config is read, the bad stats file is a gap.
+        write("gw.stats.txt", "not stats at all");
+        let readings =
+            read_dumps(&[dir.path().join("gw.json"), dir.path().join("gw.stats.txt")]).unwrap();
+        assert_eq!(readings.len(), 1);
+        assert!(readings[0].is_readable());
+        assert_eq!(readings[0].gaps.len(), 1, "{:?}", readings[0].gaps);
+    }
+
+    #[test]
+    fn yaml_and_egctl_captures_are_read_like_json() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("gw.yaml");
+        std::fs::write(
+            &path,
+            "default:\n  eg-1:\n    '@type': type.googleapis.com/envoy.admin.v3.ClustersConfigDump\n    dynamicActiveClusters:\n    - cluster:\n        name: httproute/default/vllm/rule/0\n        connectTimeout: 10s\n  eg-2:\n    '@type': type.googleapis.com/envoy.admin.v3.ClustersConfigDump\n    staticClusters:\n    - cluster: {name: x}\n",
+        )
+        .unwrap();
+        let readings = read_dumps(std::slice::from_ref(&path)).unwrap();
+        assert_eq!(readings.len(), 2, "{readings:?}");
+        assert!(
+            readings[0].source.contains("default/eg-1"),
+            "{}",
+            readings[0].source
+        );
+        let cluster = &readings[0].config.as_ref().unwrap().clusters[0];
+        assert_eq!(cluster.name, "httproute/default/vllm/rule/0");
+        assert_eq!(cluster.connect_timeout.value.text, "10s");
+        assert!(!cluster.connect_timeout.is_default());
     }
 }

@@ -351,7 +351,10 @@ impl Stats {
                         delimited: true,
                     });
                 }
-            } else if let Some(scope) = rest.strip_suffix(&marker) {
+            } else if let Some(scope) = rest
+                .strip_suffix(&marker)
+                .or_else(|| known_leaf(kind, rest))
+            {
                 found.insert(ScopeName {
                     kind,
                     name: scope.to_string(),
@@ -362,6 +365,7 @@ impl Stats {
         found.into_iter().collect()
     }
 
+    /// The cluster names of the stats, each once.
     pub fn cluster_names(&self) -> Vec<String> {
         self.scope_names(ScopeKind::Cluster)
     }
@@ -593,6 +597,35 @@ impl Stats {
         snapshot.missing.dedup();
         snapshot
     }
+}
+
+/// Leaves every scope of a kind has besides the marker, for a file cut down to a few lines
+/// (`grep pending`): the catalogue's counters and the totals.
+const TOTAL_LEAVES: [(ScopeKind, &str); 5] = [
+    (ScopeKind::Cluster, "upstream_rq_total"),
+    (ScopeKind::Cluster, "upstream_rq_pending_total"),
+    (ScopeKind::Cluster, "upstream_cx_total"),
+    (ScopeKind::Hcm, "downstream_cx_total"),
+    (ScopeKind::Listener, "downstream_cx_active"),
+];
+
+/// `rest` without a known leaf of `kind` at its end: the scope name.
+fn known_leaf(kind: ScopeKind, rest: &str) -> Option<&str> {
+    crate::evidence::envoy::counters::COUNTERS
+        .iter()
+        .filter(|spec| spec.scope == kind)
+        .map(|spec| spec.leaf)
+        .chain(
+            TOTAL_LEAVES
+                .iter()
+                .filter(|(scope, _)| *scope == kind)
+                .map(|(_, leaf)| *leaf),
+        )
+        .find_map(|leaf| {
+            rest.strip_suffix(leaf)
+                .and_then(|scope| scope.strip_suffix('.'))
+                .filter(|scope| !scope.is_empty())
+        })
 }
 
 #[cfg(test)]

@@ -37,8 +37,14 @@ impl Builder {
             (section.dynamic_warming_clusters, ResourceState::Warming),
         ];
         for (entries, state) in cluster_groups {
-            for cluster in entries.into_iter().filter_map(|entry| entry.cluster) {
-                self.add_cluster(cluster, state)?;
+            for entry in entries {
+                let active = entry.cluster.is_some();
+                if let Some(error) = entry.error_state {
+                    self.add_rejected(RejectedKind::Cluster, None, error, active);
+                }
+                if let Some(cluster) = entry.cluster {
+                    self.add_cluster(cluster, state)?;
+                }
             }
         }
         for listener in section
@@ -48,7 +54,11 @@ impl Builder {
         {
             self.add_listener(listener, ResourceState::Static)?;
         }
-        for entry in section.dynamic_listeners {
+        for mut entry in section.dynamic_listeners {
+            if let Some(error) = entry.error_state.take() {
+                let active = entry.active_state.is_some() || entry.warming_state.is_some();
+                self.add_rejected(RejectedKind::Listener, entry.name.clone(), error, active);
+            }
             self.add_dynamic_listener(
                 entry.active_state,
                 entry.warming_state,
@@ -60,8 +70,14 @@ impl Builder {
             (section.dynamic_route_configs, ResourceState::Active),
         ];
         for (entries, state) in route_config_groups {
-            for route_config in entries.into_iter().filter_map(|entry| entry.route_config) {
-                self.add_route_config(route_config, state)?;
+            for entry in entries {
+                let active = entry.route_config.is_some();
+                if let Some(error) = entry.error_state {
+                    self.add_rejected(RejectedKind::RouteConfig, None, error, active);
+                }
+                if let Some(route_config) = entry.route_config {
+                    self.add_route_config(route_config, state)?;
+                }
             }
         }
         for assignment in section
@@ -89,6 +105,10 @@ impl Builder {
         }
         if let Some(listener) = section.listener {
             self.add_listener(listener, ResourceState::Static)?;
+        }
+        if let Some(error) = section.error_state {
+            let active = section.active_state.is_some() || section.warming_state.is_some();
+            self.add_rejected(RejectedKind::Listener, section.name.clone(), error, active);
         }
         self.add_dynamic_listener(
             section.active_state,
@@ -142,10 +162,22 @@ impl Builder {
 
     fn add_bootstrap(&mut self, bootstrap: raw::Bootstrap) {
         if let Some(node) = bootstrap.node {
+            let envoy_version = node
+                .user_agent_build_version
+                .and_then(|build| build.version)
+                .and_then(|version| {
+                    Some(format!(
+                        "{}.{}.{}",
+                        version.major_number?,
+                        version.minor_number.unwrap_or(0),
+                        version.patch.unwrap_or(0)
+                    ))
+                });
             self.config.node = Some(NodeInfo {
                 id: node.id,
                 cluster: node.cluster,
                 istio_version: node.metadata.and_then(|metadata| metadata.istio_version),
+                envoy_version,
             });
         }
         let matcher = bootstrap
@@ -163,6 +195,92 @@ impl Builder {
                 })
             };
             self.config.stats_inclusion = patterns;
+        }
+    }
+
+    /// An `error_state`: the refused resource, named from the entry or its failed config.
+    /// Envoy also lists the failure of a whole update without a name; that is the same refusal
+    /// as a named one with the same text, and is kept only when no named one has it.
+    fn add_rejected(
+        &mut self,
+        kind: RejectedKind,
+        name: Option<String>,
+        error: raw::ErrorState,
+        previous_active: bool,
+    ) {
+        let failed = error.failed_configuration.as_ref();
+        let failed_name = failed
+            .and_then(|config| config.get("name"))
+            .and_then(|name| name.as_str())
+            .map(str::to_string);
+        let mut rejected = RejectedResource {
+            kind,
+            name: name.or(failed_name).unwrap_or_default(),
+            details: error.details.unwrap_or_default(),
+            last_update_attempt: error.last_update_attempt,
+            previous_active,
+            ..RejectedResource::default()
+        };
+        if kind == RejectedKind::Listener
+            && let Some(listener) = failed
+                .and_then(|config| serde_json::from_value::<raw::Listener>(config.clone()).ok())
+        {
+            rejected.address = listener.address.as_ref().and_then(describe_address);
+            for chain in listener
+                .filter_chains
+                .iter()
+                .chain(listener.default_filter_chain.iter())
+            {
+                for filter in &chain.filters {
+                    let Some(typed) = &filter.typed_config else {
+                        continue;
+                    };
+                    if let Some(prefix) = &typed.stat_prefix
+                        && !rejected.stat_prefixes.contains(prefix)
+                    {
+                        rejected.stat_prefixes.push(prefix.clone());
+                    }
+                    for http in &typed.http_filters {
+                        let kind = http
+                            .typed_config
+                            .as_ref()
+                            .and_then(|config| {
+                                config.typed_struct_type.clone().or(config.type_url.clone())
+                            })
+                            .unwrap_or_default();
+                        let script = kind.ends_with("lua.v3.Lua")
+                            || kind.ends_with("wasm.v3.Wasm")
+                            || http.name == "envoy.filters.http.lua"
+                            || http.name == "envoy.filters.http.wasm";
+                        if script && !rejected.script_filters.contains(&http.name) {
+                            rejected.script_filters.push(http.name.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let known = &mut self.config.rejected;
+        let same = |other: &RejectedResource| {
+            other.kind == kind
+                && other.details == rejected.details
+                && (other.name == rejected.name
+                    || other.name.is_empty()
+                    || rejected.name.is_empty())
+        };
+        match known.iter_mut().find(|other| same(other)) {
+            Some(other) => {
+                if other.name.is_empty() {
+                    other.name = rejected.name;
+                }
+                if other.last_update_attempt.is_none() {
+                    other.last_update_attempt = rejected.last_update_attempt;
+                }
+                if other.address.is_none() {
+                    other.address = rejected.address;
+                }
+                other.previous_active |= rejected.previous_active;
+            }
+            None => known.push(rejected),
         }
     }
 
@@ -338,6 +456,10 @@ impl Builder {
                     .unwrap_or(false),
             });
         let mut config = FilterChainConfig {
+            destination_port: chain
+                .filter_chain_match
+                .as_ref()
+                .and_then(|chain_match| chain_match.destination_port),
             matches: chain
                 .filter_chain_match
                 .as_ref()
@@ -639,9 +761,9 @@ fn http_filter_info(filter: raw::HttpFilter) -> HttpFilterInfo {
             })
         })
     } else if kind.ends_with("lua.v3.Lua") || name == "envoy.filters.http.lua" {
-        Some(Buffering::Lua)
+        (!lua_leaves_bodies_alone(&typed)).then_some(Buffering::Lua)
     } else if kind.ends_with("wasm.v3.Wasm") || name == "envoy.filters.http.wasm" {
-        Some(Buffering::Wasm)
+        (!istio_null_vm_plugin(&typed)).then_some(Buffering::Wasm)
     } else {
         None
     };
@@ -652,6 +774,44 @@ fn http_filter_info(filter: raw::HttpFilter) -> HttpFilterInfo {
         buffering,
         ext_proc,
     }
+}
+
+/// Istio's own plugins compiled into its proxy, run on the null VM: metadata exchange and
+/// stats (istio/istio `pilot/pkg/model/wasm.go` `ConstructVMConfig`, used for
+/// `envoy.wasm.metadata_exchange` until Istio 1.21). They read headers and metadata, never
+/// bodies.
+const ISTIO_NULL_VM_PLUGINS: [&str; 2] = ["envoy.wasm.metadata_exchange", "envoy.wasm.stats"];
+
+fn istio_null_vm_plugin(typed: &raw::HttpFilterConfig) -> bool {
+    let Some(vm) = typed
+        .config
+        .as_ref()
+        .and_then(|config| config.vm_config.as_ref())
+    else {
+        return false;
+    };
+    let code = vm
+        .code
+        .as_ref()
+        .and_then(|code| code.local.as_ref())
+        .and_then(|local| local.inline_string.as_deref())
+        .unwrap_or_default();
+    vm.runtime.as_deref() == Some("envoy.wasm.runtime.null")
+        && ISTIO_NULL_VM_PLUGINS.contains(&code)
+}
+
+/// A Lua script written inline that never asks for a body (`body()` buffers the whole of it;
+/// `bodyChunks()` streams it): it holds nothing. A script the dump does not show (a file, or
+/// per-route code) may.
+fn lua_leaves_bodies_alone(typed: &raw::HttpFilterConfig) -> bool {
+    let code = typed.inline_code.as_deref().or_else(|| {
+        typed
+            .default_source_code
+            .as_ref()
+            .filter(|source| source.filename.is_none())
+            .and_then(|source| source.inline_string.as_deref())
+    });
+    code.is_some_and(|code| !code.contains("body("))
 }
 
 fn upstream_tls(

@@ -37,6 +37,7 @@ pub struct Section {
     pub active_state: Option<ListenerEntry>,
     pub warming_state: Option<ListenerEntry>,
     pub draining_state: Option<ListenerEntry>,
+    pub error_state: Option<ErrorState>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +53,21 @@ pub struct Node {
     pub id: Option<String>,
     pub cluster: Option<String>,
     pub metadata: Option<NodeMetadata>,
+    pub user_agent_build_version: Option<BuildVersion>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct BuildVersion {
+    pub version: Option<SemanticVersion>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SemanticVersion {
+    pub major_number: Option<u64>,
+    pub minor_number: Option<u64>,
+    pub patch: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,12 +121,23 @@ pub struct Regex {
 #[serde(default)]
 pub struct ClusterEntry {
     pub cluster: Option<Cluster>,
+    pub error_state: Option<ErrorState>,
+}
+
+/// `admin.v3.UpdateFailureState`: the last update Envoy refused, and why.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ErrorState {
+    pub failed_configuration: Option<serde_json::Value>,
+    pub last_update_attempt: Option<String>,
+    pub details: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct DynamicListenerEntry {
     pub name: Option<String>,
+    pub error_state: Option<ErrorState>,
     pub active_state: Option<ListenerEntry>,
     pub warming_state: Option<ListenerEntry>,
     pub draining_state: Option<ListenerEntry>,
@@ -127,6 +154,7 @@ pub struct ListenerEntry {
 #[serde(default)]
 pub struct RouteConfigEntry {
     pub route_config: Option<RouteConfiguration>,
+    pub error_state: Option<ErrorState>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -425,6 +453,44 @@ pub struct HttpFilterConfig {
     pub message_timeout: Option<String>,
     /// `ext_proc.v3.ExternalProcessor.grpc_service`
     pub grpc_service: Option<GrpcService>,
+    /// `wasm.v3.Wasm.config`: the plugin and the VM it runs in.
+    pub config: Option<WasmPluginConfig>,
+    /// `lua.v3.Lua.inline_code` (deprecated) and `default_source_code`.
+    pub inline_code: Option<String>,
+    pub default_source_code: Option<DataSource>,
+}
+
+/// `config.core.v3.DataSource`: a script written inline, or in a file the dump does not hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DataSource {
+    pub inline_string: Option<String>,
+    pub filename: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WasmPluginConfig {
+    pub vm_config: Option<WasmVmConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WasmVmConfig {
+    pub runtime: Option<String>,
+    pub code: Option<WasmCode>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WasmCode {
+    pub local: Option<WasmLocal>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WasmLocal {
+    pub inline_string: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
