@@ -43,7 +43,7 @@ fn inputs() -> Vec<Input> {
         })
         .collect();
     inputs.sort_by(|a, b| a.name.cmp(&b.name));
-    assert_eq!(inputs.len(), 10, "the ten bundled examples");
+    assert_eq!(inputs.len(), 11, "the eleven bundled examples");
     inputs.push(Input {
         name: "cluster fixtures".into(),
         paths: vec![root().join("tests/fixtures/cluster")],

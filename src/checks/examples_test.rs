@@ -77,6 +77,35 @@ fn stream_timeout_example() {
 }
 
 #[test]
+fn envoy_gateway_timeout_example() {
+    assert_top(
+        "envoy-gateway",
+        CheckId::StreamTimeout,
+        Severity::Critical,
+    );
+    let findings = findings("envoy-gateway");
+    let top = findings
+        .iter()
+        .find(|finding| finding.severity == Severity::Critical)
+        .unwrap();
+    assert_eq!(
+        top.title,
+        "HTTPRoute llm-envoy-gateway/llama-3-8b cuts generations at 15s (route timeout); up to 300s expected"
+    );
+    assert!(
+        top.evidence[0]
+            .value
+            .contains("Envoy's default route timeout 15s"),
+        "{:?}",
+        top.evidence[0]
+    );
+    assert!(
+        top.fix.as_ref().unwrap().yaml.contains("request: 300s"),
+        "{top:#?}"
+    );
+}
+
+#[test]
 fn gateway_api_timeout_example() {
     assert_top(
         "gateway-api-timeout",
@@ -263,6 +292,7 @@ fn show() {
         "sidecar-overhead",
         "stream-timeout",
         "gateway-api-timeout",
+        "envoy-gateway",
         "inference-pool",
         "connection-pool",
         "buffer-limit",

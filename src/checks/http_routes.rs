@@ -101,6 +101,7 @@ fn route_finding(
     let mut cut: Option<(Duration, &'static str, usize)> = None;
     let mut shortest_per_try: Option<Duration> = None;
     let mut fixed = route.clone();
+    let istio = route_controller(target, route).0 == Controller::Istio;
     for (index, run) in reaching_rules(target, route) {
         let written = route.spec.rules.get(index);
         if written.is_some_and(|rule| !gateway_matches_admit(&rule.matches)) {
@@ -111,10 +112,12 @@ fn route_finding(
             .filter(|_| run.attempts.is_none_or(|(attempts, _)| attempts != 0));
         let deadlines = [
             run.route_timeout.map(|timeout| {
-                let how = if timeout.field == BACKEND_REQUEST_FIELD {
-                    "without retry, Istio writes backendRequest as the route timeout"
-                } else {
-                    "Istio writes it as the route timeout"
+                let how = match (istio, timeout.field == BACKEND_REQUEST_FIELD) {
+                    (true, true) => {
+                        "without retry, Istio writes backendRequest as the route timeout"
+                    }
+                    (true, false) => "Istio writes it as the route timeout",
+                    (false, _) => "the gateway's controller runs it as the route timeout",
                 };
                 (
                     timeout,
@@ -127,7 +130,11 @@ fn route_finding(
                 (
                     timeout,
                     "per-try timeout",
-                    "with retry, Istio writes backendRequest as the per-try timeout",
+                    if istio {
+                        "with retry, Istio writes backendRequest as the per-try timeout"
+                    } else {
+                        "backendRequest bounds each attempt"
+                    },
                     "",
                 )
             }),
