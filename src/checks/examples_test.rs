@@ -78,11 +78,7 @@ fn stream_timeout_example() {
 
 #[test]
 fn envoy_gateway_timeout_example() {
-    assert_top(
-        "envoy-gateway",
-        CheckId::StreamTimeout,
-        Severity::Critical,
-    );
+    assert_top("envoy-gateway", CheckId::StreamTimeout, Severity::Critical);
     let findings = findings("envoy-gateway");
     let top = findings
         .iter()
