@@ -19,11 +19,13 @@ use std::time::Duration;
 pub const TRANSLATION: &str =
     "Istio's convertHTTPRoute (pilot/pkg/config/kube/gateway/conversion.go)";
 
-/// The rules of `route` that send to the target, with their index and Istio's translation.
+/// The rules of `route` that send to the target, with their index and their translation by
+/// the route's controller.
 pub fn reaching_rules<'a>(
     target: &TargetEvidence,
     route: &'a KubeHttpRoute,
 ) -> Vec<(usize, IstioRule<'a>)> {
+    let (controller, _) = route_controller(target, route);
     route
         .spec
         .rules
@@ -37,12 +39,7 @@ pub fn reaching_rules<'a>(
                 &target.mesh.inference_pools,
             )
         })
-        .map(|(index, rule)| {
-            (
-                index,
-                controller_rule(&route_controller(target, route).0, rule),
-            )
-        })
+        .map(|(index, rule)| (index, controller_rule(&controller, rule)))
         .collect()
 }
 
@@ -101,7 +98,8 @@ fn route_finding(
     let mut cut: Option<(Duration, &'static str, usize)> = None;
     let mut shortest_per_try: Option<Duration> = None;
     let mut fixed = route.clone();
-    let istio = route_controller(target, route).0 == Controller::Istio;
+    let controller = route_controller(target, route);
+    let istio = controller.0 == Controller::Istio;
     for (index, run) in reaching_rules(target, route) {
         let written = route.spec.rules.get(index);
         if written.is_some_and(|rule| !gateway_matches_admit(&rule.matches)) {
@@ -201,7 +199,6 @@ fn route_finding(
     for line in lines {
         finding = finding.evidence(line);
     }
-    let controller = route_controller(target, route);
     finding = finding.assume(translation_words(&controller));
     if controller.0 == Controller::Gke {
         return Some(gke_fix(target, finding, expected));

@@ -23,11 +23,13 @@
 
 use super::fixes::{IstioKind, istio_label, istio_manifest, istio_ref};
 use super::proxy;
-use super::target::{inference_path, run_route_reaches, service_ports, upstream_clusters};
+use super::target::{
+    carries_generation, inference_path, run_route_reaches, service_ports, upstream_clusters,
+};
 use super::{Basis, CheckId, EvidenceLine, Finding, Settings, Severity};
-use crate::evidence::generation::{describe_matches, istio_matches_admit};
+use crate::evidence::generation::describe_matches;
 use crate::evidence::objects::{DestinationRule, EnvoyFilter, VirtualService};
-use crate::evidence::resolve::delegation::{self, RouteAt, RunRoute};
+use crate::evidence::resolve::delegation::{self, RouteAt};
 use crate::evidence::resolve::patches::{fields, on_inference_path, set_at, value_path};
 use crate::evidence::resolve::policy::{effective_policy, pool_limits};
 use crate::evidence::{ObjectRef, TargetEvidence};
@@ -248,15 +250,6 @@ fn holder_label(root: &VirtualService, holder: &VirtualService) -> String {
             istio_label(IstioKind::VirtualService, root)
         )
     }
-}
-
-/// Whether a route as Istio runs it admits generation requests (its root's and its delegate's
-/// matches both do).
-fn carries_generation(run: &RunRoute) -> bool {
-    istio_matches_admit(&run.root.route.matches)
-        && run
-            .delegated
-            .is_none_or(|delegated| istio_matches_admit(&delegated.route.matches))
 }
 
 /// Info on each route of the target's VirtualServices that carries no generation and has a

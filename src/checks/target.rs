@@ -1,6 +1,7 @@
 //! Facts about a target that several checks read: its containers and where they sit in the
 //! workload's manifest, the service ports that reach vLLM, and the routes that reach it.
 
+use crate::evidence::generation::istio_matches_admit;
 use crate::evidence::objects::{DestinationRule, HttpRoute, VirtualService};
 use crate::evidence::resolve::delegation::{self, RunRoute};
 use crate::evidence::resolve::patches::InferencePath;
@@ -182,6 +183,15 @@ fn destinations_reach(
             .iter()
             .any(|service| host_matches(&destination.destination.host, namespace, service))
     })
+}
+
+/// Whether a route as Istio runs it admits generation requests: its root's matches and, when
+/// delegated, its delegate's (`evidence::generation`).
+pub fn carries_generation(run: &RunRoute) -> bool {
+    istio_matches_admit(&run.root.route.matches)
+        && run
+            .delegated
+            .is_none_or(|delegated| istio_matches_admit(&delegated.route.matches))
 }
 
 /// Whether the VirtualService applies to callers inside the mesh (no `gateways`, or `mesh`).

@@ -7,9 +7,8 @@
 //! `maxConnections + http1MaxPendingRequests` (capped by `http2MaxRequests`) is what a pool admits.
 
 use crate::checks::fixes::{IstioKind, istio_ref};
-use crate::checks::target::{run_route_reaches, upstream_clusters};
+use crate::checks::target::{carries_generation, run_route_reaches, upstream_clusters};
 use crate::evidence::TargetEvidence;
-use crate::evidence::generation::istio_matches_admit;
 use crate::evidence::limits::{AppliesTo, Limit, LimitBasis, LimitKind, LimitValue};
 use crate::evidence::objects::ConnectionPool;
 use crate::evidence::resolve::delegation;
@@ -38,10 +37,7 @@ fn route_deadlines(target: &TargetEvidence) -> Vec<Limit> {
                 let value = retries.per_try_timeout.as_deref()?;
                 Some((at, "retries/perTryTimeout", value, LimitKind::PerTryTimeout))
             });
-        let generation = istio_matches_admit(&run.root.route.matches)
-            && run
-                .delegated
-                .is_none_or(|delegated| istio_matches_admit(&delegated.route.matches));
+        let generation = carries_generation(run);
         for (at, field, text, kind) in timeout.into_iter().chain(per_try) {
             let Ok(value) = duration::parse(text) else {
                 continue;

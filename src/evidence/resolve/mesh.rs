@@ -4,6 +4,7 @@
 
 use crate::evidence::ambient::AmbientContext;
 use crate::evidence::inventory::Inventory;
+use crate::evidence::objects::SelectorPolicySpec;
 use crate::evidence::objects::{
     DestinationRule, EnvoyFilter, Gateway, IstioObject, VirtualService, WorkloadSelector,
 };
@@ -81,26 +82,10 @@ pub fn resolve(inventory: &Inventory, workload: &Workload) -> Resolution {
         // Istio applies the most specific one: mesh, then namespace, then workload (last wins).
         [2, 1, 0],
     );
-    let authorization_policies = scoped(
-        &inventory.authorization_policies,
-        namespace,
-        &workload.pod_labels,
-        |policy| policy.selector.as_ref(),
-        [0, 1, 2],
-    )
-    .into_iter()
-    .filter(|policy| policy.spec.target_refs.is_empty())
-    .collect();
-    let request_authentications = scoped(
-        &inventory.request_authentications,
-        namespace,
-        &workload.pod_labels,
-        |policy| policy.selector.as_ref(),
-        [0, 1, 2],
-    )
-    .into_iter()
-    .filter(|policy| policy.spec.target_refs.is_empty())
-    .collect();
+    let authorization_policies =
+        enforced_by_sidecar(&inventory.authorization_policies, namespace, workload);
+    let request_authentications =
+        enforced_by_sidecar(&inventory.request_authentications, namespace, workload);
     let autoscaler = inventory
         .autoscalers
         .iter()
@@ -517,6 +502,26 @@ enum Scope {
 /// The objects of one kind (PeerAuthentication, Sidecar) that reach the workload's pods, ordered
 /// by `rank[scope]` and then by name: those of its namespace that select its pods, those of its
 /// namespace without a selector, those of the root namespace without a selector.
+/// The security policies that select the workload's pods (by selector, or without one in its
+/// namespace or the root namespace) and bind no `targetRefs` (a gateway or waypoint): those the
+/// pods' own sidecar enforces.
+fn enforced_by_sidecar(
+    policies: &[IstioObject<SelectorPolicySpec>],
+    namespace: &str,
+    workload: &Workload,
+) -> Vec<IstioObject<SelectorPolicySpec>> {
+    scoped(
+        policies,
+        namespace,
+        &workload.pod_labels,
+        |policy| policy.selector.as_ref(),
+        [0, 1, 2],
+    )
+    .into_iter()
+    .filter(|policy| policy.spec.target_refs.is_empty())
+    .collect()
+}
+
 fn scoped<Spec: Clone>(
     objects: &[IstioObject<Spec>],
     namespace: &str,
